@@ -1,0 +1,139 @@
+"""Cooperative cancellation: :class:`AbortController`, :class:`AbortSignal` and :func:`sleep`.
+
+A run checks its signal before each phase, between retry attempts, between nodes and
+between batch items. Node code that waits for a long time should use :func:`sleep` or
+``await signal.wait()`` so an abort interrupts it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from .errors import AbortError
+
+__all__ = ["AbortController", "AbortSignal", "sleep"]
+
+AbortListener = Callable[[Any], object]
+
+
+class AbortSignal:
+    """Tells whether a run was aborted, and why; observed by nodes and executors.
+
+    Create one through :class:`AbortController`; it is aborted once and stays aborted.
+    All methods must be called from the event loop's thread.
+    """
+
+    __slots__ = ("_aborted", "_listeners", "_reason", "_waiters")
+
+    def __init__(self) -> None:
+        self._aborted = False
+        self._reason: Any = None
+        self._listeners: list[AbortListener] = []
+        self._waiters: list[asyncio.Future[Any]] = []
+
+    @property
+    def aborted(self) -> bool:
+        """``True`` once the controller's ``abort()`` has been called."""
+        return self._aborted
+
+    @property
+    def reason(self) -> Any:
+        """The value given to ``abort(reason)``; an :class:`AbortError` when none was given."""
+        return self._reason
+
+    def add_listener(self, listener: AbortListener) -> None:
+        """Call ``listener(reason)`` when the signal aborts (at once if it already has)."""
+        if self._aborted:
+            listener(self._reason)
+        else:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: AbortListener) -> None:
+        """Stop calling ``listener``; a listener that was never added is ignored."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    async def wait(self) -> Any:
+        """Wait until the signal aborts; returns the reason."""
+        if self._aborted:
+            return self._reason
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            return await future
+        finally:
+            if future in self._waiters:
+                self._waiters.remove(future)
+
+    def throw_if_aborted(self) -> None:
+        """Raise :class:`AbortError` if the signal has aborted."""
+        if self._aborted:
+            raise self.error()
+
+    def error(self) -> AbortError:
+        """A fresh :class:`AbortError` describing this abort (carrying ``reason``)."""
+        reason = self._reason
+        message = str(reason) if isinstance(reason, AbortError) else f"The workflow was aborted: {reason!r}"
+        return AbortError(message, reason=reason)
+
+    def _abort(self, reason: Any) -> None:
+        if self._aborted:
+            return
+        self._aborted = True
+        self._reason = AbortError("The workflow was aborted.") if reason is None else reason
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener(self._reason)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(self._reason)
+
+
+class AbortController:
+    """Owns an :class:`AbortSignal` and aborts it.
+
+    Example::
+
+        controller = AbortController()
+        task = asyncio.create_task(flow.run(ctx, controller=controller))
+        controller.abort("user pressed stop")
+    """
+
+    __slots__ = ("signal",)
+
+    def __init__(self) -> None:
+        self.signal = AbortSignal()
+
+    def abort(self, reason: Any = None) -> None:
+        """Abort the signal; later calls do nothing."""
+        self.signal._abort(reason)
+
+
+NEVER_ABORTED = AbortSignal()
+"""A shared signal that is never aborted, used when a run was given none."""
+
+
+async def sleep(seconds: float, signal: AbortSignal | None = None) -> None:
+    """Sleep ``seconds``, raising :class:`AbortError` as soon as ``signal`` aborts."""
+    if signal is None or signal is NEVER_ABORTED:
+        await asyncio.sleep(seconds)
+        return
+    signal.throw_if_aborted()
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def wake(_reason: Any = None) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    handle = loop.call_later(seconds, wake)
+    signal.add_listener(wake)
+    try:
+        await future
+    finally:
+        handle.cancel()
+        signal.remove_listener(wake)
+    signal.throw_if_aborted()

@@ -1,0 +1,143 @@
+"""The nodes behind ``Node.map/filter/tap/to_context/with_lens``.
+
+Each wraps a source node: it keeps the source's params, id, retry options and
+``exec_fallback``, and never stores per-run state on itself, so one derived node may run
+in several branches at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from .actions import DEFAULT_ACTION, FILTER_FAILED
+from .context import ContextLens
+from .node import Node, NodeArgs
+
+__all__ = ["DerivedNode", "FilteredNode", "LensNode", "MappedNode", "TappedNode", "ToContextNode"]
+
+
+async def _resolve(value: Any) -> Any:
+    return (await value) if inspect.isawaitable(value) else value
+
+
+class DerivedNode(Node[Any, Any, Any]):
+    """A node that delegates its lifecycle to ``source`` and changes one part of it."""
+
+    def __init__(self, source: Node[Any, Any, Any]) -> None:
+        if not isinstance(source, Node):
+            raise TypeError(f"{type(self).__name__} needs a Node to wrap, got {type(source).__name__}")
+        super().__init__(source.max_retries, source.wait, source.timeout)
+        self.source = source
+        self.id = source.id
+        self.params = dict(source.params)
+        self.graph_data = source.graph_data
+
+    @property
+    def name(self) -> str:
+        """The wrapped node's name."""
+        return self.source.name
+
+    async def prep(self, args: NodeArgs[Any, Any]) -> Any:
+        return await _resolve(self.source.prep(args))
+
+    async def exec(self, args: NodeArgs[Any, Any]) -> Any:
+        return await _resolve(self.source.exec(args))
+
+    async def post(self, args: NodeArgs[Any, Any]) -> Any:
+        return await _resolve(self.source.post(args))
+
+    async def exec_fallback(self, args: NodeArgs[Any, Any]) -> Any:
+        return await _resolve(self.source.exec_fallback(args))
+
+
+class MappedNode(DerivedNode):
+    """``source.map(fn)``: ``exec`` returns ``fn(source result)``; ``post`` returns the default action."""
+
+    def __init__(self, source: Node[Any, Any, Any], fn: Callable[[Any], Any]) -> None:
+        super().__init__(source)
+        self.fn = fn
+
+    async def exec(self, args: NodeArgs[Any, Any]) -> Any:
+        return await _resolve(self.fn(await _resolve(self.source.exec(args))))
+
+    async def exec_fallback(self, args: NodeArgs[Any, Any]) -> Any:
+        return await _resolve(self.fn(await _resolve(self.source.exec_fallback(args))))
+
+    async def post(self, args: NodeArgs[Any, Any]) -> Any:
+        return DEFAULT_ACTION
+
+
+class _Verdict:
+    __slots__ = ("passed", "value")
+
+    def __init__(self, value: Any, passed: bool) -> None:
+        self.value = value
+        self.passed = passed
+
+
+class FilteredNode(DerivedNode):
+    """``source.filter(predicate)``: ``DEFAULT_ACTION`` if the result passes, else ``FILTER_FAILED``.
+
+    The verdict travels with the result of each call, so concurrent runs don't mix them.
+    """
+
+    def __init__(self, source: Node[Any, Any, Any], predicate: Callable[[Any], Any]) -> None:
+        super().__init__(source)
+        self.predicate = predicate
+
+    async def _judge(self, args: NodeArgs[Any, Any], value: Any) -> _Verdict:
+        passed = bool(await _resolve(self.predicate(value)))
+        if not passed:
+            args.logger.debug(f"[filter] predicate rejected the result of {self.name}")
+        return _Verdict(value, passed)
+
+    async def exec(self, args: NodeArgs[Any, Any]) -> Any:
+        return await self._judge(args, await _resolve(self.source.exec(args)))
+
+    async def exec_fallback(self, args: NodeArgs[Any, Any]) -> Any:
+        return await self._judge(args, await _resolve(self.source.exec_fallback(args)))
+
+    async def post(self, args: NodeArgs[Any, Any]) -> Any:
+        verdict: _Verdict = args.exec_res
+        args.exec_res = verdict.value
+        return DEFAULT_ACTION if verdict.passed else FILTER_FAILED
+
+
+class TappedNode(DerivedNode):
+    """``source.tap(fn)``: calls ``fn(result)`` for its side effect; the result passes through."""
+
+    def __init__(self, source: Node[Any, Any, Any], fn: Callable[[Any], Any]) -> None:
+        super().__init__(source)
+        self.fn = fn
+
+    async def exec(self, args: NodeArgs[Any, Any]) -> Any:
+        result = await _resolve(self.source.exec(args))
+        await _resolve(self.fn(result))
+        return result
+
+
+class ToContextNode(DerivedNode):
+    """``source.to_context(key)``: stores the ``exec`` result under ``key``; default action."""
+
+    def __init__(self, source: Node[Any, Any, Any], key: str) -> None:
+        super().__init__(source)
+        self.key = key
+
+    async def post(self, args: NodeArgs[Any, Any]) -> Any:
+        await args.ctx.set(self.key, args.exec_res)
+        return DEFAULT_ACTION
+
+
+class LensNode(DerivedNode):
+    """``source.with_lens(lens, value)``: sets the lens before the source's ``prep``."""
+
+    def __init__(self, source: Node[Any, Any, Any], lens: ContextLens[Any], value: Any) -> None:
+        super().__init__(source)
+        self.lens = lens
+        self.value = value
+
+    async def prep(self, args: NodeArgs[Any, Any]) -> Any:
+        await self.lens.set(self.value)(args.ctx)
+        return await _resolve(self.source.prep(args))

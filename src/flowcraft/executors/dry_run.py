@@ -1,0 +1,31 @@
+"""An executor that walks a flow's path without doing the work: ``prep`` and ``post``
+run, ``exec`` never does (sub-flows and parallel blocks are walked too)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..node import NodeArgs
+from .in_memory import InMemoryExecutor
+
+__all__ = ["DryRunExecutor"]
+
+
+class DryRunExecutor(InMemoryExecutor):
+    """Logs each node it visits and the action it returned; skips every node's ``exec``.
+
+    Flows (and parallel/batch blocks) still run their ``exec``, which walks their inner
+    graph — so the whole path is visited. ``post`` sees ``exec_res=None``.
+    """
+
+    async def run_node(self, args: NodeArgs[Any, Any]) -> Any:
+        """Run ``prep`` and ``post`` (the full lifecycle for flows) and log the visit."""
+        from ..flow import Flow
+
+        node = args.node
+        assert node is not None
+        label = args.name if node.id is None else f"{node.id} ({args.name})"
+        args.logger.info(f"[DryRunExecutor] --> visiting {label}")
+        action = await node.run_lifecycle(args, skip_exec=not isinstance(node, Flow))
+        args.logger.info(f"[DryRunExecutor] <-- {label} returned {action!r}")
+        return action

@@ -1,0 +1,220 @@
+"""The default executor: runs a flow's graph in this process, on the running event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..actions import DEFAULT_ACTION
+from ..context import Context, TypedContext
+from ..middleware import Middleware, NextFn, compose_middleware
+from ..node import AbstractNode, NodeArgs
+from .base import RunOptions, WalkScope, first_successor, resolve_options
+from .joins import PARKED, Activation, JoinGate
+
+if TYPE_CHECKING:
+    from ..flow import Flow
+
+__all__ = ["BatchOutcome", "InMemoryExecutor", "engine_for"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What one batch item ended with: its ``action``, or the ``error`` it failed with."""
+
+    index: int
+    params: Mapping[str, Any]
+    action: Any = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when the item succeeded."""
+        return self.error is None
+
+
+class InMemoryExecutor:
+    """Runs flows in this process. Stateless: one instance can run many flows at once.
+
+    Subclass and override :meth:`run_node` to observe or change how each node runs.
+    """
+
+    async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
+        """Run ``flow`` and return its final action (raises ``AbortError`` if aborted)."""
+        from ..flow import Flow
+
+        if not isinstance(flow, Flow):
+            raise TypeError(f"{type(self).__name__}.run() expects a Flow, got {type(flow).__name__}: {flow!r}")
+        ctx = context if context is not None else TypedContext()
+        params, signal, logger = resolve_options(flow, options)
+        scope = WalkScope(ctx, params, signal, logger, self)
+        args: NodeArgs[Any, Any] = NodeArgs(
+            ctx, params, signal, logger, name=flow.name, executor=self, node=flow, scope=scope
+        )
+        action = await self.run_node(args)
+        signal.throw_if_aborted()
+        return action
+
+    async def run_node(self, args: NodeArgs[Any, Any]) -> Any:
+        """Run one node's lifecycle (the innermost step of the middleware chain)."""
+        node = args.node
+        assert node is not None
+        return await node.run_lifecycle(args)
+
+    def get_next_node(self, curr: AbstractNode, action: Any) -> AbstractNode | None:
+        """The first successor of ``curr`` registered for ``action``."""
+        return first_successor(curr, action)
+
+    async def walk(self, node: AbstractNode | None, scope: WalkScope) -> Any:
+        """Run from ``node`` along the returned actions until no successor is left.
+
+        Returns the last action, or ``PARKED`` when the walk stopped at a waiting join.
+        """
+        chain, gate, signal, ctx, logger = scope.chain, scope.gate, scope.signal, scope.ctx, scope.logger
+        action: Any = None
+        while node is not None:
+            if signal._aborted:
+                raise signal.error()
+            own = node.params
+            args: NodeArgs[Any, Any] = NodeArgs(
+                ctx, {**scope.params, **own} if own else scope.params, signal, logger,
+                None, None, None, type(node).__name__, self, node, scope,
+            )  # fmt: skip
+            action = await (node.run_lifecycle(args) if chain is None else chain(args))
+            if action is None:
+                action = DEFAULT_ACTION
+            successor = self.get_next_node(node, action)
+            if gate is not None and successor is not None and not gate.arrive(successor, node):
+                return PARKED
+            node = successor
+        return action
+
+    # ---- scopes -------------------------------------------------------------------------
+
+    def chain_for(self, middleware: Sequence[Middleware]) -> NextFn | None:
+        """The composed middleware chain for a scope (``None``: call nodes directly)."""
+        if not middleware and type(self).run_node is InMemoryExecutor.run_node:
+            return None
+        return compose_middleware(middleware, self.run_node)
+
+    def _scope_of(self, args: NodeArgs[Any, Any]) -> WalkScope:
+        scope = args.scope
+        if isinstance(scope, WalkScope) and scope.executor is self:
+            return scope
+        return WalkScope(args.ctx, args.params, args.signal, args.logger, self, chain=self.chain_for(()))
+
+    def _block_scope(self, block: Flow, args: NodeArgs[Any, Any], **changes: Any) -> WalkScope:
+        """The scope of a parallel or batch block: its parent's, plus its own middleware."""
+        parent = self._scope_of(args)
+        if block.middleware:
+            middleware = parent.middleware + tuple(block.middleware)
+            changes.update(middleware=middleware, chain=self.chain_for(middleware))
+        if args.params is not parent.params:
+            changes["params"] = args.params
+        return dataclasses.replace(parent, **changes) if changes else parent
+
+    async def run_subflow(self, flow: Flow, args: NodeArgs[Any, Any]) -> Any:
+        """Walk ``flow``'s graph as one node of an outer walk; returns its last action."""
+        parent = args.scope if isinstance(args.scope, WalkScope) else None
+        inherited = parent.inherited if parent is not None else ()
+        middleware = inherited + tuple(flow.middleware)
+        scope = WalkScope(
+            args.ctx, args.params, args.signal, args.logger, self,
+            middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware),
+        )  # fmt: skip
+        action = await self.walk(flow.start_node, scope)
+        return DEFAULT_ACTION if action is PARKED else action
+
+    async def run_parallel(
+        self, block: Flow, branches: Sequence[AbstractNode], args: NodeArgs[Any, Any], limit: int | None = None
+    ) -> list[Any]:
+        """Walk ``branches`` concurrently with fan-in; the final actions of the walks that ended."""
+        parent = self._scope_of(args)
+        nested = parent.gate is not None
+        gate = parent.gate if parent.gate is not None else JoinGate(block)
+        scope = self._block_scope(block, args, gate=gate)
+        return await Activation(self, scope, gate, limit, nested).run(block, branches)
+
+    async def run_batch(
+        self,
+        block: Flow,
+        node: AbstractNode,
+        items: Sequence[Mapping[str, Any]],
+        args: NodeArgs[Any, Any],
+        *,
+        concurrent: bool,
+        limit: int | None = None,
+    ) -> list[BatchOutcome]:
+        """Run ``node``'s lifecycle once per item of params.
+
+        Sequentially, the first failure is raised; concurrently, every item runs and each
+        failure is logged and reported in its :class:`BatchOutcome`.
+        """
+        scope = self._block_scope(block, args, gate=None)
+        base = {**args.params, **node.params} if node.params else args.params
+        chain, signal = scope.chain, scope.signal
+        name = type(node).__name__
+
+        async def run_item(index: int, item: Mapping[str, Any]) -> BatchOutcome:
+            if signal._aborted:
+                raise signal.error()
+            params = {**base, **item} if item else base
+            item_args: NodeArgs[Any, Any] = NodeArgs(
+                scope.ctx, params, signal, scope.logger, None, None, None, name, self, node, scope
+            )
+            action = await (node.run_lifecycle(item_args) if chain is None else chain(item_args))
+            return BatchOutcome(index, item, DEFAULT_ACTION if action is None else action)
+
+        if not concurrent:
+            return [await run_item(index, item) for index, item in enumerate(items)]
+        return await _gather_outcomes(run_item, items, limit, scope)
+
+
+async def _gather_outcomes(
+    run_item: Any, items: Sequence[Mapping[str, Any]], limit: int | None, scope: WalkScope
+) -> list[BatchOutcome]:
+    from ..errors import AbortError, FatalWorkflowError
+
+    semaphore = asyncio.Semaphore(limit) if limit is not None else None
+
+    async def guarded(index: int, item: Mapping[str, Any]) -> BatchOutcome:
+        try:
+            if semaphore is None:
+                outcome: BatchOutcome = await run_item(index, item)
+                return outcome
+            async with semaphore:
+                outcome = await run_item(index, item)
+                return outcome
+        except (AbortError, FatalWorkflowError):
+            raise
+        except Exception as error:
+            scope.logger.error(
+                f"Parallel batch item {index} failed: {type(error).__name__}: {error}", item=index, error=error
+            )
+            return BatchOutcome(index, item, None, error)
+
+    tasks = [asyncio.ensure_future(guarded(index, item)) for index, item in enumerate(items)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        raise
+
+
+_DEFAULT_ENGINE = InMemoryExecutor()
+
+
+def engine_for(args: NodeArgs[Any, Any]) -> InMemoryExecutor:
+    """The executor that walks nested flows and blocks for ``args``.
+
+    ``args.executor`` when it is an :class:`InMemoryExecutor` (or subclass), else a shared
+    default one — so a custom executor that only implements the protocol still runs
+    sub-flows and parallel blocks correctly.
+    """
+    executor = args.executor
+    return executor if isinstance(executor, InMemoryExecutor) else _DEFAULT_ENGINE

@@ -1,0 +1,193 @@
+"""Fan-in for in-memory parallel blocks.
+
+When a parallel block runs, its branches walk on concurrently. A node that more than
+one branch can reach (a *join*) runs once: each arriving branch stops there, and the
+last expected arrival carries on with the join. The expected number is the count of
+the join's distinct predecessors reachable from the outermost block of the walk — the
+same predecessor counting the distributed executor does with Redis sets.
+
+A predecessor may never arrive (it took another action, or it ended the run). So when
+no branch of the walk is running any more and joins still wait, the gate releases the
+waiting joins that no other waiting join leads to: all branches that *could* arrive
+have arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..topology import graph_version, iter_reachable, predecessor_counts
+
+if TYPE_CHECKING:
+    from ..node import AbstractNode
+    from .base import WalkScope
+    from .in_memory import InMemoryExecutor
+
+__all__ = ["PARKED", "Activation", "JoinGate"]
+
+
+class _Parked:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PARKED"
+
+
+PARKED: Any = _Parked()
+"""What a branch walk returns when it stopped at a join that is still waiting."""
+
+_COUNTS_CACHE_ATTR = "_flowcraft_join_counts"
+
+
+def _join_counts(block: AbstractNode) -> dict[AbstractNode, int]:
+    cached = getattr(block, _COUNTS_CACHE_ATTR, None)
+    version = graph_version()
+    if cached is not None and cached[0] == version:
+        counts: dict[AbstractNode, int] = cached[1]
+        return counts
+    counts = predecessor_counts(block)
+    object.__setattr__(block, _COUNTS_CACHE_ATTR, (version, counts))
+    return counts
+
+
+class JoinGate:
+    """Fan-in bookkeeping shared by every branch of one outermost parallel activation."""
+
+    __slots__ = ("active", "arrivals", "expected", "root")
+
+    def __init__(self, block: AbstractNode) -> None:
+        self.expected = _join_counts(block)
+        self.arrivals: dict[AbstractNode, set[int]] = {}
+        self.active = 0
+        self.root: Activation | None = None
+
+    def arrive(self, node: AbstractNode, source: AbstractNode) -> bool:
+        """Record that ``source`` handed control to ``node``; ``True`` if the caller goes on with it."""
+        expected = self.expected.get(node)
+        if expected is None:
+            return True
+        arrived = self.arrivals.get(node)
+        if arrived is None:
+            arrived = self.arrivals[node] = set()
+        arrived.add(id(source))
+        if len(arrived) >= expected:
+            del self.arrivals[node]
+            return True
+        return False
+
+    def release_stalled(self) -> list[AbstractNode]:
+        """Joins to run now that nothing else is running (those no other waiting join leads to)."""
+        waiting = list(self.arrivals)
+        ready = [node for node in waiting if not _leads_to(_others(waiting, node), node)] or waiting
+        for node in ready:
+            del self.arrivals[node]
+        return ready
+
+
+def _others(nodes: Sequence[AbstractNode], node: AbstractNode) -> list[AbstractNode]:
+    return [other for other in nodes if other is not node]
+
+
+def _leads_to(sources: Iterable[AbstractNode], target: AbstractNode) -> bool:
+    return any(node is target for node in iter_reachable(sources))
+
+
+class Activation:
+    """One run of a parallel block: starts its branches, waits for them, fails fast."""
+
+    __slots__ = ("done", "executor", "gate", "limit", "live", "nested", "pending", "results", "scope", "tasks")
+
+    def __init__(
+        self,
+        executor: InMemoryExecutor,
+        scope: WalkScope,
+        gate: JoinGate,
+        limit: int | None,
+        nested: bool,
+    ) -> None:
+        self.executor = executor
+        self.scope = scope
+        self.gate = gate
+        self.pending: deque[AbstractNode] = deque()
+        self.limit = limit
+        self.live = 0
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.results: list[Any] = []
+        self.done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.nested = nested
+
+    async def run(self, block: AbstractNode, branches: Sequence[AbstractNode]) -> list[Any]:
+        """Run ``branches`` (entered from ``block``) to completion; the walks' final actions."""
+        gate = self.gate
+        if self.nested:
+            gate.active -= 1
+        else:
+            gate.root = self
+        for branch in branches:
+            if gate.arrive(branch, block):
+                self.pending.append(branch)
+        self._fill()
+        self._settle()
+        try:
+            return await self.done
+        except BaseException:
+            await self._cancel_all()
+            raise
+
+    def spawn(self, node: AbstractNode) -> None:
+        """Start walking from ``node`` as one more branch of this activation."""
+        self.live += 1
+        self.gate.active += 1
+        task = asyncio.ensure_future(self.executor.walk(node, self.scope))
+        self.tasks.add(task)
+        task.add_done_callback(self._on_done)
+
+    def _fill(self) -> None:
+        pending, limit = self.pending, self.limit
+        while pending and (limit is None or self.live < limit):
+            self.spawn(pending.popleft())
+
+    def _on_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        self.live -= 1
+        self.gate.active -= 1
+        if self.done.done():
+            return
+        if task.cancelled():
+            self.done.cancel()
+            return
+        error = task.exception()
+        if error is not None:
+            self.done.set_exception(error)
+            for other in self.tasks:
+                other.cancel()
+            return
+        action = task.result()
+        if action is not PARKED:
+            self.results.append(action)
+        self._fill()
+        self._settle()
+
+    def _settle(self) -> None:
+        gate = self.gate
+        finishing = self.live == 0 and not self.pending
+        if gate.active == 0 and gate.arrivals and not (self.nested and finishing):
+            root = gate.root
+            assert root is not None
+            for node in gate.release_stalled():
+                root.spawn(node)
+            finishing = self.live == 0 and not self.pending
+        if finishing and not self.done.done():
+            if self.nested:
+                gate.active += 1
+            self.done.set_result(self.results)
+
+    async def _cancel_all(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)

@@ -1,0 +1,134 @@
+"""Flows: a node that owns a graph (a start node and its successors) and middleware."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+from .abort import AbortController, AbortSignal
+from .context import Context
+from .errors import EmptyFlowError, EventLoopRunningError
+from .executors.base import Executor, RunOptions
+from .executors.in_memory import InMemoryExecutor, engine_for
+from .loggers import Logger
+from .middleware import Middleware, as_async_middleware
+from .node import AbstractNode, Node, NodeArgs
+from .topology import bump_graph_version, iter_reachable
+
+__all__ = ["Flow"]
+
+_DEFAULT_EXECUTOR = InMemoryExecutor()
+
+
+class Flow(Node[Any, Any, Any]):
+    """A graph of nodes run as one unit; itself a node, so flows nest.
+
+    Its action is the last action of its inner graph, so an outer flow can branch on it.
+
+    Example::
+
+        flow = Flow()
+        flow.start(Load()).next(Transform()).next(Save())
+        flow.use(timing_middleware)
+        await flow.run(TypedContext({"path": "in.csv"}))
+    """
+
+    def __init__(self, start: AbstractNode | None = None) -> None:
+        super().__init__()
+        self.start_node: AbstractNode | None = None
+        self.middleware: list[Middleware] = []
+        self.inherited_middleware: list[Middleware] = []
+        if start is not None:
+            self.start(start)
+
+    def start(self, node: AbstractNode) -> AbstractNode:
+        """Set the node the graph starts at; returns it so ``.next()`` chains on."""
+        if not isinstance(node, AbstractNode):
+            raise TypeError(f"{type(self).__name__}.start() expects a node, got {type(node).__name__}: {node!r}")
+        self.start_node = node
+        bump_graph_version()
+        return node
+
+    def use(self, middleware: Middleware, *, inherit: bool = False) -> Flow:
+        """Wrap every node this flow runs in ``middleware`` (first added = outermost).
+
+        With ``inherit=True`` it also wraps the inner nodes of nested flows.
+        """
+        adapted = as_async_middleware(middleware)
+        self.middleware.append(adapted)
+        if inherit:
+            self.inherited_middleware.append(adapted)
+        return self
+
+    async def exec(self, args: NodeArgs[Any, Any]) -> Any:
+        """Walk this flow's graph; the last action is the result."""
+        if self.start_node is None:
+            raise EmptyFlowError(
+                f"Flow {self.id if self.id is not None else type(self).__name__!r} has no start node and no exec() of "
+                "its own: call flow.start(node) or pass the start node to the constructor."
+            )
+        return await engine_for(args).run_subflow(self, args)
+
+    def post(self, args: NodeArgs[Any, Any]) -> Any:
+        """A flow's action is its graph's last action."""
+        return args.exec_res
+
+    def _wrap_error(self, error: Exception, phase: str) -> Exception:
+        # Errors from the inner graph already name their node; never wrap them twice.
+        return error if phase == "exec" else super()._wrap_error(error, phase)
+
+    async def run(
+        self,
+        ctx: Context | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        logger: Logger | None = None,
+        signal: AbortSignal | None = None,
+        controller: AbortController | None = None,
+        executor: Executor | None = None,
+    ) -> Any:
+        """Run the flow and return its final action.
+
+        Args:
+            ctx: the run's context (a fresh ``TypedContext`` when omitted).
+            params: run params; they override the flow's own.
+            logger: where retries, fallbacks and executor messages go (silent by default).
+            signal: an ``AbortSignal`` that cancels the run; wins over ``controller``.
+            controller: an ``AbortController`` whose signal cancels the run.
+            executor: what runs the graph (``InMemoryExecutor`` by default).
+
+        Raises:
+            AbortError: the run was aborted.
+            WorkflowError: a node failed (names the node and phase).
+        """
+        runner = executor if executor is not None else _DEFAULT_EXECUTOR
+        if params is None and logger is None and signal is None and controller is None and executor is None:
+            return await runner.run(self, ctx, None)
+        options = RunOptions(params=params, logger=logger, signal=signal, controller=controller, executor=executor)
+        return await runner.run(self, ctx, options)
+
+    def run_sync(self, ctx: Context | None = None, **options: Any) -> Any:
+        """Run the flow from synchronous code (a script); same options as :meth:`run`.
+
+        Raises:
+            EventLoopRunningError: called while an event loop is running in this thread.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(ctx, **options))
+        raise EventLoopRunningError(
+            f"{type(self).__name__}.run_sync() was called inside a running event loop; use `await flow.run(...)` there."
+        )
+
+    def get_node_by_id(self, id: str | int) -> AbstractNode | None:  # noqa: A002
+        """The first node of the graph (breadth-first from the start) whose id is ``id``."""
+        return next((node for node in self._nodes() if node.id == id), None)
+
+    def get_all_nodes(self) -> set[AbstractNode]:
+        """Every node reachable from the start node (parallel branches included)."""
+        return set(self._nodes())
+
+    def _nodes(self) -> Iterator[AbstractNode]:
+        return iter_reachable([self.start_node]) if self.start_node is not None else iter(())

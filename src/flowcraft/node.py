@@ -1,0 +1,430 @@
+"""Nodes: the unit of work and its three-phase lifecycle (``prep`` → ``exec`` → ``post``).
+
+This module holds the lifecycle only; deciding what runs next is the executors' job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+
+from .abort import AbortSignal, sleep
+from .actions import DEFAULT_ACTION
+from .errors import AbortError, FatalWorkflowError, NodeTimeoutError, WorkflowError
+from .topology import bump_graph_version
+
+if TYPE_CHECKING:
+    from .abort import AbortController
+    from .context import Context, ContextKey, ContextLens
+    from .executors.base import Executor
+    from .loggers import Logger
+
+__all__ = ["AbstractNode", "ExecNode", "Node", "NodeArgs", "PostNode", "PreNode"]
+
+P = TypeVar("P")
+E = TypeVar("E")
+A = TypeVar("A")
+NewE = TypeVar("NewE")
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(slots=True)
+class NodeArgs(Generic[P, E]):
+    """What lifecycle methods and middleware receive.
+
+    One ``NodeArgs`` belongs to one run of one node: the lifecycle fills in ``prep_res``,
+    ``exec_res`` and ``error`` as it goes. Middleware that wants a node to see something
+    else passes a modified copy to ``next`` (``args.replace(params=...)``). Treat
+    ``params`` as read-only: it may be shared with sibling nodes.
+    """
+
+    ctx: Context
+    params: dict[str, Any]
+    signal: AbortSignal
+    logger: Logger
+    prep_res: P = None  # type: ignore[assignment]
+    exec_res: E = None  # type: ignore[assignment]
+    error: BaseException | None = None
+    name: str = ""
+    executor: Any = None
+    node: AbstractNode | None = None
+    scope: Any = None
+    """Executor bookkeeping for the walk this node belongs to (``None`` outside one)."""
+
+    def replace(self, **changes: Any) -> NodeArgs[P, E]:
+        """A copy with ``changes`` applied (same as :func:`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _describe(node: AbstractNode) -> str:
+    cls = type(node).__name__
+    return cls if node.id is None else f"'{node.id}' ({cls})"
+
+
+class AbstractNode:
+    """The base of every node and flow: identity, params and successors.
+
+    Subclasses implement :meth:`run_lifecycle`.
+    """
+
+    is_passthrough: ClassVar[bool] = False
+    """Structural nodes (containers, joins) are passed through by every executor."""
+
+    def __init__(self) -> None:
+        self.id: str | int | None = None
+        self.params: dict[str, Any] = {}
+        self.successors: dict[Any, list[AbstractNode]] = {}
+        self.graph_data: Any = None
+
+    @property
+    def name(self) -> str:
+        """The node's class name, as used in logs and ``NodeArgs.name``."""
+        return type(self).__name__
+
+    @property
+    def original_id(self) -> str:
+        """``graph_data.data["originalId"]`` when built from a graph, else ``str(id)``, else ``""``."""
+        data = getattr(self.graph_data, "data", None)
+        if isinstance(data, Mapping) and "originalId" in data:
+            return str(data["originalId"])
+        return "" if self.id is None else str(self.id)
+
+    def with_id(self, id: str | int) -> AbstractNode:  # noqa: A002
+        """Set the node's id; returns the node."""
+        self.id = id
+        return self
+
+    def with_params(self, params: Mapping[str, Any] | None = None, /, **more: Any) -> AbstractNode:
+        """Merge static params into the node's own; returns the node."""
+        merged = dict(self.params)
+        if params:
+            merged.update(params)
+        merged.update(more)
+        self.params = merged
+        return self
+
+    def with_graph_data(self, graph_data: Any) -> AbstractNode:
+        """Attach the graph node this node was built from; returns the node."""
+        self.graph_data = graph_data
+        return self
+
+    def next(self, node: AbstractNode | Iterable[AbstractNode], action: Any = DEFAULT_ACTION) -> AbstractNode:
+        """Add ``node`` (or each node of a list) as a successor for ``action``.
+
+        Returns the (first) successor, so chains read ``a.next(b).next(c)``. A node
+        already registered for that action is not added twice.
+        """
+        nodes = [node] if isinstance(node, AbstractNode) else list(node)
+        if not nodes:
+            raise ValueError(f"{_describe(self)}.next() needs at least one node")
+        for i, successor in enumerate(nodes):
+            if not isinstance(successor, AbstractNode):
+                where = "" if isinstance(node, AbstractNode) else f" (item {i})"
+                raise TypeError(
+                    f"{_describe(self)}.next() expects a node or a list of nodes, got "
+                    f"{type(successor).__name__}{where}: {successor!r}"
+                )
+        try:
+            hash(action)
+        except TypeError:
+            raise TypeError(f"{_describe(self)}.next(): action must be hashable, got {action!r}") from None
+        bucket = self.successors.setdefault(action, [])
+        for successor in nodes:
+            if successor not in bucket:
+                bucket.append(successor)
+        bump_graph_version()
+        return nodes[0]
+
+    async def run_lifecycle(self, args: NodeArgs[Any, Any], *, skip_exec: bool = False) -> Any:
+        """Run this node's whole lifecycle once with ``args`` and return its action.
+
+        ``skip_exec=True`` runs ``prep`` and ``post`` only (as a dry run does).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement run_lifecycle()")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}{'' if self.id is None else f' id={self.id!r}'}>"
+
+
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn)
+
+
+class Node(AbstractNode, Generic[P, E, A]):
+    """A unit of work: ``prep`` reads, ``exec`` works (and is retried), ``post`` writes
+    and returns the action.
+
+    Lifecycle methods may be ``def`` or ``async def``; which is detected once per class.
+
+    Args:
+        max_retries: total number of ``exec`` attempts (≥ 1).
+        wait: seconds to sleep between attempts (abortable).
+        timeout: seconds one ``exec`` attempt may take (``None`` = unbounded). Only an
+            ``async def exec`` can be interrupted.
+
+    Example::
+
+        class Fetch(Node[str, dict, str]):
+            async def prep(self, args):
+                return await args.ctx.get("url")
+            async def exec(self, args):
+                return await http_get(args.prep_res)
+            async def post(self, args):
+                await args.ctx.set("page", args.exec_res)
+                return "ok"
+    """
+
+    _prep_is_async: ClassVar[bool] = False
+    _exec_is_async: ClassVar[bool] = False
+    _post_is_async: ClassVar[bool] = False
+    _fallback_is_async: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._prep_is_async = _is_async(cls.prep)
+        cls._exec_is_async = _is_async(cls.exec)
+        cls._post_is_async = _is_async(cls.post)
+        cls._fallback_is_async = _is_async(cls.exec_fallback)
+
+    def __init__(self, max_retries: int = 1, wait: float = 0.0, timeout: float | None = None) -> None:
+        super().__init__()
+        self.max_retries = max_retries
+        self.wait = wait
+        self.timeout = timeout
+
+    # Validated on assignment so the builder's config and direct edits are checked too.
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _CHECKED_OPTIONS:
+            value = _CHECKED_OPTIONS[name](self, value)
+        object.__setattr__(self, name, value)
+
+    # ---- lifecycle hooks -------------------------------------------------------------
+
+    def prep(self, args: NodeArgs[Any, Any]) -> P | Awaitable[P]:
+        """Read what ``exec`` needs (usually from ``args.ctx``). Runs once."""
+        return cast(P, None)
+
+    def exec(self, args: NodeArgs[P, Any]) -> E | Awaitable[E]:
+        """Do the isolated work with ``args.prep_res``. The only phase that is retried."""
+        return cast(E, None)
+
+    def post(self, args: NodeArgs[P, E]) -> A | Awaitable[A]:
+        """Write results (``args.exec_res``) and return the action; ``None`` means default."""
+        return cast(A, None)
+
+    def exec_fallback(self, args: NodeArgs[P, Any]) -> E | Awaitable[E]:
+        """Runs when every ``exec`` attempt failed (``args.error``); re-raises by default."""
+        assert args.error is not None
+        raise args.error
+
+    # ---- the engine --------------------------------------------------------------------
+
+    def _wrap_error(self, error: Exception, phase: str) -> Exception:
+        if isinstance(error, (WorkflowError, AbortError)):
+            return error
+        label = _describe(self)
+        return WorkflowError(
+            f"Node {label} failed in {phase}: {type(error).__name__}: {error}",
+            str(self.id) if self.id is not None else type(self).__name__,
+            phase,
+            error,
+        )
+
+    async def run_lifecycle(self, args: NodeArgs[Any, Any], *, skip_exec: bool = False) -> Any:
+        """Run ``prep`` → ``exec`` (with retries, timeout, fallback) → ``post``; return the action."""
+        signal = args.signal
+        if signal._aborted:
+            raise signal.error()
+        try:
+            result: Any = self.prep(args)
+            if self._prep_is_async:
+                result = await result
+        except Exception as error:
+            raise self._wrap_error(error, "prep") from None
+        args.prep_res = result
+        if signal._aborted:
+            raise signal.error()
+        if not skip_exec:
+            try:
+                if self.max_retries == 1 and self.timeout is None:
+                    try:
+                        result = self.exec(args)
+                        if self._exec_is_async:
+                            result = await result
+                    except (AbortError, FatalWorkflowError):
+                        raise
+                    except Exception as error:
+                        result = await self._fallback(args, error)
+                else:
+                    result = await self._exec_with_retries(args)
+            except Exception as error:
+                raise self._wrap_error(error, "exec") from None
+            args.exec_res = result
+            if signal._aborted:
+                raise signal.error()
+        try:
+            action: Any = self.post(args)
+            if self._post_is_async:
+                action = await action
+        except Exception as error:
+            raise self._wrap_error(error, "post") from None
+        return DEFAULT_ACTION if action is None else action
+
+    async def _attempt(self, args: NodeArgs[Any, Any]) -> Any:
+        if self.timeout is None:
+            result: Any = self.exec(args)
+            return (await result) if self._exec_is_async else result
+        deadline = asyncio.timeout(self.timeout)
+        try:
+            async with deadline:
+                result = self.exec(args)
+                if self._exec_is_async:
+                    result = await result
+                return result
+        except TimeoutError as error:
+            if not deadline.expired():
+                raise
+            raise NodeTimeoutError(
+                f"Node {_describe(self)} exec attempt exceeded its timeout of {self.timeout} s",
+                node_name=str(self.id) if self.id is not None else type(self).__name__,
+                timeout=self.timeout,
+            ) from error
+
+    async def _exec_with_retries(self, args: NodeArgs[Any, Any]) -> Any:
+        attempts = self.max_retries
+        signal = args.signal
+        last_error: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                signal.throw_if_aborted()
+            try:
+                return await self._attempt(args)
+            except (AbortError, FatalWorkflowError):
+                raise
+            except Exception as error:
+                last_error = error
+                if attempt < attempts:
+                    args.logger.warn(
+                        f"Attempt {attempt}/{attempts} failed for node {_describe(self)}; retrying",
+                        node=self.id,
+                        error=error,
+                    )
+                    if self.wait > 0:
+                        await sleep(self.wait, signal)
+        assert last_error is not None
+        return await self._fallback(args, last_error)
+
+    async def _fallback(self, args: NodeArgs[Any, Any], error: Exception) -> Any:
+        args.logger.error(
+            f"All {self.max_retries} attempt(s) failed for node {_describe(self)}; running exec_fallback",
+            node=self.id,
+            error=error,
+        )
+        args.signal.throw_if_aborted()
+        args.error = error
+        result: Any = self.exec_fallback(args)
+        if self._fallback_is_async:
+            result = await result
+        return result
+
+    # ---- standalone run and fluent helpers ----------------------------------------------
+
+    async def run(
+        self,
+        ctx: Context | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        logger: Logger | None = None,
+        signal: AbortSignal | None = None,
+        controller: AbortController | None = None,
+        executor: Executor | None = None,
+    ) -> Any:
+        """Run this node alone (wrapped in a flow); takes the same options as ``Flow.run``.
+
+        Successors are not followed; a warning goes to the logger when there are some.
+        """
+        from .flow import Flow
+
+        if self.successors and logger is not None and not isinstance(self, Flow):
+            logger.warn(
+                f"Node.run() called on {_describe(self)}, which has successors; they will not run. "
+                "Put the nodes in a Flow to run the graph."
+            )
+        wrapper = Flow(self)
+        return await wrapper.run(
+            ctx, params=params, logger=logger, signal=signal, controller=controller, executor=executor
+        )
+
+    def map(self, fn: Callable[[E], NewE | Awaitable[NewE]]) -> Node[P, NewE, Any]:
+        """A new node whose ``exec`` result is ``fn(original result)``; ``post`` returns the default action."""
+        from .combinators import MappedNode
+
+        return MappedNode(self, fn)
+
+    def filter(self, predicate: Callable[[E], bool | Awaitable[bool]]) -> Node[P, E, Any]:
+        """A new node returning ``DEFAULT_ACTION`` when ``predicate(result)`` holds, else ``FILTER_FAILED``."""
+        from .combinators import FilteredNode
+
+        return FilteredNode(self, predicate)
+
+    def tap(self, fn: Callable[[E], object]) -> Node[P, E, A]:
+        """A new node that calls ``fn(result)`` for a side effect and passes the result on."""
+        from .combinators import TappedNode
+
+        return TappedNode(self, fn)
+
+    def to_context(self, key: ContextKey[E] | str) -> Node[P, E, Any]:
+        """A new node that stores the ``exec`` result in the context under ``key``."""
+        from .combinators import ToContextNode
+
+        return ToContextNode(self, key)
+
+    def with_lens(self, lens: ContextLens[T], value: T) -> Node[P, E, A]:
+        """A new node that sets ``lens`` to ``value`` before running this node's ``prep``."""
+        from .combinators import LensNode
+
+        return LensNode(self, lens, value)
+
+
+def _check_retries(node: Node[Any, Any, Any], value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_retries of {_describe(node)} must be an int >= 1 (total attempts), got {value!r}")
+    return value
+
+
+def _check_wait(node: Node[Any, Any, Any], value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"wait of {_describe(node)} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _check_timeout(node: Node[Any, Any, Any], value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"timeout of {_describe(node)} must be a number of seconds > 0 or None, got {value!r}")
+    return float(value)
+
+
+_CHECKED_OPTIONS: dict[str, Callable[[Any, Any], Any]] = {
+    "max_retries": _check_retries,
+    "wait": _check_wait,
+    "timeout": _check_timeout,
+}
+
+Node._prep_is_async = _is_async(Node.prep)
+
+
+class ExecNode(Node[None, E, Any]):
+    """A node that only implements ``exec``."""
+
+
+class PreNode(Node[None, None, Any]):
+    """A node that only implements ``prep`` (e.g. to change the context)."""
+
+
+class PostNode(Node[None, None, A]):
+    """A node that only implements ``post`` (e.g. to decide a branch)."""

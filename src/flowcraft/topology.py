@@ -1,0 +1,72 @@
+"""Graph shape helpers shared by flows and executors: traversal and fan-in counts.
+
+Wiring changes (``next``, ``start``, setting a parallel block's branches) bump a global
+version so executors can cache what they derive from a graph.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .node import AbstractNode
+
+__all__ = ["bump_graph_version", "graph_version", "iter_reachable", "linked_nodes", "predecessor_counts"]
+
+_version = 0
+
+
+def bump_graph_version() -> None:
+    """Record that some graph's wiring changed."""
+    global _version
+    _version += 1
+
+
+def graph_version() -> int:
+    """The current wiring version (changes whenever any graph is rewired)."""
+    return _version
+
+
+def linked_nodes(node: AbstractNode) -> Iterator[AbstractNode]:
+    """Every node ``node`` can hand control to: its successors and its parallel branches."""
+    for bucket in node.successors.values():
+        yield from bucket
+    branches: Iterable[AbstractNode] | None = getattr(node, "nodes_to_run", None)
+    if branches:
+        yield from branches
+
+
+def iter_reachable(roots: Iterable[AbstractNode]) -> Iterator[AbstractNode]:
+    """Breadth-first over every node reachable from ``roots`` (each once, roots first)."""
+    seen: set[int] = set()
+    queue: deque[AbstractNode] = deque()
+    for root in roots:
+        if id(root) not in seen:
+            seen.add(id(root))
+            queue.append(root)
+    while queue:
+        node = queue.popleft()
+        yield node
+        for nxt in linked_nodes(node):
+            if id(nxt) not in seen:
+                seen.add(id(nxt))
+                queue.append(nxt)
+
+
+def predecessor_counts(root: AbstractNode) -> dict[AbstractNode, int]:
+    """For nodes reachable from ``root`` with more than one distinct predecessor, that count.
+
+    Nodes that join exclusive branches (``fires_on_first_arrival``) are left out: they
+    never wait.
+    """
+    preds: dict[AbstractNode, set[int]] = {}
+    for node in iter_reachable([root]):
+        for nxt in linked_nodes(node):
+            preds.setdefault(nxt, set()).add(id(node))
+    return {
+        node: len(sources)
+        for node, sources in preds.items()
+        if len(sources) > 1 and not getattr(node, "fires_on_first_arrival", False)
+    }
