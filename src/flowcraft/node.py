@@ -53,6 +53,8 @@ class NodeArgs(Generic[P, E]):
     node: AbstractNode | None = None
     scope: Any = None
     """Executor bookkeeping for the walk this node belongs to (``None`` outside one)."""
+    incoming_action: Any = None
+    """The action of the node that handed control to this one (``None`` at a start)."""
 
     def replace(self, **changes: Any) -> NodeArgs[P, E]:
         """A copy with ``changes`` applied (same as :func:`dataclasses.replace`)."""

@@ -80,7 +80,7 @@ class InMemoryExecutor:
             own = node.params
             args: NodeArgs[Any, Any] = NodeArgs(
                 ctx, {**scope.params, **own} if own else scope.params, signal, logger,
-                None, None, None, type(node).__name__, self, node, scope,
+                None, None, None, type(node).__name__, self, node, scope, action,
             )  # fmt: skip
             action = await (node.run_lifecycle(args) if chain is None else chain(args))
             if action is None:
