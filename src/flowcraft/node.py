@@ -245,7 +245,8 @@ class Node(AbstractNode, Generic[P, E, A]):
             if self._prep_is_async:
                 result = await result
         except Exception as error:
-            raise self._wrap_error(error, "prep") from None
+            wrapped = self._wrap_error(error, "prep")
+            raise wrapped from wrapped.__cause__
         args.prep_res = result
         if signal._aborted:
             raise signal.error()
@@ -263,7 +264,8 @@ class Node(AbstractNode, Generic[P, E, A]):
                 else:
                     result = await self._exec_with_retries(args)
             except Exception as error:
-                raise self._wrap_error(error, "exec") from None
+                wrapped = self._wrap_error(error, "exec")
+                raise wrapped from wrapped.__cause__
             args.exec_res = result
             if signal._aborted:
                 raise signal.error()
@@ -272,7 +274,8 @@ class Node(AbstractNode, Generic[P, E, A]):
             if self._post_is_async:
                 action = await action
         except Exception as error:
-            raise self._wrap_error(error, "post") from None
+            wrapped = self._wrap_error(error, "post")
+            raise wrapped from wrapped.__cause__
         return DEFAULT_ACTION if action is None else action
 
     async def _attempt(self, args: NodeArgs[Any, Any]) -> Any:
