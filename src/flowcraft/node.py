@@ -155,6 +155,12 @@ def _is_async(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn)
 
 
+def _call_mode(fn: Any, default: Any) -> int:
+    if fn is default:
+        return 0
+    return 2 if inspect.iscoroutinefunction(fn) else 1
+
+
 class Node(AbstractNode, Generic[P, E, A]):
     """A unit of work: ``prep`` reads, ``exec`` works (and is retried), ``post`` writes
     and returns the action.
@@ -179,16 +185,18 @@ class Node(AbstractNode, Generic[P, E, A]):
                 return "ok"
     """
 
-    _prep_is_async: ClassVar[bool] = False
-    _exec_is_async: ClassVar[bool] = False
-    _post_is_async: ClassVar[bool] = False
+    # How to call each phase, decided once per class: 0 = not overridden (skip the call),
+    # 1 = plain function, 2 = coroutine function.
+    _prep_mode: ClassVar[int] = 0
+    _exec_mode: ClassVar[int] = 0
+    _post_mode: ClassVar[int] = 0
     _fallback_is_async: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._prep_is_async = _is_async(cls.prep)
-        cls._exec_is_async = _is_async(cls.exec)
-        cls._post_is_async = _is_async(cls.post)
+        cls._prep_mode = _call_mode(cls.prep, Node.prep)
+        cls._exec_mode = _call_mode(cls.exec, Node.exec)
+        cls._post_mode = _call_mode(cls.post, Node.post)
         cls._fallback_is_async = _is_async(cls.exec_fallback)
 
     def __init__(self, max_retries: int = 1, wait: float = 0.0, timeout: float | None = None) -> None:
@@ -240,23 +248,29 @@ class Node(AbstractNode, Generic[P, E, A]):
         signal = args.signal
         if signal._aborted:
             raise signal.error()
-        try:
-            result: Any = self.prep(args)
-            if self._prep_is_async:
-                result = await result
-        except Exception as error:
-            wrapped = self._wrap_error(error, "prep")
-            raise wrapped from wrapped.__cause__
-        args.prep_res = result
-        if signal._aborted:
-            raise signal.error()
+        result: Any = None
+        mode = self._prep_mode
+        if mode:
+            try:
+                result = self.prep(args)
+                if mode == 2:
+                    result = await result
+            except Exception as error:
+                wrapped = self._wrap_error(error, "prep")
+                raise wrapped from wrapped.__cause__
+            args.prep_res = result
+            if signal._aborted:
+                raise signal.error()
         if not skip_exec:
             try:
                 if self.max_retries == 1 and self.timeout is None:
                     try:
-                        result = self.exec(args)
-                        if self._exec_is_async:
-                            result = await result
+                        result = None
+                        mode = self._exec_mode
+                        if mode:
+                            result = self.exec(args)
+                            if mode == 2:
+                                result = await result
                     except (AbortError, FatalWorkflowError):
                         raise
                     except Exception as error:
@@ -269,9 +283,12 @@ class Node(AbstractNode, Generic[P, E, A]):
             args.exec_res = result
             if signal._aborted:
                 raise signal.error()
+        mode = self._post_mode
+        if not mode:
+            return DEFAULT_ACTION
         try:
             action: Any = self.post(args)
-            if self._post_is_async:
+            if mode == 2:
                 action = await action
         except Exception as error:
             wrapped = self._wrap_error(error, "post")
@@ -281,12 +298,12 @@ class Node(AbstractNode, Generic[P, E, A]):
     async def _attempt(self, args: NodeArgs[Any, Any]) -> Any:
         if self.timeout is None:
             result: Any = self.exec(args)
-            return (await result) if self._exec_is_async else result
+            return (await result) if self._exec_mode == 2 else result
         deadline = asyncio.timeout(self.timeout)
         try:
             async with deadline:
                 result = self.exec(args)
-                if self._exec_is_async:
+                if self._exec_mode == 2:
                     result = await result
                 return result
         except TimeoutError as error:
@@ -419,8 +436,6 @@ _CHECKED_OPTIONS: dict[str, Callable[[Any, Any], Any]] = {
     "wait": _check_wait,
     "timeout": _check_timeout,
 }
-
-Node._prep_is_async = _is_async(Node.prep)
 
 
 class ExecNode(Node[None, E, Any]):

@@ -73,6 +73,7 @@ class InMemoryExecutor:
         Returns the last action, or ``PARKED`` when the walk stopped at a waiting join.
         """
         chain, gate, signal, ctx, logger = scope.chain, scope.gate, scope.signal, scope.ctx, scope.logger
+        custom_next = type(self).get_next_node is not InMemoryExecutor.get_next_node
         action: Any = None
         while node is not None:
             if signal._aborted:
@@ -85,7 +86,14 @@ class InMemoryExecutor:
             action = await (node.run_lifecycle(args) if chain is None else chain(args))
             if action is None:
                 action = DEFAULT_ACTION
-            successor = self.get_next_node(node, action)
+            if custom_next:
+                successor = self.get_next_node(node, action)
+            else:
+                try:
+                    bucket = node.successors.get(action)
+                except TypeError:  # an unhashable action has no successors
+                    bucket = None
+                successor = bucket[0] if bucket else None
             if gate is not None and successor is not None and not gate.arrive(successor, node):
                 return PARKED
             node = successor
