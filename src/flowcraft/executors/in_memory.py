@@ -103,9 +103,9 @@ class InMemoryExecutor:
 
     def chain_for(self, middleware: Sequence[Middleware]) -> NextFn | None:
         """The composed middleware chain for a scope (``None``: call nodes directly)."""
-        if not middleware and type(self).run_node is InMemoryExecutor.run_node:
-            return None
-        return compose_middleware(middleware, self.run_node)
+        if type(self).run_node is not InMemoryExecutor.run_node:
+            return compose_middleware(middleware, self.run_node)
+        return compose_middleware(middleware, _run_lifecycle) if middleware else None
 
     def _scope_of(self, args: NodeArgs[Any, Any]) -> WalkScope:
         scope = args.scope
@@ -212,6 +212,12 @@ async def _gather_outcomes(
         if tasks:
             await asyncio.wait(tasks)
         raise
+
+
+def _run_lifecycle(args: NodeArgs[Any, Any]) -> Any:
+    # Returns the node's lifecycle coroutine without wrapping it in another frame.
+    assert args.node is not None
+    return args.node.run_lifecycle(args)
 
 
 _DEFAULT_ENGINE = InMemoryExecutor()
