@@ -119,7 +119,14 @@ class AbstractNode:
         Returns the (first) successor, so chains read ``a.next(b).next(c)``. A node
         already registered for that action is not added twice.
         """
-        nodes = [node] if isinstance(node, AbstractNode) else list(node)
+        if isinstance(node, AbstractNode):
+            nodes = [node]
+        elif isinstance(node, Iterable) and not isinstance(node, (str, bytes, Mapping)):
+            nodes = list(node)
+        else:
+            raise TypeError(
+                f"{_describe(self)}.next() expects a node or a list of nodes, got {type(node).__name__}: {node!r}"
+            )
         if not nodes:
             raise ValueError(f"{_describe(self)}.next() needs at least one node")
         for i, successor in enumerate(nodes):
