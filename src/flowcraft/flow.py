@@ -9,6 +9,7 @@ from typing import Any
 from .abort import AbortController, AbortSignal
 from .context import Context
 from .errors import EmptyFlowError, EventLoopRunningError
+from .events import EventListener
 from .executors.base import Executor, RunOptions
 from .executors.in_memory import InMemoryExecutor, engine_for
 from .loggers import Logger
@@ -87,6 +88,7 @@ class Flow(Node[Any, Any, Any]):
         signal: AbortSignal | None = None,
         controller: AbortController | None = None,
         executor: Executor | None = None,
+        on_event: EventListener | None = None,
     ) -> Any:
         """Run the flow and return its final action.
 
@@ -97,15 +99,18 @@ class Flow(Node[Any, Any, Any]):
             signal: an ``AbortSignal`` that cancels the run; wins over ``controller``.
             controller: an ``AbortController`` whose signal cancels the run.
             executor: what runs the graph (``InMemoryExecutor`` by default).
+            on_event: called with each :mod:`run event <flowcraft.events>` (see ``EventStream``).
 
         Raises:
             AbortError: the run was aborted.
             WorkflowError: a node failed (names the node and phase).
         """
         runner = executor if executor is not None else _DEFAULT_EXECUTOR
-        if params is None and logger is None and signal is None and controller is None and executor is None:
+        if params is None and logger is None and signal is None and controller is None and on_event is None:
             return await runner.run(self, ctx, None)
-        options = RunOptions(params=params, logger=logger, signal=signal, controller=controller, executor=executor)
+        options = RunOptions(
+            params=params, logger=logger, signal=signal, controller=controller, executor=executor, on_event=on_event
+        )
         return await runner.run(self, ctx, options)
 
     def run_sync(self, ctx: Context | None = None, **options: Any) -> Any:

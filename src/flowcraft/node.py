@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from .abort import AbortSignal, sleep
 from .actions import DEFAULT_ACTION
 from .errors import AbortError, FatalWorkflowError, NodeTimeoutError, WorkflowError
+from .events import FallbackUsed, RetryAttempt
 from .topology import bump_graph_version
 
 if TYPE_CHECKING:
     from .abort import AbortController
     from .context import Context, ContextKey, ContextLens
+    from .events import EventListener
     from .executors.base import Executor
     from .loggers import Logger
 
@@ -341,6 +343,11 @@ class Node(AbstractNode, Generic[P, E, A]):
                         node=self.id,
                         error=error,
                     )
+                    events = getattr(args.scope, "events", None)
+                    if events is not None:
+                        events.node(
+                            RetryAttempt, self, attempt=attempt, max_attempts=attempts, error=error, wait=self.wait
+                        )
                     if self.wait > 0:
                         await sleep(self.wait, signal)
         assert last_error is not None
@@ -354,6 +361,9 @@ class Node(AbstractNode, Generic[P, E, A]):
         )
         args.signal.throw_if_aborted()
         args.error = error
+        events = getattr(args.scope, "events", None)
+        if events is not None and type(self).exec_fallback is not Node.exec_fallback:
+            events.node(FallbackUsed, self, error=error)
         result: Any = self.exec_fallback(args)
         if self._fallback_is_async:
             result = await result
@@ -370,6 +380,7 @@ class Node(AbstractNode, Generic[P, E, A]):
         signal: AbortSignal | None = None,
         controller: AbortController | None = None,
         executor: Executor | None = None,
+        on_event: EventListener | None = None,
     ) -> Any:
         """Run this node alone (wrapped in a flow); takes the same options as ``Flow.run``.
 
@@ -384,7 +395,13 @@ class Node(AbstractNode, Generic[P, E, A]):
             )
         wrapper = Flow(self)
         return await wrapper.run(
-            ctx, params=params, logger=logger, signal=signal, controller=controller, executor=executor
+            ctx,
+            params=params,
+            logger=logger,
+            signal=signal,
+            controller=controller,
+            executor=executor,
+            on_event=on_event,
         )
 
     def map(self, fn: Callable[[E], NewE | Awaitable[NewE]]) -> Node[P, NewE, Any]:

@@ -13,6 +13,7 @@ from ..middleware import Middleware, NextFn
 
 if TYPE_CHECKING:
     from ..context import Context
+    from ..events import EventEmitter, EventListener
     from ..flow import Flow
     from ..node import AbstractNode
     from .joins import JoinGate
@@ -24,7 +25,7 @@ NULL_LOGGER = NullLogger()
 
 @dataclasses.dataclass(slots=True)
 class RunOptions:
-    """Options of one run: ``params``, ``logger``, ``signal``, ``controller``, ``executor``.
+    """Options of one run: ``params``, ``logger``, ``signal``, ``controller``, ``executor``, ``on_event``.
 
     When both ``signal`` and ``controller`` are given, ``signal`` wins.
     """
@@ -34,6 +35,7 @@ class RunOptions:
     signal: AbortSignal | None = None
     controller: AbortController | None = None
     executor: Executor | None = None
+    on_event: EventListener | None = None
 
 
 @runtime_checkable
@@ -87,6 +89,7 @@ class WalkScope:
     inherited: tuple[Middleware, ...] = ()
     chain: NextFn | None = None
     gate: JoinGate | None = None
+    events: EventEmitter | None = None
 
 
 def resolve_options(flow: Flow, options: RunOptions | None) -> tuple[dict[str, Any], AbortSignal, Logger]:

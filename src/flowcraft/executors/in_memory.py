@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..actions import DEFAULT_ACTION
 from ..context import Context, TypedContext
+from ..errors import AbortError
+from ..events import EventEmitter, RunCancelled, RunFailed, RunFinished, RunStarted
 from ..middleware import Middleware, NextFn, compose_middleware
 from ..node import AbstractNode, NodeArgs
 from .base import RunOptions, WalkScope, first_successor, resolve_options
@@ -49,13 +52,17 @@ class InMemoryExecutor:
             raise TypeError(f"{type(self).__name__}.run() expects a Flow, got {type(flow).__name__}: {flow!r}")
         ctx = context if context is not None else TypedContext()
         params, signal, logger = resolve_options(flow, options)
-        scope = WalkScope(ctx, params, signal, logger, self)
+        listener = options.on_event if options is not None else None
+        events = EventEmitter(listener, logger) if listener is not None else None
+        scope = WalkScope(ctx, params, signal, logger, self, events=events)
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, signal, logger, name=flow.name, executor=self, node=flow, scope=scope
         )
-        action = await self.run_node(args)
-        signal.throw_if_aborted()
-        return action
+        if events is None:
+            action = await self.run_node(args)
+            signal.throw_if_aborted()
+            return action
+        return await _observe_run(events, flow, params, self.run_node(args), signal)
 
     async def run_node(self, args: NodeArgs[Any, Any]) -> Any:
         """Run one node's lifecycle (the innermost step of the middleware chain)."""
@@ -101,11 +108,16 @@ class InMemoryExecutor:
 
     # ---- scopes -------------------------------------------------------------------------
 
-    def chain_for(self, middleware: Sequence[Middleware]) -> NextFn | None:
+    def chain_for(self, middleware: Sequence[Middleware], events: EventEmitter | None = None) -> NextFn | None:
         """The composed middleware chain for a scope (``None``: call nodes directly)."""
+        innermost: NextFn = _run_lifecycle
         if type(self).run_node is not InMemoryExecutor.run_node:
-            return compose_middleware(middleware, self.run_node)
-        return compose_middleware(middleware, _run_lifecycle) if middleware else None
+            innermost = self.run_node
+        elif not middleware and events is None:
+            return None
+        if events is not None:
+            innermost = events.observe(innermost)
+        return compose_middleware(middleware, innermost)
 
     def _scope_of(self, args: NodeArgs[Any, Any]) -> WalkScope:
         scope = args.scope
@@ -118,7 +130,7 @@ class InMemoryExecutor:
         parent = self._scope_of(args)
         if block.middleware:
             middleware = parent.middleware + tuple(block.middleware)
-            changes.update(middleware=middleware, chain=self.chain_for(middleware))
+            changes.update(middleware=middleware, chain=self.chain_for(middleware, parent.events))
         if args.params is not parent.params:
             changes["params"] = args.params
         return dataclasses.replace(parent, **changes) if changes else parent
@@ -127,10 +139,12 @@ class InMemoryExecutor:
         """Walk ``flow``'s graph as one node of an outer walk; returns its last action."""
         parent = args.scope if isinstance(args.scope, WalkScope) else None
         inherited = parent.inherited if parent is not None else ()
+        events = parent.events if parent is not None else None
         middleware = inherited + tuple(flow.middleware)
         scope = WalkScope(
             args.ctx, args.params, args.signal, args.logger, self,
-            middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware),
+            middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events),
+            events=events,
         )  # fmt: skip
         action = await self.walk(flow.start_node, scope)
         return DEFAULT_ACTION if action is PARKED else action
@@ -212,6 +226,24 @@ async def _gather_outcomes(
         if tasks:
             await asyncio.wait(tasks)
         raise
+
+
+async def _observe_run(events: EventEmitter, flow: Flow, params: dict[str, Any], run: Any, signal: Any) -> Any:
+    """Await ``run`` (the top-level flow's lifecycle), emitting the run's start and end."""
+    started = time.perf_counter()
+    events.emit(RunStarted, flow=flow.name if flow.id is None else str(flow.id), params=dict(params))
+    try:
+        action = await run
+        signal.throw_if_aborted()
+    except (AbortError, asyncio.CancelledError) as error:
+        reason = error.reason if isinstance(error, AbortError) else "task cancelled"
+        events.emit(RunCancelled, reason=reason, duration=time.perf_counter() - started)
+        raise
+    except BaseException as error:
+        events.emit(RunFailed, error=error, duration=time.perf_counter() - started)
+        raise
+    events.emit(RunFinished, action=action, duration=time.perf_counter() - started)
+    return action
 
 
 def _run_lifecycle(args: NodeArgs[Any, Any]) -> Any:
