@@ -58,13 +58,29 @@ def iter_reachable(roots: Iterable[AbstractNode]) -> Iterator[AbstractNode]:
 def predecessor_counts(root: AbstractNode) -> dict[AbstractNode, int]:
     """For nodes reachable from ``root`` with more than one distinct predecessor, that count.
 
-    Nodes that join exclusive branches (``fires_on_first_arrival``) are left out: they
-    never wait.
+    Back edges (an edge to a node on the current depth-first path, i.e. the edge that
+    closes a loop) are not counted: a loop's entry is not a join of the loop and the path
+    into it. Nodes that join exclusive branches (``fires_on_first_arrival``) are left out:
+    they never wait.
     """
     preds: dict[AbstractNode, set[int]] = {}
-    for node in iter_reachable([root]):
-        for nxt in linked_nodes(node):
+    visited: set[int] = {id(root)}
+    on_path: set[int] = {id(root)}
+    stack: list[tuple[AbstractNode, Iterator[AbstractNode]]] = [(root, linked_nodes(root))]
+    while stack:
+        node, successors = stack[-1]
+        for nxt in successors:
+            if id(nxt) in on_path:
+                continue
             preds.setdefault(nxt, set()).add(id(node))
+            if id(nxt) not in visited:
+                visited.add(id(nxt))
+                on_path.add(id(nxt))
+                stack.append((nxt, linked_nodes(nxt)))
+                break
+        else:
+            stack.pop()
+            on_path.discard(id(node))
     return {
         node: len(sources)
         for node, sources in preds.items()
