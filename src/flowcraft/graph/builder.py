@@ -1,0 +1,563 @@
+"""The graph compiler: :class:`GraphBuilder` turns a :class:`WorkflowGraph` into a flat,
+serializable :class:`WorkflowBlueprint` (and, with :meth:`GraphBuilder.build`, into a
+runnable flow).
+
+Compilation, in order (each pass is linear in nodes + edges; adjacency maps only):
+
+1. **Flatten**: sub-workflow nodes are inlined. The node becomes a sub-workflow
+   container ``<id>``, followed by ``<sanitized id>_input_mapper``, the sub-graph's
+   nodes with ids ``<id>:<child>`` (recursively, any depth), and
+   ``<sanitized id>_output_mapper`` after the sub-graph's terminal nodes. Edges out of
+   the sub-workflow node leave from its output mapper. ``inputs`` values that name
+   nodes of the same (sub-)graph are re-prefixed.
+2. **Conditional joins**: for ``conditional_node_types``, branches that converge get an
+   ``<id>__conditional_join`` in front of the convergence node, so it is not mistaken
+   for a fan-in (a conditional join fires on the first arrival).
+3. **Parallel containers**: several successors on one action become an
+   ``__internal_parallel_container__`` — ``<id>__parallel_container`` for the first such
+   action group, ``<id>__parallel_container__<action>`` for any other.
+4. **Start**: the node nobody targets; several such nodes get a root container
+   ``__root_parallel_start``. A graph where every node has a predecessor is rejected.
+5. **Maps**: ``predecessor_count_map`` (distinct direct predecessors, 0 for the start)
+   and ``original_predecessor_id_map`` (the user-defined nodes that produce a node's
+   input, looking through internal wiring; an output mapper stands for its
+   sub-workflow).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..errors import (
+    DanglingEdgeError,
+    DuplicateNodeIdError,
+    InvalidGraphError,
+    MissingSubWorkflowError,
+    NoStartNodeError,
+    UnknownNodeTypeError,
+)
+from ..loggers import Logger, NullLogger
+from .internal_nodes import (
+    CONDITIONAL_JOIN_TYPE,
+    INPUT_MAPPER_TYPE,
+    OUTPUT_MAPPER_TYPE,
+    PARALLEL_CONTAINER_TYPE,
+    SUB_WORKFLOW_CONTAINER_TYPE,
+)
+from .models import GraphEdge, GraphNode, WorkflowBlueprint, WorkflowGraph
+from .registry import NodeFactory, ensure_registry
+
+if TYPE_CHECKING:
+    from ..flow import Flow
+    from ..node import AbstractNode
+
+__all__ = [
+    "ROOT_PARALLEL_START_ID",
+    "BlueprintBuildResult",
+    "BuildResult",
+    "GraphBuilder",
+    "SubWorkflowResolver",
+    "sanitize_id",
+]
+
+ROOT_PARALLEL_START_ID = "__root_parallel_start"
+_NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_]")
+
+
+def sanitize_id(node_id: str) -> str:
+    """Flowcraft's id sanitizing (ASCII semantics): ``:`` → ``_``, then every character
+    outside ``[A-Za-z0-9_]`` removed."""
+    return _NOT_ID_CHAR.sub("", node_id.replace(":", "_"))
+
+
+@runtime_checkable
+class SubWorkflowResolver(Protocol):
+    """Finds the graph of a sub-workflow by the ``workflowId`` in a node's data.
+
+    Example::
+
+        class DictResolver:
+            def __init__(self, graphs):
+                self.graphs = graphs
+            def get_graph(self, workflow_id):
+                return self.graphs.get(workflow_id)
+    """
+
+    def get_graph(self, workflow_id: str | int) -> WorkflowGraph | Mapping[str, Any] | None:
+        """The graph (or its dict form) for ``workflow_id``; ``None`` when unknown."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlueprintBuildResult:
+    """What :meth:`GraphBuilder.build_blueprint` returns."""
+
+    blueprint: WorkflowBlueprint
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """What :meth:`GraphBuilder.build` returns: a runnable flow and the fan-in metadata.
+
+    ``predecessor_id_map`` maps every flattened node id to its distinct direct
+    predecessors; ``original_predecessor_id_map`` to its original producer ids.
+    """
+
+    flow: Flow
+    node_map: dict[str, AbstractNode]
+    predecessor_count_map: dict[str, int]
+    predecessor_id_map: dict[str, list[str]]
+    original_predecessor_id_map: dict[str, list[str]]
+
+
+class GraphBuilder:
+    """Compiles declarative graphs into blueprints and runnable flows.
+
+    Args:
+        registry: node ``type`` → node class or factory (internal types are added).
+        dependencies: services passed to every node constructor as keyword arguments.
+        sub_workflow_node_types: types whose nodes are inlined sub-workflows (their
+            ``data.workflowId`` is resolved by ``sub_workflow_resolver``).
+        sub_workflow_resolver: finds sub-workflow graphs by id.
+        conditional_node_types: types whose outgoing edges are exclusive branches.
+        logger: receives warnings (e.g. an edge using the literal action ``"default"``).
+
+    Example::
+
+        builder = GraphBuilder({"fetch": Fetch, "save": Save}, {"http": client})
+        result = builder.build(graph_dict)
+        await result.flow.run(TypedContext())
+    """
+
+    def __init__(
+        self,
+        registry: Mapping[str, NodeFactory],
+        dependencies: Mapping[str, Any] | None = None,
+        *,
+        sub_workflow_node_types: Sequence[str] = (),
+        sub_workflow_resolver: SubWorkflowResolver | None = None,
+        conditional_node_types: Sequence[str] = (),
+        logger: Logger | None = None,
+    ) -> None:
+        if isinstance(sub_workflow_node_types, str) or isinstance(conditional_node_types, str):
+            raise TypeError("sub_workflow_node_types and conditional_node_types must be sequences of type names")
+        self.registry = ensure_registry(registry)
+        self.dependencies: dict[str, Any] = dict(dependencies or {})
+        self.sub_workflow_node_types = frozenset(sub_workflow_node_types)
+        self.sub_workflow_resolver = sub_workflow_resolver
+        self.conditional_node_types = frozenset(conditional_node_types)
+        self.logger: Logger = logger if logger is not None else NullLogger()
+
+    # ---- public API ------------------------------------------------------------------------
+
+    def build_blueprint(self, graph: WorkflowGraph | Mapping[str, Any]) -> BlueprintBuildResult:
+        """Compile ``graph`` (or its dict form) into a :class:`WorkflowBlueprint`.
+
+        Raises:
+            InvalidGraphError: malformed input (``path`` says where).
+            UnknownNodeTypeError: a node type missing from the registry.
+            DanglingEdgeError: an edge whose source or target does not exist.
+            DuplicateNodeIdError: two nodes (or a node and a generated id) share an id.
+            MissingSubWorkflowError: no resolver, unknown ``workflowId``, or a
+                sub-workflow that includes itself.
+            NoStartNodeError: every node has a predecessor.
+        """
+        return BlueprintBuildResult(self._compile(graph)[0])
+
+    def build(self, graph: WorkflowGraph | Mapping[str, Any]) -> BuildResult:
+        """Compile ``graph`` and hydrate it into a runnable flow (same errors as
+        :meth:`build_blueprint`, plus :class:`~flowcraft.GraphError` for a node class
+        that cannot be constructed)."""
+        from .blueprint import BlueprintExecutor
+
+        blueprint, predecessor_ids = self._compile(graph)
+        executor = BlueprintExecutor(blueprint, self.registry, self.dependencies)
+        return BuildResult(
+            executor.flow,
+            executor.node_map,
+            dict(blueprint.predecessor_count_map),
+            predecessor_ids,
+            {k: list(v) for k, v in blueprint.original_predecessor_id_map.items()},
+        )
+
+    # ---- compilation -----------------------------------------------------------------------
+
+    def _compile(self, raw: WorkflowGraph | Mapping[str, Any]) -> tuple[WorkflowBlueprint, dict[str, list[str]]]:
+        graph = WorkflowGraph.coerce(raw)
+        nodes, flat_edges = self._flatten(graph, "", ())
+        index: dict[str, GraphNode] = {}
+        for node in nodes:
+            if node.id in index:
+                raise DuplicateNodeIdError(
+                    f"Two nodes of the flattened graph have the id {node.id!r}: an id generated for an inlined "
+                    "sub-workflow (its nodes or its _input_mapper/_output_mapper) collides with another node. "
+                    "Rename one of them.",
+                    node_id=node.id,
+                )
+            index[node.id] = node
+        edges: list[GraphEdge | None] = list(flat_edges)
+        out: dict[str, list[int]] = {}
+        for i, edge in enumerate(flat_edges):
+            out.setdefault(edge.source, []).append(i)
+        if self.conditional_node_types:
+            self._insert_conditional_joins(nodes, edges, out, index)
+        self._insert_parallel_containers(nodes, edges, out, index)
+        final = [edge for edge in edges if edge is not None]
+        start_id = self._choose_start(nodes, final, index)
+        predecessors: dict[str, dict[str, None]] = {node.id: {} for node in nodes}
+        for edge in final:
+            predecessors[edge.target][edge.source] = None
+        blueprint = WorkflowBlueprint(
+            tuple(nodes),
+            tuple(final),
+            start_id,
+            {node_id: len(preds) for node_id, preds in predecessors.items()},
+            _original_producers(index, predecessors),
+        )
+        return blueprint, {node_id: list(preds) for node_id, preds in predecessors.items()}
+
+    def _flatten(
+        self, graph: WorkflowGraph, prefix: str, chain: tuple[str | int, ...]
+    ) -> tuple[list[GraphNode], list[GraphEdge]]:
+        where = "" if not chain else f" in sub-workflow {chain[-1]!r} (inlined as {prefix[:-1]!r})"
+        kinds: dict[str, bool] = {}  # local id -> is a sub-workflow node
+        sub_types, registry = self.sub_workflow_node_types, self.registry
+        for i, node in enumerate(graph.nodes):
+            if node.id in kinds:
+                raise DuplicateNodeIdError(
+                    f"Duplicate node id {node.id!r}{where} (nodes[{i}]): every node of a graph needs its own id.",
+                    node_id=prefix + node.id,
+                    path=f"nodes[{i}].id",
+                )
+            is_sub = node.type in sub_types
+            if not is_sub and node.type not in registry:
+                known = ", ".join(sorted(t for t in registry if not t.startswith("__internal_"))[:12])
+                raise UnknownNodeTypeError(
+                    f"Node {prefix + node.id!r}{where} has type {node.type!r}, which is not in the node registry "
+                    f"(known types: {known or 'none'}). Register a class for it, or list it in "
+                    "sub_workflow_node_types if it is a sub-workflow.",
+                    node_id=prefix + node.id,
+                    path=f"nodes[{i}].type",
+                )
+            kinds[node.id] = is_sub
+
+        nodes: list[GraphNode] = []
+        edges: list[GraphEdge] = []
+        for i, node in enumerate(graph.nodes):
+            node_id = prefix + node.id
+            data = node.data
+            inputs = data.get("inputs")
+            if prefix and isinstance(inputs, Mapping):
+                data = {**data, "inputs": _reprefix_inputs(inputs, kinds, prefix)}
+            if kinds[node.id]:
+                self._inline(node, i, node_id, data, chain, nodes, edges)
+                continue
+            if "workflowId" in data:
+                raise InvalidGraphError(
+                    f"Node {node_id!r}{where} has a 'workflowId' but its type {node.type!r} is not a sub-workflow "
+                    "type: add it to sub_workflow_node_types, or remove workflowId from its data.",
+                    node_id=node_id,
+                    path=f"nodes[{i}].data.workflowId",
+                )
+            nodes.append(GraphNode(node_id, node.type, {**data, "originalId": node.id}, node.config))
+
+        for i, edge in enumerate(graph.edges):
+            for end, end_id in (("source", edge.source), ("target", edge.target)):
+                if end_id not in kinds:
+                    raise DanglingEdgeError(
+                        f"Edge {edge.source!r} -> {edge.target!r}{where} (edges[{i}]) has unknown {end} "
+                        f"{end_id!r}: add a node with that id or fix the edge.",
+                        node_id=prefix + end_id,
+                        edge=edge,
+                        path=f"edges[{i}].{end}",
+                    )
+            if edge.action == "default":
+                self.logger.warn(
+                    f"Edge {edge.source!r} -> {edge.target!r}{where} uses the action string 'default', which is not "
+                    "DEFAULT_ACTION: omit 'action' for the default edge.",
+                    edge=edge.to_dict(),
+                )
+            if kinds[edge.source]:
+                source = sanitize_id(prefix + edge.source) + "_output_mapper"
+                edges.append(GraphEdge(source, prefix + edge.target, edge.action, edge.id))
+            elif prefix:
+                edges.append(GraphEdge(prefix + edge.source, prefix + edge.target, edge.action, edge.id))
+            else:
+                edges.append(edge)
+        return nodes, edges
+
+    def _inline(
+        self,
+        node: GraphNode,
+        index: int,
+        node_id: str,
+        data: dict[str, Any],
+        chain: tuple[str | int, ...],
+        nodes: list[GraphNode],
+        edges: list[GraphEdge],
+    ) -> None:
+        path = f"nodes[{index}].data"
+        workflow_id = node.data.get("workflowId")
+        if isinstance(workflow_id, bool) or not isinstance(workflow_id, str | int):
+            raise InvalidGraphError(
+                f"Sub-workflow node {node_id!r} (type {node.type!r}) needs data.workflowId (a string or int), "
+                f"got {workflow_id!r}.",
+                node_id=node_id,
+                path=f"{path}.workflowId",
+            )
+        resolver = self.sub_workflow_resolver
+        if resolver is None:
+            raise MissingSubWorkflowError(
+                f"Node {node_id!r} is a sub-workflow (type {node.type!r}) but the GraphBuilder has no "
+                f"sub_workflow_resolver: pass one that can find workflow {workflow_id!r}.",
+                node_id=node_id,
+            )
+        if workflow_id in chain:
+            cycle = " -> ".join(repr(w) for w in (*chain[chain.index(workflow_id) :], workflow_id))
+            raise MissingSubWorkflowError(
+                f"Sub-workflow node {node_id!r} includes workflow {workflow_id!r}, which includes itself "
+                f"({cycle}); a sub-workflow cannot contain itself directly or through others.",
+                node_id=node_id,
+            )
+        resolved = resolver.get_graph(workflow_id)
+        if resolved is None:
+            raise MissingSubWorkflowError(
+                f"Sub-workflow node {node_id!r} refers to workflow {workflow_id!r}, which the resolver does not know.",
+                node_id=node_id,
+                path=f"{path}.workflowId",
+            )
+        try:
+            sub_graph = WorkflowGraph.coerce(resolved)
+        except InvalidGraphError as error:
+            raise InvalidGraphError(
+                f"Sub-workflow {workflow_id!r} (used by node {node_id!r}) is malformed: {error}",
+                node_id=node_id,
+                path=error.path,
+            ) from error
+        if not sub_graph.nodes:
+            raise InvalidGraphError(
+                f"Sub-workflow {workflow_id!r} (used by node {node_id!r}) has no nodes.", node_id=node_id
+            )
+        mappers: list[dict[str, Any]] = []
+        for key in ("inputs", "outputs"):
+            value = node.data.get(key)
+            if value is not None and not isinstance(value, Mapping):
+                raise InvalidGraphError(
+                    f"Sub-workflow node {node_id!r}: data.{key} must be an object of key mappings, got {value!r}.",
+                    node_id=node_id,
+                    path=f"{path}.{key}",
+                )
+            mappers.append({**(value or {}), "originalId": node.id})
+        sanitized = sanitize_id(node_id)
+        input_id, output_id = f"{sanitized}_input_mapper", f"{sanitized}_output_mapper"
+        nodes.append(GraphNode(node_id, SUB_WORKFLOW_CONTAINER_TYPE, {**data, "originalId": node.id}))
+        nodes.append(GraphNode(input_id, INPUT_MAPPER_TYPE, mappers[0]))
+        nodes.append(GraphNode(output_id, OUTPUT_MAPPER_TYPE, mappers[1]))
+
+        sub_nodes, sub_edges = self._flatten(sub_graph, node_id + ":", (*chain, workflow_id))
+        nodes.extend(GraphNode(n.id, n.type, {**n.data, "isSubWorkflow": True}, n.config) for n in sub_nodes)
+        edges.extend(sub_edges)
+        edges.append(GraphEdge(node_id, input_id))
+        targets = {e.target for e in sub_edges}
+        sources = {e.source for e in sub_edges}
+        starts = [n.id for n in sub_nodes if n.id not in targets]
+        terminals = [n.id for n in sub_nodes if n.id not in sources]
+        if not starts or not terminals:
+            missing = (
+                "start node (one without incoming edges)"
+                if not starts
+                else "terminal node (one without outgoing edges)"
+            )
+            raise (NoStartNodeError if not starts else InvalidGraphError)(
+                f"Sub-workflow {workflow_id!r} (used by node {node_id!r}) has no {missing}, so it could "
+                f"never {'start' if not starts else 'hand back to the parent'}.",
+                node_id=node_id,
+            )
+        edges.extend(GraphEdge(input_id, start) for start in starts)
+        edges.extend(GraphEdge(terminal, output_id) for terminal in terminals)
+
+    def _insert_conditional_joins(
+        self,
+        nodes: list[GraphNode],
+        edges: list[GraphEdge | None],
+        out: dict[str, list[int]],
+        index: dict[str, GraphNode],
+    ) -> None:
+        for node in [n for n in nodes if n.type in self.conditional_node_types]:
+            branches = [_edge(edges, i).target for i in out.get(node.id, ())]
+            if len(branches) < 2:
+                continue
+            target = _find_convergence(branches, edges, out)
+            if target is None:
+                continue
+            join_id = f"{node.id}__conditional_join"
+            _claim(index, join_id, node.id)
+            self.logger.debug(f"[GraphBuilder] conditional join {join_id!r} inserted before {target!r}")
+            join = GraphNode(join_id, CONDITIONAL_JOIN_TYPE, {})
+            nodes.append(join)
+            index[join_id] = join
+            reroute = dict.fromkeys(_find_branch_terminals(branches, target, edges, out))
+            if any(_edge(edges, i).target == target for i in out[node.id]):
+                reroute[node.id] = None
+            for source in reroute:
+                for i in out.get(source, ()):
+                    edge = _edge(edges, i)
+                    if edge.target == target:
+                        edges[i] = GraphEdge(edge.source, join_id, edge.action, edge.id)
+            out[join_id] = [len(edges)]
+            edges.append(GraphEdge(join_id, target))
+
+    def _insert_parallel_containers(
+        self,
+        nodes: list[GraphNode],
+        edges: list[GraphEdge | None],
+        out: dict[str, list[int]],
+        index: dict[str, GraphNode],
+    ) -> None:
+        conditional = self.conditional_node_types
+        for node in list(nodes):
+            indexes = out.get(node.id)
+            if indexes is None or len(indexes) < 2 or node.type in conditional:
+                continue
+            groups: dict[str | None, list[int]] = {}
+            for i in indexes:
+                groups.setdefault(_edge(edges, i).action, []).append(i)
+            first = True
+            for action, group in groups.items():
+                if len(group) < 2:
+                    continue
+                suffix = "" if first else "__" + ("default" if action is None else action)
+                first = False
+                container_id = f"{node.id}__parallel_container{suffix}"
+                _claim(index, container_id, node.id)
+                container = GraphNode(container_id, PARALLEL_CONTAINER_TYPE, {})
+                nodes.append(container)
+                index[container_id] = container
+                targets = [_edge(edges, i).target for i in group]
+                for i in group:
+                    edges[i] = None
+                edges.append(GraphEdge(node.id, container_id, action))
+                edges.extend(GraphEdge(container_id, target) for target in targets)
+
+    def _choose_start(self, nodes: list[GraphNode], edges: list[GraphEdge], index: dict[str, GraphNode]) -> str:
+        targets = {edge.target for edge in edges}
+        starts = [node.id for node in nodes if node.id not in targets]
+        if not starts:
+            if not nodes:
+                raise NoStartNodeError("The graph has no nodes, so there is nothing to start.")
+            sample = ", ".join(repr(n.id) for n in nodes[:5])
+            raise NoStartNodeError(
+                f"The graph has no start node: every node ({sample}{', ...' if len(nodes) > 5 else ''}) has an "
+                "incoming edge, so the graph is one big cycle. Add an entry node that nothing points to.",
+                node_id=nodes[0].id,
+            )
+        if len(starts) == 1:
+            return starts[0]
+        _claim(index, ROOT_PARALLEL_START_ID, starts[0])
+        root = GraphNode(ROOT_PARALLEL_START_ID, PARALLEL_CONTAINER_TYPE, {})
+        nodes.append(root)
+        index[ROOT_PARALLEL_START_ID] = root
+        edges.extend(GraphEdge(ROOT_PARALLEL_START_ID, start) for start in starts)
+        return ROOT_PARALLEL_START_ID
+
+
+def _edge(edges: list[GraphEdge | None], i: int) -> GraphEdge:
+    edge = edges[i]
+    assert edge is not None
+    return edge
+
+
+def _claim(index: Mapping[str, GraphNode], generated_id: str, owner: str) -> None:
+    if generated_id in index:
+        raise DuplicateNodeIdError(
+            f"The builder needs the id {generated_id!r} for a node it generates (for {owner!r}), but the graph "
+            "already has a node with that id. Rename that node.",
+            node_id=generated_id,
+        )
+
+
+def _reprefix_inputs(inputs: Mapping[str, Any], local_ids: Mapping[str, bool], prefix: str) -> dict[str, Any]:
+    def fix(value: Any) -> Any:
+        return prefix + value if isinstance(value, str) and value in local_ids else value
+
+    return {key: [fix(v) for v in value] if isinstance(value, list) else fix(value) for key, value in inputs.items()}
+
+
+def _find_convergence(branches: list[str], edges: list[GraphEdge | None], out: dict[str, list[int]]) -> str | None:
+    """The first node (breadth-first) reached from every branch start, as Flowcraft TS finds it."""
+    wanted = len(branches)
+    queue = list(branches)
+    queued = set(branches)
+    visited_by: dict[str, set[str]] = {start: {start} for start in branches}
+    head = 0
+    while head < len(queue):
+        current = queue[head]
+        head += 1
+        visitors = visited_by[current]
+        for i in out.get(current, ()):
+            successor = _edge(edges, i).target
+            seen = visited_by.setdefault(successor, set())
+            seen |= visitors
+            if len(seen) == wanted:
+                return successor
+            if successor not in queued:
+                queued.add(successor)
+                queue.append(successor)
+    return None
+
+
+def _find_branch_terminals(
+    branches: list[str], target: str, edges: list[GraphEdge | None], out: dict[str, list[int]]
+) -> list[str]:
+    """The nodes of each branch that lead straight to ``target``."""
+    terminals: dict[str, None] = {}
+    for start in branches:
+        queue: deque[str] = deque([start])
+        visited: set[str] = set()
+        while queue:
+            current = queue.popleft()
+            if current in visited:
+                continue
+            visited.add(current)
+            successors = [_edge(edges, i).target for i in out.get(current, ())]
+            if target in successors:
+                terminals[current] = None
+            else:
+                queue.extend(s for s in successors if s not in visited)
+    return list(terminals)
+
+
+def _original_producers(
+    index: Mapping[str, GraphNode], predecessors: Mapping[str, Mapping[str, None]]
+) -> dict[str, list[str]]:
+    memo: dict[str, tuple[str, ...]] = {}
+
+    def producers(node_id: str) -> tuple[str, ...]:
+        found = memo.get(node_id)
+        if found is not None:
+            return found
+        node = index[node_id]
+        if not node.type.startswith("__internal_") or node.type == OUTPUT_MAPPER_TYPE:
+            original = node.data.get("originalId", node_id)
+            result: tuple[str, ...] = (original if isinstance(original, str) else node_id,)
+        else:
+            memo[node_id] = ()  # guards cycles of internal nodes
+            collected: dict[str, None] = {}
+            for pred in predecessors[node_id]:
+                collected.update(dict.fromkeys(producers(pred)))
+            result = tuple(collected)
+        memo[node_id] = result
+        return result
+
+    originals: dict[str, list[str]] = {}
+    for node_id, preds in predecessors.items():
+        collected: dict[str, None] = {}
+        for pred in preds:
+            collected.update(dict.fromkeys(producers(pred)))
+        if collected:
+            originals[node_id] = list(collected)
+    return originals

@@ -1,0 +1,267 @@
+"""The declarative formats: :class:`WorkflowGraph` (what people write) and
+:class:`WorkflowBlueprint` (what the builder compiles it to).
+
+Both read and write Flowcraft's camelCase JSON, so files are interchangeable with
+Flowcraft TS. ``from_dict`` checks the *shape* of the input and raises
+:class:`~flowcraft.errors.InvalidGraphError` with a ``path`` such as ``nodes[3].id``;
+references between nodes (unknown types, dangling edges, duplicate ids) are checked by
+the builder and by :class:`~flowcraft.graph.BlueprintExecutor`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InvalidGraphError
+
+__all__ = ["GraphEdge", "GraphNode", "WorkflowBlueprint", "WorkflowGraph"]
+
+_CONFIG_KEYS = ("maxRetries", "wait", "timeout")
+
+
+def _fail(path: str, expected: str, got: Any) -> InvalidGraphError:
+    shown = repr(got)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return InvalidGraphError(f"{path}: expected {expected}, got {type(got).__name__} {shown}", path=path)
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(path, "an object", value)
+    return value
+
+
+def _string(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(path, "a non-empty string", value)
+    return value
+
+
+def _list(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise _fail(path, "a list", value)
+    return list(value)
+
+
+def _check_config(config: Mapping[str, Any], path: str) -> None:
+    for key, value in config.items():
+        where = f"{path}.{key}"
+        if key not in _CONFIG_KEYS:
+            raise InvalidGraphError(
+                f"{where}: unknown config key {key!r}; allowed keys are {', '.join(_CONFIG_KEYS)}", path=where
+            )
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if key == "maxRetries" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise _fail(where, "an integer >= 1 (total attempts)", value)
+        if key == "wait" and (not number or value < 0):
+            raise _fail(where, "a number of milliseconds >= 0", value)
+        if key == "timeout" and value is not None and (not number or value <= 0):
+            raise _fail(where, "a number of milliseconds > 0 or null", value)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphNode:
+    """One node of a graph or blueprint: ``id``, registry ``type``, ``data`` and ``config``.
+
+    ``config`` uses Flowcraft's JSON names and units: ``maxRetries``, ``wait`` and
+    ``timeout`` in milliseconds. Treat ``data`` as read-only.
+    """
+
+    id: str
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str = "node") -> GraphNode:
+        """Parse ``{"id", "type", "data"?, "config"?}``; ``path`` prefixes error locations."""
+        obj = _mapping(raw, path)
+        node_id = _string(obj.get("id"), f"{path}.id")
+        node_type = _string(obj.get("type"), f"{path}.type")
+        data = obj.get("data")
+        data = {} if data is None else dict(_mapping(data, f"{path}.data"))
+        config = obj.get("config")
+        if config is not None:
+            config = dict(_mapping(config, f"{path}.config"))
+            _check_config(config, f"{path}.config")
+        return cls(node_id, node_type, data, config)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``config`` only when set)."""
+        out: dict[str, Any] = {"id": self.id, "type": self.type, "data": self.data}
+        if self.config is not None:
+            out["config"] = self.config
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class GraphEdge:
+    """A directed edge; ``action=None`` means ``DEFAULT_ACTION``.
+
+    The literal string ``"default"`` is an ordinary action, not ``DEFAULT_ACTION`` (the
+    builder warns about it). An empty-string action is read as no action, as in
+    Flowcraft TS. ``id`` is optional (UI editors add one).
+    """
+
+    source: str
+    target: str
+    action: str | None = None
+    id: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str = "edge") -> GraphEdge:
+        """Parse ``{"source", "target", "action"?, "id"?}``."""
+        obj = _mapping(raw, path)
+        source = _string(obj.get("source"), f"{path}.source")
+        target = _string(obj.get("target"), f"{path}.target")
+        action = obj.get("action")
+        if action is not None and not isinstance(action, str):
+            raise _fail(f"{path}.action", "a string (omit it for the default action)", action)
+        edge_id = obj.get("id")
+        if edge_id is not None and not isinstance(edge_id, str):
+            raise _fail(f"{path}.id", "a string", edge_id)
+        return cls(source, target, action or None, edge_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``action`` and ``id`` only when set)."""
+        out: dict[str, Any] = {"source": self.source, "target": self.target}
+        if self.action is not None:
+            out["action"] = self.action
+        if self.id is not None:
+            out["id"] = self.id
+        return out
+
+
+def _nodes_and_edges(
+    obj: Mapping[str, Any], *, edges_required: bool
+) -> tuple[tuple[GraphNode, ...], tuple[GraphEdge, ...]]:
+    if "nodes" not in obj:
+        raise InvalidGraphError("nodes: missing; a graph needs a list of nodes", path="nodes")
+    raw_nodes = _list(obj["nodes"], "nodes")
+    if "edges" not in obj and edges_required:
+        raise InvalidGraphError("edges: missing; a blueprint needs a list of edges", path="edges")
+    raw_edges = _list(obj.get("edges", []), "edges")
+    nodes = tuple(GraphNode.from_dict(raw, f"nodes[{i}]") for i, raw in enumerate(raw_nodes))
+    edges = tuple(GraphEdge.from_dict(raw, f"edges[{i}]") for i, raw in enumerate(raw_edges))
+    return nodes, edges
+
+
+def _load_json(text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidGraphError(f"not valid JSON: {error}", path="$") from error
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowGraph:
+    """A declarative workflow: ``nodes`` and ``edges`` (Flowcraft's JSON graph format).
+
+    Example::
+
+        graph = WorkflowGraph.from_dict({
+            "nodes": [{"id": "load", "type": "load"}, {"id": "save", "type": "save"}],
+            "edges": [{"source": "load", "target": "save"}],
+        })
+    """
+
+    nodes: tuple[GraphNode, ...] = ()
+    edges: tuple[GraphEdge, ...] = ()
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> WorkflowGraph:
+        """Parse the JSON form; ``edges`` may be omitted.
+
+        Raises:
+            InvalidGraphError: the input is not shaped like a graph (``path`` says where).
+        """
+        obj = _mapping(raw, "graph")
+        nodes, edges = _nodes_and_edges(obj, edges_required=False)
+        return cls(nodes, edges)
+
+    @classmethod
+    def coerce(cls, graph: WorkflowGraph | Mapping[str, Any]) -> WorkflowGraph:
+        """``graph`` itself, or parsed from its dict form."""
+        return graph if isinstance(graph, WorkflowGraph) else cls.from_dict(graph)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkflowGraph:
+        """Parse a JSON document."""
+        return cls.from_dict(_load_json(text))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"nodes": [n.to_dict() for n in self.nodes], "edges": [e.to_dict() for e in self.edges]}
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """A JSON document (non-ASCII ids kept as they are)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowBlueprint:
+    """A compiled, flattened graph that any executor can run.
+
+    Sub-workflows are inlined, parallel containers and conditional joins inserted.
+    ``predecessor_count_map`` gives every node's number of distinct direct predecessors;
+    ``original_predecessor_id_map`` maps a node to the user-defined nodes that produce
+    its input (absent when there are none).
+    """
+
+    nodes: tuple[GraphNode, ...]
+    edges: tuple[GraphEdge, ...]
+    start_node_id: str
+    predecessor_count_map: dict[str, int]
+    original_predecessor_id_map: dict[str, list[str]]
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> WorkflowBlueprint:
+        """Parse the JSON form (shape only; :class:`BlueprintExecutor` checks references).
+
+        Raises:
+            InvalidGraphError: the input is not shaped like a blueprint.
+        """
+        obj = _mapping(raw, "blueprint")
+        nodes, edges = _nodes_and_edges(obj, edges_required=True)
+        start = _string(obj.get("startNodeId"), "startNodeId")
+        counts: dict[str, int] = {}
+        for key, value in _mapping(obj.get("predecessorCountMap"), "predecessorCountMap").items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise _fail(f"predecessorCountMap.{key}", "an integer >= 0", value)
+            counts[key] = value
+        producers: dict[str, list[str]] = {}
+        raw_producers = obj.get("originalPredecessorIdMap", {})
+        for key, value in _mapping(raw_producers, "originalPredecessorIdMap").items():
+            ids = _list(value, f"originalPredecessorIdMap.{key}")
+            for i, item in enumerate(ids):
+                _string(item, f"originalPredecessorIdMap.{key}[{i}]")
+            producers[key] = ids
+        return cls(nodes, edges, start, counts, producers)
+
+    @classmethod
+    def coerce(cls, blueprint: WorkflowBlueprint | Mapping[str, Any]) -> WorkflowBlueprint:
+        """``blueprint`` itself, or parsed from its dict form."""
+        return blueprint if isinstance(blueprint, WorkflowBlueprint) else cls.from_dict(blueprint)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkflowBlueprint:
+        """Parse a JSON document."""
+        return cls.from_dict(_load_json(text))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, in Flowcraft's camelCase."""
+        return {
+            "nodes": [n.to_dict() for n in self.nodes],
+            "edges": [e.to_dict() for e in self.edges],
+            "startNodeId": self.start_node_id,
+            "predecessorCountMap": dict(self.predecessor_count_map),
+            "originalPredecessorIdMap": {k: list(v) for k, v in self.original_predecessor_id_map.items()},
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """A JSON document (non-ASCII ids kept as they are)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
