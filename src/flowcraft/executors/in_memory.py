@@ -54,7 +54,7 @@ class InMemoryExecutor:
         params, signal, logger = resolve_options(flow, options)
         listener = options.on_event if options is not None else None
         events = EventEmitter(listener, logger) if listener is not None else None
-        scope = WalkScope(ctx, params, signal, logger, self, events=events)
+        scope = WalkScope(ctx, params, signal, logger, self, chain=self.chain_for((), events), events=events)
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, signal, logger, name=flow.name, executor=self, node=flow, scope=scope
         )
