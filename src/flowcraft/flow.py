@@ -137,3 +137,16 @@ class Flow(Node[Any, Any, Any]):
 
     def _nodes(self) -> Iterator[AbstractNode]:
         return iter_reachable([self.start_node]) if self.start_node is not None else iter(())
+
+
+class _NodeRunner(Flow):
+    """The flow behind ``Node.run``: runs one node's lifecycle once, not its successors."""
+
+    def __init__(self, node: AbstractNode) -> None:
+        super().__init__()
+        self.node = node
+
+    async def exec(self, args: NodeArgs[Any, Any]) -> Any:
+        """Run the node (with its own params and the executor's ``run_node``); its action."""
+        outcomes = await engine_for(args).run_batch(self, self.node, [{}], args, concurrent=False)
+        return outcomes[0].action

@@ -386,14 +386,14 @@ class Node(AbstractNode, Generic[P, E, A]):
 
         Successors are not followed; a warning goes to the logger when there are some.
         """
-        from .flow import Flow
+        from .flow import Flow, _NodeRunner
 
         if self.successors and logger is not None and not isinstance(self, Flow):
             logger.warn(
                 f"Node.run() called on {_describe(self)}, which has successors; they will not run. "
                 "Put the nodes in a Flow to run the graph."
             )
-        wrapper = Flow(self)
+        wrapper = _NodeRunner(self)
         return await wrapper.run(
             ctx,
             params=params,
