@@ -1,0 +1,151 @@
+"""The codec for values that cross processes: JSON with tagged Python types.
+
+Plain JSON covers ``str``, ``int``, ``float``, ``bool``, ``None``, ``list`` and ``dict``
+with string keys. Other supported types are written as ``{"__fc__": tag, "v": ...}``:
+``datetime``, ``date``, ``time``, ``timedelta``, ``Decimal``, ``UUID``, ``bytes``,
+``set``, ``frozenset``, ``tuple``, dicts with non-string keys, and the action sentinels
+(``DEFAULT_ACTION``, ``FILTER_FAILED``). Anything else raises :class:`CodecError`
+naming the key and the type. Nothing is ever pickled or evaluated.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from ..actions import ActionSentinel
+from .errors import CodecError
+
+__all__ = ["decode", "decode_action", "encode", "encode_action"]
+
+TAG = "__fc__"
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _fail(key: str, value: Any, where: str) -> CodecError:
+    type_name = f"{type(value).__module__}.{type(value).__qualname__}"
+    inner = f" (at {where})" if where else ""
+    return CodecError(
+        f"Context key {key!r} holds a {type_name}{inner}, which cannot be sent between processes. "
+        "Store JSON-like data (str, int, float, bool, None, list, dict) or datetime, date, time, timedelta, "
+        "Decimal, UUID, bytes, set, frozenset, tuple.",
+        key=key,
+        type_name=type_name,
+    )
+
+
+def _to_json(value: Any, key: str, where: str) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list:
+        return [_to_json(item, key, f"{where}[{i}]") for i, item in enumerate(value)]
+    if kind is dict:
+        if all(type(k) is str for k in value):
+            out = {k: _to_json(v, key, f"{where}[{k!r}]") for k, v in value.items()}
+            return {TAG: "dict", "v": out} if TAG in value else out
+        return {
+            TAG: "map",
+            "v": [[_to_json(k, key, f"{where}<key>"), _to_json(v, key, f"{where}[{k!r}]")] for k, v in value.items()],
+        }
+    if kind is tuple:
+        return {TAG: "tuple", "v": [_to_json(item, key, f"{where}[{i}]") for i, item in enumerate(value)]}
+    if kind is set or kind is frozenset:
+        return {TAG: kind.__name__, "v": [_to_json(item, key, f"{where}<item>") for item in value]}
+    if kind is dt.datetime:
+        return {TAG: "datetime", "v": value.isoformat()}
+    if kind is dt.date:
+        return {TAG: "date", "v": value.isoformat()}
+    if kind is dt.time:
+        return {TAG: "time", "v": value.isoformat()}
+    if kind is dt.timedelta:
+        return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
+    if kind is Decimal:
+        return {TAG: "decimal", "v": str(value)}
+    if kind is uuid.UUID:
+        return {TAG: "uuid", "v": str(value)}
+    if kind is bytes or kind is bytearray:
+        return {TAG: kind.__name__, "v": base64.b64encode(value).decode("ascii")}
+    if kind is ActionSentinel:
+        return {TAG: "action", "v": value.name}
+    if isinstance(value, str):  # str subclasses such as ContextKey travel as their text
+        return str.__str__(value)
+    raise _fail(key, value, where)
+
+
+def _decode_tagged(obj: dict[str, Any]) -> Any:
+    tag = obj.get(TAG)
+    if tag is None or len(obj) != 2 or "v" not in obj:
+        return obj
+    v = obj["v"]
+    if tag == "dict":
+        return v
+    if tag == "map":
+        return {_hashable(k): item for k, item in v}
+    if tag == "tuple":
+        return tuple(v)
+    if tag == "set":
+        return {_hashable(item) for item in v}
+    if tag == "frozenset":
+        return frozenset(_hashable(item) for item in v)
+    if tag == "datetime":
+        return dt.datetime.fromisoformat(v)
+    if tag == "date":
+        return dt.date.fromisoformat(v)
+    if tag == "time":
+        return dt.time.fromisoformat(v)
+    if tag == "timedelta":
+        return dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2])
+    if tag == "decimal":
+        return Decimal(v)
+    if tag == "uuid":
+        return uuid.UUID(v)
+    if tag == "bytes":
+        return base64.b64decode(v)
+    if tag == "bytearray":
+        return bytearray(base64.b64decode(v))
+    if tag == "action":
+        return ActionSentinel(v)
+    raise CodecError(f"Unknown codec tag {tag!r} in stored data", key="<stored value>", type_name=str(tag))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if type(value) is list else value
+
+
+def encode(value: Any, *, key: str = "<value>") -> str:
+    """Encode ``value`` as text; raises :class:`CodecError` naming ``key`` and the type."""
+    if type(value) is str:
+        return json.dumps(value, ensure_ascii=False)
+    try:
+        return json.dumps(_to_json(value, key, ""), ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:
+        raise _fail(key, value, "a self-referencing structure") from None
+    except ValueError as error:  # e.g. a float json refuses
+        raise CodecError(
+            f"Context key {key!r} cannot be encoded: {error}", key=key, type_name=type(value).__name__
+        ) from error
+
+
+def decode(text: str | bytes, *, key: str = "<value>") -> Any:
+    """Decode text made by :func:`encode` (never unpickles or evaluates anything)."""
+    try:
+        return json.loads(text, object_hook=_decode_tagged)
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        raise CodecError(
+            f"Stored value of {key!r} is not valid flowcraft codec data: {error}", key=key, type_name="str"
+        ) from error
+
+
+def encode_action(action: Any) -> str:
+    """Encode a node's action (a string, a sentinel, or any codec-supported value)."""
+    return encode(action, key="<action>")
+
+
+def decode_action(text: str | bytes | None) -> Any:
+    """Decode an action made by :func:`encode_action` (``None`` stays ``None``)."""
+    return None if text is None else decode(text, key="<action>")

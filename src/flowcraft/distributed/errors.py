@@ -1,0 +1,98 @@
+"""Errors of distributed execution (all :class:`~flowcraft.FlowcraftError`)::
+
+FlowcraftError
+└── DistributedError
+    ├── BackendError                      Redis / the queue failed (mapped by queue.py)
+    │   ├── BackendConnectionError (ConnectionError)
+    │   ├── BackendTimeoutError (TimeoutError)
+    │   ├── BackendAuthenticationError
+    │   └── BackendResponseError          Redis answered with an error
+    ├── CodecError (TypeError)            a context value cannot cross processes (names key + type)
+    ├── BlueprintNotFoundError (LookupError)  a run's blueprint hash is not in Redis
+    ├── RunNotFoundError (LookupError)     no such run (never started, expired, or Redis lost it)
+    └── NotABlueprintFlowError (TypeError) distributed runs need a flow built from a blueprint
+"""
+
+from __future__ import annotations
+
+from ..errors import FlowcraftError
+
+__all__ = [
+    "BackendAuthenticationError",
+    "BackendConnectionError",
+    "BackendError",
+    "BackendResponseError",
+    "BackendTimeoutError",
+    "BlueprintNotFoundError",
+    "CodecError",
+    "DistributedError",
+    "NotABlueprintFlowError",
+    "RemoteNodeError",
+    "RunNotFoundError",
+]
+
+
+class DistributedError(FlowcraftError):
+    """Root of the errors raised by :mod:`flowcraft.distributed`."""
+
+
+class BackendError(DistributedError):
+    """Redis or the job queue failed; the original error is ``__cause__``."""
+
+
+class BackendConnectionError(BackendError, ConnectionError):
+    """Redis cannot be reached (refused, reset, closed)."""
+
+
+class BackendTimeoutError(BackendError, TimeoutError):
+    """A Redis command or connection attempt timed out."""
+
+
+class BackendAuthenticationError(BackendError):
+    """Redis rejected the credentials in the URL."""
+
+
+class BackendResponseError(BackendError):
+    """Redis answered a command with an error (e.g. a script or type error)."""
+
+
+class CodecError(DistributedError, TypeError):
+    """A value cannot be encoded for (or decoded from) Redis.
+
+    ``key`` is the context key (or field) holding it and ``type_name`` its Python type.
+    """
+
+    def __init__(self, message: str, *, key: str, type_name: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.type_name = type_name
+
+
+class BlueprintNotFoundError(DistributedError, LookupError):
+    """A run refers to a blueprint hash that is not stored in Redis."""
+
+    def __init__(self, message: str, *, blueprint_hash: str) -> None:
+        super().__init__(message)
+        self.blueprint_hash = blueprint_hash
+
+
+class RunNotFoundError(DistributedError, LookupError):
+    """No run with this id exists (never started, expired, or Redis lost its data)."""
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class NotABlueprintFlowError(DistributedError, TypeError):
+    """Distributed runs need a flow built from a blueprint (GraphBuilder / BlueprintExecutor)."""
+
+
+class RemoteNodeError(DistributedError):
+    """Stands in for the exception a node raised on a worker (only its type name and
+    message cross processes); the ``original_error`` of the :class:`WorkflowError` that
+    ``RunHandle.result()`` raises."""
+
+    def __init__(self, message: str, *, type_name: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name

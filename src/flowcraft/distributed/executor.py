@@ -1,0 +1,335 @@
+"""The client side: :class:`DistributedExecutor` starts runs, :class:`RunHandle` follows them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..context import Context, TypedContext
+from ..errors import AbortError, RunTimeoutError, WorkflowError
+from ..executors.base import RunOptions, first_successor
+from ..graph.models import WorkflowBlueprint
+from ..node import AbstractNode
+from .codec import decode, decode_action, encode
+from .errors import (
+    BackendConnectionError,
+    BackendTimeoutError,
+    NotABlueprintFlowError,
+    RemoteNodeError,
+    RunNotFoundError,
+)
+from .keys import BLUEPRINT_TTL, DEFAULT_PREFIX, DEFAULT_QUEUE, FINAL_STATES, RUN_TTL, job_id
+from .plan import RunPlan, blueprint_hash, canonical_json
+from .queue import JobQueue
+from .store import RunStore
+
+if TYPE_CHECKING:
+    from ..flow import Flow
+
+__all__ = ["DistributedExecutor", "RunError", "RunHandle", "RunStatus", "blueprint_of"]
+
+BLUEPRINT_ATTRIBUTE = "blueprint"
+"""The attribute of a flow (or build result) that holds its :class:`WorkflowBlueprint`."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunError:
+    """Why a run failed: the node, the lifecycle phase, the error type and message."""
+
+    node_id: str
+    phase: str
+    type: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunStatus:
+    """A snapshot of a run: ``state`` is pending / running / completed / failed / cancelled."""
+
+    run_id: str
+    state: str
+    last_action: Any = None
+    error: RunError | None = None
+    cancel_reason: str | None = None
+    created_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended (completed, failed or cancelled)."""
+        return self.state in FINAL_STATES
+
+
+def blueprint_of(source: Any) -> WorkflowBlueprint:
+    """The blueprint behind ``source``: a blueprint, its dict, or a flow/build result built from one.
+
+    Raises:
+        NotABlueprintFlowError: ``source`` was not built from a blueprint.
+    """
+    if isinstance(source, WorkflowBlueprint):
+        return source
+    if isinstance(source, Mapping):
+        return WorkflowBlueprint.from_dict(source)
+    found = getattr(source, BLUEPRINT_ATTRIBUTE, None)
+    if isinstance(found, WorkflowBlueprint):
+        return found
+    raise NotABlueprintFlowError(
+        f"Distributed runs need a blueprint: {type(source).__name__} was not built from one. Build the flow with "
+        "GraphBuilder(...).build(graph) or BlueprintExecutor(blueprint, registry).flow, or pass the "
+        "WorkflowBlueprint itself to DistributedExecutor.start()."
+    )
+
+
+def _float(text: str | None) -> float | None:
+    return float(text) if text else None
+
+
+class RunHandle:
+    """Follows one run: ``run_id``, :meth:`result`, :meth:`status`, :meth:`context`, :meth:`cancel`."""
+
+    def __init__(self, executor: DistributedExecutor, run_id: str) -> None:
+        self.run_id = run_id
+        self._executor = executor
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.run_id!r})"
+
+    async def status(self) -> RunStatus:
+        """The run's current state (raises :class:`RunNotFoundError` for an unknown run)."""
+        meta = await self._executor.store.meta(self.run_id)
+        if not meta:
+            raise RunNotFoundError(
+                f"Run {self.run_id!r} does not exist in Redis (never started, expired after its TTL, "
+                "or Redis lost its data)",
+                run_id=self.run_id,
+            )
+        error = None
+        if meta.get("status") == "failed":
+            error = RunError(
+                meta.get("error_node", "?"), meta.get("error_phase", "?"), meta.get("error_type", "Exception"),
+                meta.get("error_message", ""),
+            )  # fmt: skip
+        last = meta.get("last_action")
+        return RunStatus(
+            self.run_id, meta.get("status", "pending"), decode_action(last) if last else None, error,
+            meta.get("cancel_reason"), _float(meta.get("created_at")), _float(meta.get("ended_at")),
+        )  # fmt: skip
+
+    async def context(self) -> dict[str, Any]:
+        """The run's context (decoded)."""
+        raw = await self._executor.store.context(self.run_id)
+        return {key: decode(value, key=key) for key, value in raw.items()}
+
+    async def cancel(self, reason: str = "cancelled by the client") -> None:
+        """Cancel the run: no further node starts; running nodes see their signal abort."""
+        await self._executor.store.cancel(self.run_id, reason)
+
+    async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Wait for the run to end and return its final action.
+
+        Raises:
+            AbortError: the run was cancelled.
+            WorkflowError: a node failed (``node_name`` and ``phase`` say where).
+            RunTimeoutError: ``timeout`` seconds passed first (the run goes on).
+            RunNotFoundError: the run does not exist (or Redis lost it).
+            BackendConnectionError: Redis stayed unreachable for ``connection_grace`` seconds.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                status = await self._wait()
+        except TimeoutError as error:
+            if isinstance(error, RunTimeoutError):
+                raise
+            raise RunTimeoutError(f"Run {self.run_id!r} did not finish within {timeout} s") from None
+        return self._outcome(status)
+
+    def _outcome(self, status: RunStatus) -> Any:
+        if status.state == "completed":
+            return status.last_action
+        if status.state == "cancelled":
+            raise AbortError(f"Run {self.run_id!r} was cancelled: {status.cancel_reason}", reason=status.cancel_reason)
+        error = status.error
+        assert error is not None
+        original = RemoteNodeError(f"{error.type}: {error.message}", type_name=error.type)
+        raise WorkflowError(error.message, error.node_id, error.phase, original)
+
+    async def _wait(self) -> RunStatus:
+        executor = self._executor
+        store = executor.store
+        channel = store.keys.run(self.run_id).events
+        failing_since: float | None = None
+        while True:
+            try:
+                async with store.subscription(channel) as pubsub:
+                    while True:
+                        status = await self.status()
+                        failing_since = None
+                        if status.finished:
+                            return status
+                        await pubsub.get_message(timeout=executor.poll_interval)
+            except (BackendConnectionError, BackendTimeoutError, ConnectionError, OSError):
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > executor.connection_grace:
+                    raise
+                await asyncio.sleep(min(0.5, executor.poll_interval))
+
+
+class DistributedExecutor:
+    """Runs blueprint flows as one queue job per node, on any number of :class:`~.worker.Worker` processes.
+
+    Args:
+        redis_url: ``redis://`` / ``rediss://`` URL (with auth if needed).
+        queue, prefix: where jobs and keys go; workers must use the same.
+        run_ttl: seconds a finished run's keys are kept.
+        blueprint_ttl: seconds a stored blueprint is kept after its last run started.
+        poll_interval: how often ``result()`` re-reads the status besides pub/sub.
+        connection_grace: seconds ``result()`` rides out an unreachable Redis before raising.
+
+    Example::
+
+        async with DistributedExecutor("redis://localhost:6379/0") as executor:
+            action = await flow.run(ctx, executor=executor)        # flow built by GraphBuilder
+            handle = await executor.start(blueprint, {"n": 1})
+            print(await handle.result(timeout=30))
+    """
+
+    def __init__(
+        self,
+        redis_url: str = "redis://localhost:6379/0",
+        *,
+        queue: str = DEFAULT_QUEUE,
+        prefix: str = DEFAULT_PREFIX,
+        run_ttl: int = RUN_TTL,
+        blueprint_ttl: int = BLUEPRINT_TTL,
+        poll_interval: float = 1.0,
+        connection_grace: float = 30.0,
+    ) -> None:
+        self.redis_url = redis_url
+        self.queue_name = queue
+        self.prefix = prefix
+        self.blueprint_ttl = blueprint_ttl
+        self.poll_interval = poll_interval
+        self.connection_grace = connection_grace
+        self.store = RunStore(redis_url, prefix=prefix, run_ttl=run_ttl)
+        self._queue: JobQueue | None = None
+
+    @property
+    def queue(self) -> JobQueue:
+        """The job queue (opened on first use)."""
+        if self._queue is None:
+            self._queue = JobQueue(self.redis_url, name=self.queue_name, prefix=self.prefix)
+        return self._queue
+
+    async def __aenter__(self) -> DistributedExecutor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Redis connections."""
+        if self._queue is not None:
+            await self._queue.aclose()
+        await self.store.aclose()
+
+    def get_next_node(self, curr: AbstractNode, action: Any) -> AbstractNode | None:
+        """The first successor of ``curr`` for ``action`` (the :class:`~flowcraft.Executor` protocol)."""
+        return first_successor(curr, action)
+
+    async def start(
+        self,
+        blueprint_or_flow: Any,
+        context: Context | Mapping[str, Any] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> RunHandle:
+        """Store the blueprint and the run, enqueue its start job, and return a handle at once.
+
+        Raises:
+            NotABlueprintFlowError: ``blueprint_or_flow`` was not built from a blueprint.
+            CodecError: a context value or param cannot be encoded (names the key and type).
+        """
+        blueprint = blueprint_of(blueprint_or_flow)
+        run_id = run_id or uuid.uuid4().hex
+        if ":" in run_id or "{" in run_id or "}" in run_id or not run_id:
+            raise ValueError(f"run ids must be non-empty without ':', '{{' or '}}', got {run_id!r}")
+        text = canonical_json(blueprint)
+        digest = blueprint_hash(text)
+        encoded = {key: encode(value, key=key) for key, value in _entries(context)}
+        params_text = encode(dict(params or {}), key="<params>")
+        plan = RunPlan(blueprint)
+        start = plan.start_node_id
+        start_job = job_id(run_id, start, 1)
+        created = await self.store.create_run(
+            run_id, blueprint_hash=digest, blueprint_json=text, blueprint_ttl=self.blueprint_ttl,
+            params=params_text, context=encoded, starts=[(start, start_job)],
+        )  # fmt: skip
+        if not created:
+            raise ValueError(f"A run with id {run_id!r} already exists")
+        await self.queue.add([(start_job, {"r": run_id, "n": start, "b": digest})])
+        return RunHandle(self, run_id)
+
+    async def handle(self, run_id: str) -> RunHandle:
+        """Reattach to a run started elsewhere.
+
+        Raises:
+            RunNotFoundError: there is no such run.
+        """
+        handle = RunHandle(self, run_id)
+        await handle.status()
+        return handle
+
+    async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
+        """Run ``flow`` (built from a blueprint) across the workers; fills ``context`` with the final state.
+
+        Raises:
+            NotABlueprintFlowError: the flow was not built from a blueprint.
+            AbortError: the run was cancelled (also through ``options.signal``/``controller``).
+            WorkflowError: a node failed.
+        """
+        ctx = context if context is not None else TypedContext()
+        params = {**flow.params, **(options.params or {})} if options is not None else dict(flow.params)
+        handle = await self.start(flow, ctx, params=params)
+        signal = None
+        if options is not None:
+            signal = options.signal or (options.controller.signal if options.controller is not None else None)
+        cancelling: list[asyncio.Task[None]] = []
+
+        def on_abort(reason: Any) -> None:
+            cancelling.append(asyncio.ensure_future(handle.cancel(str(reason))))
+
+        if signal is not None:
+            signal.add_listener(on_abort)
+        try:
+            return await handle.result()
+        finally:
+            if signal is not None:
+                signal.remove_listener(on_abort)
+            for task in cancelling:
+                with contextlib.suppress(Exception):
+                    await task
+            with contextlib.suppress(RunNotFoundError):
+                await _fill(ctx, await handle.context())
+
+
+def _entries(context: Context | Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    if context is None:
+        return []
+    if isinstance(context, Mapping):
+        return [(str(k), v) for k, v in context.items()]
+    return list(context.entries())
+
+
+async def _fill(ctx: Context, final: Mapping[str, Any]) -> None:
+    for key in list(ctx.keys()):
+        if key not in final:
+            await ctx.delete(key)
+    for key, value in final.items():
+        await ctx.set(key, value)

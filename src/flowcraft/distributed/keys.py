@@ -1,0 +1,118 @@
+"""Every Redis key, channel and TTL used by distributed runs — in one place.
+
+All run keys share the hash tag ``{<run id>}`` so that one run lives in one Redis
+Cluster slot (the Lua steps touch several of them atomically). Layout, with the default
+prefix ``flowcraft``::
+
+    flowcraft:blueprint:<sha256>          STRING  blueprint JSON, content-addressed (TTL BLUEPRINT_TTL)
+    flowcraft:control                     CHANNEL "cancel <run id>" messages for every worker
+    flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, last action, error
+    flowcraft:run:{<id>}:ctx              HASH    context: key name -> codec-encoded value
+    flowcraft:run:{<id>}:pending          SET     job ids decided on but not finished yet
+    flowcraft:run:{<id>}:done             HASH    job id -> {"a": action, "j": [successor job ids]}
+    flowcraft:run:{<id>}:visits           HASH    node id -> last visit number handed out
+    flowcraft:run:{<id>}:open             HASH    fan-in node id -> visit currently collecting arrivals
+    flowcraft:run:{<id>}:join:<node>:<v>  SET     predecessors that reached visit <v> of a fan-in node
+    flowcraft:run:{<id>}:events           CHANNEL published once when the run ends
+
+BullMQ keeps its own keys under ``<prefix>:<queue>:*``. Every run key gets
+``run_ttl`` (default :data:`RUN_TTL`) once the run ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = [
+    "BLUEPRINT_TTL",
+    "DEFAULT_PREFIX",
+    "DEFAULT_QUEUE",
+    "RUN_TTL",
+    "Keys",
+    "RunKeys",
+    "job_id",
+]
+
+DEFAULT_PREFIX = "flowcraft"
+"""Prefix of every key (ours and BullMQ's)."""
+
+DEFAULT_QUEUE = "flowcraft"
+"""Name of the BullMQ queue node jobs go through."""
+
+RUN_TTL = 24 * 3600
+"""Seconds a finished run's keys are kept (status, context, bookkeeping)."""
+
+BLUEPRINT_TTL = 7 * 24 * 3600
+"""Seconds a stored blueprint is kept after the last run that used it was started."""
+
+STATUS_PENDING = "pending"
+STATUS_RUNNING = "running"
+STATUS_COMPLETED = "completed"
+STATUS_FAILED = "failed"
+STATUS_CANCELLED = "cancelled"
+ACTIVE_STATES = frozenset({STATUS_PENDING, STATUS_RUNNING})
+FINAL_STATES = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED})
+
+
+def job_id(run_id: str, node_id: str, visit: int) -> str:
+    """The deterministic BullMQ job id of one visit of one node: ``run:node:visit``."""
+    return f"{run_id}:{node_id}:{visit}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunKeys:
+    """The keys of one run (see the module docstring for what each holds)."""
+
+    run_id: str
+    meta: str
+    ctx: str
+    pending: str
+    done: str
+    visits: str
+    open: str
+    join_prefix: str
+    events: str
+
+    def join(self, node_id: str, visit: int) -> str:
+        """The join set of visit ``visit`` of fan-in node ``node_id``."""
+        return f"{self.join_prefix}{node_id}:{visit}"
+
+    @property
+    def all_fixed(self) -> tuple[str, ...]:
+        """Every key of the run except the (dynamic) join sets."""
+        return (self.meta, self.ctx, self.pending, self.done, self.visits, self.open)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Keys:
+    """Key factory for one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(c in self.prefix for c in "{} \n"):
+            raise ValueError(f"Redis key prefix must be non-empty without braces or whitespace, got {self.prefix!r}")
+
+    @property
+    def control(self) -> str:
+        """The channel every worker listens on for cancellations."""
+        return f"{self.prefix}:control"
+
+    def blueprint(self, blueprint_hash: str) -> str:
+        """Where the blueprint with this content hash is stored."""
+        return f"{self.prefix}:blueprint:{blueprint_hash}"
+
+    def run(self, run_id: str) -> RunKeys:
+        """The keys of run ``run_id``."""
+        base = f"{self.prefix}:run:{{{run_id}}}:"
+        return RunKeys(
+            run_id=run_id,
+            meta=base + "meta",
+            ctx=base + "ctx",
+            pending=base + "pending",
+            done=base + "done",
+            visits=base + "visits",
+            open=base + "open",
+            join_prefix=base + "join:",
+            events=base + "events",
+        )

@@ -1,0 +1,499 @@
+"""Workers: run node jobs from the queue against the run state in Redis.
+
+One job is one visit of one node (see DISTRIBUTED.md, "One job, step by step"):
+
+1. load status, params, context and the job's done record (one round trip); skip if the
+   run has ended; a redelivered job with a done record only re-enqueues the successors
+   it decided on that are still pending;
+2. run the node's lifecycle (its flow's middleware around it) on a
+   :class:`~.context.RecordingContext`, with an abort signal cancelled through pub/sub;
+   structural nodes are passed through;
+3. the atomic completion step (:data:`~.store.COMPLETE`): delta write-back, done
+   record, join sets, pending set, end of run;
+4. enqueue the successor jobs (deterministic ids, one round trip).
+
+Command line::
+
+    python -m flowcraft.distributed.worker --registry pkg.mod:REGISTRY --redis redis://host:6379/0
+
+Test-only fault injection: ``FLOWCRAFT_TEST_CRASH_AT=<point>:<node id>`` makes the
+worker ``SIGKILL`` itself at ``point`` while running that node. Points:
+``before_node``, ``during_node`` (50 ms into the lifecycle), ``before_complete``,
+``after_complete`` (= ``after_context_write`` = ``after_join_update`` =
+``before_enqueue``: one atomic step writes all three) and ``after_enqueue``. Off unless
+the variable is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..abort import AbortController
+from ..actions import DEFAULT_ACTION
+from ..errors import AbortError, GraphError, WorkflowError
+from ..executors.base import first_successor
+from ..graph.models import WorkflowBlueprint
+from ..loggers import Logger, NullLogger
+from ..middleware import NextFn, apply_middleware
+from ..node import AbstractNode, NodeArgs
+from ..patterns import ParallelFlow
+from .codec import decode, decode_action, encode_action
+from .context import RecordingContext
+from .errors import BackendError, BlueprintNotFoundError, CodecError
+from .keys import ACTIVE_STATES, DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL, Keys
+from .plan import RunPlan
+from .queue import JobConsumer, JobQueue, QueuedJob, map_backend_errors_async
+from .store import RunStore, parse_done
+
+__all__ = ["Worker", "main"]
+
+log = logging.getLogger("flowcraft.distributed.worker")
+
+CRASH_ENV = "FLOWCRAFT_TEST_CRASH_AT"
+CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "after_complete",
+                 "before_enqueue": "after_complete"}  # fmt: skip
+
+
+class _Hydrated:
+    """A blueprint hydrated once per worker: plan, nodes, and middleware chains."""
+
+    __slots__ = ("chains", "executor", "flow", "plan")
+
+    def __init__(self, blueprint: WorkflowBlueprint, registry: Mapping[str, Any], dependencies: Mapping[str, Any]):
+        from ..graph import BlueprintExecutor
+
+        self.plan = RunPlan(blueprint)
+        self.executor = BlueprintExecutor(blueprint, registry, dict(dependencies))
+        self.flow = self.executor.flow
+        self.chains: dict[str, NextFn] = {}
+
+    def node(self, node_id: str) -> AbstractNode | None:
+        found: AbstractNode | None = self.executor.node_map.get(node_id)
+        return found
+
+    def chain(self, node_id: str, node: AbstractNode) -> NextFn:
+        chain = self.chains.get(node_id)
+        if chain is None:
+            chain = self.chains[node_id] = apply_middleware(list(self.flow.middleware), node)
+        return chain
+
+
+def _crash_point() -> tuple[str, str] | None:
+    raw = os.environ.get(CRASH_ENV)
+    if not raw or ":" not in raw:
+        return None
+    point, node_id = raw.split(":", 1)
+    return CRASH_ALIASES.get(point, point), node_id
+
+
+def _die() -> None:  # pragma: no cover - the process ends here
+    sys.stderr.write(f"flowcraft worker {os.getpid()}: {CRASH_ENV} reached, SIGKILL\n")
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Worker:
+    """Runs node jobs of distributed runs. Stateless between jobs; start any number.
+
+    Args:
+        registry: node type → class (the mapping the builder uses).
+        redis_url: ``redis://`` / ``rediss://`` URL, with auth if needed.
+        queue, prefix: must match the :class:`~.executor.DistributedExecutor`'s.
+        dependencies: keyword arguments for node constructors.
+        concurrency: jobs run at once by this worker.
+        lock_duration, stalled_interval: seconds; a job held by a dead worker is
+            handed to another after about their sum.
+        middleware: wraps every node this worker runs (in addition to the flow's own).
+        logger: the logger nodes receive (silent by default).
+
+    Example::
+
+        worker = Worker(REGISTRY, "redis://localhost:6379/0")
+        await worker.run()          # until await worker.close() or a signal
+    """
+
+    def __init__(
+        self,
+        registry: Mapping[str, Any],
+        redis_url: str = "redis://localhost:6379/0",
+        *,
+        queue: str = DEFAULT_QUEUE,
+        prefix: str = DEFAULT_PREFIX,
+        dependencies: Mapping[str, Any] | None = None,
+        concurrency: int = 10,
+        lock_duration: float = 30.0,
+        stalled_interval: float = 30.0,
+        run_ttl: int = RUN_TTL,
+        middleware: Sequence[Any] = (),
+        logger: Logger | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
+        self.registry = registry
+        self.dependencies = dict(dependencies or {})
+        self.redis_url = redis_url
+        self.queue_name = queue
+        self.keys = Keys(prefix)
+        self.concurrency = concurrency
+        self._lock_duration = lock_duration
+        self._stalled_interval = stalled_interval
+        self._run_ttl = run_ttl
+        self._middleware = list(middleware)
+        self.logger: Logger = logger if logger is not None else NullLogger()
+        self._hydrated: dict[str, _Hydrated] = {}
+        self._running: dict[str, set[AbortController]] = {}
+        self._crash = _crash_point()
+        self._store: RunStore | None = None
+        self._queue: JobQueue | None = None
+        self._consumer: JobConsumer | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Process jobs until :meth:`close` is called."""
+        self._store = RunStore(self.redis_url, prefix=self.keys.prefix, run_ttl=self._run_ttl)
+        self._queue = JobQueue(self.redis_url, name=self.queue_name, prefix=self.keys.prefix)
+        async with map_backend_errors_async():
+            await self._store.client.ping()
+        self._consumer = JobConsumer(
+            self.redis_url,
+            name=self.queue_name,
+            prefix=self.keys.prefix,
+            processor=self.process,
+            concurrency=self.concurrency,
+            lock_duration=self._lock_duration,
+            stalled_interval=self._stalled_interval,
+            on_failed=self._job_failed,
+        )
+        subscribed = asyncio.Event()
+        self._listener = asyncio.ensure_future(self._listen(subscribed))
+        await asyncio.wait([asyncio.ensure_future(subscribed.wait()), self._listener], return_when="FIRST_COMPLETED")
+        self.ready.set()
+        try:
+            await self._consumer.run()
+        finally:
+            await self._shutdown()
+
+    async def close(self, *, force: bool = False) -> None:
+        """Stop taking jobs and wait for running ones (``force``: leave them to stalled recovery)."""
+        self._closing.set()
+        if self._consumer is not None:
+            await self._consumer.close(force=force)
+
+    async def _shutdown(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listener
+        if self._queue is not None:
+            await self._queue.aclose()
+        if self._store is not None:
+            await self._store.aclose()
+
+    async def _listen(self, subscribed: asyncio.Event) -> None:
+        """Abort running nodes of runs cancelled elsewhere (reconnects on errors)."""
+        assert self._store is not None
+        while not self._closing.is_set():
+            try:
+                async with self._store.subscription(self.keys.control) as pubsub:
+                    subscribed.set()
+                    while not self._closing.is_set():
+                        message = await pubsub.get_message(timeout=1.0)
+                        if message and isinstance(message.get("data"), str):
+                            self._on_control(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("control channel: %s; reconnecting", error)
+                await asyncio.sleep(0.5)
+
+    def _on_control(self, text: str) -> None:
+        verb, _, run_id = text.partition(" ")
+        if verb == "cancel":
+            for controller in list(self._running.get(run_id, ())):
+                controller.abort(AbortError(f"Run {run_id} was cancelled."))
+
+    def get_next_node(self, curr: AbstractNode, action: Any) -> AbstractNode | None:
+        """The first successor of ``curr`` for ``action`` (the :class:`~flowcraft.Executor` protocol)."""
+        return first_successor(curr, action)
+
+    # ---- one job ---------------------------------------------------------------------------
+
+    def _maybe_crash(self, point: str, node_id: str) -> None:
+        crash = self._crash
+        if crash is not None and crash == (point, node_id):
+            _die()
+
+    async def _hydrate(self, blueprint_hash: str) -> _Hydrated:
+        hydrated = self._hydrated.get(blueprint_hash)
+        if hydrated is None:
+            assert self._store is not None
+            text = await self._store.blueprint(blueprint_hash)
+            if text is None:
+                raise BlueprintNotFoundError(
+                    f"Blueprint {blueprint_hash} is not stored in Redis under "
+                    f"{self.keys.blueprint(blueprint_hash)!r} (expired, flushed, or another prefix); "
+                    "start the run again.",
+                    blueprint_hash=blueprint_hash,
+                )
+            hydrated = _Hydrated(WorkflowBlueprint.from_json(text), self.registry, self.dependencies)
+            self._hydrated[blueprint_hash] = hydrated
+        return hydrated
+
+    async def process(self, job: QueuedJob) -> None:
+        """Run one node job (the four steps in the module docstring)."""
+        store = self._store
+        assert store is not None
+        data = job.data
+        run_id, node_id, blueprint_hash = str(data["r"]), str(data["n"]), str(data["b"])
+        incoming_text = data.get("a")
+        state = await store.load(run_id, job.id)
+        if state.status not in ACTIVE_STATES:
+            return
+        if state.done is not None:  # redelivered after its completion step
+            action_text, ids = parse_done(state.done)
+            flags = await store.still_pending(run_id, ids)
+            await self._enqueue(run_id, blueprint_hash, [i for i, f in zip(ids, flags, strict=True) if f], action_text)
+            return
+        try:
+            hydrated = await self._hydrate(blueprint_hash)
+        except (BlueprintNotFoundError, GraphError, CodecError) as error:
+            await self._fail(run_id, node_id, "hydrate", error)
+            return
+        node = hydrated.node(node_id)
+        if node is None:
+            missing = GraphError(f"Node {node_id!r} is not in blueprint {blueprint_hash}", node_id=node_id)
+            await self._fail(run_id, node_id, "hydrate", missing)
+            return
+        incoming = decode_action(incoming_text) if isinstance(incoming_text, str) else None
+        sets: dict[str, str] = {}
+        deletes: list[str] = []
+        if isinstance(node, ParallelFlow) and node.is_passthrough:  # a parallel container: fan out
+            action = DEFAULT_ACTION if incoming is None else incoming
+            targets: Sequence[AbstractNode] = node.nodes_to_run
+        else:
+            outcome = await self._run_node(run_id, node_id, node, hydrated, state.params, state.context, incoming)
+            if outcome is None:
+                return
+            action, ctx = outcome
+            action = DEFAULT_ACTION if action is None else action
+            try:
+                sets, deletes = ctx.delta()
+            except CodecError as error:
+                await self._fail(run_id, node_id, "post", error)
+                return
+            successor = first_successor(node, action)
+            targets = () if successor is None else (successor,)
+        try:
+            action_text = encode_action(action)
+        except CodecError as error:
+            await self._fail(run_id, node_id, "post", error)
+            return
+        plan = hydrated.plan
+        successors = [(str(t.id), plan.fire_count(str(t.id))) for t in targets]
+        self._maybe_crash("before_complete", node_id)
+        completion = await store.complete(
+            run_id, job.id, node_id, action_text, sets=sets, deletes=deletes, successors=successors
+        )
+        self._maybe_crash("after_complete", node_id)
+        if completion.outcome == "skip":
+            return
+        ids = completion.successors
+        if completion.outcome == "dup" and ids:
+            flags = await store.still_pending(run_id, ids)
+            ids = [i for i, f in zip(ids, flags, strict=True) if f]
+        await self._enqueue(run_id, blueprint_hash, ids, completion.action)
+        self._maybe_crash("after_enqueue", node_id)
+
+    async def _run_node(
+        self,
+        run_id: str,
+        node_id: str,
+        node: AbstractNode,
+        hydrated: _Hydrated,
+        params_text: str | None,
+        raw_context: Mapping[str, str],
+        incoming: Any,
+    ) -> tuple[Any, RecordingContext] | None:
+        """Run the node's lifecycle; ``None`` when it failed or was aborted (already recorded)."""
+        ctx = RecordingContext(raw_context)
+        try:
+            run_params = decode(params_text, key="<params>") if params_text else {}
+        except CodecError as error:
+            await self._fail(run_id, node_id, "prep", error)
+            return None
+        flow = hydrated.flow
+        params = {**flow.params, **run_params, **node.params}
+        controller = AbortController()
+        running = self._running.setdefault(run_id, set())
+        running.add(controller)
+        args: NodeArgs[Any, Any] = NodeArgs(
+            ctx, params, controller.signal, self.logger, name=type(node).__name__, executor=self, node=node,
+            incoming_action=incoming,
+        )  # fmt: skip
+        chain = hydrated.chain(node_id, node)
+        if self._middleware:
+            chain = apply_middleware([*self._middleware, *flow.middleware], node)
+        self._maybe_crash("before_node", node_id)
+        timer = None
+        if self._crash == ("during_node", node_id):
+            timer = asyncio.get_running_loop().call_later(0.05, _die)
+        try:
+            action = await chain(args)
+        except AbortError as error:
+            assert self._store is not None
+            await self._store.cancel(run_id, str(error))
+            return None
+        except WorkflowError as error:
+            await self._fail(run_id, error.node_name or node_id, error.phase or "exec", error)
+            return None
+        except Exception as error:
+            await self._fail(run_id, node_id, "middleware", error)
+            return None
+        finally:
+            if timer is not None:
+                timer.cancel()
+            running.discard(controller)
+            if not running:
+                self._running.pop(run_id, None)
+        return action, ctx
+
+    async def _fail(self, run_id: str, node_id: str, phase: str, error: BaseException) -> None:
+        original = error.original_error if isinstance(error, WorkflowError) and error.original_error else error
+        assert self._store is not None
+        await self._store.fail(
+            run_id, node_id=node_id, phase=phase, error_type=type(original).__name__, message=str(error)
+        )
+
+    async def _enqueue(self, run_id: str, blueprint_hash: str, ids: Sequence[str], action_text: str) -> None:
+        if not ids:
+            return
+        assert self._queue is not None
+        prefix = len(run_id) + 1
+        jobs = []
+        for jid in ids:
+            node_id, _, _visit = jid[prefix:].rpartition(":")
+            jobs.append((jid, {"r": run_id, "n": node_id, "b": blueprint_hash, "a": action_text}))
+        await self._queue.add(jobs)
+
+    async def _job_failed(self, job: QueuedJob, error: BaseException) -> None:
+        """A job failed for good (infrastructure errors after BullMQ's retries): fail the run."""
+        data = job.data
+        if self._store is None or "r" not in data:
+            return
+        with contextlib.suppress(Exception):
+            await self._fail(str(data["r"]), str(data.get("n", "?")), "worker", error)
+
+
+# ---- command line ----------------------------------------------------------------------------
+
+
+def _load(ref: str, what: str) -> Any:
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise SystemExit(f"--{what} must look like package.module:NAME, got {ref!r}")
+    try:
+        value: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        raise SystemExit(f"--{what} {ref!r}: cannot import {module_name!r}: {error}") from error
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise SystemExit(f"--{what} {ref!r}: {module_name!r} has no attribute {attr!r}") from None
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m flowcraft.distributed.worker", description="Run flowcraft node jobs from a Redis queue."
+    )
+    parser.add_argument("--registry", required=True, help="package.module:NAME of the node registry mapping")
+    parser.add_argument("--redis", default=os.environ.get("FLOWCRAFT_REDIS_URL", "redis://localhost:6379/0"))
+    parser.add_argument("--queue", default=DEFAULT_QUEUE)
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--dependencies", help="package.module:factory returning the node constructor kwargs")
+    parser.add_argument("--lock-duration", type=float, default=30.0, help="seconds a job lock lasts (default 30)")
+    parser.add_argument("--stalled-interval", type=float, default=30.0, help="seconds between stalled-job checks")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+async def _serve(worker: Worker, announce: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = {"count": 0}
+    closing: set[asyncio.Future[None]] = set()
+    task = asyncio.ensure_future(worker.run())
+
+    def on_signal() -> None:
+        stopping["count"] += 1
+        closing.add(asyncio.ensure_future(worker.close(force=stopping["count"] > 1)))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    ready = asyncio.ensure_future(worker.ready.wait())
+    await asyncio.wait([ready, task], return_when="FIRST_COMPLETED")
+    if worker.ready.is_set():
+        announce()
+    ready.cancel()
+    await task
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The worker command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    registry = _load(args.registry, "registry")
+    if not isinstance(registry, Mapping):
+        raise SystemExit(
+            f"--registry {args.registry!r} must name a mapping of node types, got {type(registry).__name__}"
+        )
+    dependencies = _load(args.dependencies, "dependencies")() if args.dependencies else None
+    worker = Worker(
+        registry,
+        args.redis,
+        queue=args.queue,
+        prefix=args.prefix,
+        dependencies=dependencies,
+        concurrency=args.concurrency,
+        lock_duration=args.lock_duration,
+        stalled_interval=args.stalled_interval,
+    )
+
+    def announce() -> None:
+        log.info(
+            "flowcraft worker ready: pid=%d queue=%s prefix=%s concurrency=%d redis=%s",
+            os.getpid(), args.queue, args.prefix, args.concurrency, _redact(args.redis),
+        )  # fmt: skip
+
+    try:
+        asyncio.run(_serve(worker, announce))
+    except BackendError as error:
+        log.error("flowcraft worker stopped: %s", error)
+        return 1
+    log.info("flowcraft worker %d stopped", os.getpid())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Fixtures for the distributed suite: a real Redis (FAILS, never skips, when it is not
+reachable), a per-test key prefix and queue that are deleted afterwards, and real worker
+subprocesses (``python -m flowcraft.distributed.worker``) that are stopped afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+REDIS_URL = os.environ.get("FLOWCRAFT_TEST_REDIS_URL", "redis://127.0.0.1:6399/0")
+# fast stalled-job recovery for kill -9 tests (production defaults are 30 s each)
+LOCK_DURATION = 1.0
+STALLED_INTERVAL = 0.5
+
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents and item.get_closest_marker("unit") is None:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.fail(
+            f"The distributed tests need a real Redis at {REDIS_URL} (set FLOWCRAFT_TEST_REDIS_URL, or run "
+            f"scripts/test which starts one): {error}"
+        )
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i : i + 500])
+    finally:
+        client.close()
+
+
+class Space:
+    """One isolated namespace: a key prefix, a queue name, and the workers started in it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        tag = uuid.uuid4().hex[:10]
+        self.prefix = f"fct{tag}"
+        self.queue = f"q{tag}"
+        self.workers: list[WorkerProcess] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix="fcdist"))
+
+    def executor(self, **options: Any) -> Any:
+        from flowcraft.distributed import DistributedExecutor
+
+        options.setdefault("poll_interval", 0.5)
+        return DistributedExecutor(self.url, queue=self.queue, prefix=self.prefix, **options)
+
+    def start_worker(self, *, crash_at: str | None = None, concurrency: int = 8, url: str | None = None) -> WorkerProcess:
+        proc = WorkerProcess(self, url or self.url, crash_at=crash_at, concurrency=concurrency)
+        self.workers.append(proc)
+        return proc
+
+    def start_workers(self, count: int, **options: Any) -> list[WorkerProcess]:
+        procs = [self.start_worker(**options) for _ in range(count)]
+        for proc in procs:
+            proc.wait_ready()
+        return procs
+
+    def close(self) -> None:
+        for proc in self.workers:
+            proc.stop()
+        delete_prefix(self.url, self.prefix)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class WorkerProcess:
+    """A worker subprocess; its output goes to a log file read for the ready line."""
+
+    def __init__(self, space: Space, url: str, *, crash_at: str | None, concurrency: int) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT / "src"), env.get("PYTHONPATH", "")])
+        env.pop(CRASH_ENV, None)
+        if crash_at:
+            env[CRASH_ENV] = crash_at
+        self.log_path = space.tmp / f"worker-{uuid.uuid4().hex[:6]}.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "flowcraft.distributed.worker",
+                "--registry", "dist_nodes:REGISTRY", "--redis", url,
+                "--queue", space.queue, "--prefix", space.prefix, "--concurrency", str(concurrency),
+                "--lock-duration", str(LOCK_DURATION), "--stalled-interval", str(STALLED_INTERVAL),
+            ],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
+        )  # fmt: skip
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "flowcraft worker ready" in self.output():
+                return
+            if self.proc.poll() is not None:
+                pytest.fail(f"worker exited with {self.proc.returncode} before it was ready:\n{self.output()}")
+            time.sleep(0.05)
+        pytest.fail(f"worker not ready after {timeout} s:\n{self.output()}")
+
+    def wait_exit(self, timeout: float = 20.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker {self.proc.pid} still running after {timeout} s:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+CRASH_ENV = "FLOWCRAFT_TEST_CRASH_AT"
+
+
+@pytest.fixture
+def space(redis_url: str) -> Iterator[Space]:
+    s = Space(redis_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def module_space(redis_url: str) -> Iterator[Space]:
+    s = Space(redis_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)

@@ -1,0 +1,217 @@
+"""Node types and graphs shared by the distributed tests, the worker subprocesses
+(``--registry dist_nodes:REGISTRY``) and the in-memory reference runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from flowcraft import Node, NodeArgs, sleep
+from flowcraft.graph import GraphBuilder, WorkflowBlueprint, create_node_registry
+
+
+class Base(Node):
+    def __init__(self, data: dict[str, Any] | None = None, **deps: Any) -> None:
+        super().__init__()
+        self.data = dict(data or {})
+
+
+class Mark(Base):
+    """Sets ``mark:<nodeId>`` to its visit count and ``last`` to its id; optional delay."""
+
+    async def exec(self, args: NodeArgs) -> None:
+        delay = float(self.data.get("delay", 0))
+        if delay:
+            await sleep(delay, args.signal)
+
+    async def post(self, args: NodeArgs) -> Any:
+        key = f"mark:{self.data['nodeId']}"
+        await args.ctx.set(key, (await args.ctx.get(key, 0)) + 1)
+        await args.ctx.set(f"in:{self.data['nodeId']}", repr(args.incoming_action))
+        return self.data.get("action")
+
+
+class Counter(Base):
+    """Increments ``i``; returns ``"again"`` until ``i`` reaches ``data.limit``."""
+
+    async def post(self, args: NodeArgs) -> Any:
+        i = (await args.ctx.get("i", 0)) + 1
+        await args.ctx.set("i", i)
+        return "again" if i < int(self.data["limit"]) else "done"
+
+
+class Choose(Base):
+    """Returns the action stored under ``ctx["route"]``."""
+
+    async def post(self, args: NodeArgs) -> Any:
+        return await args.ctx.get("route")
+
+
+class Collect(Base):
+    """Sums every ``mark:*`` value into ``total`` (a fan-in)."""
+
+    async def post(self, args: NodeArgs) -> Any:
+        total = sum(v for k, v in args.ctx.entries() if k.startswith("mark:"))
+        await args.ctx.set("total", total)
+        await args.ctx.set("collected", (await args.ctx.get("collected", 0)) + 1)
+        return "finished"
+
+
+class Fail(Base):
+    async def exec(self, args: NodeArgs) -> None:
+        raise ValueError(f"boom in {self.data['nodeId']}")
+
+
+class Unencodable(Base):
+    async def post(self, args: NodeArgs) -> None:
+        await args.ctx.set("handle", object())
+
+
+class Blocker(Base):
+    """Records that it started, then waits (abortably) for a long time."""
+
+    async def exec(self, args: NodeArgs) -> None:
+        path = self.data.get("started_dir")
+        if path:
+            with open(os.path.join(path, f"{self.data['nodeId']}.{os.getpid()}"), "w") as fh:
+                fh.write("started")
+        try:
+            await sleep(float(self.data.get("seconds", 30)), args.signal)
+        except BaseException:
+            if path:
+                with open(os.path.join(path, f"{self.data['nodeId']}.aborted"), "w") as fh:
+                    fh.write("aborted")
+            raise
+
+
+class Busy(Base):
+    """Sleeps without looking at the signal (a node that ignores cancellation)."""
+
+    async def exec(self, args: NodeArgs) -> None:
+        await asyncio.sleep(float(self.data.get("seconds", 0.1)))
+
+
+class Noop(Node):
+    def __init__(self, data: dict[str, Any] | None = None, **deps: Any) -> None:
+        super().__init__()
+
+
+REGISTRY = create_node_registry(
+    {
+        "mark": Mark,
+        "counter": Counter,
+        "choose": Choose,
+        "collect": Collect,
+        "fail": Fail,
+        "unencodable": Unencodable,
+        "blocker": Blocker,
+        "busy": Busy,
+        "noop": Noop,
+        "sub": Noop,
+    }
+)
+
+
+class Resolver:
+    def __init__(self, graphs: dict[str, dict[str, Any]]) -> None:
+        self.graphs = graphs
+
+    def get_graph(self, workflow_id: Any) -> Any:
+        return self.graphs.get(str(workflow_id))
+
+
+def node(id: str, type: str = "mark", **data: Any) -> dict[str, Any]:
+    return {"id": id, "type": type, "data": data}
+
+
+def edge(source: str, target: str, action: str | None = None) -> dict[str, Any]:
+    e = {"source": source, "target": target}
+    if action is not None:
+        e["action"] = action
+    return e
+
+
+SUBGRAPHS = {
+    "inner": {
+        "nodes": [node("x"), node("y", action="approved")],
+        "edges": [edge("x", "y")],
+    },
+    "outer": {
+        "nodes": [node("p"), {"id": "deep", "type": "sub", "data": {"workflowId": "inner", "inputs": {}, "outputs": {}}}],
+        "edges": [edge("p", "deep")],
+    },
+}
+
+
+def build(graph: dict[str, Any]) -> WorkflowBlueprint:
+    builder = GraphBuilder(
+        REGISTRY,
+        sub_workflow_node_types=["sub"],
+        sub_workflow_resolver=Resolver(SUBGRAPHS),
+        conditional_node_types=["choose"],
+    )
+    return builder.build_blueprint(graph).blueprint
+
+
+def fan_out(width: int, delay: float = 0.0) -> dict[str, Any]:
+    branches = [node(f"b{i}", delay=delay) for i in range(width)]
+    return {
+        "nodes": [node("a"), *branches, node("join", "collect")],
+        "edges": [edge("a", b["id"]) for b in branches] + [edge(b["id"], "join") for b in branches],
+    }
+
+
+GRAPHS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "linear": (
+        {"nodes": [node("a"), node("b"), node("c", action="end")], "edges": [edge("a", "b"), edge("b", "c")]},
+        {},
+    ),
+    "branch": (
+        {
+            "nodes": [node("pick", "choose"), node("yes"), node("no")],
+            "edges": [edge("pick", "yes", "yes"), edge("pick", "no", "no")],
+        },
+        {"route": "no"},
+    ),
+    "loop50": (
+        {
+            "nodes": [node("start"), node("count", "counter", limit=50), node("end", action="over")],
+            "edges": [edge("start", "count"), edge("count", "count", "again"), edge("count", "end", "done")],
+        },
+        {},
+    ),
+    "fan_in": (fan_out(4), {}),
+    "nested_sub": (
+        {
+            "nodes": [
+                node("first"),
+                {"id": "s", "type": "sub", "data": {"workflowId": "outer", "inputs": {}, "outputs": {}}},
+                node("ok", action="fine"),
+                node("rejected"),
+            ],
+            "edges": [edge("first", "s"), edge("s", "ok", "approved"), edge("s", "rejected")],
+        },
+        {},
+    ),
+    "conditional": (
+        {
+            "nodes": [node("pick", "choose"), node("left"), node("right"), node("merge"), node("after")],
+            "edges": [
+                edge("pick", "left", "l"),
+                edge("pick", "right", "r"),
+                edge("left", "merge"),
+                edge("right", "merge"),
+                edge("merge", "after"),
+            ],
+        },
+        {"route": "r"},
+    ),
+    "multi_start": (
+        {
+            "nodes": [node("s1"), node("s2"), node("s3"), node("meet", "collect")],
+            "edges": [edge("s1", "meet"), edge("s2", "meet"), edge("s3", "meet")],
+        },
+        {},
+    ),
+}
