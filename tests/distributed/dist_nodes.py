@@ -68,20 +68,23 @@ class Unencodable(Base):
         await args.ctx.set("handle", object())
 
 
+def touch(path: str) -> None:
+    with open(path, "w") as fh:
+        fh.write("x")
+
+
 class Blocker(Base):
     """Records that it started, then waits (abortably) for a long time."""
 
     async def exec(self, args: NodeArgs) -> None:
         path = self.data.get("started_dir")
         if path:
-            with open(os.path.join(path, f"{self.data['nodeId']}.{os.getpid()}"), "w") as fh:
-                fh.write("started")
+            touch(os.path.join(path, f"{self.data['nodeId']}.{os.getpid()}"))
         try:
             await sleep(float(self.data.get("seconds", 30)), args.signal)
         except BaseException:
             if path:
-                with open(os.path.join(path, f"{self.data['nodeId']}.aborted"), "w") as fh:
-                    fh.write("aborted")
+                touch(os.path.join(path, f"{self.data['nodeId']}.aborted"))
             raise
 
 
