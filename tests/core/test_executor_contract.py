@@ -1,0 +1,287 @@
+"""A reusable executor contract: small programmatic workflows with their expected final
+context and action. Every executor that runs in-process flows must pass all of them.
+
+Later executors reuse it::
+
+    from tests.core.test_executor_contract import CASES, check_case
+
+    @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+    def test_my_executor(case):
+        check_case(MyExecutor(), case)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from flowcraft import (
+    DEFAULT_ACTION,
+    FILTER_FAILED,
+    BatchFlow,
+    Flow,
+    InMemoryExecutor,
+    Node,
+    NodeArgs,
+    ParallelBatchFlow,
+    ParallelFlow,
+    SequenceFlow,
+    TypedContext,
+    map_collection,
+)
+
+# ---- building blocks -------------------------------------------------------------------------
+
+
+class Put(Node):
+    """Sets ``key`` to ``value`` (``value`` may use params via ``{name}``), returns ``action``."""
+
+    def __init__(self, key: str, value: Any = True, action: Any = None, delay: float = 0.0) -> None:
+        super().__init__()
+        self.with_id(key)
+        self.key, self.value, self.action, self.delay = key, value, action, delay
+
+    async def exec(self, args: NodeArgs) -> Any:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return self.value.format(**args.params) if isinstance(self.value, str) else self.value
+
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set(self.key, args.exec_res)
+        return self.action
+
+
+class Add(Node):
+    """ctx[key] += params.get('by', 1); returns 'again' while below ``limit`` (if given)."""
+
+    def __init__(self, key: str, limit: int | None = None) -> None:
+        super().__init__()
+        self.with_id(f"add_{key}")
+        self.key, self.limit = key, limit
+
+    async def prep(self, args: NodeArgs) -> int:
+        return await args.ctx.get(self.key, 0)
+
+    def exec(self, args: NodeArgs) -> int:
+        return args.prep_res + args.params.get("by", 1)
+
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set(self.key, args.exec_res)
+        if self.limit is not None:
+            return "again" if args.exec_res < self.limit else "done"
+        return None
+
+
+class Join(Node):
+    """Writes the sorted ``sources`` values it finds into ctx[key] and counts its runs."""
+
+    def __init__(self, key: str, sources: list[str]) -> None:
+        super().__init__()
+        self.with_id(key)
+        self.key, self.sources = key, sources
+
+    async def prep(self, args: NodeArgs) -> list[Any]:
+        return [await args.ctx.get(source) for source in self.sources]
+
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set(self.key, args.prep_res)
+        await args.ctx.set(f"{self.key}_runs", await args.ctx.get(f"{self.key}_runs", 0) + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One contract workflow: ``build()`` returns the flow; run with ``initial`` and ``params``."""
+
+    name: str
+    build: Callable[[], Flow]
+    expected_ctx: dict[str, Any]
+    expected_action: Any = DEFAULT_ACTION
+    initial: dict[str, Any] = dataclasses.field(default_factory=dict)
+    params: dict[str, Any] | None = None
+
+
+def check_case(executor: Any, case: Case) -> None:
+    """Run ``case`` on ``executor`` and compare the final context and action."""
+    ctx = TypedContext(case.initial)
+    action = asyncio.run(case.build().run(ctx, params=case.params, executor=executor))
+    assert action == case.expected_action
+    assert ctx.to_dict() == case.expected_ctx
+
+
+# ---- the cases -------------------------------------------------------------------------------
+
+
+def _linear() -> Flow:
+    return SequenceFlow(Put("a", 1), Put("b", 2), Put("c", 3, action="end"))
+
+
+def _branch() -> Flow:
+    decide = Put("decide", "x", action="right")
+    decide.next(Put("left"), "left")
+    decide.next(Put("right"), "right")
+    return Flow(decide)
+
+
+def _loop() -> Flow:
+    add = Add("n", limit=5)
+    add.next(add, "again")
+    add.next(Put("after"), "done")
+    return Flow(add)
+
+
+def _sub_flow_action() -> Flow:
+    inner = Flow(Put("inner", action="approved")).with_id("sub")
+    inner.next(Put("approved"), "approved")
+    inner.next(Put("rejected"))
+    return Flow(inner)
+
+
+def _fan_in() -> Flow:
+    a, b, c = Put("a", 1, delay=0.02), Put("b", 2), Put("c", 3, delay=0.01)
+    join = Join("joined", ["a", "b", "c"])
+    for node in (a, b, c):
+        node.next(join)
+    par = ParallelFlow([a, b, c])
+    par.next(Put("after_par"))
+    return Flow(par)
+
+
+def _nested_fan_in() -> Flow:
+    x, y, z = Put("x", 1, delay=0.02), Put("y", 2), Put("z", 3, delay=0.01)
+    join = Join("joined", ["x", "y", "z"])
+    for node in (x, y, z):
+        node.next(join)
+    return Flow(ParallelFlow([x, ParallelFlow([y, z])]))
+
+
+def _fan_in_other_action() -> Flow:
+    a = Put("a", 1, delay=0.01)
+    b = Put("b", 2, action="side")
+    join = Join("joined", ["a", "b", "side"])
+    a.next(join)
+    b.next(join)
+    b.next(Put("side", 3, delay=0.02), "side")
+    return Flow(ParallelFlow([a, b]))
+
+
+def _loop_through_parallel() -> Flow:
+    add = Add("n", limit=3)
+    join = Join("joined", ["n"])
+    add.next(join)
+    other = Put("other", 1)
+    other.next(join)
+    par = ParallelFlow([add, other])
+    check = Add("rounds", limit=3)
+    par.next(check)
+    check.next(par, "again")
+    return Flow(par)
+
+
+def _batch() -> Flow:
+    class Batch(BatchFlow):
+        def prep(self, args: NodeArgs) -> list[dict[str, Any]]:
+            return [{"by": i} for i in (1, 2, 3)]
+
+    return Flow(Batch(Add("total")))
+
+
+def _parallel_batch() -> Flow:
+    class Batch(ParallelBatchFlow):
+        concurrency = 2
+
+        def prep(self, args: NodeArgs) -> list[dict[str, Any]]:
+            return [{"i": i} for i in range(4)]
+
+    class PutItem(Node):
+        async def post(self, args: NodeArgs) -> Any:
+            await args.ctx.set(f"item{args.params['i']}", args.params["i"] * 10)
+
+    return Flow(Batch(PutItem()))
+
+
+def _params() -> Flow:
+    node = Put("v", "{a}-{b}-{c}").with_params(c="node")
+    return Flow(node).with_params(a="flow", b="flow")
+
+
+def _middleware() -> Flow:
+    async def count(args: NodeArgs, next: Any) -> Any:
+        await args.ctx.set("seen", await args.ctx.get("seen", 0) + 1)
+        return await next(args)
+
+    flow = SequenceFlow(Put("a"), Put("b"))
+    flow.use(count)
+    return flow
+
+
+def _filter() -> Flow:
+    class Value(Node):
+        def exec(self, args: NodeArgs) -> int:
+            return 2
+
+    node = Value().filter(lambda v: v > 5)
+    node.next(Put("passed"))
+    node.next(Put("failed"), FILTER_FAILED)
+    return Flow(node)
+
+
+def _collection() -> Flow:
+    return Flow(map_collection([1, 2, 3], lambda x: x * 2))
+
+
+CASES: list[Case] = [
+    Case("linear", _linear, {"a": 1, "b": 2, "c": 3}, "end"),
+    Case("branch", _branch, {"decide": "x", "right": True}),
+    Case("loop", _loop, {"n": 5, "after": True}),
+    Case("sub_flow_action", _sub_flow_action, {"inner": True, "approved": True}),
+    Case("fan_in", _fan_in, {"a": 1, "b": 2, "c": 3, "joined": [1, 2, 3], "joined_runs": 1, "after_par": True}),
+    Case("nested_fan_in", _nested_fan_in, {"x": 1, "y": 2, "z": 3, "joined": [1, 2, 3], "joined_runs": 1}),
+    Case(
+        "fan_in_other_action",
+        _fan_in_other_action,
+        {"a": 1, "b": 2, "side": 3, "joined": [1, 2, 3], "joined_runs": 1},
+    ),
+    Case(
+        "loop_through_parallel",
+        _loop_through_parallel,
+        {"n": 3, "other": 1, "joined": [3], "joined_runs": 3, "rounds": 3},
+        "done",
+    ),
+    Case("batch", _batch, {"total": 16}, initial={"total": 10}),
+    Case("parallel_batch", _parallel_batch, {"item0": 0, "item1": 10, "item2": 20, "item3": 30}),
+    Case("params", _params, {"v": "flow-run-node"}, params={"b": "run"}),
+    Case("middleware", _middleware, {"a": True, "b": True, "seen": 2}),
+    Case("filter", _filter, {"failed": True}),
+    Case("collection", _collection, {}, [2, 4, 6]),
+]
+
+
+class ObservingExecutor(InMemoryExecutor):
+    """A subclass overriding ``run_node``: must give the same results."""
+
+    def __init__(self) -> None:
+        self.visited: list[Any] = []
+
+    async def run_node(self, args: NodeArgs) -> Any:
+        self.visited.append(args.node)
+        return await super().run_node(args)
+
+
+EXECUTORS: list[Callable[[], Any]] = [InMemoryExecutor, ObservingExecutor]
+
+
+@pytest.mark.parametrize("make_executor", EXECUTORS, ids=lambda e: e.__name__)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_contract(make_executor, case):
+    check_case(make_executor(), case)
+
+
+def test_observing_executor_sees_every_node_including_branches():
+    executor = ObservingExecutor()
+    check_case(executor, CASES[4])  # fan_in
+    ids = sorted(str(node.id) for node in executor.visited if node.id is not None)
+    assert ids == ["a", "after_par", "b", "c", "joined"]
