@@ -22,17 +22,22 @@ import pytest
 from flowcraft import (
     DEFAULT_ACTION,
     FILTER_FAILED,
+    AbortController,
     BatchFlow,
+    Executor,
     Flow,
     InMemoryExecutor,
     Node,
     NodeArgs,
+    NullLogger,
     ParallelBatchFlow,
     ParallelFlow,
+    RunOptions,
     SequenceFlow,
     TypedContext,
     map_collection,
 )
+from flowcraft.executors import first_successor
 
 # ---- building blocks -------------------------------------------------------------------------
 
@@ -271,7 +276,34 @@ class ObservingExecutor(InMemoryExecutor):
         return await super().run_node(args)
 
 
-EXECUTORS: list[Callable[[], Any]] = [InMemoryExecutor, ObservingExecutor]
+class RoutingExecutor(InMemoryExecutor):
+    """A subclass overriding ``get_next_node`` (delegating to the default rule)."""
+
+    def get_next_node(self, curr: Any, action: Any) -> Any:
+        return first_successor(curr, action)
+
+
+class LifecycleExecutor:
+    """Protocol-only (not an InMemoryExecutor): runs the top-level flow's lifecycle with
+    public pieces; nested walks fall back to the default in-memory engine."""
+
+    async def run(self, flow: Flow, context: Any = None, options: RunOptions | None = None) -> Any:
+        options = options or RunOptions()
+        ctx = context if context is not None else TypedContext()
+        params = {**flow.params, **(options.params or {})}
+        signal = options.signal or (options.controller or AbortController()).signal
+        args = NodeArgs(ctx, params, signal, options.logger or NullLogger(), name=flow.name, executor=self, node=flow)
+        return await flow.run_lifecycle(args)
+
+    def get_next_node(self, curr: Any, action: Any) -> Any:
+        return first_successor(curr, action)
+
+
+EXECUTORS: list[Callable[[], Any]] = [InMemoryExecutor, ObservingExecutor, RoutingExecutor, LifecycleExecutor]
+
+
+def test_lifecycle_executor_satisfies_the_protocol():
+    assert isinstance(LifecycleExecutor(), Executor)
 
 
 @pytest.mark.parametrize("make_executor", EXECUTORS, ids=lambda e: e.__name__)
