@@ -1,19 +1,60 @@
 """Declarative graphs: JSON models, the builder, blueprints and their tooling."""
 
+from .analysis import (
+    AnalyzedNode,
+    GraphAnalysis,
+    GraphIssue,
+    GraphValidator,
+    analyze_graph,
+    check_default_action_strings,
+    check_for_cycles,
+    create_node_rule,
+    is_node_type,
+    validate_graph,
+)
 from .blueprint import BlueprintExecutor
-from .builder import BlueprintBuildResult, BuildResult, GraphBuilder, SubWorkflowResolver
+from .builder import BlueprintBuildResult, BuildResult, GraphBuilder, SubWorkflowResolver, sanitize_id
+from .internal_nodes import (
+    ConditionalJoinNode,
+    InputMappingNode,
+    OutputMappingNode,
+    ParallelBranchContainer,
+    SubWorkflowContainerNode,
+)
+from .mermaid import generate_mermaid
 from .models import GraphEdge, GraphNode, WorkflowBlueprint, WorkflowGraph
-from .registry import create_node_registry
+from .registry import NodeFactory, NodeRegistry, create_node_registry
+from .sanitize import sanitize_graph
 
 __all__ = [
+    "AnalyzedNode",
     "BlueprintBuildResult",
     "BlueprintExecutor",
     "BuildResult",
+    "ConditionalJoinNode",
+    "GraphAnalysis",
     "GraphBuilder",
     "GraphEdge",
+    "GraphIssue",
     "GraphNode",
+    "GraphValidator",
+    "InputMappingNode",
+    "NodeFactory",
+    "NodeRegistry",
+    "OutputMappingNode",
+    "ParallelBranchContainer",
+    "SubWorkflowContainerNode",
     "SubWorkflowResolver",
     "WorkflowBlueprint",
     "WorkflowGraph",
+    "analyze_graph",
+    "check_default_action_strings",
+    "check_for_cycles",
     "create_node_registry",
+    "create_node_rule",
+    "generate_mermaid",
+    "is_node_type",
+    "sanitize_graph",
+    "sanitize_id",
+    "validate_graph",
 ]

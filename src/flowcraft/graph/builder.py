@@ -199,26 +199,35 @@ class GraphBuilder:
                     node_id=node.id,
                 )
             index[node.id] = node
-        edges: list[GraphEdge | None] = list(flat_edges)
+        edges = flat_edges
         out: dict[str, list[int]] = {}
-        for i, edge in enumerate(flat_edges):
-            out.setdefault(edge.source, []).append(i)
+        for i, edge in enumerate(edges):
+            bucket = out.get(edge.source)
+            if bucket is None:
+                out[edge.source] = [i]
+            else:
+                bucket.append(i)
         if self.conditional_node_types:
             self._insert_conditional_joins(nodes, edges, out, index)
-        self._insert_parallel_containers(nodes, edges, out, index)
-        final = [edge for edge in edges if edge is not None]
+        removed = self._insert_parallel_containers(nodes, edges, out, index)
+        final = [edge for i, edge in enumerate(edges) if i not in removed] if removed else edges
         start_id = self._choose_start(nodes, final, index)
-        predecessors: dict[str, dict[str, None]] = {node.id: {} for node in nodes}
+        predecessors: dict[str, dict[str, None]] = {}
         for edge in final:
-            predecessors[edge.target][edge.source] = None
+            preds = predecessors.get(edge.target)
+            if preds is None:
+                predecessors[edge.target] = {edge.source: None}
+            else:
+                preds[edge.source] = None
+        empty: dict[str, None] = {}
         blueprint = WorkflowBlueprint(
             tuple(nodes),
             tuple(final),
             start_id,
-            {node_id: len(preds) for node_id, preds in predecessors.items()},
-            _original_producers(index, predecessors),
+            {node.id: len(predecessors.get(node.id, empty)) for node in nodes},
+            _original_producers(nodes, predecessors),
         )
-        return blueprint, {node_id: list(preds) for node_id, preds in predecessors.items()}
+        return blueprint, {node.id: list(predecessors.get(node.id, empty)) for node in nodes}
 
     def _flatten(
         self, graph: WorkflowGraph, prefix: str, chain: tuple[str | int, ...]
@@ -266,15 +275,15 @@ class GraphBuilder:
             nodes.append(GraphNode(node_id, node.type, {**data, "originalId": node.id}, node.config))
 
         for i, edge in enumerate(graph.edges):
-            for end, end_id in (("source", edge.source), ("target", edge.target)):
-                if end_id not in kinds:
-                    raise DanglingEdgeError(
-                        f"Edge {edge.source!r} -> {edge.target!r}{where} (edges[{i}]) has unknown {end} "
-                        f"{end_id!r}: add a node with that id or fix the edge.",
-                        node_id=prefix + end_id,
-                        edge=edge,
-                        path=f"edges[{i}].{end}",
-                    )
+            if edge.source not in kinds or edge.target not in kinds:
+                end, end_id = ("source", edge.source) if edge.source not in kinds else ("target", edge.target)
+                raise DanglingEdgeError(
+                    f"Edge {edge.source!r} -> {edge.target!r}{where} (edges[{i}]) has unknown {end} "
+                    f"{end_id!r}: add a node with that id or fix the edge.",
+                    node_id=prefix + end_id,
+                    edge=edge,
+                    path=f"edges[{i}].{end}",
+                )
             if edge.action == "default":
                 self.logger.warn(
                     f"Edge {edge.source!r} -> {edge.target!r}{where} uses the action string 'default', which is not "
@@ -383,12 +392,12 @@ class GraphBuilder:
     def _insert_conditional_joins(
         self,
         nodes: list[GraphNode],
-        edges: list[GraphEdge | None],
+        edges: list[GraphEdge],
         out: dict[str, list[int]],
         index: dict[str, GraphNode],
     ) -> None:
         for node in [n for n in nodes if n.type in self.conditional_node_types]:
-            branches = [_edge(edges, i).target for i in out.get(node.id, ())]
+            branches = [edges[i].target for i in out.get(node.id, ())]
             if len(branches) < 2:
                 continue
             target = _find_convergence(branches, edges, out)
@@ -401,11 +410,11 @@ class GraphBuilder:
             nodes.append(join)
             index[join_id] = join
             reroute = dict.fromkeys(_find_branch_terminals(branches, target, edges, out))
-            if any(_edge(edges, i).target == target for i in out[node.id]):
+            if any(edges[i].target == target for i in out[node.id]):
                 reroute[node.id] = None
             for source in reroute:
                 for i in out.get(source, ()):
-                    edge = _edge(edges, i)
+                    edge = edges[i]
                     if edge.target == target:
                         edges[i] = GraphEdge(edge.source, join_id, edge.action, edge.id)
             out[join_id] = [len(edges)]
@@ -414,18 +423,25 @@ class GraphBuilder:
     def _insert_parallel_containers(
         self,
         nodes: list[GraphNode],
-        edges: list[GraphEdge | None],
+        edges: list[GraphEdge],
         out: dict[str, list[int]],
         index: dict[str, GraphNode],
-    ) -> None:
+    ) -> set[int]:
+        """Put a container in front of each action group with several successors;
+        returns the indexes of the edges it replaced."""
         conditional = self.conditional_node_types
+        removed: set[int] = set()
         for node in list(nodes):
             indexes = out.get(node.id)
             if indexes is None or len(indexes) < 2 or node.type in conditional:
                 continue
-            groups: dict[str | None, list[int]] = {}
-            for i in indexes:
-                groups.setdefault(_edge(edges, i).action, []).append(i)
+            action = edges[indexes[0]].action
+            if all(edges[i].action == action for i in indexes):
+                groups: dict[str | None, list[int]] = {action: indexes}
+            else:
+                groups = {}
+                for i in indexes:
+                    groups.setdefault(edges[i].action, []).append(i)
             first = True
             for action, group in groups.items():
                 if len(group) < 2:
@@ -433,15 +449,16 @@ class GraphBuilder:
                 suffix = "" if first else "__" + ("default" if action is None else action)
                 first = False
                 container_id = f"{node.id}__parallel_container{suffix}"
-                _claim(index, container_id, node.id)
+                if container_id in index:
+                    _claim(index, container_id, node.id)
                 container = GraphNode(container_id, PARALLEL_CONTAINER_TYPE, {})
                 nodes.append(container)
                 index[container_id] = container
-                targets = [_edge(edges, i).target for i in group]
-                for i in group:
-                    edges[i] = None
+                removed.update(group)
                 edges.append(GraphEdge(node.id, container_id, action))
-                edges.extend(GraphEdge(container_id, target) for target in targets)
+                for i in group:
+                    edges.append(GraphEdge(container_id, edges[i].target))
+        return removed
 
     def _choose_start(self, nodes: list[GraphNode], edges: list[GraphEdge], index: dict[str, GraphNode]) -> str:
         targets = {edge.target for edge in edges}
@@ -465,12 +482,6 @@ class GraphBuilder:
         return ROOT_PARALLEL_START_ID
 
 
-def _edge(edges: list[GraphEdge | None], i: int) -> GraphEdge:
-    edge = edges[i]
-    assert edge is not None
-    return edge
-
-
 def _claim(index: Mapping[str, GraphNode], generated_id: str, owner: str) -> None:
     if generated_id in index:
         raise DuplicateNodeIdError(
@@ -487,7 +498,7 @@ def _reprefix_inputs(inputs: Mapping[str, Any], local_ids: Mapping[str, bool], p
     return {key: [fix(v) for v in value] if isinstance(value, list) else fix(value) for key, value in inputs.items()}
 
 
-def _find_convergence(branches: list[str], edges: list[GraphEdge | None], out: dict[str, list[int]]) -> str | None:
+def _find_convergence(branches: list[str], edges: list[GraphEdge], out: dict[str, list[int]]) -> str | None:
     """The first node (breadth-first) reached from every branch start, as Flowcraft TS finds it."""
     wanted = len(branches)
     queue = list(branches)
@@ -499,7 +510,7 @@ def _find_convergence(branches: list[str], edges: list[GraphEdge | None], out: d
         head += 1
         visitors = visited_by[current]
         for i in out.get(current, ()):
-            successor = _edge(edges, i).target
+            successor = edges[i].target
             seen = visited_by.setdefault(successor, set())
             seen |= visitors
             if len(seen) == wanted:
@@ -511,7 +522,7 @@ def _find_convergence(branches: list[str], edges: list[GraphEdge | None], out: d
 
 
 def _find_branch_terminals(
-    branches: list[str], target: str, edges: list[GraphEdge | None], out: dict[str, list[int]]
+    branches: list[str], target: str, edges: list[GraphEdge], out: dict[str, list[int]]
 ) -> list[str]:
     """The nodes of each branch that lead straight to ``target``."""
     terminals: dict[str, None] = {}
@@ -523,7 +534,7 @@ def _find_branch_terminals(
             if current in visited:
                 continue
             visited.add(current)
-            successors = [_edge(edges, i).target for i in out.get(current, ())]
+            successors = [edges[i].target for i in out.get(current, ())]
             if target in successors:
                 terminals[current] = None
             else:
@@ -531,33 +542,45 @@ def _find_branch_terminals(
     return list(terminals)
 
 
-def _original_producers(
-    index: Mapping[str, GraphNode], predecessors: Mapping[str, Mapping[str, None]]
-) -> dict[str, list[str]]:
+def _original_producers(nodes: list[GraphNode], predecessors: Mapping[str, Mapping[str, None]]) -> dict[str, list[str]]:
+    """Each node's user-defined producers, looking through internal wiring nodes."""
     memo: dict[str, tuple[str, ...]] = {}
+    index: dict[str, GraphNode] = {}
+    for node in nodes:
+        if node.type.startswith("__internal_") and node.type != OUTPUT_MAPPER_TYPE:
+            index[node.id] = node
+        else:
+            original = node.data.get("originalId", node.id)
+            memo[node.id] = (original if isinstance(original, str) else node.id,)
 
     def producers(node_id: str) -> tuple[str, ...]:
         found = memo.get(node_id)
         if found is not None:
             return found
-        node = index[node_id]
-        if not node.type.startswith("__internal_") or node.type == OUTPUT_MAPPER_TYPE:
-            original = node.data.get("originalId", node_id)
-            result: tuple[str, ...] = (original if isinstance(original, str) else node_id,)
-        else:
-            memo[node_id] = ()  # guards cycles of internal nodes
-            collected: dict[str, None] = {}
-            for pred in predecessors[node_id]:
-                collected.update(dict.fromkeys(producers(pred)))
-            result = tuple(collected)
-        memo[node_id] = result
+        memo[node_id] = ()  # guards cycles of internal nodes
+        collected: dict[str, None] = {}
+        for pred in predecessors.get(node_id, ()):
+            collected.update(dict.fromkeys(producers(pred)))
+        memo[node_id] = result = tuple(collected)
         return result
 
     originals: dict[str, list[str]] = {}
-    for node_id, preds in predecessors.items():
+    for node in nodes:
+        preds = predecessors.get(node.id)
+        if not preds:
+            continue
+        if len(preds) == 1:
+            (pred,) = preds
+            result = memo.get(pred)
+            if result is None:
+                result = producers(pred)
+            if result:
+                originals[node.id] = list(result)
+            continue
         collected: dict[str, None] = {}
         for pred in preds:
-            collected.update(dict.fromkeys(producers(pred)))
+            result = memo.get(pred)
+            collected.update(dict.fromkeys(result if result is not None else producers(pred)))
         if collected:
-            originals[node_id] = list(collected)
+            originals[node.id] = list(collected)
     return originals
