@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 __all__: list[str] = []
 
-for _package in ("bullmq", "redis"):
-    if importlib.util.find_spec(_package) is None:
-        raise ImportError(
-            f"flowcraft.distributed needs the 'redis' extra ({_package} is missing): pip install 'flowcraft-py[redis]'",
-            name=_package,
-        )
+try:
+    import bullmq  # type: ignore[import-untyped]  # noqa: F401
+    import redis  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        f"flowcraft.distributed needs the 'redis' extra ({error.name or 'a dependency'} is missing): "
+        "pip install 'flowcraft-py[redis]'",
+        name=error.name,
+    ) from error

@@ -3,7 +3,7 @@ every ``set`` and ``delete`` recorded so that only the changed keys are written 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .codec import decode, encode
@@ -26,9 +26,11 @@ class RecordingContext:
     keys set and the names of the keys deleted since creation.
     """
 
-    __slots__ = ("_decoded", "_deleted", "_raw", "_set")
+    __slots__ = ("_decoded", "_deleted", "_raw", "_set", "on_write")
 
     def __init__(self, raw: Mapping[str, str]) -> None:
+        self.on_write: Callable[[str], None] | None = None
+        """Called with the key before each ``set``/``delete`` (test fault injection)."""
         self._raw: dict[str, str] = dict(raw)
         self._decoded: dict[str, Any] = {}
         self._set: dict[str, Any] = {}
@@ -49,6 +51,8 @@ class RecordingContext:
     async def set(self, key: str, value: Any) -> RecordingContext:
         """Store ``value`` under ``key``; returns the context."""
         name = key if type(key) is str else _name(key)
+        if self.on_write is not None:
+            self.on_write(name)
         self._decoded[name] = value
         self._raw.setdefault(name, "")
         self._set[name] = value
@@ -62,6 +66,8 @@ class RecordingContext:
     async def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it was present."""
         name = _name(key)
+        if self.on_write is not None:
+            self.on_write(name)
         present = self._raw.pop(name, None) is not None
         self._decoded.pop(name, None)
         self._set.pop(name, None)

@@ -18,7 +18,7 @@ Command line::
 
 Test-only fault injection: ``FLOWCRAFT_TEST_CRASH_AT=<point>:<node id>`` makes the
 worker ``SIGKILL`` itself at ``point`` while running that node. Points:
-``before_node``, ``during_node`` (50 ms into the lifecycle), ``before_complete``,
+``before_node``, ``during_node`` (at the node's first context write), ``before_complete``,
 ``after_complete`` (= ``after_context_write`` = ``after_join_update`` =
 ``before_enqueue``: one atomic step writes all three) and ``after_enqueue``. Off unless
 the variable is set.
@@ -161,12 +161,17 @@ class Worker:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Process jobs until :meth:`close` is called."""
-        self._store = RunStore(self.redis_url, prefix=self.keys.prefix, run_ttl=self._run_ttl)
-        self._queue = JobQueue(self.redis_url, name=self.queue_name, prefix=self.keys.prefix)
+    async def connect(self) -> None:
+        """Open the Redis connections (``run()`` does it; call it to use :meth:`process` directly)."""
+        if self._store is None:
+            self._store = RunStore(self.redis_url, prefix=self.keys.prefix, run_ttl=self._run_ttl)
+            self._queue = JobQueue(self.redis_url, name=self.queue_name, prefix=self.keys.prefix)
         async with map_backend_errors_async():
             await self._store.client.ping()
+
+    async def run(self) -> None:
+        """Process jobs until :meth:`close` is called."""
+        await self.connect()
         self._consumer = JobConsumer(
             self.redis_url,
             name=self.queue_name,
@@ -192,6 +197,10 @@ class Worker:
         if self._consumer is not None:
             await self._consumer.close(force=force)
 
+    async def aclose(self) -> None:
+        """Close the connections opened by :meth:`connect` (``run()`` does it on exit)."""
+        await self._shutdown()
+
     async def _shutdown(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
@@ -201,6 +210,7 @@ class Worker:
             await self._queue.aclose()
         if self._store is not None:
             await self._store.aclose()
+        self._store = self._queue = None
 
     async def _listen(self, subscribed: asyncio.Event) -> None:
         """Abort running nodes of runs cancelled elsewhere (reconnects on errors)."""
@@ -281,7 +291,7 @@ class Worker:
         sets: dict[str, str] = {}
         deletes: list[str] = []
         if isinstance(node, ParallelFlow) and node.is_passthrough:  # a parallel container: fan out
-            action = DEFAULT_ACTION if incoming is None else incoming
+            action = None  # branches start fresh (no incoming action), as in memory
             targets: Sequence[AbstractNode] = node.nodes_to_run
         else:
             outcome = await self._run_node(run_id, node_id, node, hydrated, state.params, state.context, incoming)
@@ -347,9 +357,8 @@ class Worker:
         if self._middleware:
             chain = apply_middleware([*self._middleware, *flow.middleware], node)
         self._maybe_crash("before_node", node_id)
-        timer = None
         if self._crash == ("during_node", node_id):
-            timer = asyncio.get_running_loop().call_later(0.05, _die)
+            ctx.on_write = lambda _key: _die()
         try:
             action = await chain(args)
         except AbortError as error:
@@ -363,8 +372,6 @@ class Worker:
             await self._fail(run_id, node_id, "middleware", error)
             return None
         finally:
-            if timer is not None:
-                timer.cancel()
             running.discard(controller)
             if not running:
                 self._running.pop(run_id, None)
