@@ -1,0 +1,118 @@
+"""Helpers for testing your own nodes and flows.
+
+Example::
+
+    from flowcraft.testing import RecordingLogger, EventRecorder, run_lifecycle
+
+    async def test_fetch_node():
+        result = await run_lifecycle(FetchNode(), TypedContext({"url": "x"}))
+        assert result.action == "ok"
+        assert result.exec_res == {...}
+        assert result.context == {"url": "x", "page": {...}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from .abort import NEVER_ABORTED, AbortSignal
+from .context import Context, TypedContext
+from .events import NodeEvent, NodeFinished, RunEvent
+from .node import AbstractNode, NodeArgs
+
+__all__ = ["EventRecorder", "LifecycleResult", "RecordingLogger", "run_lifecycle"]
+
+EventT = TypeVar("EventT", bound=RunEvent)
+
+
+class RecordingLogger:
+    """A logger that keeps every record as ``(level, message, context)`` for assertions."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, dict[str, Any]]] = []
+
+    def _add(self, level: str, message: str, context: Mapping[str, Any] | None, fields: dict[str, Any]) -> None:
+        data = dict(context or {})
+        data.update(fields)
+        self.records.append((level, message, data))
+
+    def debug(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        """Record a debug message."""
+        self._add("debug", message, context, fields)
+
+    def info(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        """Record an informational message."""
+        self._add("info", message, context, fields)
+
+    def warn(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        """Record a warning."""
+        self._add("warn", message, context, fields)
+
+    def error(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        """Record an error."""
+        self._add("error", message, context, fields)
+
+    def messages(self, level: str | None = None) -> list[str]:
+        """The recorded messages, optionally only those of ``level``."""
+        return [message for lvl, message, _ in self.records if level is None or lvl == level]
+
+
+class EventRecorder:
+    """A run-event listener that keeps every event (pass it as ``on_event``)."""
+
+    def __init__(self) -> None:
+        self.events: list[RunEvent] = []
+
+    def __call__(self, event: RunEvent) -> None:
+        """Record one event."""
+        self.events.append(event)
+
+    def of_type(self, event_type: type[EventT]) -> list[EventT]:
+        """The recorded events of ``event_type`` (subclasses included), in order."""
+        return [event for event in self.events if isinstance(event, event_type)]
+
+    def finished_nodes(self) -> list[str | None]:
+        """Ids of the nodes that finished, in the order they finished."""
+        return [event.node_id for event in self.of_type(NodeFinished)]
+
+    def node_events(self, node_id: str) -> list[NodeEvent]:
+        """Every event about the node ``node_id``, in order."""
+        return [event for event in self.of_type(NodeEvent) if event.node_id == node_id]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LifecycleResult:
+    """What one standalone lifecycle run produced."""
+
+    action: Any
+    prep_res: Any
+    exec_res: Any
+    context: dict[str, Any]
+
+
+async def run_lifecycle(
+    node: AbstractNode,
+    ctx: Context | Mapping[str, Any] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    signal: AbortSignal | None = None,
+    logger: Any = None,
+) -> LifecycleResult:
+    """Run ``node``'s lifecycle once, outside any flow, and return every intermediate result.
+
+    ``ctx`` may be a context or a plain mapping (copied into a fresh ``TypedContext``);
+    the node's own params are merged over ``params``. Errors propagate as in a run.
+    """
+    if not isinstance(node, AbstractNode):
+        raise TypeError(f"run_lifecycle() expects a node, got {type(node).__name__}: {node!r}")
+    context: Context = ctx if isinstance(ctx, Context) else TypedContext(ctx or {})
+    merged = {**(params or {}), **node.params}
+    if logger is None:
+        logger = RecordingLogger()
+    args: NodeArgs[Any, Any] = NodeArgs(
+        context, merged, signal or NEVER_ABORTED, logger, name=type(node).__name__, node=node
+    )
+    action = await node.run_lifecycle(args)
+    return LifecycleResult(action, args.prep_res, args.exec_res, context.to_dict())
