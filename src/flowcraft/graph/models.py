@@ -145,9 +145,28 @@ def _nodes_and_edges(
     if "edges" not in obj and edges_required:
         raise InvalidGraphError("edges: missing; a blueprint needs a list of edges", path="edges")
     raw_edges = _list(obj.get("edges", []), "edges")
-    nodes = tuple(GraphNode.from_dict(raw, f"nodes[{i}]") for i, raw in enumerate(raw_nodes))
-    edges = tuple(GraphEdge.from_dict(raw, f"edges[{i}]") for i, raw in enumerate(raw_edges))
-    return nodes, edges
+    nodes: list[GraphNode] = []
+    for i, raw in enumerate(raw_nodes):
+        # Fast path for the common, well-formed shape; anything else gets the full check.
+        if type(raw) is dict and raw.get("config") is None:
+            node_id, node_type, data = raw.get("id"), raw.get("type"), raw.get("data")
+            if type(node_id) is str and node_id and type(node_type) is str and node_type:
+                if data is None:
+                    nodes.append(GraphNode(node_id, node_type, {}))
+                    continue
+                if type(data) is dict:
+                    nodes.append(GraphNode(node_id, node_type, dict(data)))
+                    continue
+        nodes.append(GraphNode.from_dict(raw, f"nodes[{i}]"))
+    edges: list[GraphEdge] = []
+    for i, raw in enumerate(raw_edges):
+        if type(raw) is dict and len(raw) == 2:
+            source, target = raw.get("source"), raw.get("target")
+            if type(source) is str and source and type(target) is str and target:
+                edges.append(GraphEdge(source, target))
+                continue
+        edges.append(GraphEdge.from_dict(raw, f"edges[{i}]"))
+    return tuple(nodes), tuple(edges)
 
 
 def _load_json(text: str | bytes) -> Any:
