@@ -174,7 +174,8 @@ class GraphBuilder:
         that cannot be constructed)."""
         from .blueprint import BlueprintExecutor
 
-        blueprint, predecessor_ids = self._compile(graph)
+        blueprint, predecessors = self._compile(graph)
+        predecessor_ids = {node.id: list(predecessors.get(node.id, ())) for node in blueprint.nodes}
         executor = BlueprintExecutor(blueprint, self.registry, self.dependencies)
         return BuildResult(
             executor.flow,
@@ -186,7 +187,8 @@ class GraphBuilder:
 
     # ---- compilation -----------------------------------------------------------------------
 
-    def _compile(self, raw: WorkflowGraph | Mapping[str, Any]) -> tuple[WorkflowBlueprint, dict[str, list[str]]]:
+    def _compile(self, raw: WorkflowGraph | Mapping[str, Any]) -> tuple[WorkflowBlueprint, dict[str, dict[str, None]]]:
+        """The blueprint, and each node's direct predecessors (as ordered dict keys)."""
         graph = WorkflowGraph.coerce(raw)
         nodes, flat_edges = self._flatten(graph, "", ())
         index: dict[str, GraphNode] = {}
@@ -227,7 +229,7 @@ class GraphBuilder:
             {node.id: len(predecessors.get(node.id, empty)) for node in nodes},
             _original_producers(nodes, predecessors),
         )
-        return blueprint, {node.id: list(predecessors.get(node.id, empty)) for node in nodes}
+        return blueprint, predecessors
 
     def _flatten(
         self, graph: WorkflowGraph, prefix: str, chain: tuple[str | int, ...]
