@@ -6,7 +6,7 @@ prefix ``flowcraft``::
 
     flowcraft:blueprint:<sha256>          STRING  blueprint JSON, content-addressed (TTL BLUEPRINT_TTL)
     flowcraft:control                     CHANNEL "cancel <run id>" messages for every worker
-    flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, last action, error
+    flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, ttl, last action, error
     flowcraft:run:{<id>}:ctx              HASH    context: key name -> codec-encoded value
     flowcraft:run:{<id>}:pending          SET     job ids decided on but not finished yet
     flowcraft:run:{<id>}:done             HASH    job id -> {"a": action, "j": [successor job ids]}
@@ -16,7 +16,7 @@ prefix ``flowcraft``::
     flowcraft:run:{<id>}:events           CHANNEL published once when the run ends
 
 BullMQ keeps its own keys under ``<prefix>:<queue>:*``. Every run key gets
-``run_ttl`` (default :data:`RUN_TTL`) once the run ends.
+the client's ``run_ttl`` (default :data:`RUN_TTL`, stored in ``meta``) once the run ends.
 """
 
 from __future__ import annotations

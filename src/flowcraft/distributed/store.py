@@ -29,7 +29,8 @@ from .queue import map_backend_errors_async
 __all__ = ["COMPLETE", "Completion", "JobState", "RunStore"]
 
 _FINISH = """
-local function finish(ttl)
+local function finish(default_ttl)
+  local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl')) or default_ttl
   local open = redis.call('HGETALL', KEYS[6])
   for x = 1, #open, 2 do
     redis.call('EXPIRE', ARGV[2] .. open[x] .. ':' .. open[x + 1], ttl)
@@ -134,11 +135,12 @@ return 'cancelled'
 )
 
 # KEYS: meta ctx pending visits
-# ARGV: blueprint_hash params now nctx (k v)* nstart (node job)*
+# ARGV: blueprint_hash params now ttl nctx (k v)* nstart (node job)*
 CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'pending', 'blueprint', ARGV[1], 'params', ARGV[2], 'created_at', ARGV[3])
-local i = 4
+redis.call('HSET', KEYS[1], 'status', 'pending', 'blueprint', ARGV[1], 'params', ARGV[2], 'created_at', ARGV[3],
+  'ttl', ARGV[4])
+local i = 5
 local n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
@@ -233,7 +235,7 @@ class RunStore:
     ) -> bool:
         """Store the blueprint and a new run (``starts``: ``(node id, job id)``); ``False`` if it exists."""
         rk = self.keys.run(run_id)
-        args: list[Any] = [blueprint_hash, params, _now(), len(context)]
+        args: list[Any] = [blueprint_hash, params, _now(), self.run_ttl, len(context)]
         for key, value in context.items():
             args += [key, value]
         args.append(len(starts))

@@ -157,6 +157,7 @@ class Worker:
         self._consumer: JobConsumer | None = None
         self._listener: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        self._closed = asyncio.Event()
         self.ready = asyncio.Event()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -188,14 +189,20 @@ class Worker:
         self.ready.set()
         try:
             await self._consumer.run()
+            if self._closing.is_set():
+                # BullMQ's loop returns as soon as it stops fetching; running jobs end inside close()
+                await self._closed.wait()
         finally:
             await self._shutdown()
 
     async def close(self, *, force: bool = False) -> None:
         """Stop taking jobs and wait for running ones (``force``: leave them to stalled recovery)."""
         self._closing.set()
-        if self._consumer is not None:
-            await self._consumer.close(force=force)
+        try:
+            if self._consumer is not None:
+                await self._consumer.close(force=force)
+        finally:
+            self._closed.set()
 
     async def aclose(self) -> None:
         """Close the connections opened by :meth:`connect` (``run()`` does it on exit)."""
