@@ -33,7 +33,8 @@ if str(HERE) not in sys.path:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if HERE in Path(str(item.fspath)).parents and item.get_closest_marker("unit") is None:
+        path = Path(str(item.fspath))
+        if path.parent == HERE and path.name != "test_units.py":  # test_units needs no Redis
             item.add_marker(pytest.mark.integration)
 
 
@@ -79,7 +80,9 @@ class Space:
         options.setdefault("poll_interval", 0.5)
         return DistributedExecutor(self.url, queue=self.queue, prefix=self.prefix, **options)
 
-    def start_worker(self, *, crash_at: str | None = None, concurrency: int = 8, url: str | None = None) -> WorkerProcess:
+    def start_worker(
+        self, *, crash_at: str | None = None, concurrency: int = 8, url: str | None = None
+    ) -> WorkerProcess:
         proc = WorkerProcess(self, url or self.url, crash_at=crash_at, concurrency=concurrency)
         self.workers.append(proc)
         return proc
@@ -145,6 +148,8 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+                self._log.close()
+                pytest.fail(f"worker {self.proc.pid} ignored SIGTERM for 10 s:\n{self.output()}")
         self._log.close()
 
 

@@ -141,7 +141,10 @@ SUBGRAPHS = {
         "edges": [edge("x", "y")],
     },
     "outer": {
-        "nodes": [node("p"), {"id": "deep", "type": "sub", "data": {"workflowId": "inner", "inputs": {}, "outputs": {}}}],
+        "nodes": [
+            node("p"),
+            {"id": "deep", "type": "sub", "data": {"workflowId": "inner", "inputs": {}, "outputs": {}}},
+        ],
         "edges": [edge("p", "deep")],
     },
 }

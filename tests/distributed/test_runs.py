@@ -66,7 +66,9 @@ def test_cancel_stops_running_nodes_on_two_workers(space: Space) -> None:
             await handle.cancel("user pressed stop")
             with pytest.raises(AbortError, match="user pressed stop"):
                 await handle.result(timeout=10)
-            await asyncio.to_thread(wait_for, lambda: (started / "x.aborted").exists() and (started / "y.aborted").exists())
+            await asyncio.to_thread(
+                wait_for, lambda: (started / "x.aborted").exists() and (started / "y.aborted").exists()
+            )
             await asyncio.sleep(0.5)
             return await handle.status(), await handle.context()
 
@@ -77,7 +79,10 @@ def test_cancel_stops_running_nodes_on_two_workers(space: Space) -> None:
 
 @pytest.mark.timeout(60)
 def test_a_failing_node_fails_the_run_with_its_node_and_phase(space: Space) -> None:
-    graph = {"nodes": [d.node("a"), d.node("f", "fail"), d.node("after")], "edges": [d.edge("a", "f"), d.edge("f", "after")]}
+    graph = {
+        "nodes": [d.node("a"), d.node("f", "fail"), d.node("after")],
+        "edges": [d.edge("a", "f"), d.edge("f", "after")],
+    }
     space.start_workers(1)
 
     async def main() -> Any:
@@ -233,7 +238,13 @@ def test_redis_restart_mid_run_never_hangs(space: Space) -> None:
 
         restarted: list[subprocess.Popen[bytes]] = []
         outcome, elapsed = asyncio.run(main())
-        assert outcome in {"completed", "RunNotFoundError", "RunTimeoutError", "BackendConnectionError", "WorkflowError"}
+        assert outcome in {
+            "completed",
+            "RunNotFoundError",
+            "RunTimeoutError",
+            "BackendConnectionError",
+            "WorkflowError",
+        }
         assert elapsed < 20
         assert worker.proc.poll() is None, worker.output()  # the worker rode it out
     finally:

@@ -45,9 +45,8 @@ def _to_json(value: Any, key: str, where: str) -> Any:
     if kind is list:
         return [_to_json(item, key, f"{where}[{i}]") for i, item in enumerate(value)]
     if kind is dict:
-        if all(type(k) is str for k in value):
-            out = {k: _to_json(v, key, f"{where}[{k!r}]") for k, v in value.items()}
-            return {TAG: "dict", "v": out} if TAG in value else out
+        if TAG not in value and all(type(k) is str for k in value):
+            return {k: _to_json(v, key, f"{where}[{k!r}]") for k, v in value.items()}
         return {
             TAG: "map",
             "v": [[_to_json(k, key, f"{where}<key>"), _to_json(v, key, f"{where}[{k!r}]")] for k, v in value.items()],
@@ -82,8 +81,6 @@ def _decode_tagged(obj: dict[str, Any]) -> Any:
     if tag is None or len(obj) != 2 or "v" not in obj:
         return obj
     v = obj["v"]
-    if tag == "dict":
-        return v
     if tag == "map":
         return {_hashable(k): item for k, item in v}
     if tag == "tuple":

@@ -1,0 +1,100 @@
+"""Unit tests of our own logic (no Redis): codec, error mapping, keys, import guard."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+
+import pytest
+import redis.exceptions as redis_errors
+from bullmq.custom_errors import UnrecoverableError
+
+from flowcraft import DEFAULT_ACTION, FILTER_FAILED, ContextKey
+from flowcraft.distributed import BackendError, CodecError, decode, encode
+from flowcraft.distributed.context import RecordingContext
+from flowcraft.distributed.keys import Keys, job_id
+from flowcraft.distributed.queue import ERROR_MAP, map_backend_error, map_backend_errors
+
+VALUES = [
+    None, True, 3, 2.5, "text", "ünï", [1, "a", None], {"a": {"b": [1, 2]}},
+    dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC), dt.datetime(2024, 5, 1, 12, 30), dt.date(2024, 5, 1),
+    dt.time(1, 2, 3), dt.timedelta(days=1, seconds=5, microseconds=7), Decimal("1.10"), uuid.UUID(int=7),
+    b"\x00\xff", bytearray(b"ab"), {1, 2}, frozenset({"x"}), (1, (2, 3)), {1: "one", (2, 3): "pair"},
+    {"__fc__": "looks tagged", "v": 1}, DEFAULT_ACTION, FILTER_FAILED, [{(1, 2)}],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", VALUES, ids=[type(v).__name__ + str(i) for i, v in enumerate(VALUES)])
+def test_codec_round_trips(value: object) -> None:
+    decoded = decode(encode(value))
+    assert decoded == value and type(decoded) is type(value)
+    if value is DEFAULT_ACTION or value is FILTER_FAILED:
+        assert decoded is value
+
+
+def test_codec_error_names_key_and_type() -> None:
+    class Opaque:
+        pass
+
+    with pytest.raises(CodecError, match=r"'user'.*Opaque.*\[0\]\['x'\]") as info:
+        encode([{"x": Opaque()}], key="user")
+    assert info.value.key == "user" and info.value.type_name.endswith("Opaque")
+
+
+def test_codec_never_unpickles() -> None:
+    with pytest.raises(CodecError, match="not valid flowcraft codec data"):
+        decode(b"\x80\x04K\x01.", key="k")  # a pickle
+    with pytest.raises(CodecError, match="Unknown codec tag 'pickle'"):
+        decode('{"__fc__": "pickle", "v": "gASVAAAA"}')
+
+
+def test_context_key_subclass_travels_as_text() -> None:
+    assert decode(encode(ContextKey("k"))) == "k"
+
+
+@pytest.mark.parametrize(("source", "target"), ERROR_MAP, ids=[s.__name__ for s, _ in ERROR_MAP])
+def test_every_mapped_error_is_mapped(source: type[BaseException], target: type[BackendError]) -> None:
+    original = source("boom") if source is not UnrecoverableError else source("boom")
+    with pytest.raises(target) as info, map_backend_errors():
+        raise original
+    assert type(info.value) is target and info.value.__cause__ is original
+    assert map_backend_error(original).__class__ is target
+
+
+def test_unmapped_errors_pass_through() -> None:
+    error = KeyError("x")
+    assert map_backend_error(error) is error
+    assert isinstance(map_backend_error(redis_errors.AuthenticationError("no")), BackendError)
+
+
+def test_recording_context_records_only_changes() -> None:
+    import asyncio
+
+    async def main() -> tuple[dict[str, str], list[str], dict[str, object]]:
+        ctx = RecordingContext({"a": encode(1), "b": encode([1]), "c": encode("x")})
+        await ctx.set("a", 2)
+        await ctx.delete("c")
+        assert await ctx.get("b") == [1] and await ctx.has("b") and not await ctx.has("c")
+        sets, deletes = ctx.delta()
+        return sets, deletes, ctx.to_dict()
+
+    sets, deletes, snapshot = asyncio.run(main())
+    assert sets == {"a": "2"} and deletes == ["c"] and snapshot == {"a": 2, "b": [1]}
+
+
+def test_keys_share_the_run_hash_tag() -> None:
+    rk = Keys("p").run("r1")
+    assert all("{r1}" in key for key in (*rk.all_fixed, rk.join("n", 2), rk.events))
+    assert job_id("r1", "sub:node", 3) == "r1:sub:node:3"
+    with pytest.raises(ValueError, match="prefix"):
+        Keys("bad{prefix}")
+
+
+def test_import_guard_names_the_extra() -> None:
+    code = "import sys; sys.modules['bullmq'] = None; import flowcraft.distributed"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "pip install 'flowcraft-py[redis]'" in proc.stderr
