@@ -53,9 +53,9 @@ def test_same_results_as_in_memory(space: Space, workers: int) -> None:
 def test_flow_run_fills_the_callers_context(space: Space) -> None:
     space.start_workers(1)
     graph, _ = d.GRAPHS["fan_in"]
-    bx = BlueprintExecutor(d.build(graph), d.REGISTRY)
+    bx = BlueprintExecutor(d.build(graph), d.REGISTRY)  # GraphBuilder(...).build(graph).flow works the same
     flow = bx.flow
-    flow.blueprint = bx.blueprint  # type: ignore[attr-defined]  # see blueprint_of(): graph/ does not set it yet
+    assert flow.blueprint is bx.blueprint
 
     async def main() -> tuple[Any, dict[str, Any]]:
         ctx = TypedContext({"stale": 1})

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["DistributedExecutor", "RunError", "RunHandle", "RunStatus", "blueprint_of"]
 
 BLUEPRINT_ATTRIBUTE = "blueprint"
-"""The attribute of a flow (or build result) that holds its :class:`WorkflowBlueprint`."""
+"""The attribute holding a :class:`WorkflowBlueprint`: ``BlueprintFlow.blueprint`` (the flow of ``GraphBuilder.build`` and ``BlueprintExecutor``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from .analysis import (
     is_node_type,
     validate_graph,
 )
-from .blueprint import BlueprintExecutor
+from .blueprint import BlueprintExecutor, BlueprintFlow
 from .builder import BlueprintBuildResult, BuildResult, GraphBuilder, SubWorkflowResolver, sanitize_id
 from .internal_nodes import (
     ConditionalJoinNode,
@@ -30,6 +30,7 @@ __all__ = [
     "AnalyzedNode",
     "BlueprintBuildResult",
     "BlueprintExecutor",
+    "BlueprintFlow",
     "BuildResult",
     "ConditionalJoinNode",
     "GraphAnalysis",

@@ -40,6 +40,17 @@ _FORWARDING_TYPES = frozenset({OUTPUT_MAPPER_TYPE, CONDITIONAL_JOIN_TYPE})
 _MS = 1000.0
 
 
+class BlueprintFlow(Flow):
+    """The flow hydrated from a blueprint; ``blueprint`` is what it was built from.
+
+    Executors that need the declarative form (the distributed one) read it from here.
+    """
+
+    def __init__(self, start: AbstractNode, blueprint: WorkflowBlueprint) -> None:
+        super().__init__(start)
+        self.blueprint = blueprint
+
+
 class BlueprintExecutor:
     """Hydrates a blueprint (nodes built through ``registry`` with ``dependencies``) and
     runs its flow in memory with correct fan-in.
@@ -71,7 +82,7 @@ class BlueprintExecutor:
         for i, graph_node in enumerate(self.blueprint.nodes):
             self.node_map[graph_node.id] = self._create(graph_node, i, checked)
         _wire(self.blueprint.edges, self.node_map, types)
-        self.flow = Flow(self.node_map[self.blueprint.start_node_id])
+        self.flow = BlueprintFlow(self.node_map[self.blueprint.start_node_id], self.blueprint)
 
     def get_node(self, node_id: str) -> AbstractNode | None:
         """The hydrated node with id ``node_id`` (``None`` when there is none)."""
