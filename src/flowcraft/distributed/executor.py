@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["DistributedExecutor", "RunError", "RunHandle", "RunStatus", "blueprint_of"]
 
 BLUEPRINT_ATTRIBUTE = "blueprint"
-"""The attribute holding a :class:`WorkflowBlueprint`: ``BlueprintFlow.blueprint`` (the flow of ``GraphBuilder.build`` and ``BlueprintExecutor``)."""
+"""The attribute holding a :class:`WorkflowBlueprint`: ``BlueprintFlow.blueprint``
+(the flow of ``GraphBuilder.build`` and ``BlueprintExecutor``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
