@@ -1,0 +1,261 @@
+"""The markdown report: the issue's targets checked, then every case side by side.
+
+``python -m flowbench.report RESULTS.json [OUT.md]`` renders a results file written by
+``python benchmarks/run.py`` (to stdout without ``OUT.md``).
+
+Ratios use each runtime's best (minimum) sample, the figure least disturbed by other
+load on a shared machine; medians are shown next to it. Python runtimes are compared
+with plain asyncio, node runtimes with plain JS on node: "x floor" is always against the
+runtime's own floor, and "Flowcraft ÷" compares Flowcraft for Python's time with a
+Python peer's time, or its floor ratio with Flowcraft TS's floor ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["evaluate_targets", "main", "render"]
+
+FLOWCRAFT = "flowcraft"
+
+
+def _fmt_time(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _fmt_bytes(value: float) -> str:
+    if abs(value) < 10_000:
+        return f"{value:.0f} B"
+    if abs(value) < 10_000_000:
+        return f"{value / 1024:.1f} KB"
+    return f"{value / 1024 / 1024:.1f} MB"
+
+
+def _fmt(value: float, unit: str) -> str:
+    return _fmt_bytes(value) if unit == "bytes" else _fmt_time(value)
+
+
+def _per(value: float, size: int, unit: str) -> str:
+    if unit == "bytes":
+        return f"{value / size / 1024:.2f} KB"
+    return f"{value / size * 1e6:.3f} µs"
+
+
+class Results:
+    """Convenient access to a results document."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.runtimes: dict[str, Any] = doc["runtimes"]
+        self.workloads: dict[str, Any] = doc["workloads"]
+        self.results: dict[str, dict[str, Any]] = doc["results"]
+
+    def slot(self, workload: str, size: int, runtime: str) -> dict[str, Any] | None:
+        slot: dict[str, Any] | None = self.results.get(f"{workload}@{size}", {}).get(runtime)
+        return slot
+
+    def best(self, workload: str, size: int, runtime: str) -> float | None:
+        slot = self.slot(workload, size, runtime)
+        return min(slot["samples"]) if slot and slot["samples"] else None
+
+    def floor_ratio(self, workload: str, size: int, runtime: str) -> float | None:
+        value = self.best(workload, size, runtime)
+        floor_name = self.runtimes.get(runtime, {}).get("floor", "asyncio")
+        floor = self.best(self.workloads[workload]["floor_id"], size, floor_name)
+        if value is None or floor is None or floor <= 0:
+            return None
+        return value / floor
+
+
+def _ratio(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}x"
+
+
+def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue with Flowcraft's measured figure and whether it is met."""
+    r = Results(doc)
+    rows: list[dict[str, Any]] = []
+
+    def add(key: str, label: str, goal: str, measured: str, met: bool | None) -> None:
+        rows.append({"key": key, "label": label, "goal": goal, "measured": measured, "met": met})
+
+    ratios = {n: r.floor_ratio("w1.chain", n, FLOWCRAFT) for n in (1_000, 10_000)}
+    loop = {n: r.floor_ratio("w1.loop", n, FLOWCRAFT) for n in (1_000, 10_000)}
+    per_node = r.best("w1.chain", 10_000, FLOWCRAFT)
+    if ratios[10_000] is not None and per_node is not None:
+        parts = [
+            f"{ratios[10_000]:.1f}x ({per_node / 10_000 * 1e6:.2f} µs/node) at 10k",
+            f"{_ratio(ratios[1_000], 1)} at 1k",
+            f"loop {_ratio(loop[10_000], 1)} / {_ratio(loop[1_000], 1)}",
+        ]
+        values = [v for v in (*ratios.values(), *loop.values()) if v is not None]
+        add("w1", "W1 per node, chain N=10k (and 1k, loop)", "≤ 6x plain await", "; ".join(parts),
+            all(v <= 6 for v in values))  # fmt: skip
+    else:
+        add("w1", "W1 per node", "≤ 6x plain await", "not measured", None)
+
+    base = r.best("w1.chain", 10_000, FLOWCRAFT)
+    mw1, mw3 = r.best("w1.chain.mw1", 10_000, FLOWCRAFT), r.best("w1.chain.mw3", 10_000, FLOWCRAFT)
+    if base is not None and mw1 is not None and mw3 is not None:
+        one = (mw1 - base) / 10_000 * 1e6
+        three = (mw3 - base) / 10_000 / 3 * 1e6
+        add("w1.mw", "W1 per no-op middleware (N=10k)", "≤ +0.15 µs/node",
+            f"+{one:.2f} µs/node with 1; +{three:.2f} µs/node each with 3", max(one, three) <= 0.15)  # fmt: skip
+    else:
+        add("w1.mw", "W1 per no-op middleware", "≤ +0.15 µs/node", "not measured", None)
+
+    w2 = r.floor_ratio("w2.fanout", 10_000, FLOWCRAFT)
+    w2_small = r.floor_ratio("w2.fanout", 100, FLOWCRAFT)
+    block = r.floor_ratio("w2.block", 10_000, FLOWCRAFT)
+    add("w2", "W2 fan-out + join, K=10k", "≤ 1.2x gather",
+        f"{_ratio(w2)} (graph fan-in join); {_ratio(block)} (join after the block); K=100: {_ratio(w2_small)}",
+        None if w2 is None else w2 <= 1.2)  # fmt: skip
+
+    batch = r.floor_ratio("w3.batch.noop", 10_000, FLOWCRAFT)
+    batch_sleep = r.floor_ratio("w3.batch.sleep", 10_000, FLOWCRAFT)
+    add("w3.batch", "W3 batch node, no-op, 10k items", "≤ 1.05x gather",
+        f"{_ratio(batch)} (sleep 1 ms: {_ratio(batch_sleep)})", None if batch is None else batch <= 1.05)  # fmt: skip
+    sub = r.floor_ratio("w3.subflow.noop", 10_000, FLOWCRAFT)
+    sub_sleep = r.floor_ratio("w3.subflow.sleep", 10_000, FLOWCRAFT)
+    add("w3.subflow", "W3 per-item sub-flow, no-op, 10k items", "≤ 1.3x gather",
+        f"{_ratio(sub)} (sleep 1 ms: {_ratio(sub_sleep)})", None if sub is None else sub <= 1.3)  # fmt: skip
+
+    dag = r.best("w4.dag", 5_000, FLOWCRAFT)
+    slot = r.slot("w4.dag", 5_000, FLOWCRAFT)
+    if dag is not None:
+        small, large = r.best("w4.dag", 1_000, FLOWCRAFT), r.best("w4.dag", 10_000, FLOWCRAFT)
+        growth = f"; 10k/1k = {large / small:.1f} (linear: 10)" if small and large else ""
+        add("w4", "W4 build, layered DAG V=5k", "≤ 25 ms, linear", f"{_fmt_time(dag)}{growth}", dag <= 0.025)
+    else:
+        why = (slot or {}).get("na") or (slot or {}).get("error") or "not measured"
+        add("w4", "W4 build, layered DAG V=5k", "≤ 25 ms, linear", f"not available: {why}", None)
+
+    mem = r.best("w5.memory", 10_000, FLOWCRAFT)
+    floor_mem = r.best("w5.memory", 10_000, "asyncio")
+    if mem is not None:
+        floor_text = f" (gather alone: {floor_mem / 10_000 / 1024:.2f} KB)" if floor_mem else ""
+        add("w5", "W5 peak memory, K=10k", "≤ 2.0 KB/branch", f"{mem / 10_000 / 1024:.2f} KB/branch{floor_text}",
+            mem / 10_000 <= 2048)  # fmt: skip
+    else:
+        add("w5", "W5 peak memory, K=10k", "≤ 2.0 KB/branch", "not measured", None)
+
+    imp = r.best("startup.import", 1, FLOWCRAFT)
+    add("import", "`import flowcraft` over `import asyncio`", "≤ +5 ms",
+        "not measured" if imp is None else f"+{imp * 1e3:.1f} ms", None if imp is None else imp <= 0.005)  # fmt: skip
+    return rows
+
+
+def _runtime_order(r: Results) -> list[str]:
+    return list(r.runtimes)
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The whole markdown report."""
+    r = Results(doc)
+    meta = doc["meta"]
+    machine = meta["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Flowcraft for Python side by side with plain asyncio (the floor), PocketFlow, LangGraph and "
+        "Flowcraft TS 1.x. Reproduce with `bash scripts/bench` (about 5 minutes; `--smoke` for a quick check). "
+        "Generated by `benchmarks/flowbench/report.py`; the raw samples are in `benchmarks/results/latest.json`.",
+        "",
+        f"- **Date**: {meta['date']} — {meta['mode']} run, commit `{meta.get('commit')}`, took {meta['duration_s']} s",
+        f"- **Machine**: {machine['nproc']} CPUs, {machine['cpu']}, {machine['platform']} (shared with other work)",
+        f"- **Versions**: Python {machine['python']}, node {machine.get('node') or '—'}; "
+        + ", ".join(
+            entry["version"]
+            for name, entry in r.runtimes.items()
+            if entry.get("version") and entry.get("floor") != name
+        ),
+        f"- **Method**: one worker process per runtime; {meta['rounds']} rounds, each running every case on every "
+        f"runtime in turn (order rotating), up to {meta['reps_per_round']} runs per case per round after one warm-up; "
+        f"a runtime slower than {meta['slow_cutoff_s']} s on a case is not re-run in later rounds. "
+        f"Memory and start-up: a fresh process per sample ({meta['memory_rounds']} memory rounds). "
+        "Ratios use the minimum.",
+    ]
+    for note in doc.get("notes", []):
+        lines.append(f"- **Note**: {note}")
+    lines += ["", "## Targets (issue 4)", "", "| target | goal | Flowcraft for Python | met |", "|---|---|---|---|"]
+    for row in evaluate_targets(doc):
+        met = {True: "yes", False: "**no**", None: "n/a"}[row["met"]]
+        lines.append(f"| {row['label']} | {row['goal']} | {row['measured']} | {met} |")
+
+    lines += ["", "## All cases", ""]
+    lines.append(
+        "`x floor`: min ÷ the floor's min (plain asyncio for Python, plain JS for node). "
+        "`Flowcraft ÷`: Flowcraft for Python's min ÷ this runtime's min (Python peers), or Flowcraft's "
+        "x floor ÷ this runtime's x floor (Flowcraft TS); below 1 means Flowcraft is faster."
+    )
+    current_group = None
+    for key, by_runtime in r.results.items():
+        workload_id, size_text = key.rsplit("@", 1)
+        size = int(size_text)
+        workload = r.workloads[workload_id]
+        if workload["group"] != current_group:
+            current_group = workload["group"]
+            lines += ["", f"### {current_group}", ""]
+        unit = workload["unit"]
+        size_label = "" if workload["size_name"] == "-" else f", {workload['size_name']} = {size:,}"
+        lines += [f"**{workload_id}** — {workload['title']}{size_label}", ""]
+        per_header = f" per {workload['per']} |" if workload.get("per") else ""
+        lines.append(f"| runtime | min | median |{per_header} x floor | Flowcraft ÷ |")
+        lines.append("|---|---|---|" + ("---|" if per_header else "") + "---|---|")
+        ours = r.best(workload_id, size, FLOWCRAFT)
+        ours_ratio = r.floor_ratio(workload_id, size, FLOWCRAFT)
+        for name in _runtime_order(r):
+            slot = by_runtime.get(name)
+            entry = r.runtimes[name]
+            if slot is None:
+                continue
+            label = entry["label"]
+            if not slot["samples"]:
+                why = slot.get("na") or slot.get("error") or "no sample"
+                blank = "| — " * (4 if per_header else 3)
+                lines.append(f"| {label} | n/a: {why} {blank}|")
+                continue
+            samples = slot["samples"]
+            best, median = min(samples), statistics.median(samples)
+            per = f" {_per(best, size, unit)} |" if per_header else ""
+            ratio = r.floor_ratio(workload_id, size, name)
+            versus = "—"
+            if name != FLOWCRAFT and entry.get("floor") != name:
+                if entry["lang"] == "python" and ours is not None and name != "asyncio":
+                    versus = _ratio(ours / best)
+                elif entry["lang"] == "node" and name != "js" and ours_ratio and ratio:
+                    versus = _ratio(ours_ratio / ratio)
+            extra = slot.get("extra")
+            if extra and unit == "bytes":
+                graph, run = min(extra["graph"]), min(extra["run"])
+                label = f"{label} (graph {_per(graph, size, unit)} + run {_per(run, size, unit)} per branch)"
+            lines.append(f"| {label} | {_fmt(best, unit)} | {_fmt(median, unit)} |{per} {_ratio(ratio)} | {versus} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flowbench.report RESULTS.json [OUT.md]``."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        sys.stderr.write("usage: python -m flowbench.report RESULTS.json [OUT.md]\n")
+        return 2
+    doc = json.loads(Path(args[0]).read_text())
+    text = render(doc)
+    if len(args) > 1:
+        Path(args[1]).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
