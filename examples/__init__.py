@@ -1,0 +1,1 @@
+"""Runnable Flowcraft examples (a package so `--registry examples.<name>.nodes:...` imports)."""

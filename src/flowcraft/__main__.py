@@ -1,0 +1,8 @@
+"""``python -m flowcraft``: the command line (see :mod:`flowcraft.cli`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

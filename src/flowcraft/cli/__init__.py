@@ -1,0 +1,201 @@
+"""The ``flowcraft`` command line (also ``python -m flowcraft``).
+
+Commands::
+
+    flowcraft run GRAPH.json --registry module:NAME [--context JSON|@file] [--param k=v ...]
+                             [--executor memory|redis --redis URL] [--progress auto|live|plain|none]
+    flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--json]
+    flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
+    flowcraft worker --registry module:NAME --redis URL [...]
+    flowcraft status RUN_ID [--redis URL] [--context]
+    flowcraft cancel RUN_ID [--redis URL] [--reason TEXT]
+
+``--registry`` names a node registry (a mapping of node type to class), a configured
+``GraphBuilder``, or a function of no arguments returning either; its module is imported
+relative to the current directory first.
+
+Exit codes: 0 success; 1 the run failed or was cancelled, or ``validate`` found errors;
+2 bad invocation or input (arguments, registry, context, params, graph file, unknown
+run); 3 a service or tool is unavailable (Redis unreachable, Graphviz or an extra
+missing); 130 interrupted. Errors print one line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+
+__all__ = ["EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
+
+_DEFAULT_REDIS = "redis://localhost:6379/0"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{self.prog}: {message} (see `{self.prog} --help`)", EXIT_USAGE)
+
+
+def _builder_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("graph compilation (with a plain registry mapping)")
+    group.add_argument(
+        "--sub-workflow-type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="node type whose nodes are sub-workflows (repeatable)",
+    )
+    group.add_argument(
+        "--conditional-type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="node type whose outgoing edges are exclusive branches (repeatable)",
+    )
+    group.add_argument("--workflows", metavar="DIR", help="directory holding sub-workflow graphs as <workflowId>.json")
+
+
+def _redis_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("FLOWCRAFT_REDIS_URL", _DEFAULT_REDIS),
+        metavar="URL",
+        help=f"Redis URL (default: $FLOWCRAFT_REDIS_URL or {_DEFAULT_REDIS})",
+    )
+    parser.add_argument("--queue", default="flowcraft", help="job queue name; workers must use the same")
+    parser.add_argument("--prefix", default="flowcraft", help="Redis key prefix; workers must use the same")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``flowcraft`` command."""
+    parser = _Parser(
+        prog="flowcraft",
+        description="Run, check and draw Flowcraft workflow graphs; run and follow distributed runs.",
+        epilog="exit codes: 0 ok · 1 run failed / graph invalid · 2 bad input · 3 service or tool unavailable",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run",
+        help="build a graph file and run it",
+        description="Build GRAPH with the registry, run it, and print the final action and context as JSON on stdout.",
+    )
+    run.add_argument("graph", metavar="GRAPH.json")
+    run.add_argument("--registry", required=True, metavar="module:NAME", help="node registry or GraphBuilder")
+    run.add_argument("--context", metavar="JSON|@FILE", help="initial context: a JSON object or @file.json")
+    run.add_argument("--param", action="append", metavar="KEY=VALUE", help="run param (JSON value or string)")
+    run.add_argument("--executor", choices=("memory", "redis"), default="memory")
+    _redis_option(run)
+    run.add_argument(
+        "--progress",
+        choices=("auto", "live", "plain", "none"),
+        default="auto",
+        help="progress on stderr: a live line on a terminal, plain lines otherwise (default: auto)",
+    )
+    run.add_argument("--detach", action="store_true", help="with --executor redis: print the run id and exit")
+    _builder_options(run)
+
+    validate = commands.add_parser("validate", help="check a graph file and list every error and warning")
+    validate.add_argument("graph", metavar="GRAPH.json")
+    validate.add_argument("--registry", metavar="module:NAME", help="also check node types against a registry")
+    validate.add_argument("--dag", action="store_true", help="treat cycles (loops) as errors")
+    validate.add_argument("--json", action="store_true", help="print the report as JSON")
+    _builder_options(validate)
+
+    viz = commands.add_parser("viz", help="draw a graph file (Mermaid, DOT, or SVG/PNG through Graphviz)")
+    viz.add_argument("graph", metavar="GRAPH.json")
+    viz.add_argument("--format", choices=("mermaid", "dot", "svg", "png"), default="mermaid")
+    viz.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    viz.add_argument("--registry", metavar="module:NAME", help="compile with this registry or GraphBuilder")
+    viz.add_argument("--raw", action="store_true", help="draw the graph as written, without compiling it")
+    _builder_options(viz)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a distributed worker (options of python -m flowcraft.distributed.worker)",
+        add_help=False,
+    )
+    worker.add_argument("worker_args", nargs=argparse.REMAINDER)
+
+    status = commands.add_parser("status", help="show a distributed run's status as JSON")
+    status.add_argument("run_id", metavar="RUN_ID")
+    _redis_option(status)
+    status.add_argument("--context", action="store_true", help="include the run's context")
+
+    cancel = commands.add_parser("cancel", help="cancel a distributed run")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    _redis_option(cancel)
+    cancel.add_argument("--reason", default="cancelled from the command line")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from .loading import BuilderOptions, RedisTarget
+
+    options = BuilderOptions(
+        getattr(args, "sub_workflow_type", ()), getattr(args, "conditional_type", ()), getattr(args, "workflows", None)
+    )
+    if args.command == "run":
+        from .run import run_command
+
+        return run_command(
+            args.graph, args.registry, options, context=args.context, params=args.param, executor=args.executor,
+            redis=RedisTarget(args.redis, args.queue, args.prefix), progress=args.progress, detach=args.detach,
+        )  # fmt: skip
+    if args.command == "validate":
+        from .graphs import validate_command
+
+        return validate_command(args.graph, args.registry, options, as_json=args.json, dag=args.dag)
+    if args.command == "viz":
+        from .graphs import viz_command
+
+        return viz_command(args.graph, args.registry, options, fmt=args.format, output=args.output, raw=args.raw)
+    if args.command == "status":
+        from .remote import status_command
+
+        return status_command(args.run_id, RedisTarget(args.redis, args.queue, args.prefix), with_context=args.context)
+    if args.command == "cancel":
+        from .remote import cancel_command
+
+        return cancel_command(args.run_id, RedisTarget(args.redis, args.queue, args.prefix), args.reason)
+    raise CliError("a command is required: run, validate, viz, worker, status or cancel (see `flowcraft --help`)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``flowcraft`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        rest = [a for a in argv if a != "--debug"]
+        if rest[:1] == ["worker"]:
+            # Everything after `worker` belongs to the worker's own parser (argparse's
+            # REMAINDER does not pass leading options through a subcommand).
+            from .remote import worker_command
+
+            return worker_command(rest[1:])
+        args = build_parser().parse_args(argv)
+        return _dispatch(args)
+    except CliError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"flowcraft: error: {error.message}", file=sys.stderr)
+        return error.code
+    except BrokenPipeError:
+        # stdout was closed early (e.g. `| head`): stop quietly, as other tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("flowcraft: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        print(f"flowcraft: error: {type(error).__name__}: {error} (rerun with --debug for the traceback)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED

@@ -1,0 +1,171 @@
+"""Distributed runs from the command line: ``run --executor redis``, ``worker``, ``status``, ``cancel``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import AbortError, WorkflowError
+from ..graph import WorkflowBlueprint
+from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from .loading import RedisTarget, ensure_cwd_importable
+from .progress import action_text
+from .run import print_result, to_json
+
+if TYPE_CHECKING:
+    from ..distributed import DistributedExecutor, RunStatus
+
+__all__ = ["cancel_command", "run_distributed", "status_command", "worker_command"]
+
+T = TypeVar("T")
+
+
+def _distributed() -> Any:
+    try:
+        import flowcraft.distributed as distributed
+    except ImportError as error:
+        raise CliError(
+            f"distributed runs need the redis extra: pip install 'flowcraft-py[redis]' ({error})", EXIT_ENVIRONMENT
+        ) from None
+    return distributed
+
+
+def _with_executor(redis: RedisTarget, work: Callable[[DistributedExecutor], Awaitable[T]]) -> T:
+    distributed = _distributed()
+
+    async def main() -> T:
+        async with distributed.DistributedExecutor(redis.url, queue=redis.queue, prefix=redis.prefix) as executor:
+            return await work(executor)
+
+    try:
+        return asyncio.run(main())
+    except distributed.RunNotFoundError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+    except distributed.BackendError as error:
+        raise CliError(f"cannot use Redis at {redis.redacted()}: {error}", EXIT_ENVIRONMENT) from None
+
+
+def _status_dict(status: RunStatus) -> dict[str, Any]:
+    out: dict[str, Any] = {"run_id": status.run_id, "state": status.state}
+    if status.last_action is not None:
+        out["last_action"] = action_text(status.last_action)
+    if status.error is not None:
+        out["error"] = {
+            "node": status.error.node_id,
+            "phase": status.error.phase,
+            "type": status.error.type,
+            "message": status.error.message,
+        }
+    if status.cancel_reason:
+        out["cancel_reason"] = status.cancel_reason
+    if status.created_at is not None:
+        out["created_at"] = status.created_at
+    if status.ended_at is not None:
+        out["ended_at"] = status.ended_at
+        if status.created_at is not None:
+            out["duration"] = round(status.ended_at - status.created_at, 3)
+    return out
+
+
+def run_distributed(
+    blueprint: WorkflowBlueprint,
+    context: dict[str, Any],
+    params: dict[str, Any],
+    redis: RedisTarget,
+    *,
+    progress: str,
+    detach: bool,
+) -> int:
+    """Start the run on the Redis workers; wait for it (showing its state) unless ``detach``."""
+    stream = sys.stderr
+    live = stream.isatty() if progress == "auto" else progress == "live"
+
+    async def work(executor: DistributedExecutor) -> tuple[Any, dict[str, Any], BaseException | None, str]:
+        handle = await executor.start(blueprint, context, params=params)
+        if detach:
+            return None, {}, None, handle.run_id
+        if progress != "none":
+            stream.write(
+                f"run {handle.run_id} started on {redis.redacted()} (queue {redis.queue!r}); waiting for workers "
+                f"(follow it with `flowcraft status {handle.run_id}`)\n"
+            )
+            stream.flush()
+        started = time.monotonic()
+        waiter = asyncio.ensure_future(handle.result())
+        try:
+            while not waiter.done():
+                await asyncio.wait([waiter], timeout=0.2)
+                if live and not waiter.done():
+                    status = await handle.status()
+                    stream.write(f"\r{status.state} · {time.monotonic() - started:.1f}s   ")
+                    stream.flush()
+            try:
+                action, error = waiter.result(), None
+            except (WorkflowError, AbortError) as failure:
+                action, error = None, failure
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await waiter
+                stream.write(
+                    f"\nstopped waiting; the run goes on: `flowcraft status {handle.run_id}`, "
+                    f"`flowcraft cancel {handle.run_id}`\n"
+                )
+        if live:
+            stream.write("\r")
+        if progress != "none":
+            stream.write(f"run {handle.run_id} ended after {time.monotonic() - started:.2f}s\n")
+        return action, await handle.context(), error, handle.run_id
+
+    action, final, error, run_id = _with_executor(redis, work)
+    if detach:
+        print(to_json({"run_id": run_id}))
+        return EXIT_OK
+    print_result(action, final, error, run_id=run_id)
+    if error is not None:
+        what = "cancelled" if isinstance(error, AbortError) else "failed"
+        raise CliError(f"run {run_id} {what}: {error}", EXIT_FAILED)
+    return EXIT_OK
+
+
+def status_command(run_id: str, redis: RedisTarget, *, with_context: bool) -> int:
+    """Print a distributed run's status (and context) as JSON."""
+
+    async def work(executor: DistributedExecutor) -> dict[str, Any]:
+        handle = await executor.handle(run_id)
+        out = _status_dict(await handle.status())
+        if with_context:
+            out["context"] = await handle.context()
+        return out
+
+    print(to_json(_with_executor(redis, work)))
+    return EXIT_OK
+
+
+def cancel_command(run_id: str, redis: RedisTarget, reason: str) -> int:
+    """Cancel a distributed run; prints its status afterwards."""
+
+    async def work(executor: DistributedExecutor) -> dict[str, Any]:
+        handle = await executor.handle(run_id)
+        before = await handle.status()
+        if before.finished:
+            raise CliError(f"run {run_id} already ended ({before.state}); nothing to cancel", EXIT_FAILED)
+        await handle.cancel(reason)
+        return _status_dict(await handle.status())
+
+    print(to_json(_with_executor(redis, work)))
+    return EXIT_OK
+
+
+def worker_command(argv: Sequence[str]) -> int:
+    """Run a worker: the options of ``python -m flowcraft.distributed.worker``."""
+    _distributed()
+    ensure_cwd_importable()  # `--registry` modules resolve from the current directory, as for `run`
+    from ..distributed.worker import main
+
+    return main(list(argv))

@@ -1,0 +1,112 @@
+"""``flowcraft run``: build a graph file and run it, in memory or on Redis workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from typing import Any, TextIO
+
+from ..context import TypedContext
+from ..errors import AbortError, GraphError, WorkflowError
+from ..graph import BuildResult
+from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError
+from .loading import BuilderOptions, RedisTarget, load_builder, parse_context, parse_params, read_graph
+from .progress import ProgressDisplay, action_text
+
+__all__ = ["print_result", "run_command", "to_json"]
+
+
+def to_json(value: Any) -> str:
+    """``value`` as indented JSON; values JSON cannot hold are shown by their ``repr``."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=repr)
+
+
+def print_result(action: Any, context: dict[str, Any], error: BaseException | None = None, **extra: Any) -> None:
+    """Print the outcome of a run as one JSON document on stdout."""
+    out: dict[str, Any] = dict(extra)
+    out["action"] = action_text(action)
+    if error is not None:
+        out["error"] = {"type": type(error).__name__, "message": str(error)}
+        node = getattr(error, "node_name", None)
+        if node:
+            out["error"]["node"] = node
+        phase = getattr(error, "phase", None)
+        if phase:
+            out["error"]["phase"] = phase
+    out["context"] = context
+    print(to_json(out))
+
+
+def _user_node_ids(result: BuildResult) -> list[str]:
+    return [
+        node_id
+        for node_id, node in result.node_map.items()
+        if not str(getattr(node.graph_data, "type", "")).startswith("__internal")
+    ]
+
+
+def _progress(result: BuildResult, mode: str, stream: TextIO) -> ProgressDisplay | None:
+    if mode == "none":
+        return None
+    live = stream.isatty() if mode == "auto" else mode == "live"
+    return ProgressDisplay(stream, live=live, node_ids=_user_node_ids(result))
+
+
+def run_command(
+    path: str,
+    registry: str,
+    options: BuilderOptions,
+    *,
+    context: str | None,
+    params: list[str] | None,
+    executor: str,
+    redis: RedisTarget,
+    progress: str,
+    detach: bool,
+) -> int:
+    """Build the graph file with the registry, run it, print the action and context as JSON."""
+    graph = read_graph(path)
+    initial = parse_context(context)
+    run_params = parse_params(params)
+    builder = load_builder(registry, options)
+    try:
+        result = builder.build(graph)
+    except GraphError as error:
+        raise CliError(f"graph file {path!r} is invalid: {error} (see `flowcraft validate {path}`)") from None
+    if executor == "redis":
+        from .remote import run_distributed
+
+        blueprint = builder.build_blueprint(graph).blueprint
+        return run_distributed(blueprint, initial, run_params, redis, progress=progress, detach=detach)
+    if detach:
+        raise CliError("--detach needs --executor redis (an in-memory run lives in this process)")
+    display = _progress(result, progress, sys.stderr)
+    ctx = TypedContext(initial)
+    try:
+        action = asyncio.run(_run_in_memory(result, ctx, run_params, display))
+    except (WorkflowError, AbortError) as error:
+        print_result(None, ctx.to_dict(), error)
+        what = "cancelled" if isinstance(error, AbortError) else "failed"
+        raise CliError(f"run {what}: {error}", EXIT_FAILED) from error
+    print_result(action, ctx.to_dict())
+    return EXIT_OK
+
+
+async def _run_in_memory(
+    result: BuildResult, ctx: TypedContext, params: dict[str, Any], display: ProgressDisplay | None
+) -> Any:
+    ticker = asyncio.ensure_future(display.tick()) if display is not None and display.live else None
+    try:
+        return await result.flow.run(ctx, params=params, on_event=display)
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+
+def environment_error(message: str) -> CliError:
+    """A :class:`CliError` for an unavailable service or tool (exit code 3)."""
+    return CliError(message, EXIT_ENVIRONMENT)
