@@ -7,11 +7,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-STOPWORDS = frozenset(
-    """a an and are as at be but by can do does for from has have how i if in into is it its of on or
+_STOPWORD_TEXT = """a an and are as at be but by can do does for from has have how i if in into is it its of on or
     so that the their them then there these they this to was we were what when where which who why will
-    with you your""".split()
-)
+    with you your"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -51,7 +50,8 @@ class TfIdfIndex:
         """The ``k`` best ``(doc_id, score)`` pairs for ``query`` (score > 0 only)."""
         q = self._weigh(Counter(tokens(query)))
         scored = [
-            (doc_id, sum(w * vec.get(t, 0.0) for t, w in q.items())) for doc_id, vec in zip(self.ids, self.vectors)
+            (doc_id, sum(w * vec.get(t, 0.0) for t, w in q.items()))
+            for doc_id, vec in zip(self.ids, self.vectors, strict=True)
         ]
         ranked = sorted((s for s in scored if s[1] > 0), key=lambda s: (-s[1], s[0]))
         return [(doc_id, round(score, 4)) for doc_id, score in ranked[:k]]
