@@ -1,0 +1,1 @@
+"""Sequential pipeline example."""
