@@ -1,0 +1,67 @@
+"""The documentation site: every nav page exists, and the runnable code blocks of the pages
+written for the site run (the strict MkDocs build itself is `bash scripts/docs`, run in CI)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def nav_pages() -> list[str]:
+    text = (ROOT / "mkdocs.yml").read_text()
+    nav = text.split("\nnav:\n", 1)[1].split("\n\n", 1)[0]
+    return re.findall(r"([\w/-]+\.md)", nav)
+
+
+def test_every_nav_page_exists_and_every_page_is_in_the_nav():
+    pages = nav_pages()
+    for page in pages:
+        assert (DOCS / page).is_file(), f"mkdocs.yml nav lists {page}, which does not exist"
+    on_disk = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
+    assert on_disk <= set(pages), f"pages missing from the nav: {sorted(on_disk - set(pages))}"
+    for required in ("declarative.md", "custom-executors.md", "benchmarks.md", "cli.md", "events.md"):
+        assert required in pages
+
+
+def python_blocks(page: str) -> list[str]:
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.DOTALL)
+    # Blocks with a top-level `await`/`async with` are fragments shown inside a coroutine.
+    return [b for b in blocks if not re.search(r"^(await |async with )|^\S.*= await ", b, flags=re.MULTILINE)]
+
+
+@pytest.mark.parametrize("page", ["index.md", "flows.md", "events.md"])
+def test_code_blocks_run(page: str, capsys: pytest.CaptureFixture[str]):
+    blocks = python_blocks(page)
+    assert blocks
+    for block in blocks:
+        namespace: dict[str, object] = {"__name__": f"docs_{page}"}
+        exec(compile(block, str(DOCS / page), "exec"), namespace)  # the docs' own code
+    if page == "events.md":
+        assert "only -> DEFAULT_ACTION" in capsys.readouterr().out
+
+
+def test_hook_renders_repository_links_and_flags_missing_ones(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "scripts" / "mkdocs_hooks.py")
+    assert spec is not None and spec.loader is not None
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+
+    class File:
+        src_path = "custom-executors.md"
+
+    class Page:
+        file = File()
+
+    config = {"docs_dir": str(DOCS)}
+    text = "see [the readme](../README.md), [a page](cli.md) and [gone](../nope.md)"
+    with caplog.at_level("WARNING", logger="mkdocs.hooks.repo_links"):
+        out = hooks.on_page_markdown(text, Page(), config, None)
+    assert out == "see the readme (`README.md`), [a page](cli.md) and gone"
+    assert "links to '../nope.md', which is not a file of the repository" in caplog.text
