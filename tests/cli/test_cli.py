@@ -302,8 +302,8 @@ def test_live_progress_through_a_pseudo_terminal(workdir: Path):
         if screen.endswith(b"\n") and b"run finished" in screen:
             break
     os.close(leader)
-    assert proc.returncode == 0
     text = screen.decode()
+    assert proc.returncode == 0, text
     assert "\r" in text and "running" in text
     assert "run finished -> default" in text
     assert "started  one" not in text  # live mode, not plain lines

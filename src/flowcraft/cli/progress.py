@@ -150,8 +150,10 @@ class ProgressDisplay:
             self.stream.write(f"[{self.elapsed():7.2f}s] {summary}\n")
         self.stream.flush()
 
-    async def tick(self, interval: float = 0.1) -> None:
-        """Redraw the live line every ``interval`` seconds until cancelled (keeps the clock moving)."""
-        while True:
-            await asyncio.sleep(interval)
-            self.redraw()
+    async def tick(self, stop: asyncio.Event, interval: float = 0.1) -> None:
+        """Redraw the live line every ``interval`` seconds until ``stop`` is set (keeps the clock moving)."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                self.redraw()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
 from typing import Any, TextIO
@@ -97,14 +96,14 @@ def run_command(
 async def _run_in_memory(
     result: BuildResult, ctx: TypedContext, params: dict[str, Any], display: ProgressDisplay | None
 ) -> Any:
-    ticker = asyncio.ensure_future(display.tick()) if display is not None and display.live else None
+    stop = asyncio.Event()
+    ticker = asyncio.ensure_future(display.tick(stop)) if display is not None and display.live else None
     try:
         return await result.flow.run(ctx, params=params, on_event=display)
     finally:
         if ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            stop.set()
+            await ticker
 
 
 def environment_error(message: str) -> CliError:
