@@ -1,6 +1,9 @@
 """Flowcraft: asyncio-native, typed workflows — run the same graph in memory, as a dry
 run, or across worker processes."""
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .abort import AbortController, AbortSignal, sleep
 from .actions import DEFAULT_ACTION, FILTER_FAILED
 from .context import (
@@ -30,23 +33,6 @@ from .errors import (
     UnknownNodeTypeError,
     WorkflowError,
 )
-from .events import (
-    ContextChanged,
-    EventListener,
-    EventStream,
-    FallbackUsed,
-    NodeEvent,
-    NodeFailed,
-    NodeFinished,
-    NodeSkipped,
-    NodeStarted,
-    RetryAttempt,
-    RunCancelled,
-    RunEvent,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-)
 from .executors import BatchOutcome, DryRunExecutor, Executor, InMemoryExecutor, RunOptions, WalkScope
 from .flow import Flow
 from .functional import (
@@ -59,31 +45,101 @@ from .functional import (
     reduce_collection,
     transform_node,
 )
-from .graph import (
-    BlueprintBuildResult,
-    BlueprintExecutor,
-    BuildResult,
-    GraphAnalysis,
-    GraphBuilder,
-    GraphEdge,
-    GraphIssue,
-    GraphNode,
-    SubWorkflowResolver,
-    WorkflowBlueprint,
-    WorkflowGraph,
-    analyze_graph,
-    check_for_cycles,
-    create_node_registry,
-    create_node_rule,
-    generate_mermaid,
-    sanitize_graph,
-)
 from .loggers import ConsoleLogger, Logger, NullLogger, StdlibLogger
 from .middleware import Middleware, NextFn, apply_middleware
 from .node import AbstractNode, ExecNode, Node, NodeArgs, PostNode, PreNode
 from .patterns import BatchFlow, ParallelBatchFlow, ParallelFlow, SequenceFlow
 
+if TYPE_CHECKING:
+    from .events import (
+        ContextChanged,
+        EventListener,
+        EventStream,
+        FallbackUsed,
+        NodeEvent,
+        NodeFailed,
+        NodeFinished,
+        NodeSkipped,
+        NodeStarted,
+        RetryAttempt,
+        RunCancelled,
+        RunEvent,
+        RunFailed,
+        RunFinished,
+        RunStarted,
+    )
+    from .graph import (
+        BlueprintBuildResult,
+        BlueprintExecutor,
+        BuildResult,
+        GraphAnalysis,
+        GraphBuilder,
+        GraphEdge,
+        GraphIssue,
+        GraphNode,
+        SubWorkflowResolver,
+        WorkflowBlueprint,
+        WorkflowGraph,
+        analyze_graph,
+        check_for_cycles,
+        create_node_registry,
+        create_node_rule,
+        generate_mermaid,
+        sanitize_graph,
+    )
+
 __version__ = "0.1.0"
+
+# Run events and the declarative-graph package load on first use, keeping
+# `import flowcraft` cheap (see the import-time benchmark).
+_LAZY: dict[str, str] = {
+    "ContextChanged": "events",
+    "EventListener": "events",
+    "EventStream": "events",
+    "FallbackUsed": "events",
+    "NodeEvent": "events",
+    "NodeFailed": "events",
+    "NodeFinished": "events",
+    "NodeSkipped": "events",
+    "NodeStarted": "events",
+    "RetryAttempt": "events",
+    "RunCancelled": "events",
+    "RunEvent": "events",
+    "RunFailed": "events",
+    "RunFinished": "events",
+    "RunStarted": "events",
+    "BlueprintBuildResult": "graph",
+    "BlueprintExecutor": "graph",
+    "BuildResult": "graph",
+    "GraphAnalysis": "graph",
+    "GraphBuilder": "graph",
+    "GraphEdge": "graph",
+    "GraphIssue": "graph",
+    "GraphNode": "graph",
+    "SubWorkflowResolver": "graph",
+    "WorkflowBlueprint": "graph",
+    "WorkflowGraph": "graph",
+    "analyze_graph": "graph",
+    "check_for_cycles": "graph",
+    "create_node_registry": "graph",
+    "create_node_rule": "graph",
+    "generate_mermaid": "graph",
+    "sanitize_graph": "graph",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flowcraft' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"flowcraft.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DEFAULT_ACTION",

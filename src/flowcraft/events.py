@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -170,7 +170,7 @@ class EventEmitter:
     def __init__(self, listener: EventListener, logger: Logger, run_id: str | None = None) -> None:
         self.listener = listener
         self.logger = logger
-        self.run_id = run_id or uuid.uuid4().hex
+        self.run_id = run_id or os.urandom(16).hex()
 
     def emit(self, event_type: type[RunEvent], **fields: Any) -> None:
         """Build an event of ``event_type`` and hand it to the listener."""

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .abort import AbortController, AbortSignal
 from .context import Context
 from .errors import EmptyFlowError, EventLoopRunningError
-from .events import EventListener
 from .executors.base import Executor, RunOptions
 from .executors.in_memory import InMemoryExecutor, engine_for
 from .loggers import Logger
 from .middleware import Middleware, as_async_middleware
 from .node import AbstractNode, Node, NodeArgs
 from .topology import bump_graph_version, iter_reachable
+
+if TYPE_CHECKING:
+    from .events import EventListener
 
 __all__ = ["Flow"]
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from .abort import AbortSignal, sleep
 from .actions import DEFAULT_ACTION
 from .errors import AbortError, FatalWorkflowError, NodeTimeoutError, WorkflowError
-from .events import FallbackUsed, RetryAttempt
 from .topology import bump_graph_version
 
 if TYPE_CHECKING:
@@ -345,6 +344,8 @@ class Node(AbstractNode, Generic[P, E, A]):
                     )
                     events = getattr(args.scope, "events", None)
                     if events is not None:
+                        from .events import RetryAttempt
+
                         events.node(
                             RetryAttempt, self, attempt=attempt, max_attempts=attempts, error=error, wait=self.wait
                         )
@@ -363,6 +364,8 @@ class Node(AbstractNode, Generic[P, E, A]):
         args.error = error
         events = getattr(args.scope, "events", None)
         if events is not None and type(self).exec_fallback is not Node.exec_fallback:
+            from .events import FallbackUsed
+
             events.node(FallbackUsed, self, error=error)
         result: Any = self.exec_fallback(args)
         if self._fallback_is_async:

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 from ..actions import DEFAULT_ACTION
 from ..context import Context, TypedContext
 from ..errors import AbortError
-from ..events import EventEmitter, RunCancelled, RunFailed, RunFinished, RunStarted
 from ..middleware import Middleware, NextFn, compose_middleware
 from ..node import AbstractNode, NodeArgs
 from .base import RunOptions, WalkScope, first_successor, resolve_options
 from .joins import PARKED, Activation, JoinGate
 
 if TYPE_CHECKING:
+    from ..events import EventEmitter
     from ..flow import Flow
 
 __all__ = ["BatchOutcome", "InMemoryExecutor", "engine_for"]
@@ -53,7 +53,11 @@ class InMemoryExecutor:
         ctx = context if context is not None else TypedContext()
         params, signal, logger = resolve_options(flow, options)
         listener = options.on_event if options is not None else None
-        events = EventEmitter(listener, logger) if listener is not None else None
+        events = None
+        if listener is not None:
+            from ..events import EventEmitter
+
+            events = EventEmitter(listener, logger)
         scope = WalkScope(ctx, params, signal, logger, self, chain=self.chain_for((), events), events=events)
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, signal, logger, name=flow.name, executor=self, node=flow, scope=scope
@@ -230,6 +234,8 @@ async def _gather_outcomes(
 
 async def _observe_run(events: EventEmitter, flow: Flow, params: dict[str, Any], run: Any, signal: Any) -> Any:
     """Await ``run`` (the top-level flow's lifecycle), emitting the run's start and end."""
+    from ..events import RunCancelled, RunFailed, RunFinished, RunStarted
+
     started = time.perf_counter()
     events.emit(RunStarted, flow=flow.name if flow.id is None else str(flow.id), params=dict(params))
     try:
