@@ -14,7 +14,7 @@ from .executors.in_memory import InMemoryExecutor, engine_for
 from .loggers import Logger
 from .middleware import Middleware, as_async_middleware
 from .node import AbstractNode, Node, NodeArgs
-from .topology import bump_graph_version, iter_reachable
+from .topology import iter_reachable
 
 if TYPE_CHECKING:
     from .events import EventListener
@@ -50,7 +50,7 @@ class Flow(Node[Any, Any, Any]):
         if not isinstance(node, AbstractNode):
             raise TypeError(f"{type(self).__name__}.start() expects a node, got {type(node).__name__}: {node!r}")
         self.start_node = node
-        bump_graph_version()
+        self._wiring += 1
         return node
 
     def use(self, middleware: Middleware, *, inherit: bool = False) -> Flow:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from .abort import AbortSignal, sleep
 from .actions import DEFAULT_ACTION
 from .errors import AbortError, FatalWorkflowError, NodeTimeoutError, WorkflowError
-from .topology import bump_graph_version
 
 if TYPE_CHECKING:
     from .abort import AbortController
@@ -73,6 +72,7 @@ class AbstractNode:
     Subclasses implement :meth:`run_lifecycle`.
     """
 
+    _wiring: int = 0  # wiring changes of this node (see topology.wiring_stamp)
     is_passthrough: ClassVar[bool] = False
     """Structural nodes (containers, joins) are passed through by every executor."""
 
@@ -145,7 +145,7 @@ class AbstractNode:
         for successor in nodes:
             if successor not in bucket:
                 bucket.append(successor)
-        bump_graph_version()
+        self._wiring += 1
         return nodes[0]
 
     async def run_lifecycle(self, args: NodeArgs[Any, Any], *, skip_exec: bool = False) -> Any:

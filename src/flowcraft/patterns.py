@@ -9,7 +9,6 @@ from .actions import DEFAULT_ACTION
 from .executors.in_memory import BatchOutcome, engine_for
 from .flow import Flow
 from .node import AbstractNode, NodeArgs
-from .topology import bump_graph_version
 
 __all__ = ["BatchFlow", "ParallelBatchFlow", "ParallelFlow", "SequenceFlow"]
 
@@ -64,7 +63,7 @@ class ParallelFlow(Flow):
             if not isinstance(node, AbstractNode):
                 raise TypeError(f"{type(self).__name__} branch {i} is not a node: {type(node).__name__}: {node!r}")
         object.__setattr__(self, "_nodes_to_run", branches)
-        bump_graph_version()
+        self._wiring += 1
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "concurrency":

@@ -1,7 +1,8 @@
 """Graph shape helpers shared by flows and executors: traversal and fan-in counts.
 
-Wiring changes (``next``, ``start``, setting a parallel block's branches) bump a global
-version so executors can cache what they derive from a graph.
+Every node counts its own wiring changes (``next``, ``start``, setting a parallel
+block's branches) in ``_wiring``; the sum over a graph's nodes only grows, so executors
+can cache what they derive from a graph and check it in one cheap pass.
 """
 
 from __future__ import annotations
@@ -13,20 +14,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .node import AbstractNode
 
-__all__ = ["bump_graph_version", "graph_version", "iter_reachable", "linked_nodes", "predecessor_counts"]
-
-_version = 0
+__all__ = ["iter_reachable", "linked_nodes", "predecessor_counts", "wiring_stamp"]
 
 
-def bump_graph_version() -> None:
-    """Record that some graph's wiring changed."""
-    global _version
-    _version += 1
-
-
-def graph_version() -> int:
-    """The current wiring version (changes whenever any graph is rewired)."""
-    return _version
+def wiring_stamp(nodes: Iterable[AbstractNode]) -> int:
+    """A number that changes whenever any of ``nodes`` is rewired."""
+    return sum(node._wiring for node in nodes)
 
 
 def linked_nodes(node: AbstractNode) -> Iterator[AbstractNode]:

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..topology import graph_version, iter_reachable, predecessor_counts
+from ..topology import iter_reachable, predecessor_counts, wiring_stamp
 
 if TYPE_CHECKING:
     from ..node import AbstractNode
@@ -43,13 +43,15 @@ _COUNTS_CACHE_ATTR = "_flowcraft_join_counts"
 
 
 def _join_counts(block: AbstractNode) -> dict[AbstractNode, int]:
+    """The block's join counts, recomputed only when a node reachable from it was rewired."""
     cached = getattr(block, _COUNTS_CACHE_ATTR, None)
-    version = graph_version()
-    if cached is not None and cached[0] == version:
-        counts: dict[AbstractNode, int] = cached[1]
-        return counts
+    if cached is not None:
+        nodes, stamp, counts = cached
+        if wiring_stamp(nodes) == stamp:
+            return counts  # type: ignore[no-any-return]
+    nodes = tuple(iter_reachable([block]))
     counts = predecessor_counts(block)
-    object.__setattr__(block, _COUNTS_CACHE_ATTR, (version, counts))
+    object.__setattr__(block, _COUNTS_CACHE_ATTR, (nodes, wiring_stamp(nodes), counts))
     return counts
 
 
