@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..actions import DEFAULT_ACTION
 from ..context import Context, TypedContext
-from ..errors import AbortError
+from ..errors import AbortError, FatalWorkflowError
 from ..middleware import Middleware, NextFn, compose_middleware
 from ..node import AbstractNode, NodeArgs
 from .base import RunOptions, WalkScope, first_successor, resolve_options
@@ -32,10 +32,25 @@ class BatchOutcome:
     action: Any = None
     error: BaseException | None = None
 
+    # One per batch item: set the slots directly (a frozen dataclass's generated
+    # __init__ goes through object.__setattr__, about twice as slow).
+    def __init__(
+        self, index: int, params: Mapping[str, Any], action: Any = None, error: BaseException | None = None
+    ) -> None:
+        _set_index(self, index)
+        _set_params(self, params)
+        _set_action(self, action)
+        _set_error(self, error)
+
     @property
     def ok(self) -> bool:
         """``True`` when the item succeeded."""
         return self.error is None
+
+
+_set_index, _set_params, _set_action, _set_error = (
+    BatchOutcome.__dict__[name].__set__ for name in ("index", "params", "action", "error")
+)
 
 
 class InMemoryExecutor:
@@ -139,19 +154,24 @@ class InMemoryExecutor:
             changes["params"] = args.params
         return dataclasses.replace(parent, **changes) if changes else parent
 
-    async def run_subflow(self, flow: Flow, args: NodeArgs[Any, Any]) -> Any:
-        """Walk ``flow``'s graph as one node of an outer walk; returns its last action."""
+    def run_subflow(self, flow: Flow, args: NodeArgs[Any, Any]) -> Coroutine[Any, Any, Any]:
+        """Walk ``flow``'s graph as one node of an outer walk (await it for the last action).
+
+        A sub-flow's walk has no join gate of its own, so it never stops parked.
+        """
         parent = args.scope if isinstance(args.scope, WalkScope) else None
         inherited = parent.inherited if parent is not None else ()
         events = parent.events if parent is not None else None
-        middleware = inherited + tuple(flow.middleware)
-        scope = WalkScope(
-            args.ctx, args.params, args.signal, args.logger, self,
-            middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events),
-            events=events,
-        )  # fmt: skip
-        action = await self.walk(flow.start_node, scope)
-        return DEFAULT_ACTION if action is PARKED else action
+        if not inherited and not flow.middleware and events is None:  # the common case, kept cheap
+            scope = WalkScope(args.ctx, args.params, args.signal, args.logger, self, chain=self.chain_for(()))
+        else:
+            middleware = inherited + tuple(flow.middleware)
+            scope = WalkScope(
+                args.ctx, args.params, args.signal, args.logger, self,
+                middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events),
+                events=events,
+            )  # fmt: skip
+        return self.walk(flow.start_node, scope)
 
     async def run_parallel(
         self, block: Flow, branches: Sequence[AbstractNode], args: NodeArgs[Any, Any], limit: int | None = None
@@ -180,56 +200,51 @@ class InMemoryExecutor:
         """
         scope = self._block_scope(block, args, gate=None)
         base = {**args.params, **node.params} if node.params else args.params
-        chain, signal = scope.chain, scope.signal
+        chain, signal, ctx, logger = scope.chain, scope.signal, scope.ctx, scope.logger
         name = type(node).__name__
 
-        async def run_item(index: int, item: Mapping[str, Any]) -> BatchOutcome:
-            if signal._aborted:
-                raise signal.error()
+        def item_args(item: Mapping[str, Any]) -> NodeArgs[Any, Any]:
             params = {**base, **item} if item else base
-            item_args: NodeArgs[Any, Any] = NodeArgs(
-                scope.ctx, params, signal, scope.logger, None, None, None, name, self, node, scope
-            )
-            action = await (node.run_lifecycle(item_args) if chain is None else chain(item_args))
-            return BatchOutcome(index, item, DEFAULT_ACTION if action is None else action)
+            return NodeArgs(ctx, params, signal, logger, None, None, None, name, self, node, scope)
 
         if not concurrent:
-            return [await run_item(index, item) for index, item in enumerate(items)]
-        return await _gather_outcomes(run_item, items, limit, scope)
+            outcomes: list[BatchOutcome] = []
+            for index, item in enumerate(items):
+                if signal._aborted:
+                    raise signal.error()
+                one = item_args(item)
+                action = await (node.run_lifecycle(one) if chain is None else chain(one))
+                outcomes.append(BatchOutcome(index, item, DEFAULT_ACTION if action is None else action))
+            return outcomes
 
+        semaphore = asyncio.Semaphore(limit) if limit is not None else None
 
-async def _gather_outcomes(
-    run_item: Any, items: Sequence[Mapping[str, Any]], limit: int | None, scope: WalkScope
-) -> list[BatchOutcome]:
-    from ..errors import AbortError, FatalWorkflowError
+        async def run_item(index: int, item: Mapping[str, Any]) -> BatchOutcome:
+            try:
+                one = item_args(item)
+                if semaphore is None:
+                    action = await (node.run_lifecycle(one) if chain is None else chain(one))
+                else:
+                    async with semaphore:
+                        action = await (node.run_lifecycle(one) if chain is None else chain(one))
+            except (AbortError, FatalWorkflowError):
+                raise
+            except Exception as error:
+                message = f"Parallel batch item {index} failed: {type(error).__name__}: {error}"
+                logger.error(message, item=index, error=error)
+                return BatchOutcome(index, item, None, error)
+            return BatchOutcome(index, item, DEFAULT_ACTION if action is None else action)
 
-    semaphore = asyncio.Semaphore(limit) if limit is not None else None
-
-    async def guarded(index: int, item: Mapping[str, Any]) -> BatchOutcome:
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(run_item(index, item)) for index, item in enumerate(items)]
         try:
-            if semaphore is None:
-                outcome: BatchOutcome = await run_item(index, item)
-                return outcome
-            async with semaphore:
-                outcome = await run_item(index, item)
-                return outcome
-        except (AbortError, FatalWorkflowError):
+            return await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks)
             raise
-        except Exception as error:
-            scope.logger.error(
-                f"Parallel batch item {index} failed: {type(error).__name__}: {error}", item=index, error=error
-            )
-            return BatchOutcome(index, item, None, error)
-
-    tasks = [asyncio.ensure_future(guarded(index, item)) for index, item in enumerate(items)]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-        raise
 
 
 async def _observe_run(events: EventEmitter, flow: Flow, params: dict[str, Any], run: Any, signal: Any) -> Any:
