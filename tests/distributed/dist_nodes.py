@@ -95,6 +95,24 @@ class Busy(Base):
         await asyncio.sleep(float(self.data.get("seconds", 0.1)))
 
 
+class Flaky(Node):
+    """Fails every attempt (two); its fallback recovers with ``"recovered"``."""
+
+    def __init__(self, data: dict[str, Any] | None = None, **deps: Any) -> None:
+        super().__init__(max_retries=2)
+
+    async def exec(self, args: NodeArgs) -> None:
+        raise RuntimeError("flaky")
+
+    async def exec_fallback(self, args: NodeArgs) -> str:
+        return "recovered"
+
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set("flaky", args.exec_res)
+        await args.ctx.delete("doomed")
+        return None
+
+
 class Noop(Node):
     def __init__(self, data: dict[str, Any] | None = None, **deps: Any) -> None:
         super().__init__()
@@ -111,6 +129,7 @@ REGISTRY = create_node_registry(
         "blocker": Blocker,
         "busy": Busy,
         "noop": Noop,
+        "flaky": Flaky,
         "sub": Noop,
     }
 )

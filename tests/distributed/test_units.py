@@ -98,3 +98,49 @@ def test_import_guard_names_the_extra() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "pip install 'flowcraft-py[redis]'" in proc.stderr
+
+
+def test_run_events_round_trip_through_the_event_codec() -> None:
+    from flowcraft import WorkflowError
+    from flowcraft.distributed import RemoteNodeError
+    from flowcraft.distributed.eventlog import decode_event, encode_event
+    from flowcraft.events import ContextChanged, NodeFailed, NodeFinished, RetryAttempt, RunStarted
+
+    started = RunStarted(run_id="r", time=1.5, flow="f", params={"n": (1, 2)})
+    assert decode_event(encode_event(started)) == started
+    finished = NodeFinished(run_id="r", time=2.0, node_id="a", node_name="A", action=DEFAULT_ACTION, duration=0.1)
+    assert decode_event(encode_event(finished)) == finished
+    changed = ContextChanged(run_id="r", time=2.0, node_id="a", node_name="A", keys_set=("x",), keys_deleted=())
+    assert decode_event(encode_event(changed)) == changed
+
+    error = WorkflowError("Node a failed in exec: boom", "a", "exec", ValueError("boom"))
+    failed = decode_event(encode_event(
+        NodeFailed(run_id="r", time=3.0, node_id="a", node_name="A", error=error, phase="exec", duration=0.2)
+    ))  # fmt: skip
+    assert isinstance(failed, NodeFailed) and isinstance(failed.error, WorkflowError)
+    assert (failed.error.node_name, failed.error.phase, str(failed.error)) == ("a", "exec", str(error))
+    assert isinstance(failed.error.original_error, RemoteNodeError)
+    assert failed.error.original_error.type_name == "ValueError"
+
+    retry = decode_event(encode_event(RetryAttempt(
+        run_id="r", time=3.0, node_id=None, node_name="A", attempt=1, max_attempts=3, error=KeyError("k"), wait=0.0
+    )))  # fmt: skip
+    assert isinstance(retry, RetryAttempt) and isinstance(retry.error, RemoteNodeError)
+    assert retry.error.type_name == "KeyError" and retry.node_id is None
+
+    odd = decode_event(encode_event(
+        NodeFinished(run_id="r", time=2.0, node_id="a", node_name="A", action=object(), duration=0.1)
+    ))  # fmt: skip
+    assert isinstance(odd, NodeFinished) and str(odd.action).startswith("<object object")  # sent as its repr
+
+    assert decode_event('{"t": "NodeFromTheFuture", "run_id": "r", "time": 1}') is None
+    assert decode_event('{"t": "NodeSkipped", "run_id": "r"}') is None  # missing fields
+    grown = decode_event('{"t":"RunStarted","run_id":"r","time":1,"flow":"f","params":{},"new_field":1}')
+    assert isinstance(grown, RunStarted)  # fields added by newer writers are dropped
+    with pytest.raises(CodecError):
+        decode_event("not json")
+
+
+def test_run_keys_include_the_event_stream() -> None:
+    rk = Keys("p").run("abc")
+    assert rk.stream == "p:run:{abc}:stream"

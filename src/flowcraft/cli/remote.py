@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import AbortError, WorkflowError
 from ..graph import WorkflowBlueprint
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from .loading import RedisTarget, ensure_cwd_importable
-from .progress import action_text
+from .progress import ProgressDisplay, action_text
 from .run import print_result, to_json
 
 if TYPE_CHECKING:
-    from ..distributed import DistributedExecutor, RunStatus
+    from ..distributed import DistributedExecutor, RunHandle, RunStatus
 
 __all__ = ["cancel_command", "run_distributed", "status_command", "worker_command"]
 
@@ -79,13 +79,19 @@ def run_distributed(
     *,
     progress: str,
     detach: bool,
+    node_ids: Collection[str] | None = None,
 ) -> int:
-    """Start the run on the Redis workers; wait for it (showing its state) unless ``detach``."""
+    """Start the run on the Redis workers; wait for it unless ``detach``.
+
+    While waiting, the run's events (recorded because a display is shown) drive the same
+    progress display as in-memory runs (``node_ids``: the nodes to show).
+    """
     stream = sys.stderr
     live = stream.isatty() if progress == "auto" else progress == "live"
+    display = None if progress == "none" or detach else ProgressDisplay(stream, live=live, node_ids=node_ids)
 
     async def work(executor: DistributedExecutor) -> tuple[Any, dict[str, Any], BaseException | None, str]:
-        handle = await executor.start(blueprint, context, params=params)
+        handle = await executor.start(blueprint, context, params=params, events=display is not None)
         if detach:
             return None, {}, None, handle.run_id
         if progress != "none":
@@ -96,18 +102,27 @@ def run_distributed(
             stream.flush()
         started = time.monotonic()
         waiter = asyncio.ensure_future(handle.result())
+        stop = asyncio.Event()
+        helpers: list[asyncio.Future[None]] = []
+        if display is not None:
+            helpers.append(asyncio.ensure_future(_follow(handle, display)))
+            if display.live:
+                helpers.append(asyncio.ensure_future(display.tick(stop)))
         try:
-            while not waiter.done():
-                await asyncio.wait([waiter], timeout=0.2)
-                if live and not waiter.done():
-                    status = await handle.status()
-                    stream.write(f"\r{status.state} · {time.monotonic() - started:.1f}s   ")
-                    stream.flush()
+            await asyncio.wait([waiter])
             try:
                 action, error = waiter.result(), None
             except (WorkflowError, AbortError) as failure:
                 action, error = None, failure
+            if helpers:  # the event reader ends at the run's end marker; never wait long for it
+                await asyncio.wait(helpers[:1], timeout=5.0)
         finally:
+            stop.set()
+            for helper in helpers:
+                if not helper.done() and helper is helpers[0]:
+                    helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await helper
             if not waiter.done():
                 waiter.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -116,8 +131,6 @@ def run_distributed(
                     f"\nstopped waiting; the run goes on: `flowcraft status {handle.run_id}`, "
                     f"`flowcraft cancel {handle.run_id}`\n"
                 )
-        if live:
-            stream.write("\r")
         if progress != "none":
             stream.write(f"run {handle.run_id} ended after {time.monotonic() - started:.2f}s\n")
         return action, await handle.context(), error, handle.run_id
@@ -131,6 +144,13 @@ def run_distributed(
         what = "cancelled" if isinstance(error, AbortError) else "failed"
         raise CliError(f"run {run_id} {what}: {error}", EXIT_FAILED)
     return EXIT_OK
+
+
+async def _follow(handle: RunHandle, display: ProgressDisplay) -> None:
+    """Feed the run's events to ``display`` (a failure to read them only ends the display)."""
+    with contextlib.suppress(Exception):
+        async for event in handle.events():
+            display(event)
 
 
 def status_command(run_id: str, redis: RedisTarget, *, with_context: bool) -> int:

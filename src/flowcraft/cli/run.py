@@ -78,7 +78,9 @@ def run_command(
         from .remote import run_distributed
 
         blueprint = builder.build_blueprint(graph).blueprint
-        return run_distributed(blueprint, initial, run_params, redis, progress=progress, detach=detach)
+        return run_distributed(
+            blueprint, initial, run_params, redis, progress=progress, detach=detach, node_ids=_user_node_ids(result)
+        )
     if detach:
         raise CliError("--detach needs --executor redis (an in-memory run lives in this process)")
     display = _progress(result, progress, sys.stderr)

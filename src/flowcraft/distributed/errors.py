@@ -10,6 +10,7 @@ FlowcraftError
     ├── CodecError (TypeError)            a context value cannot cross processes (names key + type)
     ├── BlueprintNotFoundError (LookupError)  a run's blueprint hash is not in Redis
     ├── RunNotFoundError (LookupError)     no such run (never started, expired, or Redis lost it)
+    ├── EventsNotEnabledError              RunHandle.events() on a run started without events
     └── NotABlueprintFlowError (TypeError) distributed runs need a flow built from a blueprint
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "BlueprintNotFoundError",
     "CodecError",
     "DistributedError",
+    "EventsNotEnabledError",
     "NotABlueprintFlowError",
     "RemoteNodeError",
     "RunNotFoundError",
@@ -78,6 +80,14 @@ class BlueprintNotFoundError(DistributedError, LookupError):
 
 class RunNotFoundError(DistributedError, LookupError):
     """No run with this id exists (never started, expired, or Redis lost its data)."""
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class EventsNotEnabledError(DistributedError):
+    """The run was started without events (``start(..., events=True)`` or ``on_event``)."""
 
     def __init__(self, message: str, *, run_id: str) -> None:
         super().__init__(message)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..context import Context, TypedContext
@@ -19,17 +20,22 @@ from .codec import decode, decode_action, encode
 from .errors import (
     BackendConnectionError,
     BackendTimeoutError,
+    EventsNotEnabledError,
     NotABlueprintFlowError,
     RemoteNodeError,
     RunNotFoundError,
 )
+from .eventlog import END_FIELD, EVENT_FIELD, decode_event, encode_event
 from .keys import BLUEPRINT_TTL, DEFAULT_PREFIX, DEFAULT_QUEUE, FINAL_STATES, RUN_TTL, job_id
 from .plan import RunPlan, blueprint_hash, canonical_json
 from .queue import JobQueue
 from .store import RunStore
 
 if TYPE_CHECKING:
+    from ..events import EventEmitter, RunEvent
     from ..flow import Flow
+
+log = logging.getLogger("flowcraft.distributed")
 
 __all__ = ["DistributedExecutor", "RunError", "RunHandle", "RunStatus", "blueprint_of"]
 
@@ -126,6 +132,88 @@ class RunHandle:
         raw = await self._executor.store.context(self.run_id)
         return {key: decode(value, key=key) for key, value in raw.items()}
 
+    async def events(self, *, block: float = 1.0) -> AsyncIterator[RunEvent]:
+        """Iterate over the run's :mod:`events <flowcraft.events>`, from ``RunStarted`` to
+        the final ``RunFinished`` / ``RunFailed`` / ``RunCancelled`` (then iteration ends).
+
+        Works for runs started with ``events=True`` (``DistributedExecutor.start``) or
+        through ``flow.run(..., on_event=...)``, from any client and at any time while the
+        run's keys exist: the events already written are replayed first. Node events
+        come from the workers; errors are rebuilt from their type name and message
+        (:class:`~flowcraft.WorkflowError` around a :class:`RemoteNodeError`).
+
+        Example::
+
+            handle = await executor.start(blueprint, ctx, events=True)
+            async for event in handle.events():
+                print(event)
+
+        Args:
+            block: seconds each blocking read waits before the run's state is checked.
+
+        Raises:
+            EventsNotEnabledError: the run was started without events.
+            RunNotFoundError: the run does not exist.
+        """
+        meta = await self._executor.store.meta(self.run_id)
+        if not meta:
+            await self.status()  # raises RunNotFoundError
+        if not meta.get("events"):
+            raise EventsNotEnabledError(
+                f"Run {self.run_id!r} was started without events; start it with events=True "
+                "(DistributedExecutor.start) or pass on_event to flow.run()",
+                run_id=self.run_id,
+            )
+        from ..events import RunStarted
+
+        started: float | None = None
+        async for event in self._read_events(block):
+            if isinstance(event, RunStarted):
+                started = event.time
+            yield event
+        status = await self.status()
+        yield self._final_event(status, _duration(status, started))
+
+    async def _read_events(self, block: float) -> AsyncIterator[RunEvent]:
+        """The stream's events up to its end marker (or the run's end, if the marker is lost)."""
+        store = self._executor.store
+        after = "0-0"
+        draining = False
+        while True:
+            entries = await store.read_events(self.run_id, after, block=None if draining else block)
+            if not entries:
+                if draining:
+                    return
+                # quiet for `block` s: the marker may be lost (Redis lost data); check the state
+                draining = (await self.status()).finished
+                continue
+            for entry_id, fields in entries:
+                after = entry_id
+                if END_FIELD in fields:
+                    return
+                text = fields.get(EVENT_FIELD)
+                if text is None:
+                    continue
+                try:
+                    event = decode_event(text)
+                except Exception as error:
+                    log.warning("run %s: unreadable event %s skipped: %s", self.run_id, entry_id, error)
+                    continue
+                if event is not None:
+                    yield event
+
+    def _final_event(self, status: RunStatus, duration: float) -> RunEvent:
+        from ..events import RunCancelled, RunFailed, RunFinished
+
+        when = status.ended_at or time.time()
+        try:
+            action = self._outcome(status)
+        except AbortError as error:
+            return RunCancelled(run_id=self.run_id, time=when, reason=error.reason, duration=duration)
+        except Exception as error:
+            return RunFailed(run_id=self.run_id, time=when, error=error, duration=duration)
+        return RunFinished(run_id=self.run_id, time=when, action=action, duration=duration)
+
     async def cancel(self, reason: str = "cancelled by the client") -> None:
         """Cancel the run: no further node starts; running nodes see their signal abort."""
         await self._executor.store.cancel(self.run_id, reason)
@@ -150,6 +238,8 @@ class RunHandle:
         return self._outcome(status)
 
     def _outcome(self, status: RunStatus) -> Any:
+        if not status.finished:
+            raise RuntimeError(f"Run {self.run_id!r} has not ended ({status.state})")
         if status.state == "completed":
             return status.last_action
         if status.state == "cancelled":
@@ -250,8 +340,14 @@ class DistributedExecutor:
         *,
         params: Mapping[str, Any] | None = None,
         run_id: str | None = None,
+        events: bool = False,
     ) -> RunHandle:
         """Store the blueprint and the run, enqueue its start job, and return a handle at once.
+
+        With ``events=True`` the run records its :mod:`run events <flowcraft.events>` in
+        a Redis stream (workers add node events as they go); follow them from any client
+        with :meth:`RunHandle.events`. Off by default: a run without events costs nothing
+        extra. ``flow.run(..., on_event=listener)`` turns it on by itself.
 
         Raises:
             NotABlueprintFlowError: ``blueprint_or_flow`` was not built from a blueprint.
@@ -268,9 +364,17 @@ class DistributedExecutor:
         plan = RunPlan(blueprint)
         start = plan.start_node_id
         start_job = job_id(run_id, start, 1)
+        started_event = None
+        if events:
+            from ..events import RunStarted
+
+            started_event = encode_event(
+                RunStarted(run_id=run_id, time=time.time(), flow=_flow_name(blueprint_or_flow, blueprint),
+                           params=dict(params or {}))
+            )  # fmt: skip
         created = await self.store.create_run(
             run_id, blueprint_hash=digest, blueprint_json=text, blueprint_ttl=self.blueprint_ttl,
-            params=params_text, context=encoded, starts=[(start, start_job)],
+            params=params_text, context=encoded, starts=[(start, start_job)], started_event=started_event,
         )  # fmt: skip
         if not created:
             raise ValueError(f"A run with id {run_id!r} already exists")
@@ -290,6 +394,11 @@ class DistributedExecutor:
     async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
         """Run ``flow`` (built from a blueprint) across the workers; fills ``context`` with the final state.
 
+        With ``options.on_event`` the listener receives the run's :mod:`events
+        <flowcraft.events>` in order, in this event loop: ``RunStarted``, the workers' node
+        events, then one of ``RunFinished`` / ``RunFailed`` / ``RunCancelled``
+        (``run_id`` is the distributed run id). A listener that raises is logged and ignored.
+
         Raises:
             NotABlueprintFlowError: the flow was not built from a blueprint.
             AbortError: the run was cancelled (also through ``options.signal``/``controller``).
@@ -297,7 +406,28 @@ class DistributedExecutor:
         """
         ctx = context if context is not None else TypedContext()
         params = {**flow.params, **(options.params or {})} if options is not None else dict(flow.params)
-        handle = await self.start(flow, ctx, params=params)
+        listener = options.on_event if options is not None else None
+        if listener is None:
+            return await self._run(flow, ctx, params, options, None)
+        from ..events import EventEmitter
+        from ..executors.base import NULL_LOGGER
+
+        logger = options.logger if options is not None and options.logger is not None else NULL_LOGGER
+        emitter = EventEmitter(listener, logger, uuid.uuid4().hex)
+        return await self._run(flow, ctx, params, options, emitter)
+
+    async def _run(
+        self,
+        flow: Flow,
+        ctx: Context,
+        params: dict[str, Any],
+        options: RunOptions | None,
+        emitter: EventEmitter | None,
+    ) -> Any:
+        run_id = emitter.run_id if emitter is not None else None
+        handle = await self.start(flow, ctx, params=params, run_id=run_id, events=emitter is not None)
+        started = time.perf_counter()
+        pump = asyncio.ensure_future(self._pump(handle, emitter)) if emitter is not None else None
         signal = None
         if options is not None:
             signal = options.signal or (options.controller.signal if options.controller is not None else None)
@@ -308,8 +438,13 @@ class DistributedExecutor:
 
         if signal is not None:
             signal.add_listener(on_abort)
+        outcome: Any = None
         try:
-            return await handle.result()
+            outcome = await handle.result()
+            return outcome
+        except BaseException as error:
+            outcome = error
+            raise
         finally:
             if signal is not None:
                 signal.remove_listener(on_abort)
@@ -318,6 +453,59 @@ class DistributedExecutor:
                     await task
             with contextlib.suppress(RunNotFoundError):
                 await _fill(ctx, await handle.context())
+            if pump is not None and emitter is not None:
+                await self._finish_events(pump, emitter, outcome, time.perf_counter() - started)
+
+    async def _pump(self, handle: RunHandle, emitter: EventEmitter) -> None:
+        """Deliver the stream's events (all but the final one) to ``emitter``, in order."""
+        try:
+            async for event in handle._read_events(block=self.poll_interval):
+                _deliver(emitter, event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            emitter.logger.error(f"run {handle.run_id}: reading run events failed: {error}", error=error)
+
+    async def _finish_events(
+        self, pump: asyncio.Future[None], emitter: EventEmitter, outcome: Any, duration: float
+    ) -> None:
+        """Drain the stream (bounded wait), then emit the run's final event."""
+        from ..events import RunCancelled, RunFailed, RunFinished
+
+        try:
+            await asyncio.wait_for(asyncio.shield(pump), timeout=max(5.0, 2 * self.poll_interval))
+        except BaseException:  # a stuck read never holds up the run's result
+            pump.cancel()
+            with contextlib.suppress(BaseException):
+                await pump
+        if isinstance(outcome, (AbortError, asyncio.CancelledError)):
+            reason = outcome.reason if isinstance(outcome, AbortError) else "task cancelled"
+            emitter.emit(RunCancelled, reason=reason, duration=duration)
+        elif isinstance(outcome, BaseException):
+            emitter.emit(RunFailed, error=outcome, duration=duration)
+        else:
+            emitter.emit(RunFinished, action=outcome, duration=duration)
+
+
+def _deliver(emitter: EventEmitter, event: RunEvent) -> None:
+    try:
+        emitter.listener(event)
+    except Exception as error:
+        emitter.logger.error(f"run event listener raised {type(error).__name__}: {error}", error=error)
+
+
+def _flow_name(source: Any, blueprint: WorkflowBlueprint) -> str:
+    from ..flow import Flow
+
+    if isinstance(source, Flow):
+        return source.name if source.id is None else str(source.id)
+    return str(getattr(blueprint, "id", None) or type(source).__name__)
+
+
+def _duration(status: RunStatus, started: float | None) -> float:
+    begin = started if started is not None else status.created_at
+    end = status.ended_at if status.ended_at is not None else time.time()
+    return max(0.0, end - begin) if begin is not None else 0.0
 
 
 def _entries(context: Context | Mapping[str, Any] | None) -> list[tuple[str, Any]]:

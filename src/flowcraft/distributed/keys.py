@@ -14,6 +14,8 @@ prefix ``flowcraft``::
     flowcraft:run:{<id>}:open             HASH    fan-in node id -> visit currently collecting arrivals
     flowcraft:run:{<id>}:join:<node>:<v>  SET     predecessors that reached visit <v> of a fan-in node
     flowcraft:run:{<id>}:events           CHANNEL published once when the run ends
+    flowcraft:run:{<id>}:stream           STREAM  run events (only for runs started with events=True;
+                                                  capped near EVENT_STREAM_MAXLEN entries)
 
 BullMQ keeps its own keys under ``<prefix>:<queue>:*``. Every run key gets
 the client's ``run_ttl`` (default :data:`RUN_TTL`, stored in ``meta``) once the run ends.
@@ -27,6 +29,7 @@ __all__ = [
     "BLUEPRINT_TTL",
     "DEFAULT_PREFIX",
     "DEFAULT_QUEUE",
+    "EVENT_STREAM_MAXLEN",
     "RUN_TTL",
     "Keys",
     "RunKeys",
@@ -44,6 +47,9 @@ RUN_TTL = 24 * 3600
 
 BLUEPRINT_TTL = 7 * 24 * 3600
 """Seconds a stored blueprint is kept after the last run that used it was started."""
+
+EVENT_STREAM_MAXLEN = 10_000
+"""Approximate cap (``XADD MAXLEN ~``) on the entries of a run's event stream."""
 
 STATUS_PENDING = "pending"
 STATUS_RUNNING = "running"
@@ -72,6 +78,7 @@ class RunKeys:
     open: str
     join_prefix: str
     events: str
+    stream: str
 
     def join(self, node_id: str, visit: int) -> str:
         """The join set of visit ``visit`` of fan-in node ``node_id``."""
@@ -115,4 +122,5 @@ class Keys:
             open=base + "open",
             join_prefix=base + "join:",
             events=base + "events",
+            stream=base + "stream",
         )

@@ -23,24 +23,28 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .keys import Keys, RunKeys
+from .keys import EVENT_STREAM_MAXLEN, Keys, RunKeys
 from .queue import map_backend_errors_async
 
 __all__ = ["COMPLETE", "Completion", "JobState", "RunStore"]
 
 _FINISH = """
-local function finish(default_ttl)
+local function finish(default_ttl, stream, state)
   local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl')) or default_ttl
   local open = redis.call('HGETALL', KEYS[6])
   for x = 1, #open, 2 do
     redis.call('EXPIRE', ARGV[2] .. open[x] .. ':' .. open[x + 1], ttl)
   end
   for k = 1, 6 do redis.call('EXPIRE', KEYS[k], ttl) end
+  if redis.call('HGET', KEYS[1], 'events') then
+    redis.call('XADD', stream, 'MAXLEN', '~', @MAXLEN@, '*', 'end', state)
+    redis.call('EXPIRE', stream, ttl)
+  end
 end
-"""
+""".replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 
-# KEYS: meta ctx pending done visits open events
-# ARGV: ttl join_prefix job_id node action now run_id nsets (k v)* ndels k* nsucc (node count)*
+# KEYS: meta ctx pending done visits open events stream
+# ARGV: ttl join_prefix job_id node action now run_id nsets (k v)* ndels k* nsucc (node count)* event*
 COMPLETE = (
     _FINISH
     + """
@@ -77,6 +81,7 @@ for _ = 1, n do
     end
   end
 end
+for x = i, #ARGV do redis.call('XADD', KEYS[8], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[x]) end
 for _, id in ipairs(ids) do redis.call('SADD', KEYS[3], id) end
 redis.call('SREM', KEYS[3], job)
 if redis.call('SCARD', KEYS[3]) == 0 then
@@ -95,30 +100,31 @@ redis.call('HSET', KEYS[4], job, record)
 local final = ''
 if redis.call('SCARD', KEYS[3]) == 0 then
   redis.call('HSET', KEYS[1], 'status', 'completed', 'last_action', action, 'ended_at', ARGV[6])
-  finish(tonumber(ARGV[1]))
+  finish(tonumber(ARGV[1]), KEYS[8], 'completed')
   redis.call('PUBLISH', KEYS[7], 'completed')
   final = 'completed'
 end
 return {'ok', record, final}
-"""
+""".replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 )
 
-# KEYS: meta ctx pending done visits open events
-# ARGV: ttl join_prefix node phase error_type message now
+# KEYS: meta ctx pending done visits open events stream
+# ARGV: ttl join_prefix node phase error_type message now event*
 FAIL = (
     _FINISH
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'pending' and status ~= 'running' then return 0 end
+for x = 8, #ARGV do redis.call('XADD', KEYS[8], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[x]) end
 redis.call('HSET', KEYS[1], 'status', 'failed', 'error_node', ARGV[3], 'error_phase', ARGV[4],
   'error_type', ARGV[5], 'error_message', ARGV[6], 'ended_at', ARGV[7])
-finish(tonumber(ARGV[1]))
+finish(tonumber(ARGV[1]), KEYS[8], 'failed')
 redis.call('PUBLISH', KEYS[7], 'failed')
 return 1
-"""
+""".replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 )
 
-# KEYS: meta ctx pending done visits open events control
+# KEYS: meta ctx pending done visits open events stream control
 # ARGV: ttl join_prefix reason now run_id
 CANCEL = (
     _FINISH
@@ -127,15 +133,15 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return '' end
 if status ~= 'pending' and status ~= 'running' then return status end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancel_reason', ARGV[3], 'ended_at', ARGV[4])
-finish(tonumber(ARGV[1]))
+finish(tonumber(ARGV[1]), KEYS[8], 'cancelled')
 redis.call('PUBLISH', KEYS[7], 'cancelled')
-redis.call('PUBLISH', KEYS[8], 'cancel ' .. ARGV[5])
+redis.call('PUBLISH', KEYS[9], 'cancel ' .. ARGV[5])
 return 'cancelled'
 """
 )
 
-# KEYS: meta ctx pending visits
-# ARGV: blueprint_hash params now ttl nctx (k v)* nstart (node job)*
+# KEYS: meta ctx pending visits stream
+# ARGV: blueprint_hash params now ttl nctx (k v)* nstart (node job)* [run_started_event]
 CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'blueprint', ARGV[1], 'params', ARGV[2], 'created_at', ARGV[3],
@@ -149,8 +155,20 @@ for _ = 1, n do
   redis.call('SADD', KEYS[3], ARGV[i + 1])
   i = i + 2
 end
+if ARGV[i] then
+  redis.call('HSET', KEYS[1], 'events', '1')
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[i])
+end
 return 1
-"""
+""".replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
+
+# KEYS: stream
+# ARGV: event*  (only while the stream exists: a late event never recreates an expired stream)
+ADD_EVENTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for x = 1, #ARGV do redis.call('XADD', KEYS[1], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[x]) end
+return #ARGV
+""".replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -161,6 +179,8 @@ class JobState:
     params: str | None
     context: dict[str, str]
     done: str | None
+    events: bool = False
+    """Whether the run was started with events (workers then write node events)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -210,6 +230,7 @@ class RunStore:
         self._fail = self.client.register_script(FAIL)
         self._cancel = self.client.register_script(CANCEL)
         self._create = self.client.register_script(CREATE)
+        self._add_events = self.client.register_script(ADD_EVENTS)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -218,7 +239,7 @@ class RunStore:
 
     @staticmethod
     def _fixed(rk: RunKeys) -> list[str]:
-        return [rk.meta, rk.ctx, rk.pending, rk.done, rk.visits, rk.open, rk.events]
+        return [rk.meta, rk.ctx, rk.pending, rk.done, rk.visits, rk.open, rk.events, rk.stream]
 
     # ---- client side ---------------------------------------------------------------------
 
@@ -232,8 +253,13 @@ class RunStore:
         params: str,
         context: Mapping[str, str],
         starts: Sequence[tuple[str, str]],
+        started_event: str | None = None,
     ) -> bool:
-        """Store the blueprint and a new run (``starts``: ``(node id, job id)``); ``False`` if it exists."""
+        """Store the blueprint and a new run (``starts``: ``(node id, job id)``); ``False`` if it exists.
+
+        With ``started_event`` (an encoded ``RunStarted``) the run records events: the
+        ``events`` flag is set in its meta and the event opens the run's event stream.
+        """
         rk = self.keys.run(run_id)
         args: list[Any] = [blueprint_hash, params, _now(), self.run_ttl, len(context)]
         for key, value in context.items():
@@ -241,10 +267,12 @@ class RunStore:
         args.append(len(starts))
         for node, job in starts:
             args += [node, job]
+        if started_event is not None:
+            args.append(started_event)
         async with map_backend_errors_async():
             pipe = self.client.pipeline(transaction=False)
             pipe.set(self.keys.blueprint(blueprint_hash), blueprint_json, ex=blueprint_ttl)
-            await self._create(keys=[rk.meta, rk.ctx, rk.pending, rk.visits], args=args, client=pipe)
+            await self._create(keys=[rk.meta, rk.ctx, rk.pending, rk.visits, rk.stream], args=args, client=pipe)
             _, created = await pipe.execute()
         return bool(created)
 
@@ -295,11 +323,33 @@ class RunStore:
         rk = self.keys.run(run_id)
         async with map_backend_errors_async():
             pipe = self.client.pipeline(transaction=False)
-            pipe.hmget(rk.meta, "status", "params")
+            pipe.hmget(rk.meta, "status", "params", "events")
             pipe.hgetall(rk.ctx)
             pipe.hget(rk.done, job_id)
-            (status, params), context, done = await pipe.execute()
-        return JobState(status, params, context, done)
+            (status, params, events), context, done = await pipe.execute()
+        return JobState(status, params, context, done, bool(events))
+
+    async def add_events(self, run_id: str, events: Sequence[str]) -> None:
+        """Append encoded events to the run's event stream (if it still exists)."""
+        if not events:
+            return
+        async with map_backend_errors_async():
+            await self._add_events(keys=[self.keys.run(run_id).stream], args=list(events))
+
+    async def read_events(
+        self, run_id: str, after: str, *, block: float | None, count: int = 500
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Entries of the run's event stream after id ``after`` (waiting up to ``block`` s for one)."""
+        key = self.keys.run(run_id).stream
+        async with map_backend_errors_async():
+            result = await self.client.xread(
+                {key: after}, count=count, block=None if block is None else max(1, int(block * 1000))
+            )
+        entries: list[tuple[str, dict[str, str]]] = []
+        streams = cast("list[tuple[str, list[tuple[str, dict[str, str]]]]] | None", result)
+        for _stream, items in streams or ():
+            entries.extend((str(entry_id), dict(fields)) for entry_id, fields in items)
+        return entries
 
     async def still_pending(self, run_id: str, job_ids: Sequence[str]) -> list[bool]:
         """Which of ``job_ids`` are still in the run's pending set."""
@@ -319,8 +369,12 @@ class RunStore:
         sets: Mapping[str, str],
         deletes: Sequence[str],
         successors: Sequence[tuple[str, int]],
+        events: Sequence[str] = (),
     ) -> Completion:
-        """The atomic completion step: delta, done record, joins, pending set, end of run."""
+        """The atomic completion step: delta, done record, joins, pending set, end of run.
+
+        ``events`` (encoded) are appended to the run's event stream when the step records.
+        """
         rk = self.keys.run(run_id)
         args: list[Any] = [self.run_ttl, rk.join_prefix, job_id, node_id, action, _now(), run_id, len(sets)]
         for key, value in sets.items():
@@ -330,6 +384,7 @@ class RunStore:
         args.append(len(successors))
         for node, count in successors:
             args += [node, count]
+        args += events
         async with map_backend_errors_async():
             result = await self._complete(keys=self._fixed(rk), args=args)
         outcome = str(result[0])
@@ -338,13 +393,15 @@ class RunStore:
         encoded_action, ids = parse_done(str(result[1]))
         return Completion(outcome, encoded_action, ids, str(result[2] or ""))
 
-    async def fail(self, run_id: str, *, node_id: str, phase: str, error_type: str, message: str) -> bool:
-        """Mark the run failed (if it is still active) and wake its clients."""
+    async def fail(
+        self, run_id: str, *, node_id: str, phase: str, error_type: str, message: str, events: Sequence[str] = ()
+    ) -> bool:
+        """Mark the run failed (if it is still active) and wake its clients (``events``: as for :meth:`complete`)."""
         rk = self.keys.run(run_id)
         async with map_backend_errors_async():
             result = await self._fail(
                 keys=self._fixed(rk),
-                args=[self.run_ttl, rk.join_prefix, node_id, phase, error_type, message, _now()],
+                args=[self.run_ttl, rk.join_prefix, node_id, phase, error_type, message, _now(), *events],
             )
         return bool(result)
 

@@ -34,12 +34,14 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..abort import AbortController
 from ..actions import DEFAULT_ACTION
 from ..errors import AbortError, GraphError, WorkflowError
+from ..events import ContextChanged, EventEmitter, NodeFailed, NodeFinished, NodeSkipped, NodeStarted, RunEvent
 from ..executors.base import first_successor
 from ..graph.models import WorkflowBlueprint
 from ..loggers import Logger, NullLogger
@@ -49,6 +51,7 @@ from ..patterns import ParallelFlow
 from .codec import decode, decode_action, encode_action
 from .context import RecordingContext
 from .errors import BackendError, BlueprintNotFoundError, CodecError
+from .eventlog import encode_event
 from .keys import ACTIVE_STATES, DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL, Keys
 from .plan import RunPlan
 from .queue import JobConsumer, JobQueue, QueuedJob, map_backend_errors_async
@@ -85,6 +88,42 @@ class _Hydrated:
         if chain is None:
             chain = self.chains[node_id] = apply_middleware(list(self.flow.middleware), node)
         return chain
+
+
+class _JobEvents:
+    """The run events of one node job (runs started with events only).
+
+    ``NodeStarted`` is sent as the node starts (one XADD, overlapping the node's run);
+    the others are buffered and written by the job's completion or failure step, in the
+    same round trip. The node sees the emitter as ``args.scope.events`` (retries, fallbacks).
+    """
+
+    __slots__ = ("buffer", "events", "node", "sent", "started")
+
+    def __init__(self, run_id: str, node: AbstractNode, logger: Logger) -> None:
+        self.buffer: list[RunEvent] = []
+        self.events = EventEmitter(self.buffer.append, logger, run_id)
+        self.node = node
+        self.started = time.perf_counter()
+        self.sent: asyncio.Future[None] | None = None
+
+    def take(self) -> list[str]:
+        """The buffered events, encoded (the buffer is emptied)."""
+        encoded = [encode_event(event) for event in self.buffer]
+        self.buffer.clear()
+        return encoded
+
+    def duration(self) -> float:
+        return time.perf_counter() - self.started
+
+    async def wait_sent(self) -> None:
+        """Wait for the ``NodeStarted`` write (so that events stay in order); errors are logged."""
+        if self.sent is not None:
+            try:
+                await self.sent
+            except Exception as error:
+                log.warning("run event not written: %s", error)
+            self.sent = None
 
 
 def _crash_point() -> tuple[str, str] | None:
@@ -278,6 +317,8 @@ class Worker:
         incoming_text = data.get("a")
         state = await store.load(run_id, job.id)
         if state.status not in ACTIVE_STATES:
+            if state.events and state.status is not None:
+                await self._skipped(run_id, node_id, blueprint_hash, f"the run had already ended ({state.status})")
             return
         if state.done is not None:  # redelivered after its completion step
             action_text, ids = parse_done(state.done)
@@ -297,32 +338,47 @@ class Worker:
         incoming = decode_action(incoming_text) if isinstance(incoming_text, str) else None
         sets: dict[str, str] = {}
         deletes: list[str] = []
+        job_events: _JobEvents | None = None
         if isinstance(node, ParallelFlow) and node.is_passthrough:  # a parallel container: fan out
             action = None  # branches start fresh (no incoming action), as in memory
             targets: Sequence[AbstractNode] = node.nodes_to_run
         else:
-            outcome = await self._run_node(run_id, node_id, node, hydrated, state.params, state.context, incoming)
+            if state.events:
+                job_events = _JobEvents(run_id, node, self.logger)
+                job_events.events.node(NodeStarted, node)
+                job_events.sent = asyncio.ensure_future(store.add_events(run_id, job_events.take()))
+            outcome = await self._run_node(
+                run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events
+            )
             if outcome is None:
                 return
-            action, ctx = outcome
-            action = DEFAULT_ACTION if action is None else action
+            returned, ctx = outcome
+            action = DEFAULT_ACTION if returned is None else returned
             try:
                 sets, deletes = ctx.delta()
             except CodecError as error:
-                await self._fail(run_id, node_id, "post", error)
+                await self._fail(run_id, node_id, "post", error, job_events)
                 return
+            if job_events is not None:
+                if sets or deletes:
+                    job_events.events.node(ContextChanged, node, keys_set=tuple(sets), keys_deleted=tuple(deletes))
+                job_events.events.node(NodeFinished, node, action=returned, duration=job_events.duration())
             successor = first_successor(node, action)
             targets = () if successor is None else (successor,)
         try:
             action_text = encode_action(action)
         except CodecError as error:
-            await self._fail(run_id, node_id, "post", error)
+            await self._fail(run_id, node_id, "post", error, job_events)
             return
+        events: list[str] = []
+        if job_events is not None:
+            await job_events.wait_sent()
+            events = job_events.take()
         plan = hydrated.plan
         successors = [(str(t.id), plan.fire_count(str(t.id))) for t in targets]
         self._maybe_crash("before_complete", node_id)
         completion = await store.complete(
-            run_id, job.id, node_id, action_text, sets=sets, deletes=deletes, successors=successors
+            run_id, job.id, node_id, action_text, sets=sets, deletes=deletes, successors=successors, events=events
         )
         self._maybe_crash("after_complete", node_id)
         if completion.outcome == "skip":
@@ -343,13 +399,14 @@ class Worker:
         params_text: str | None,
         raw_context: Mapping[str, str],
         incoming: Any,
+        job_events: _JobEvents | None = None,
     ) -> tuple[Any, RecordingContext] | None:
         """Run the node's lifecycle; ``None`` when it failed or was aborted (already recorded)."""
         ctx = RecordingContext(raw_context)
         try:
             run_params = decode(params_text, key="<params>") if params_text else {}
         except CodecError as error:
-            await self._fail(run_id, node_id, "prep", error)
+            await self._fail(run_id, node_id, "prep", error, job_events)
             return None
         flow = hydrated.flow
         params = {**flow.params, **run_params, **node.params}
@@ -358,7 +415,7 @@ class Worker:
         running.add(controller)
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, controller.signal, self.logger, name=type(node).__name__, executor=self, node=node,
-            incoming_action=incoming,
+            incoming_action=incoming, scope=job_events,
         )  # fmt: skip
         chain = hydrated.chain(node_id, node)
         if self._middleware:
@@ -370,13 +427,15 @@ class Worker:
             action = await chain(args)
         except AbortError as error:
             assert self._store is not None
+            if job_events is not None:
+                await job_events.wait_sent()
             await self._store.cancel(run_id, str(error))
             return None
         except WorkflowError as error:
-            await self._fail(run_id, error.node_name or node_id, error.phase or "exec", error)
+            await self._fail(run_id, error.node_name or node_id, error.phase or "exec", error, job_events)
             return None
         except Exception as error:
-            await self._fail(run_id, node_id, "middleware", error)
+            await self._fail(run_id, node_id, "middleware", error, job_events)
             return None
         finally:
             running.discard(controller)
@@ -384,12 +443,36 @@ class Worker:
                 self._running.pop(run_id, None)
         return action, ctx
 
-    async def _fail(self, run_id: str, node_id: str, phase: str, error: BaseException) -> None:
+    async def _fail(
+        self, run_id: str, node_id: str, phase: str, error: BaseException, job_events: _JobEvents | None = None
+    ) -> None:
         original = error.original_error if isinstance(error, WorkflowError) and error.original_error else error
         assert self._store is not None
+        events: list[str] = []
+        if job_events is not None:
+            await job_events.wait_sent()
+            event_phase = error.phase if isinstance(error, WorkflowError) else phase
+            job_events.events.node(
+                NodeFailed, job_events.node, error=error, phase=event_phase, duration=job_events.duration()
+            )
+            events = job_events.take()
         await self._store.fail(
-            run_id, node_id=node_id, phase=phase, error_type=type(original).__name__, message=str(error)
-        )
+            run_id, node_id=node_id, phase=phase, error_type=type(original).__name__, message=str(error),
+            events=events,
+        )  # fmt: skip
+
+    async def _skipped(self, run_id: str, node_id: str, blueprint_hash: str, reason: str) -> None:
+        """Record ``NodeSkipped`` for a job of a run that has ended (one XADD; errors are logged)."""
+        assert self._store is not None
+        hydrated = self._hydrated.get(blueprint_hash)  # no blueprint read just for a name
+        node = hydrated.node(node_id) if hydrated is not None else None
+        buffer: list[RunEvent] = []
+        emitter = EventEmitter(buffer.append, self.logger, run_id)
+        emitter.emit(NodeSkipped, node_id=node_id, node_name=type(node).__name__ if node else "", reason=reason)
+        try:
+            await self._store.add_events(run_id, [encode_event(event) for event in buffer])
+        except BackendError as error:
+            log.warning("run %s: NodeSkipped not written: %s", run_id, error)
 
     async def _enqueue(self, run_id: str, blueprint_hash: str, ids: Sequence[str], action_text: str) -> None:
         if not ids:

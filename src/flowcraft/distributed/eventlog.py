@@ -1,0 +1,110 @@
+"""Run events as text, for the per-run Redis event stream of distributed runs.
+
+:func:`encode_event` turns a :class:`~flowcraft.events.RunEvent` into codec JSON
+(:mod:`.codec`): ``{"t": <event class name>, <field>: <value>, ...}``. Errors cannot
+cross processes as objects, so they travel as their type name, message, and the node and
+phase of a :class:`~flowcraft.WorkflowError`; :func:`decode_event` rebuilds them as a
+:class:`~flowcraft.WorkflowError` (when a node and phase were known) around a
+:class:`~.errors.RemoteNodeError` naming the original type, or as the bare
+:class:`~.errors.RemoteNodeError`. Nothing is unpickled or evaluated.
+
+Stream entries hold one field: ``e`` (an encoded event) or ``end`` (the run's final
+state, written atomically with it; readers stop there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .. import events as ev
+from ..errors import WorkflowError
+from .codec import decode, encode
+from .errors import CodecError, RemoteNodeError
+
+__all__ = ["END_FIELD", "EVENT_FIELD", "decode_event", "encode_event", "error_fields", "rebuild_error"]
+
+EVENT_FIELD = "e"
+"""Stream entry field holding one encoded event."""
+
+END_FIELD = "end"
+"""Stream entry field marking the end of the run (its value is the final state)."""
+
+_TYPES: dict[str, type[ev.RunEvent]] = {
+    cls.__name__: cls
+    for cls in (
+        ev.RunStarted, ev.RunFinished, ev.RunFailed, ev.RunCancelled, ev.NodeStarted, ev.NodeFinished,
+        ev.NodeFailed, ev.NodeSkipped, ev.RetryAttempt, ev.FallbackUsed, ev.ContextChanged,
+    )
+}  # fmt: skip
+
+_ERROR_TAG = "__error__"
+
+
+def error_fields(error: BaseException) -> dict[str, Any]:
+    """What crosses processes of an exception: type name, message, and node/phase if known."""
+    out: dict[str, Any] = {_ERROR_TAG: True, "message": str(error)}
+    if isinstance(error, WorkflowError):
+        original = error.original_error if error.original_error is not None else error
+        out["node"] = error.node_name
+        out["phase"] = error.phase
+        out["type"] = getattr(original, "type_name", None) or type(original).__name__
+    else:
+        out["type"] = getattr(error, "type_name", None) or type(error).__name__
+    return out
+
+
+def rebuild_error(data: dict[str, Any]) -> BaseException:
+    """The client-side stand-in of an error encoded by :func:`error_fields`."""
+    type_name = str(data.get("type") or "Exception")
+    message = str(data.get("message") or "")
+    if "node" in data or "phase" in data:
+        original = RemoteNodeError(f"{type_name}: {message}", type_name=type_name)
+        node, phase = data.get("node"), data.get("phase")
+        node_name = None if node is None else str(node)
+        return WorkflowError(message, node_name, None if phase is None else str(phase), original)
+    return RemoteNodeError(f"{type_name}: {message}", type_name=type_name)
+
+
+def encode_event(event: ev.RunEvent) -> str:
+    """``event`` as codec JSON text; a field the codec cannot hold is sent as its ``repr``."""
+    data: dict[str, Any] = {"t": type(event).__name__}
+    for field in dataclasses.fields(event):
+        value = getattr(event, field.name)
+        data[field.name] = error_fields(value) if isinstance(value, BaseException) else value
+    try:
+        return encode(data, key="<event>")
+    except CodecError:
+        for name, value in list(data.items()):
+            try:
+                encode(value, key=name)
+            except CodecError:
+                data[name] = repr(value)
+        return encode(data, key="<event>")
+
+
+def decode_event(text: str | bytes) -> ev.RunEvent | None:
+    """The event encoded in ``text``; ``None`` for an unknown event type or missing fields.
+
+    Fields this version does not know are dropped, so newer writers can add fields.
+
+    Raises:
+        CodecError: ``text`` is not codec JSON.
+    """
+    data = decode(text, key="<event>")
+    if not isinstance(data, dict):
+        return None
+    cls = _TYPES.get(str(data.pop("t", "")))
+    if cls is None:
+        return None
+    fields: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in data:
+            return None
+        value = data[field.name]
+        if isinstance(value, dict) and value.get(_ERROR_TAG) is True:
+            value = rebuild_error(value)
+        elif field.name in ("keys_set", "keys_deleted") and isinstance(value, list):
+            value = tuple(value)
+        fields[field.name] = value
+    return cls(**fields)
