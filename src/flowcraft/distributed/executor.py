@@ -472,12 +472,19 @@ class DistributedExecutor:
         """Drain the stream (bounded wait), then emit the run's final event."""
         from ..events import RunCancelled, RunFailed, RunFinished
 
+        # The run ended: its end marker is in the stream, the reader returns at once. A run that
+        # goes on (task cancelled, timeout, Redis lost) has no marker yet: stop reading now.
+        ended = not isinstance(outcome, BaseException) or isinstance(outcome, (AbortError, WorkflowError))
         try:
-            await asyncio.wait_for(asyncio.shield(pump), timeout=max(5.0, 2 * self.poll_interval))
-        except BaseException:  # a stuck read never holds up the run's result
-            pump.cancel()
-            with contextlib.suppress(BaseException):
-                await pump
+            if ended:
+                await asyncio.wait_for(asyncio.shield(pump), timeout=max(5.0, 2 * self.poll_interval))
+        except TimeoutError:  # a stuck read never holds up the run's result
+            pass
+        finally:
+            if not pump.done():
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pump
         if isinstance(outcome, (AbortError, asyncio.CancelledError)):
             reason = outcome.reason if isinstance(outcome, AbortError) else "task cancelled"
             emitter.emit(RunCancelled, reason=reason, duration=duration)
