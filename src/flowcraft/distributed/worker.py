@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -498,19 +497,14 @@ class Worker:
 
 
 def _load(ref: str, what: str) -> Any:
-    module_name, sep, attr = ref.partition(":")
-    if not sep or not module_name or not attr:
-        raise SystemExit(f"--{what} must look like package.module:NAME, got {ref!r}")
+    """Import ``package.module:NAME`` for the ``--registry`` / ``--dependencies`` options."""
+    from ..cli.errors import CliError
+    from ..cli.loading import load_object
+
     try:
-        value: Any = importlib.import_module(module_name)
-    except ImportError as error:
-        raise SystemExit(f"--{what} {ref!r}: cannot import {module_name!r}: {error}") from error
-    for part in attr.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise SystemExit(f"--{what} {ref!r}: {module_name!r} has no attribute {attr!r}") from None
-    return value
+        return load_object(ref, f"--{what}")
+    except CliError as error:
+        raise SystemExit(error.message) from None
 
 
 def _parser() -> argparse.ArgumentParser:
