@@ -81,9 +81,14 @@ class Space:
         return DistributedExecutor(self.url, queue=self.queue, prefix=self.prefix, **options)
 
     def start_worker(
-        self, *, crash_at: str | None = None, concurrency: int = 8, url: str | None = None
+        self,
+        *,
+        crash_at: str | None = None,
+        concurrency: int = 8,
+        url: str | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> WorkerProcess:
-        proc = WorkerProcess(self, url or self.url, crash_at=crash_at, concurrency=concurrency)
+        proc = WorkerProcess(self, url or self.url, crash_at=crash_at, concurrency=concurrency, extra_args=extra_args)
         self.workers.append(proc)
         return proc
 
@@ -103,7 +108,9 @@ class Space:
 class WorkerProcess:
     """A worker subprocess; its output goes to a log file read for the ready line."""
 
-    def __init__(self, space: Space, url: str, *, crash_at: str | None, concurrency: int) -> None:
+    def __init__(
+        self, space: Space, url: str, *, crash_at: str | None, concurrency: int, extra_args: tuple[str, ...] = ()
+    ) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT / "src"), env.get("PYTHONPATH", "")])
         env.pop(CRASH_ENV, None)
@@ -117,6 +124,7 @@ class WorkerProcess:
                 "--registry", "dist_nodes:REGISTRY", "--redis", url,
                 "--queue", space.queue, "--prefix", space.prefix, "--concurrency", str(concurrency),
                 "--lock-duration", str(LOCK_DURATION), "--stalled-interval", str(STALLED_INTERVAL),
+                *extra_args,
             ],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
         )  # fmt: skip

@@ -276,6 +276,30 @@ def test_worker_exits_0_on_sigterm_after_finishing_its_job(space: Space) -> None
     assert "flowcraft worker" in worker.output() and "stopped" in worker.output()
 
 
+@pytest.mark.timeout(60)
+def test_sigterm_releases_a_job_that_outlasts_the_grace_period(space: Space) -> None:
+    graph = {"nodes": [d.node("a"), d.node("slow", "busy", seconds=4.0)], "edges": [d.edge("a", "slow")]}
+    worker = space.start_workers(1, extra_args=("--shutdown-grace", "0.5"))[0]
+
+    async def main() -> Any:
+        async with space.executor() as executor:
+            handle = await executor.start(d.build(graph))
+            await asyncio.to_thread(wait_for, lambda: asyncio.run(_state(space, handle.run_id)) == "running", 10)
+            await asyncio.sleep(0.3)
+            stopped_at = time.monotonic()
+            os.kill(worker.proc.pid, signal.SIGTERM)
+            code = await asyncio.to_thread(worker.wait_exit, 20)
+            exit_after = time.monotonic() - stopped_at
+            space.start_workers(1)  # takes the released job over (stalled-job recovery)
+            return code, exit_after, await handle.result(timeout=30)
+
+    code, exit_after, action = asyncio.run(main())
+    assert code == 0, worker.output()
+    assert exit_after < 3.5, f"worker took {exit_after:.1f} s to stop; the slow job alone takes 4 s"
+    assert "releasing them" in worker.output()
+    assert repr(action) == "DEFAULT_ACTION"
+
+
 async def _state(space: Space, run_id: str) -> str:
     client = redis.asyncio.Redis.from_url(space.url, decode_responses=True)
     try:

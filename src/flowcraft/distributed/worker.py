@@ -519,6 +519,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dependencies", help="package.module:factory returning the node constructor kwargs")
     parser.add_argument("--lock-duration", type=float, default=30.0, help="seconds a job lock lasts (default 30)")
     parser.add_argument("--stalled-interval", type=float, default=30.0, help="seconds between stalled-job checks")
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=5.0,
+        help="seconds to let running jobs finish after SIGTERM/SIGINT before releasing them (default 5)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -530,15 +536,32 @@ def _redact(url: str) -> str:
     return scheme + sep + rest
 
 
-async def _serve(worker: Worker, announce: Callable[[], None]) -> None:
+async def _serve(worker: Worker, announce: Callable[[], None], grace: float = 5.0) -> None:
+    """Run ``worker`` until a signal: the first finishes running jobs (for ``grace`` seconds,
+    then releases them to stalled-job recovery), a second releases them at once."""
     loop = asyncio.get_running_loop()
     stopping = {"count": 0}
     closing: set[asyncio.Future[None]] = set()
     task = asyncio.ensure_future(worker.run())
 
+    def release() -> None:
+        if not task.done():
+            log.warning("jobs still running %.1f s after the stop signal; releasing them", grace)
+            closing.add(asyncio.ensure_future(worker.close(force=True)))
+            loop.call_later(grace, give_up)
+
+    def give_up() -> None:  # pragma: no cover - only when the queue library itself hangs
+        if not task.done():
+            log.error("the queue did not close %.1f s after releasing its jobs; exiting", grace)
+            logging.shutdown()
+            os._exit(0)
+
     def on_signal() -> None:
         stopping["count"] += 1
-        closing.add(asyncio.ensure_future(worker.close(force=stopping["count"] > 1)))
+        force = stopping["count"] > 1
+        closing.add(asyncio.ensure_future(worker.close(force=force)))
+        if not force:
+            loop.call_later(grace, release)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
@@ -578,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
 
     try:
-        asyncio.run(_serve(worker, announce))
+        asyncio.run(_serve(worker, announce, args.shutdown_grace))
     except BackendError as error:
         log.error("flowcraft worker stopped: %s", error)
         return 1
