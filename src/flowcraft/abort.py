@@ -22,7 +22,9 @@ class AbortSignal:
     """Tells whether a run was aborted, and why; observed by nodes and executors.
 
     Create one through :class:`AbortController`; it is aborted once and stays aborted.
-    All methods must be called from the event loop's thread.
+    ``AbortController.abort()`` may be called from any thread: waiting coroutines
+    (``wait()``, :func:`sleep`) are woken on their own event loop. Listeners run in the
+    thread that aborts.
     """
 
     __slots__ = ("_aborted", "_listeners", "_reason", "_waiters")
@@ -88,8 +90,7 @@ class AbortSignal:
             listener(self._reason)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(self._reason)
+            _resolve_soon(waiter, self._reason)
 
 
 class AbortController:
@@ -112,6 +113,21 @@ class AbortController:
         self.signal._abort(reason)
 
 
+def _resolve_soon(future: asyncio.Future[Any], value: Any) -> None:
+    """Set ``future``'s result, from its own loop's thread or (thread-safely) from another."""
+    loop = future.get_loop()
+    if asyncio._get_running_loop() is loop:
+        if not future.done():
+            future.set_result(value)
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(_set_if_pending, future, value)
+
+
+def _set_if_pending(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
 NEVER_ABORTED = AbortSignal()
 """A shared signal that is never aborted, used when a run was given none."""
 
@@ -126,8 +142,7 @@ async def sleep(seconds: float, signal: AbortSignal | None = None) -> None:
     future: asyncio.Future[None] = loop.create_future()
 
     def wake(_reason: Any = None) -> None:
-        if not future.done():
-            future.set_result(None)
+        _resolve_soon(future, None)
 
     handle = loop.call_later(seconds, wake)
     signal.add_listener(wake)

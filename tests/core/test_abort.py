@@ -359,3 +359,30 @@ def test_cancelled_error_inside_a_node_is_not_swallowed():
 
     with pytest.raises(asyncio.CancelledError):
         run(Flow(ParallelFlow([SelfCancel(), Step("other", delay=0.01)])).run())
+
+
+def test_abort_from_another_thread_wakes_sleep_and_wait_on_their_loop() -> None:
+    import threading
+    import time as _time
+
+    from flowcraft import AbortController, AbortError, Flow, Node, sleep
+
+    controller = AbortController()
+    woke: list[object] = []
+
+    class Sleeper(Node):
+        async def exec(self, args):
+            await sleep(5.0, args.signal)
+
+    async def main() -> float:
+        waiter = asyncio.ensure_future(controller.signal.wait())
+        threading.Timer(0.2, controller.abort, args=("from a thread",)).start()
+        started = _time.monotonic()
+        with pytest.raises(AbortError, match="from a thread"):
+            await Flow(Sleeper()).run(controller=controller)
+        woke.append(await asyncio.wait_for(waiter, 1.0))
+        return _time.monotonic() - started
+
+    elapsed = asyncio.run(main())
+    assert elapsed < 2.0
+    assert woke == ["from a thread"]
