@@ -240,3 +240,10 @@ GRAPHS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {},
     ),
 }
+
+
+async def tag_middleware(args: Any, call_next: Any) -> Any:
+    """Worker middleware for tests: records every node it wrapped under ``mw:<node id>``."""
+    action = await call_next(args)
+    await args.ctx.set(f"mw:{args.node.id}", True)
+    return action

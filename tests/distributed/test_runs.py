@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -298,6 +299,32 @@ def test_sigterm_releases_a_job_that_outlasts_the_grace_period(space: Space) -> 
     assert exit_after < 3.5, f"worker took {exit_after:.1f} s to stop; the slow job alone takes 4 s"
     assert "releasing them" in worker.output()
     assert repr(action) == "DEFAULT_ACTION"
+
+
+@pytest.mark.timeout(60)
+def test_worker_middleware_option_wraps_every_node(space: Space) -> None:
+    graph = {"nodes": [d.node("a"), d.node("b")], "edges": [d.edge("a", "b")]}
+    space.start_workers(1, extra_args=("--middleware", "dist_nodes:tag_middleware"))
+
+    async def main() -> dict[str, Any]:
+        async with space.executor() as executor:
+            handle = await executor.start(d.build(graph))
+            await handle.result(timeout=20)
+            return await handle.context()
+
+    context = asyncio.run(main())
+    assert context["mw:a"] is True
+    assert context["mw:b"] is True
+
+
+def test_worker_middleware_option_rejects_a_non_callable(space: Space) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "flowcraft.distributed.worker", "--registry", "dist_nodes:REGISTRY",
+         "--redis", space.url, "--middleware", "dist_nodes:REGISTRY"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(Path(d.__file__).parent)},
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "--middleware 'dist_nodes:REGISTRY' is not callable" in proc.stderr
 
 
 async def _state(space: Space, run_id: str) -> str:

@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prefix", default=DEFAULT_PREFIX)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--dependencies", help="package.module:factory returning the node constructor kwargs")
+    parser.add_argument(
+        "--middleware",
+        action="append",
+        default=[],
+        metavar="package.module:NAME",
+        help="middleware wrapping every node this worker runs (repeatable; the first is outermost)",
+    )
     parser.add_argument("--lock-duration", type=float, default=30.0, help="seconds a job lock lasts (default 30)")
     parser.add_argument("--stalled-interval", type=float, default=30.0, help="seconds between stalled-job checks")
     parser.add_argument(
@@ -109,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--registry {args.registry!r} must name a mapping of node types, got {type(registry).__name__}"
         )
     dependencies = _load(args.dependencies, "dependencies")() if args.dependencies else None
+    middleware = [_load(ref, "middleware") for ref in args.middleware]
+    for ref, item in zip(args.middleware, middleware, strict=True):
+        if not callable(item):
+            raise SystemExit(f"--middleware {ref!r} is not callable: it must be a function (args, next) -> action")
     worker = Worker(
         registry,
         args.redis,
@@ -118,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         concurrency=args.concurrency,
         lock_duration=args.lock_duration,
         stalled_interval=args.stalled_interval,
+        middleware=middleware,
     )
 
     def announce() -> None:
