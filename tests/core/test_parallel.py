@@ -156,6 +156,41 @@ def test_branch_taking_another_action_still_lets_the_join_run_once():
     assert_join_after(ctx, "join", ["a", "b"])
 
 
+def test_join_is_released_as_soon_as_no_running_branch_can_reach_it():
+    # b takes another action and ends at "other"; the join then waits only for a, which has
+    # arrived. It must not wait for the unrelated slow branch.
+    ctx = events_ctx()
+    a = Timed("a")
+    b = Timed("b", 0.0, action="elsewhere")
+    other = Timed("other", 0.02)
+    slow = Timed("slow", 0.4)
+    join = Timed("join")
+    a.next(join)
+    b.next(join)
+    b.next(other, "elsewhere")
+    run(Flow(ParallelFlow([a, b, slow])).run(ctx))
+    runs = by_id(ctx)
+    assert len(runs["join"]) == 1
+    assert_join_after(ctx, "join", ["a"])
+    assert runs["join"][0][0] < runs["slow"][0][1], "the join waited for an unrelated branch"
+
+
+def test_a_join_still_reachable_by_a_running_branch_keeps_waiting():
+    # c is still on its way to the join (through "mid") when b ends elsewhere.
+    ctx = events_ctx()
+    a = Timed("a")
+    b = Timed("b", 0.0, action="elsewhere")
+    c = Timed("c", 0.05)
+    mid = Timed("mid", 0.05)
+    join = Timed("join")
+    for node in (a, b, mid):
+        node.next(join)
+    c.next(mid)
+    b.next(Timed("other"), "elsewhere")
+    run(Flow(ParallelFlow([a, b, c])).run(ctx))
+    assert_join_after(ctx, "join", ["a", "mid"])
+
+
 def test_join_runs_once_when_every_branch_but_one_takes_another_action():
     ctx = events_ctx()
     join = Timed("join")

@@ -14,7 +14,7 @@ from ..errors import AbortError, FatalWorkflowError
 from ..middleware import Middleware, NextFn, compose_middleware
 from ..node import AbstractNode, NodeArgs
 from .base import RunOptions, WalkScope, first_successor, resolve_options
-from .joins import PARKED, Activation, JoinGate
+from .joins import PARKED, Activation, Cursor, JoinGate
 
 if TYPE_CHECKING:
     from ..events import EventEmitter
@@ -93,10 +93,11 @@ class InMemoryExecutor:
         """The first successor of ``curr`` registered for ``action``."""
         return first_successor(curr, action)
 
-    async def walk(self, node: AbstractNode | None, scope: WalkScope) -> Any:
+    async def walk(self, node: AbstractNode | None, scope: WalkScope, cursor: Cursor | None = None) -> Any:
         """Run from ``node`` along the returned actions until no successor is left.
 
         Returns the last action, or ``PARKED`` when the walk stopped at a waiting join.
+        ``cursor`` (branches of a parallel block) is kept on the node being run.
         """
         chain, gate, signal, ctx, logger = scope.chain, scope.gate, scope.signal, scope.ctx, scope.logger
         custom_next = type(self).get_next_node is not InMemoryExecutor.get_next_node
@@ -104,6 +105,8 @@ class InMemoryExecutor:
         while node is not None:
             if signal._aborted:
                 raise signal.error()
+            if cursor is not None:
+                cursor.node = node
             own = node.params
             args: NodeArgs[Any, Any] = NodeArgs(
                 ctx, {**scope.params, **own} if own else scope.params, signal, logger,

@@ -6,10 +6,12 @@ last expected arrival carries on with the join. The expected number is the count
 the join's distinct predecessors reachable from the outermost block of the walk — the
 same predecessor counting the distributed executor does with Redis sets.
 
-A predecessor may never arrive (it took another action, or it ended the run). So when
-no branch of the walk is running any more and joins still wait, the gate releases the
-waiting joins that no other waiting join leads to: all branches that *could* arrive
-have arrived.
+A predecessor may never arrive (it took another action, or it ended the run). Each
+running branch keeps a :class:`Cursor` on the node it is at; when a branch ends without
+reaching a join, the gate releases every waiting join that no running branch and no
+other waiting join can still reach — every branch that could arrive has arrived. And
+when nothing runs any more, the waiting joins that no other waiting join leads to are
+released.
 """
 
 from __future__ import annotations
@@ -55,15 +57,25 @@ def _join_counts(block: AbstractNode) -> dict[AbstractNode, int]:
     return counts
 
 
+class Cursor:
+    """The node a running branch walk is at (updated by the walk as it goes)."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: AbstractNode) -> None:
+        self.node = node
+
+
 class JoinGate:
     """Fan-in bookkeeping shared by every branch of one outermost parallel activation."""
 
-    __slots__ = ("active", "arrivals", "expected", "root")
+    __slots__ = ("active", "arrivals", "cursors", "expected", "root")
 
     def __init__(self, block: AbstractNode) -> None:
         self.expected = _join_counts(block)
         self.arrivals: dict[AbstractNode, set[int]] = {}
         self.active = 0
+        self.cursors: set[Cursor] = set()
         self.root: Activation | None = None
 
     def arrive(self, node: AbstractNode, source: AbstractNode) -> bool:
@@ -79,6 +91,15 @@ class JoinGate:
             del self.arrivals[node]
             return True
         return False
+
+    def release_unreachable(self) -> list[AbstractNode]:
+        """Waiting joins that no running branch and no other waiting join can reach any more."""
+        waiting = list(self.arrivals)
+        reachable = {id(node) for node in iter_reachable(cursor.node for cursor in self.cursors)}
+        ready = [node for node in waiting if id(node) not in reachable and not _leads_to(_others(waiting, node), node)]
+        for node in ready:
+            del self.arrivals[node]
+        return ready
 
     def release_stalled(self) -> list[AbstractNode]:
         """Joins to run now that nothing else is running (those no other waiting join leads to)."""
@@ -116,7 +137,7 @@ class Activation:
         self.pending: deque[AbstractNode] = deque()
         self.limit = limit
         self.live = 0
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks: dict[asyncio.Task[Any], Cursor] = {}
         self.results: list[Any] = []
         self.done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self.nested = nested
@@ -143,8 +164,10 @@ class Activation:
         """Start walking from ``node`` as one more branch of this activation."""
         self.live += 1
         self.gate.active += 1
-        task = asyncio.ensure_future(self.executor.walk(node, self.scope))
-        self.tasks.add(task)
+        cursor = Cursor(node)
+        self.gate.cursors.add(cursor)
+        task = asyncio.ensure_future(self.executor.walk(node, self.scope, cursor))
+        self.tasks[task] = cursor
         task.add_done_callback(self._on_done)
 
     def _fill(self) -> None:
@@ -153,7 +176,7 @@ class Activation:
             self.spawn(pending.popleft())
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
+        self.gate.cursors.discard(self.tasks.pop(task))
         self.live -= 1
         self.gate.active -= 1
         if self.done.done():
@@ -170,6 +193,12 @@ class Activation:
         action = task.result()
         if action is not PARKED:
             self.results.append(action)
+            gate = self.gate
+            if gate.arrivals and gate.active > 0:  # a branch ended elsewhere: can a join still fill?
+                root = gate.root
+                assert root is not None
+                for node in gate.release_unreachable():
+                    root.spawn(node)
         self._fill()
         self._settle()
 
