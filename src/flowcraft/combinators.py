@@ -7,19 +7,15 @@ in several branches at once.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from .actions import DEFAULT_ACTION, FILTER_FAILED
+from .awaitables import maybe_await
 from .context import ContextLens
 from .node import Node, NodeArgs
 
 __all__ = ["DerivedNode", "FilteredNode", "LensNode", "MappedNode", "TappedNode", "ToContextNode"]
-
-
-async def _resolve(value: Any) -> Any:
-    return (await value) if inspect.isawaitable(value) else value
 
 
 class DerivedNode(Node[Any, Any, Any]):
@@ -40,16 +36,16 @@ class DerivedNode(Node[Any, Any, Any]):
         return self.source.name
 
     async def prep(self, args: NodeArgs[Any, Any]) -> Any:
-        return await _resolve(self.source.prep(args))
+        return await maybe_await(self.source.prep(args))
 
     async def exec(self, args: NodeArgs[Any, Any]) -> Any:
-        return await _resolve(self.source.exec(args))
+        return await maybe_await(self.source.exec(args))
 
     async def post(self, args: NodeArgs[Any, Any]) -> Any:
-        return await _resolve(self.source.post(args))
+        return await maybe_await(self.source.post(args))
 
     async def exec_fallback(self, args: NodeArgs[Any, Any]) -> Any:
-        return await _resolve(self.source.exec_fallback(args))
+        return await maybe_await(self.source.exec_fallback(args))
 
 
 class MappedNode(DerivedNode):
@@ -60,10 +56,10 @@ class MappedNode(DerivedNode):
         self.fn = fn
 
     async def exec(self, args: NodeArgs[Any, Any]) -> Any:
-        return await _resolve(self.fn(await _resolve(self.source.exec(args))))
+        return await maybe_await(self.fn(await maybe_await(self.source.exec(args))))
 
     async def exec_fallback(self, args: NodeArgs[Any, Any]) -> Any:
-        return await _resolve(self.fn(await _resolve(self.source.exec_fallback(args))))
+        return await maybe_await(self.fn(await maybe_await(self.source.exec_fallback(args))))
 
     async def post(self, args: NodeArgs[Any, Any]) -> Any:
         return DEFAULT_ACTION
@@ -88,16 +84,16 @@ class FilteredNode(DerivedNode):
         self.predicate = predicate
 
     async def _judge(self, args: NodeArgs[Any, Any], value: Any) -> _Verdict:
-        passed = bool(await _resolve(self.predicate(value)))
+        passed = bool(await maybe_await(self.predicate(value)))
         if not passed:
             args.logger.debug(f"[filter] predicate rejected the result of {self.name}")
         return _Verdict(value, passed)
 
     async def exec(self, args: NodeArgs[Any, Any]) -> Any:
-        return await self._judge(args, await _resolve(self.source.exec(args)))
+        return await self._judge(args, await maybe_await(self.source.exec(args)))
 
     async def exec_fallback(self, args: NodeArgs[Any, Any]) -> Any:
-        return await self._judge(args, await _resolve(self.source.exec_fallback(args)))
+        return await self._judge(args, await maybe_await(self.source.exec_fallback(args)))
 
     async def post(self, args: NodeArgs[Any, Any]) -> Any:
         verdict: _Verdict = args.exec_res
@@ -113,8 +109,8 @@ class TappedNode(DerivedNode):
         self.fn = fn
 
     async def exec(self, args: NodeArgs[Any, Any]) -> Any:
-        result = await _resolve(self.source.exec(args))
-        await _resolve(self.fn(result))
+        result = await maybe_await(self.source.exec(args))
+        await maybe_await(self.fn(result))
         return result
 
 
@@ -140,4 +136,4 @@ class LensNode(DerivedNode):
 
     async def prep(self, args: NodeArgs[Any, Any]) -> Any:
         await self.lens.set(self.value)(args.ctx)
-        return await _resolve(self.source.prep(args))
+        return await maybe_await(self.source.prep(args))

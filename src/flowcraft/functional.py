@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from .awaitables import maybe_await
 from .context import Context, ContextTransform, compose_context
 from .flow import Flow
 from .node import AbstractNode, Node, NodeArgs
@@ -28,10 +28,6 @@ U = TypeVar("U")
 V = TypeVar("V")
 
 
-async def _resolve(value: Any) -> Any:
-    return (await value) if inspect.isawaitable(value) else value
-
-
 def _require_callable(fn: object, what: str) -> None:
     if not callable(fn):
         raise TypeError(f"{what} expects a callable, got {type(fn).__name__}: {fn!r}")
@@ -45,8 +41,8 @@ class _FunctionNode(Node[Any, Any, Any]):
 
     async def exec(self, args: NodeArgs[Any, Any]) -> Any:
         if self.with_ctx:
-            return await _resolve(self.fn(args.ctx, args.params))
-        return await _resolve(self.fn(args.params))
+            return await maybe_await(self.fn(args.ctx, args.params))
+        return await maybe_await(self.fn(args.params))
 
 
 def map_node(fn: Callable[[dict[str, Any]], Any]) -> Node[Any, Any, Any]:
@@ -88,7 +84,7 @@ def compose(f: Callable[[U], V | Awaitable[V]], g: Callable[[T], U | Awaitable[U
     _require_callable(g, "compose()")
 
     async def composed(value: T) -> V:
-        result: V = await _resolve(f(await _resolve(g(value))))
+        result: V = await maybe_await(f(await maybe_await(g(value))))
         return result
 
     return composed
@@ -104,12 +100,12 @@ class _CollectionFlow(Flow):
 
 class _MapCollection(_CollectionFlow):
     async def exec(self, args: NodeArgs[Any, Any]) -> list[Any]:
-        return list(await asyncio.gather(*(_resolve(self.fn(item)) for item in self.items)))
+        return list(await asyncio.gather(*(maybe_await(self.fn(item)) for item in self.items)))
 
 
 class _FilterCollection(_CollectionFlow):
     async def exec(self, args: NodeArgs[Any, Any]) -> list[Any]:
-        verdicts = await asyncio.gather(*(_resolve(self.fn(item)) for item in self.items))
+        verdicts = await asyncio.gather(*(maybe_await(self.fn(item)) for item in self.items))
         return [item for item, keep in zip(self.items, verdicts, strict=True) if keep]
 
 
@@ -122,7 +118,7 @@ class _ReduceCollection(_CollectionFlow):
         accumulator = self.initial
         for item in self.items:
             args.signal.throw_if_aborted()
-            accumulator = await _resolve(self.fn(accumulator, item))
+            accumulator = await maybe_await(self.fn(accumulator, item))
         return accumulator
 
 

@@ -23,6 +23,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .awaitables import maybe_await
+
 if TYPE_CHECKING:
     from .node import AbstractNode, NodeArgs
 
@@ -45,10 +47,7 @@ def as_async_middleware(middleware: Middleware) -> Callable[[NodeArgs[Any, Any],
         return middleware
 
     async def adapted(args: NodeArgs[Any, Any], next: NextFn) -> Any:  # noqa: A002
-        result = middleware(args, next)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        return await maybe_await(middleware(args, next))
 
     adapted.__wrapped__ = middleware  # type: ignore[attr-defined]
     return adapted
