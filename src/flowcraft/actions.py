@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
-__all__ = ["DEFAULT_ACTION", "FILTER_FAILED", "ActionSentinel"]
+__all__ = ["DEFAULT_ACTION", "FILTER_FAILED", "ActionSentinel", "action_label"]
 
 
 class ActionSentinel:
@@ -46,3 +46,8 @@ DEFAULT_ACTION: Final = ActionSentinel("default")
 
 FILTER_FAILED: Final = ActionSentinel("filter_failed")
 """The action of a ``filter``-ed node whose predicate rejected the result."""
+
+
+def action_label(action: Any) -> Any:
+    """An action as JSON or a log line shows it: sentinels by name (``"default"``), others unchanged."""
+    return action.name if isinstance(action, ActionSentinel) else action

@@ -133,3 +133,12 @@ def test_successors_keyed_by_pickled_sentinel():
     a, b = Node(), Node()
     a.next(b)
     assert a.successors[pickle.loads(pickle.dumps(DEFAULT_ACTION))] == [b]
+
+
+def test_action_label_names_the_sentinels_and_keeps_other_actions():
+    from flowcraft.actions import DEFAULT_ACTION, FILTER_FAILED, action_label
+
+    assert action_label(DEFAULT_ACTION) == "default"
+    assert action_label(FILTER_FAILED) == "filter_failed"
+    assert action_label("approved") == "approved"
+    assert action_label([1, 2]) == [1, 2]

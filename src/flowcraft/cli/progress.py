@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection
-from typing import Any, TextIO
+from typing import TextIO
 
-from ..actions import DEFAULT_ACTION, FILTER_FAILED
+from ..actions import action_label
 from ..events import (
     NodeEvent,
     NodeFailed,
@@ -21,18 +21,9 @@ from ..events import (
     RunFinished,
 )
 
-__all__ = ["ProgressDisplay", "action_text"]
+__all__ = ["ProgressDisplay"]
 
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-
-def action_text(action: Any) -> Any:
-    """An action as JSON shows it: sentinels by name, other values as they are."""
-    if action is DEFAULT_ACTION:
-        return "default"
-    if action is FILTER_FAILED:
-        return "filter_failed"
-    return action
 
 
 def _describe_error(error: BaseException) -> str:
@@ -96,7 +87,7 @@ class ProgressDisplay:
                 self.running.pop(node_id, None)
             if isinstance(event, NodeFinished):
                 self.done += 1
-                self._line(f"finished {node_id} -> {action_text(event.action)} ({event.duration:.3f}s)")
+                self._line(f"finished {node_id} -> {action_label(event.action)} ({event.duration:.3f}s)")
             else:
                 self.failed += 1
                 phase = f" in {event.phase}" if event.phase else ""
@@ -137,7 +128,7 @@ class ProgressDisplay:
     def finish(self, event: RunFinished | RunFailed | RunCancelled) -> None:
         """Write the closing line of the run."""
         if isinstance(event, RunFinished):
-            outcome = f"finished -> {action_text(event.action)}"
+            outcome = f"finished -> {action_label(event.action)}"
         elif isinstance(event, RunFailed):
             outcome = "failed"
         else:

@@ -9,11 +9,12 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..actions import action_label
 from ..errors import AbortError, WorkflowError
 from ..graph import WorkflowBlueprint
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from .loading import RedisTarget, ensure_cwd_importable
-from .progress import ProgressDisplay, action_text
+from .progress import ProgressDisplay
 from .run import print_result, to_json
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def _with_executor(redis: RedisTarget, work: Callable[[DistributedExecutor], Awa
 def _status_dict(status: RunStatus) -> dict[str, Any]:
     out: dict[str, Any] = {"run_id": status.run_id, "state": status.state}
     if status.last_action is not None:
-        out["last_action"] = action_text(status.last_action)
+        out["last_action"] = action_label(status.last_action)
     if status.error is not None:
         out["error"] = {
             "node": status.error.node_id,

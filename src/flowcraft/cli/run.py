@@ -7,12 +7,13 @@ import json
 import sys
 from typing import Any, TextIO
 
+from ..actions import action_label
 from ..context import TypedContext
 from ..errors import AbortError, GraphError, WorkflowError
 from ..graph import BuildResult
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError
 from .loading import BuilderOptions, RedisTarget, load_builder, parse_context, parse_params, read_graph
-from .progress import ProgressDisplay, action_text
+from .progress import ProgressDisplay
 
 __all__ = ["print_result", "run_command", "to_json"]
 
@@ -25,7 +26,7 @@ def to_json(value: Any) -> str:
 def print_result(action: Any, context: dict[str, Any], error: BaseException | None = None, **extra: Any) -> None:
     """Print the outcome of a run as one JSON document on stdout."""
     out: dict[str, Any] = dict(extra)
-    out["action"] = action_text(action)
+    out["action"] = action_label(action)
     if error is not None:
         out["error"] = {"type": type(error).__name__, "message": str(error)}
         node = getattr(error, "node_name", None)

@@ -50,7 +50,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
         "flowcraft.integrations.opentelemetry needs OpenTelemetry: pip install 'flowcraft-py[otel]'"
     ) from error
 
-from ..actions import DEFAULT_ACTION, FILTER_FAILED
+from ..actions import action_label
 from ..events import (
     ContextChanged,
     FallbackUsed,
@@ -77,11 +77,7 @@ def _ns(seconds: float) -> int:
 
 
 def _action_text(action: Any) -> str:
-    if action is DEFAULT_ACTION:
-        return "default"
-    if action is FILTER_FAILED:
-        return "filter_failed"
-    return str(action)
+    return str(action_label(action))
 
 
 def _error_text(error: BaseException) -> str:
