@@ -92,19 +92,15 @@ class JoinGate:
             return True
         return False
 
-    def release_unreachable(self) -> list[AbstractNode]:
-        """Waiting joins that no running branch and no other waiting join can reach any more."""
+    def release(self, *, quiescent: bool) -> list[AbstractNode]:
+        """Waiting joins that can get no further arrival: no other waiting join leads to them
+        and (unless ``quiescent``: nothing runs) no running branch can reach them. When
+        nothing runs and every waiting join leads to another (a cycle), all are released."""
         waiting = list(self.arrivals)
-        reachable = {id(node) for node in iter_reachable(cursor.node for cursor in self.cursors)}
+        reachable = set() if quiescent else {id(node) for node in iter_reachable(c.node for c in self.cursors)}
         ready = [node for node in waiting if id(node) not in reachable and not _leads_to(_others(waiting, node), node)]
-        for node in ready:
-            del self.arrivals[node]
-        return ready
-
-    def release_stalled(self) -> list[AbstractNode]:
-        """Joins to run now that nothing else is running (those no other waiting join leads to)."""
-        waiting = list(self.arrivals)
-        ready = [node for node in waiting if not _leads_to(_others(waiting, node), node)] or waiting
+        if quiescent and not ready:
+            ready = waiting
         for node in ready:
             del self.arrivals[node]
         return ready
@@ -197,7 +193,7 @@ class Activation:
             if gate.arrivals and gate.active > 0:  # a branch ended elsewhere: can a join still fill?
                 root = gate.root
                 assert root is not None
-                for node in gate.release_unreachable():
+                for node in gate.release(quiescent=False):
                     root.spawn(node)
         self._fill()
         self._settle()
@@ -208,7 +204,7 @@ class Activation:
         if gate.active == 0 and gate.arrivals and not (self.nested and finishing):
             root = gate.root
             assert root is not None
-            for node in gate.release_stalled():
+            for node in gate.release(quiescent=True):
                 root.spawn(node)
             finishing = self.live == 0 and not self.pending
         if finishing and not self.done.done():
