@@ -165,15 +165,12 @@ class InMemoryExecutor:
         parent = args.scope if isinstance(args.scope, WalkScope) else None
         inherited = parent.inherited if parent is not None else ()
         events = parent.events if parent is not None else None
-        if not inherited and not flow.middleware and events is None:  # the common case, kept cheap
-            scope = WalkScope(args.ctx, args.params, args.signal, args.logger, self, chain=self.chain_for(()))
-        else:
-            middleware = inherited + tuple(flow.middleware)
-            scope = WalkScope(
-                args.ctx, args.params, args.signal, args.logger, self,
-                middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events),
-                events=events,
-            )  # fmt: skip
+        middleware = inherited + tuple(flow.middleware)
+        scope = WalkScope(
+            args.ctx, args.params, args.signal, args.logger, self,
+            middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events),
+            events=events,
+        )  # fmt: skip
         return self.walk(flow.start_node, scope)
 
     async def run_parallel(
@@ -203,7 +200,8 @@ class InMemoryExecutor:
         """
         scope = self._block_scope(block, args, gate=None)
         base = {**args.params, **node.params} if node.params else args.params
-        chain, signal, ctx, logger = scope.chain, scope.signal, scope.ctx, scope.logger
+        signal, ctx, logger = scope.signal, scope.ctx, scope.logger
+        run = node.run_lifecycle if scope.chain is None else scope.chain
         name = type(node).__name__
 
         def item_args(item: Mapping[str, Any]) -> NodeArgs[Any, Any]:
@@ -215,8 +213,7 @@ class InMemoryExecutor:
             for index, item in enumerate(items):
                 if signal._aborted:
                     raise signal.error()
-                one = item_args(item)
-                action = await (node.run_lifecycle(one) if chain is None else chain(one))
+                action = await run(item_args(item))
                 outcomes.append(BatchOutcome(index, item, DEFAULT_ACTION if action is None else action))
             return outcomes
 
@@ -224,12 +221,11 @@ class InMemoryExecutor:
 
         async def run_item(index: int, item: Mapping[str, Any]) -> BatchOutcome:
             try:
-                one = item_args(item)
                 if semaphore is None:
-                    action = await (node.run_lifecycle(one) if chain is None else chain(one))
+                    action = await run(item_args(item))
                 else:
                     async with semaphore:
-                        action = await (node.run_lifecycle(one) if chain is None else chain(one))
+                        action = await run(item_args(item))
             except (AbortError, FatalWorkflowError):
                 raise
             except Exception as error:
