@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol, TextIO, runtime_checkable
 
-__all__ = ["ConsoleLogger", "LogLevel", "Logger", "NullLogger", "StdlibLogger"]
+__all__ = ["ConsoleLogger", "LevelLogger", "LogLevel", "Logger", "NullLogger", "StdlibLogger"]
 
 LogLevel = Literal["debug", "info", "warn", "error"]
 _LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warn": 30, "error": 40}
@@ -69,7 +69,40 @@ class NullLogger:
         """Discard an error."""
 
 
-class ConsoleLogger:
+class LevelLogger:
+    """Base for loggers: implement :meth:`log`; ``debug/info/warn/error`` are provided.
+
+    Example::
+
+        class ListLogger(LevelLogger):
+            def __init__(self):
+                self.lines = []
+            def log(self, level, message, context):
+                self.lines.append((level, message, context))
+    """
+
+    def log(self, level: LogLevel, message: str, context: dict[str, Any]) -> None:
+        """Handle one message; ``context`` merges the mapping and the keyword fields."""
+        raise NotImplementedError(f"{type(self).__name__} must implement log()")
+
+    def debug(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        """Log a debug message."""
+        self.log("debug", message, _merge(context, fields))
+
+    def info(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        """Log an informational message."""
+        self.log("info", message, _merge(context, fields))
+
+    def warn(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        """Log a warning."""
+        self.log("warn", message, _merge(context, fields))
+
+    def error(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        """Log an error."""
+        self.log("error", message, _merge(context, fields))
+
+
+class ConsoleLogger(LevelLogger):
     """Writes ``[LEVEL] message {context}`` lines to a stream (stderr by default)."""
 
     def __init__(self, level: LogLevel = "info", *, stream: TextIO | None = None) -> None:
@@ -79,53 +112,30 @@ class ConsoleLogger:
         self._threshold = _LEVELS[level]
         self._stream = stream
 
-    def _write(self, level: str, message: str, context: Mapping[str, Any] | None, fields: dict[str, Any]) -> None:
+    def log(self, level: LogLevel, message: str, context: dict[str, Any]) -> None:
+        """Print the line when ``level`` reaches the logger's level."""
         if _LEVELS[level] < self._threshold:
             return
-        data = _merge(context, fields)
-        line = f"[{level.upper()}] {message}" + (f" {data}" if data else "")
+        line = f"[{level.upper()}] {message}" + (f" {context}" if context else "")
         print(line, file=self._stream if self._stream is not None else sys.stderr)
 
-    def debug(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Log a debug message."""
-        self._write("debug", message, context, fields)
 
-    def info(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Log an informational message."""
-        self._write("info", message, context, fields)
-
-    def warn(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Log a warning."""
-        self._write("warn", message, context, fields)
-
-    def error(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Log an error."""
-        self._write("error", message, context, fields)
+_STDLIB_LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
-class StdlibLogger:
+class StdlibLogger(LevelLogger):
     """Adapts a :class:`logging.Logger`; the context goes into the record's ``extra``."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger if logger is not None else logging.getLogger("flowcraft")
 
-    def _log(self, level: int, message: str, context: Mapping[str, Any] | None, fields: dict[str, Any]) -> None:
-        if self.logger.isEnabledFor(level):
-            data = _merge(context, fields)
-            self.logger.log(level, message, extra={"flowcraft": data} if data else None)
-
-    def debug(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Log a debug message."""
-        self._log(logging.DEBUG, message, context, fields)
-
-    def info(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Log an informational message."""
-        self._log(logging.INFO, message, context, fields)
-
-    def warn(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Log a warning."""
-        self._log(logging.WARNING, message, context, fields)
-
-    def error(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Log an error."""
-        self._log(logging.ERROR, message, context, fields)
+    def log(self, level: LogLevel, message: str, context: dict[str, Any]) -> None:
+        """Pass the message to the standard-library logger (``warn`` is ``WARNING``)."""
+        number = _STDLIB_LEVELS[level]
+        if self.logger.isEnabledFor(number):
+            self.logger.log(number, message, extra={"flowcraft": context} if context else None)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from .abort import NEVER_ABORTED, AbortSignal
 from .context import Context, TypedContext
 from .events import NodeEvent, NodeFinished, RunEvent
+from .loggers import LevelLogger, LogLevel
 from .node import AbstractNode, NodeArgs
 
 __all__ = ["EventRecorder", "LifecycleResult", "RecordingLogger", "run_lifecycle"]
@@ -27,32 +28,15 @@ __all__ = ["EventRecorder", "LifecycleResult", "RecordingLogger", "run_lifecycle
 EventT = TypeVar("EventT", bound=RunEvent)
 
 
-class RecordingLogger:
+class RecordingLogger(LevelLogger):
     """A logger that keeps every record as ``(level, message, context)`` for assertions."""
 
     def __init__(self) -> None:
         self.records: list[tuple[str, str, dict[str, Any]]] = []
 
-    def _add(self, level: str, message: str, context: Mapping[str, Any] | None, fields: dict[str, Any]) -> None:
-        data = dict(context or {})
-        data.update(fields)
-        self.records.append((level, message, data))
-
-    def debug(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Record a debug message."""
-        self._add("debug", message, context, fields)
-
-    def info(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Record an informational message."""
-        self._add("info", message, context, fields)
-
-    def warn(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Record a warning."""
-        self._add("warn", message, context, fields)
-
-    def error(self, message: str, context: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-        """Record an error."""
-        self._add("error", message, context, fields)
+    def log(self, level: LogLevel, message: str, context: dict[str, Any]) -> None:
+        """Record one message."""
+        self.records.append((level, message, context))
 
     def messages(self, level: str | None = None) -> list[str]:
         """The recorded messages, optionally only those of ``level``."""

@@ -7,33 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from flowcraft import Node, NodeArgs
+from flowcraft.testing import RecordingLogger
 
-
-class RecordingLogger:
-    """A Logger that keeps every record as ``(level, message, fields)``."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, str, dict[str, Any]]] = []
-
-    def _add(self, level: str, message: str, context: Any = None, **fields: Any) -> None:
-        data = dict(context or {})
-        data.update(fields)
-        self.records.append((level, message, data))
-
-    def debug(self, message: str, context: Any = None, /, **fields: Any) -> None:
-        self._add("debug", message, context, **fields)
-
-    def info(self, message: str, context: Any = None, /, **fields: Any) -> None:
-        self._add("info", message, context, **fields)
-
-    def warn(self, message: str, context: Any = None, /, **fields: Any) -> None:
-        self._add("warn", message, context, **fields)
-
-    def error(self, message: str, context: Any = None, /, **fields: Any) -> None:
-        self._add("error", message, context, **fields)
-
-    def messages(self, level: str) -> list[str]:
-        return [message for lvl, message, _ in self.records if lvl == level]
+__all__ = ["Fn", "RecordingLogger", "Step", "run"]
 
 
 class Step(Node):

@@ -142,3 +142,26 @@ def test_action_label_names_the_sentinels_and_keeps_other_actions():
     assert action_label(FILTER_FAILED) == "filter_failed"
     assert action_label("approved") == "approved"
     assert action_label([1, 2]) == [1, 2]
+
+
+def test_level_logger_subclass_gets_all_four_levels_with_merged_context():
+    from flowcraft.loggers import LevelLogger
+
+    class ListLogger(LevelLogger):
+        def __init__(self):
+            self.lines = []
+
+        def log(self, level, message, context):
+            self.lines.append((level, message, context))
+
+    logger = ListLogger()
+    logger.debug("d")
+    logger.info("i", {"a": 1}, b=2)
+    logger.warn("w", x=1)
+    logger.error("e", {"a": 1})
+    assert logger.lines == [
+        ("debug", "d", {}),
+        ("info", "i", {"a": 1, "b": 2}),
+        ("warn", "w", {"x": 1}),
+        ("error", "e", {"a": 1}),
+    ]
