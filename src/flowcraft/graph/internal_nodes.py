@@ -72,6 +72,20 @@ class _Forwarding(Node[Any, Any, Any]):
         return DEFAULT_ACTION if args.incoming_action is None else args.incoming_action
 
 
+async def _copy_keys(
+    node: Node[Any, Any, Any], args: NodeArgs[Any, Any], mappings: Mapping[str, str], label: str
+) -> None:
+    """``ctx[target] = ctx[source]`` for each ``target → source``; a missing source is logged and skipped."""
+    ctx = args.ctx
+    for target, source in mappings.items():
+        if await ctx.has(source):
+            await ctx.set(target, await ctx.get(source))
+        else:
+            args.logger.warn(
+                f"[{label}] {node.id}: key {source!r} not found in the context; {target!r} not set", node=node.id
+            )
+
+
 class InputMappingNode(Node[Any, Any, Any]):
     """Copies ``inputs`` (``sub_key → parent_key``) before a sub-workflow starts.
 
@@ -85,15 +99,7 @@ class InputMappingNode(Node[Any, Any, Any]):
 
     async def prep(self, args: NodeArgs[Any, Any]) -> None:
         """Copy each parent key to its sub-workflow key."""
-        ctx = args.ctx
-        for sub_key, parent_key in self.mappings.items():
-            if await ctx.has(parent_key):
-                await ctx.set(sub_key, await ctx.get(parent_key))
-            else:
-                args.logger.warn(
-                    f"[InputMapper] {self.id}: key {parent_key!r} not found in the context; {sub_key!r} not set",
-                    node=self.id,
-                )
+        await _copy_keys(self, args, self.mappings, "InputMapper")
 
 
 class OutputMappingNode(_Forwarding):
@@ -106,15 +112,7 @@ class OutputMappingNode(_Forwarding):
 
     async def prep(self, args: NodeArgs[Any, Any]) -> None:
         """Copy each sub-workflow key to its parent key."""
-        ctx = args.ctx
-        for parent_key, sub_key in self.mappings.items():
-            if await ctx.has(sub_key):
-                await ctx.set(parent_key, await ctx.get(sub_key))
-            else:
-                args.logger.warn(
-                    f"[OutputMapper] {self.id}: key {sub_key!r} not found in the context; {parent_key!r} not set",
-                    node=self.id,
-                )
+        await _copy_keys(self, args, self.mappings, "OutputMapper")
 
 
 class SubWorkflowContainerNode(Node[Any, Any, Any]):
