@@ -117,7 +117,7 @@ class InMemoryExecutor:
                 action = DEFAULT_ACTION
             if custom_next:
                 successor = self.get_next_node(node, action)
-            else:
+            else:  # first_successor(), inlined: this loop runs once per node
                 try:
                     bucket = node.successors.get(action)
                 except TypeError:  # an unhashable action has no successors
