@@ -67,14 +67,21 @@ CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "
 class _Hydrated:
     """A blueprint hydrated once per worker: plan, nodes, and middleware chains."""
 
-    __slots__ = ("chains", "executor", "flow", "plan")
+    __slots__ = ("chains", "executor", "flow", "middleware", "plan")
 
-    def __init__(self, blueprint: WorkflowBlueprint, registry: Mapping[str, Any], dependencies: Mapping[str, Any]):
+    def __init__(
+        self,
+        blueprint: WorkflowBlueprint,
+        registry: Mapping[str, Any],
+        dependencies: Mapping[str, Any],
+        middleware: Sequence[Any] = (),
+    ) -> None:
         from ..graph import BlueprintExecutor
 
         self.plan = RunPlan(blueprint)
         self.executor = BlueprintExecutor(blueprint, registry, dict(dependencies))
         self.flow = self.executor.flow
+        self.middleware = [*middleware, *self.flow.middleware]  # the worker's own outermost
         self.chains: dict[str, NextFn] = {}
 
     def node(self, node_id: str) -> AbstractNode | None:
@@ -84,7 +91,7 @@ class _Hydrated:
     def chain(self, node_id: str, node: AbstractNode) -> NextFn:
         chain = self.chains.get(node_id)
         if chain is None:
-            chain = self.chains[node_id] = apply_middleware(list(self.flow.middleware), node)
+            chain = self.chains[node_id] = apply_middleware(self.middleware, node)
         return chain
 
 
@@ -302,7 +309,7 @@ class Worker:
                     "start the run again.",
                     blueprint_hash=blueprint_hash,
                 )
-            hydrated = _Hydrated(WorkflowBlueprint.from_json(text), self.registry, self.dependencies)
+            hydrated = _Hydrated(WorkflowBlueprint.from_json(text), self.registry, self.dependencies, self._middleware)
             self._hydrated[blueprint_hash] = hydrated
         return hydrated
 
@@ -416,8 +423,6 @@ class Worker:
             incoming_action=incoming, scope=job_events,
         )  # fmt: skip
         chain = hydrated.chain(node_id, node)
-        if self._middleware:
-            chain = apply_middleware([*self._middleware, *flow.middleware], node)
         self._maybe_crash("before_node", node_id)
         if self._crash == ("during_node", node_id):
             ctx.on_write = lambda _key: _die()
