@@ -21,6 +21,18 @@ def _check_concurrency(owner: object, value: Any) -> int | None:
     return value
 
 
+class _Bounded(Flow):
+    """A flow with a ``concurrency`` limit (an int >= 1, or ``None`` for none), given as a
+    constructor keyword or a class attribute and checked whenever it is set."""
+
+    concurrency: int | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "concurrency":
+            value = _check_concurrency(self, value)
+        super().__setattr__(name, value)
+
+
 class SequenceFlow(Flow):
     """A flow running ``nodes`` one after another (each ``next``-ed to the following one)."""
 
@@ -32,7 +44,7 @@ class SequenceFlow(Flow):
                 current = current.next(node)
 
 
-class ParallelFlow(Flow):
+class ParallelFlow(_Bounded):
     """Runs ``nodes`` as concurrent branches, then continues with its own successors.
 
     Each branch walks on along its successors; a node several branches reach runs once,
@@ -43,7 +55,6 @@ class ParallelFlow(Flow):
     action so ``parallel.next(after)`` always fires.
     """
 
-    concurrency: int | None = None
     _nodes_to_run: tuple[AbstractNode, ...]
 
     def __init__(self, nodes: Iterable[AbstractNode] = (), *, concurrency: int | None = None) -> None:
@@ -64,11 +75,6 @@ class ParallelFlow(Flow):
                 raise TypeError(f"{type(self).__name__} branch {i} is not a node: {type(node).__name__}: {node!r}")
         object.__setattr__(self, "_nodes_to_run", branches)
         self._wiring += 1
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "concurrency":
-            value = _check_concurrency(self, value)
-        super().__setattr__(name, value)
 
     async def exec(self, args: NodeArgs[Any, Any]) -> list[Any]:
         """Run the branches concurrently; the final actions of the walks that ended."""
@@ -134,7 +140,7 @@ class BatchFlow(_BatchBase):
     """
 
 
-class ParallelBatchFlow(_BatchBase):
+class ParallelBatchFlow(_Bounded, _BatchBase):
     """Runs ``node_to_run`` once per item, concurrently (at most ``concurrency`` at once).
 
     Every item runs; a failing item is logged and reported in its :class:`BatchOutcome`
@@ -142,13 +148,7 @@ class ParallelBatchFlow(_BatchBase):
     """
 
     _concurrent = True
-    concurrency: int | None = None
 
     def __init__(self, node_to_run: AbstractNode | None = None, *, concurrency: int | None = None) -> None:
         super().__init__(node_to_run)
         self.concurrency = concurrency if concurrency is not None else type(self).concurrency
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "concurrency":
-            value = _check_concurrency(self, value)
-        super().__setattr__(name, value)
