@@ -14,6 +14,7 @@ __all__ = [
     "TypedContext",
     "compose_context",
     "context_key",
+    "key_name",
     "lens",
 ]
 
@@ -113,7 +114,7 @@ class TypedContext:
         if initial is not None:
             items = initial.items() if isinstance(initial, Mapping) else initial
             for key, value in items:
-                self._data[_name(key)] = value
+                self._data[key_name(key)] = value
 
     @overload
     async def get(self, key: ContextKey[T]) -> T | None: ...
@@ -127,7 +128,7 @@ class TypedContext:
 
     async def set(self, key: str, value: Any) -> TypedContext:
         """Store ``value`` under ``key``; returns the context for chaining."""
-        self._data[key if type(key) is str else _name(key)] = value
+        self._data[key if type(key) is str else key_name(key)] = value
         return self
 
     async def has(self, key: str) -> bool:
@@ -161,7 +162,8 @@ class TypedContext:
 _MISSING = object()
 
 
-def _name(key: object) -> str:
+def key_name(key: object) -> str:
+    """The plain-string name of a context key (a ``str`` or :class:`ContextKey`)."""
     if isinstance(key, str):
         return str.__str__(key)
     raise TypeError(f"context keys must be str or ContextKey, got {type(key).__name__}: {key!r}")

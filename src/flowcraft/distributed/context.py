@@ -6,17 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ..context import key_name as _name
 from .codec import decode, encode
 
 __all__ = ["RecordingContext"]
 
 _MISSING: Any = object()
-
-
-def _name(key: object) -> str:
-    if isinstance(key, str):
-        return str.__str__(key)
-    raise TypeError(f"context keys must be str or ContextKey, got {type(key).__name__}: {key!r}")
 
 
 class RecordingContext:
