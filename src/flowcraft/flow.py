@@ -10,7 +10,7 @@ from .abort import AbortController, AbortSignal
 from .context import Context
 from .errors import EmptyFlowError, EventLoopRunningError
 from .executors.base import Executor, RunOptions
-from .executors.in_memory import InMemoryExecutor, engine_for
+from .executors.in_memory import DEFAULT_EXECUTOR, engine_for
 from .loggers import Logger
 from .middleware import Middleware, as_async_middleware
 from .node import AbstractNode, Node, NodeArgs
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from .events import EventListener
 
 __all__ = ["Flow"]
-
-_DEFAULT_EXECUTOR = InMemoryExecutor()
 
 
 class Flow(Node[Any, Any, Any]):
@@ -107,7 +105,7 @@ class Flow(Node[Any, Any, Any]):
             AbortError: the run was aborted.
             WorkflowError: a node failed (names the node and phase).
         """
-        runner = executor if executor is not None else _DEFAULT_EXECUTOR
+        runner = executor if executor is not None else DEFAULT_EXECUTOR
         if params is None and logger is None and signal is None and controller is None and on_event is None:
             return await runner.run(self, ctx, None)
         options = RunOptions(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..events import EventEmitter
     from ..flow import Flow
 
-__all__ = ["BatchOutcome", "InMemoryExecutor", "engine_for"]
+__all__ = ["DEFAULT_EXECUTOR", "BatchOutcome", "InMemoryExecutor", "engine_for"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -272,7 +272,8 @@ def _run_lifecycle(args: NodeArgs[Any, Any]) -> Any:
     return args.node.run_lifecycle(args)
 
 
-_DEFAULT_ENGINE = InMemoryExecutor()
+DEFAULT_EXECUTOR = InMemoryExecutor()
+"""The executor ``Flow.run`` uses when none is given (stateless, shared)."""
 
 
 def engine_for(args: NodeArgs[Any, Any]) -> InMemoryExecutor:
@@ -283,4 +284,4 @@ def engine_for(args: NodeArgs[Any, Any]) -> InMemoryExecutor:
     sub-flows and parallel blocks correctly.
     """
     executor = args.executor
-    return executor if isinstance(executor, InMemoryExecutor) else _DEFAULT_ENGINE
+    return executor if isinstance(executor, InMemoryExecutor) else DEFAULT_EXECUTOR
