@@ -29,6 +29,7 @@ EXPECTED = {
     "Executor",
     "FatalWorkflowError",
     "Flow",
+    "FlowRunner",
     "FlowcraftError",
     "GraphError",
     "InMemoryExecutor",

@@ -33,7 +33,15 @@ from .errors import (
     UnknownNodeTypeError,
     WorkflowError,
 )
-from .executors import BatchOutcome, DryRunExecutor, Executor, InMemoryExecutor, RunOptions, WalkScope
+from .executors import (
+    BatchOutcome,
+    DryRunExecutor,
+    Executor,
+    FlowRunner,
+    InMemoryExecutor,
+    RunOptions,
+    WalkScope,
+)
 from .flow import Flow
 from .functional import (
     compose,
@@ -171,6 +179,7 @@ __all__ = [
     "FallbackUsed",
     "FatalWorkflowError",
     "Flow",
+    "FlowRunner",
     "FlowcraftError",
     "GraphAnalysis",
     "GraphBuilder",

@@ -184,6 +184,14 @@ class EventEmitter:
         name = type(node).__name__ if node is not None else ""
         self.emit(event_type, node_id=_node_id(node), node_name=name, **fields)
 
+    def retry(self, node: AbstractNode, *, attempt: int, max_attempts: int, error: BaseException, wait: float) -> None:
+        """Emit :class:`RetryAttempt`: attempt ``attempt`` of ``node`` failed and another follows."""
+        self.node(RetryAttempt, node, attempt=attempt, max_attempts=max_attempts, error=error, wait=wait)
+
+    def fallback(self, node: AbstractNode, *, error: BaseException) -> None:
+        """Emit :class:`FallbackUsed`: every attempt of ``node`` failed, its ``exec_fallback`` runs."""
+        self.node(FallbackUsed, node, error=error)
+
     def observe(self, innermost: NextFn) -> NextFn:
         """Wrap a node runner so it emits started / finished / failed / context events."""
 

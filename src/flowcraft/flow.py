@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from .abort import AbortController, AbortSignal
 from .context import Context
 from .errors import EmptyFlowError, EventLoopRunningError
-from .executors.base import Executor, RunOptions
-from .executors.in_memory import DEFAULT_EXECUTOR, engine_for
+from .executors.base import Executor, FlowRunner, RunOptions
+from .executors.in_memory import DEFAULT_EXECUTOR
 from .loggers import Logger
 from .middleware import Middleware, as_async_middleware
 from .node import AbstractNode, Node, NodeArgs
@@ -19,7 +19,35 @@ from .topology import iter_reachable
 if TYPE_CHECKING:
     from .events import EventListener
 
-__all__ = ["Flow"]
+__all__ = ["Flow", "executor_of"]
+
+
+def executor_of(args: NodeArgs[Any, Any]) -> Executor:
+    """The executor that walks the inner graph of the node ``args`` belongs to.
+
+    ``args.executor``; ``None`` (a lifecycle run by hand, outside any executor) means
+    the default in-memory one.
+
+    Raises:
+        TypeError: ``args.executor`` lacks a method of the :class:`Executor` protocol
+            (a bare :class:`FlowRunner` put itself there).
+    """
+    executor = args.executor
+    if executor is None:
+        return DEFAULT_EXECUTOR
+    kind = type(executor)
+    if not (hasattr(kind, "run_subflow") and hasattr(kind, "run_parallel") and hasattr(kind, "run_batch")):
+        missing = [name for name in _NESTED_WALKS if not hasattr(kind, name)]
+        raise TypeError(
+            f"{kind.__name__} is in NodeArgs.executor but has no {', '.join(missing)}, which "
+            f"{type(args.node).__name__ if args.node is not None else 'a flow'} calls to walk its inner graph. "
+            "Subclass InMemoryExecutor, implement the Executor protocol, or pass an InMemoryExecutor "
+            "as NodeArgs.executor."
+        )
+    return executor
+
+
+_NESTED_WALKS = ("run_subflow", "run_parallel", "run_batch")
 
 
 class Flow(Node[Any, Any, Any]):
@@ -34,6 +62,8 @@ class Flow(Node[Any, Any, Any]):
         flow.use(timing_middleware)
         await flow.run(TypedContext({"path": "in.csv"}))
     """
+
+    holds_graph = True
 
     def __init__(self, start: AbstractNode | None = None) -> None:
         super().__init__()
@@ -69,7 +99,7 @@ class Flow(Node[Any, Any, Any]):
                 f"Flow {self.id if self.id is not None else type(self).__name__!r} has no start node and no exec() of "
                 "its own: call flow.start(node) or pass the start node to the constructor."
             )
-        return await engine_for(args).run_subflow(self, args)
+        return await executor_of(args).run_subflow(self, args)
 
     def post(self, args: NodeArgs[Any, Any]) -> Any:
         """A flow's action is its graph's last action."""
@@ -87,7 +117,7 @@ class Flow(Node[Any, Any, Any]):
         logger: Logger | None = None,
         signal: AbortSignal | None = None,
         controller: AbortController | None = None,
-        executor: Executor | None = None,
+        executor: FlowRunner | None = None,
         on_event: EventListener | None = None,
     ) -> Any:
         """Run the flow and return its final action.
@@ -148,5 +178,5 @@ class _NodeRunner(Flow):
 
     async def exec(self, args: NodeArgs[Any, Any]) -> Any:
         """Run the node (with its own params and the executor's ``run_node``); its action."""
-        outcomes = await engine_for(args).run_batch(self, self.node, [{}], args, concurrent=False)
+        outcomes = await executor_of(args).run_batch(self, self.node, [{}], args, concurrent=False)
         return outcomes[0].action

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .abort import AbortController
     from .context import Context, ContextKey, ContextLens
     from .events import EventListener
-    from .executors.base import Executor
+    from .executors.base import Executor, FlowRunner, WalkScope
     from .loggers import Logger
 
 __all__ = ["AbstractNode", "ExecNode", "Node", "NodeArgs", "PostNode", "PreNode"]
@@ -49,10 +49,14 @@ class NodeArgs(Generic[P, E]):
     exec_res: E = None  # type: ignore[assignment]
     error: BaseException | None = None
     name: str = ""
-    executor: Any = None
+    executor: Executor | None = None
+    """The executor walking this node's graph; flows, parallel blocks and batches call it
+    for their inner walks. ``None`` (a lifecycle run by hand) means the default
+    in-memory executor."""
     node: AbstractNode | None = None
-    scope: Any = None
-    """Executor bookkeeping for the walk this node belongs to (``None`` outside one)."""
+    scope: WalkScope | None = None
+    """What the nodes of this walk share: context, signal, middleware, events, fan-in
+    (``None`` outside a walk)."""
     incoming_action: Any = None
     """The action of the node that handed control to this one (``None`` at a start)."""
 
@@ -75,6 +79,17 @@ class AbstractNode:
     _wiring: int = 0  # wiring changes of this node (see topology.wiring_stamp)
     is_passthrough: ClassVar[bool] = False
     """Structural nodes (containers, joins) are passed through by every executor."""
+    holds_graph: ClassVar[bool] = False
+    """Whether ``exec`` walks an inner graph (flows, parallel blocks, batches): a dry
+    run still runs it, so the whole path is visited."""
+    fires_on_first_arrival: ClassVar[bool] = False
+    """A join of exclusive branches (a conditional join): it never waits for a second
+    predecessor (see :func:`flowcraft.topology.fan_in`)."""
+
+    @property
+    def branches(self) -> tuple[AbstractNode, ...]:
+        """The nodes this node starts as concurrent branches (a parallel block's); none by default."""
+        return ()
 
     def __init__(self) -> None:
         self.id: str | int | None = None
@@ -342,13 +357,9 @@ class Node(AbstractNode, Generic[P, E, A]):
                         node=self.id,
                         error=error,
                     )
-                    events = getattr(args.scope, "events", None)
-                    if events is not None:
-                        from .events import RetryAttempt
-
-                        events.node(
-                            RetryAttempt, self, attempt=attempt, max_attempts=attempts, error=error, wait=self.wait
-                        )
+                    scope = args.scope
+                    if scope is not None and scope.events is not None:
+                        scope.events.retry(self, attempt=attempt, max_attempts=attempts, error=error, wait=self.wait)
                     if self.wait > 0:
                         await sleep(self.wait, signal)
         assert last_error is not None
@@ -362,11 +373,9 @@ class Node(AbstractNode, Generic[P, E, A]):
         )
         args.signal.throw_if_aborted()
         args.error = error
-        events = getattr(args.scope, "events", None)
-        if events is not None and type(self).exec_fallback is not Node.exec_fallback:
-            from .events import FallbackUsed
-
-            events.node(FallbackUsed, self, error=error)
+        scope = args.scope
+        if scope is not None and scope.events is not None and type(self).exec_fallback is not Node.exec_fallback:
+            scope.events.fallback(self, error=error)
         result: Any = self.exec_fallback(args)
         if self._fallback_is_async:
             result = await result
@@ -382,16 +391,17 @@ class Node(AbstractNode, Generic[P, E, A]):
         logger: Logger | None = None,
         signal: AbortSignal | None = None,
         controller: AbortController | None = None,
-        executor: Executor | None = None,
+        executor: FlowRunner | None = None,
         on_event: EventListener | None = None,
     ) -> Any:
         """Run this node alone (wrapped in a flow); takes the same options as ``Flow.run``.
 
         Successors are not followed; a warning goes to the logger when there are some.
         """
-        from .flow import Flow, _NodeRunner
+        # local import: Flow is a Node subclass; running a node alone wraps it in one
+        from .flow import _NodeRunner
 
-        if self.successors and logger is not None and not isinstance(self, Flow):
+        if self.successors and logger is not None and not self.holds_graph:
             logger.warn(
                 f"Node.run() called on {_describe(self)}, which has successors; they will not run. "
                 "Put the nodes in a Flow to run the graph."
@@ -409,33 +419,35 @@ class Node(AbstractNode, Generic[P, E, A]):
 
     def map(self, fn: Callable[[E], NewE | Awaitable[NewE]]) -> Node[P, NewE, Any]:
         """A new node whose ``exec`` result is ``fn(original result)``; ``post`` returns the default action."""
-        from .combinators import MappedNode
-
-        return MappedNode(self, fn)
+        derived: Node[P, NewE, Any] = _combinators().MappedNode(self, fn)
+        return derived
 
     def filter(self, predicate: Callable[[E], bool | Awaitable[bool]]) -> Node[P, E, Any]:
         """A new node returning ``DEFAULT_ACTION`` when ``predicate(result)`` holds, else ``FILTER_FAILED``."""
-        from .combinators import FilteredNode
-
-        return FilteredNode(self, predicate)
+        derived: Node[P, E, Any] = _combinators().FilteredNode(self, predicate)
+        return derived
 
     def tap(self, fn: Callable[[E], object]) -> Node[P, E, A]:
         """A new node that calls ``fn(result)`` for a side effect and passes the result on."""
-        from .combinators import TappedNode
-
-        return TappedNode(self, fn)
+        derived: Node[P, E, A] = _combinators().TappedNode(self, fn)
+        return derived
 
     def to_context(self, key: ContextKey[E] | str) -> Node[P, E, Any]:
         """A new node that stores the ``exec`` result in the context under ``key``."""
-        from .combinators import ToContextNode
-
-        return ToContextNode(self, key)
+        derived: Node[P, E, Any] = _combinators().ToContextNode(self, key)
+        return derived
 
     def with_lens(self, lens: ContextLens[T], value: T) -> Node[P, E, A]:
         """A new node that sets ``lens`` to ``value`` before running this node's ``prep``."""
-        from .combinators import LensNode
+        derived: Node[P, E, A] = _combinators().LensNode(self, lens, value)
+        return derived
 
-        return LensNode(self, lens, value)
+
+def _combinators() -> Any:
+    # local import: the combinator nodes (combinators.py) subclass Node
+    from . import combinators
+
+    return combinators
 
 
 def _check_retries(node: Node[Any, Any, Any], value: Any) -> int:

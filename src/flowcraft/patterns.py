@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from .actions import DEFAULT_ACTION
-from .executors.in_memory import BatchOutcome, engine_for
-from .flow import Flow
+from .executors.base import BatchOutcome
+from .flow import Flow, executor_of
 from .node import AbstractNode, NodeArgs
 
 __all__ = ["BatchFlow", "ParallelBatchFlow", "ParallelFlow", "SequenceFlow"]
@@ -76,9 +76,14 @@ class ParallelFlow(_Bounded):
         object.__setattr__(self, "_nodes_to_run", branches)
         self._wiring += 1
 
+    @property
+    def branches(self) -> tuple[AbstractNode, ...]:
+        """The nodes each branch starts at (``nodes_to_run``)."""
+        return self._nodes_to_run
+
     async def exec(self, args: NodeArgs[Any, Any]) -> list[Any]:
         """Run the branches concurrently; the final actions of the walks that ended."""
-        return await engine_for(args).run_parallel(self, self._nodes_to_run, args, self.concurrency)
+        return await executor_of(args).run_parallel(self, self._nodes_to_run, args, self.concurrency)
 
     def post(self, args: NodeArgs[Any, Any]) -> Any:
         """The default action (override to branch on ``args.exec_res``)."""
@@ -109,7 +114,7 @@ class _BatchBase(Flow):
             raise TypeError(f"{type(self).__name__}.node_to_run must be a node, got {type(node).__name__}")
         items = _batch_items(self, args.prep_res)
         limit = getattr(self, "concurrency", None)
-        return await engine_for(args).run_batch(self, node, items, args, concurrent=self._concurrent, limit=limit)
+        return await executor_of(args).run_batch(self, node, items, args, concurrent=self._concurrent, limit=limit)
 
     def post(self, args: NodeArgs[Any, Any]) -> Any:
         """The default action; ``args.exec_res`` holds the per-item outcomes."""

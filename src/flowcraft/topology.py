@@ -1,4 +1,23 @@
-"""Graph shape helpers shared by flows and executors: traversal and fan-in counts.
+"""Graph shape: traversal, stable node ids, and the fan-in rule every engine uses.
+
+**The fan-in rule** (:func:`fan_in`), in one place for the in-memory join gate
+(:mod:`flowcraft.executors.joins`), the job engine (:mod:`flowcraft.engine`) and the
+Redis scripts, which receive its numbers instead of deriving them:
+
+1. A *join* is a node with more than one distinct predecessor among the nodes that can
+   run concurrently with it — inside one parallel block in memory, inside one run in
+   the job engine. It runs once, after each of those predecessors handed control to it.
+2. Loop back-edges (an edge to a node on the current depth-first path from the root)
+   are not counted: a loop's entry is not a join of the loop and the path into it.
+3. A node that joins exclusive branches (``fires_on_first_arrival``: the conditional
+   join a graph builder inserts) is not a join: it runs on its first arrival.
+4. A waiting join is released early — it runs with the arrivals it has — as soon as no
+   running node and no other waiting join can still reach it
+   (:meth:`FanIn.releasable`). When nothing runs and every waiting join can reach
+   another (a cycle), they are all released.
+
+``predecessorCountMap`` in blueprint JSON counts every edge, back-edges included; it is
+kept only for interchange with Flowcraft TS and no engine reads it.
 
 Every node counts its own wiring changes (``next``, ``start``, setting a parallel
 block's branches) in ``_wiring``; the sum over a graph's nodes only grows, so executors
@@ -7,14 +26,25 @@ can cache what they derive from a graph and check it in one cheap pass.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from .node import AbstractNode
 
-__all__ = ["iter_reachable", "linked_nodes", "predecessor_counts", "wiring_stamp"]
+__all__ = [
+    "FanIn",
+    "fan_in",
+    "iter_reachable",
+    "linked_nodes",
+    "node_fan_in",
+    "predecessor_counts",
+    "wiring_stamp",
+]
+
+K = TypeVar("K", bound=Hashable)
 
 
 def wiring_stamp(nodes: Iterable[AbstractNode]) -> int:
@@ -26,9 +56,7 @@ def linked_nodes(node: AbstractNode) -> Iterator[AbstractNode]:
     """Every node ``node`` can hand control to: its successors and its parallel branches."""
     for bucket in node.successors.values():
         yield from bucket
-    branches: Iterable[AbstractNode] | None = getattr(node, "nodes_to_run", None)
-    if branches:
-        yield from branches
+    yield from node.branches
 
 
 def iter_reachable(roots: Iterable[AbstractNode]) -> Iterator[AbstractNode]:
@@ -48,34 +76,91 @@ def iter_reachable(roots: Iterable[AbstractNode]) -> Iterator[AbstractNode]:
                 queue.append(nxt)
 
 
-def predecessor_counts(root: AbstractNode) -> dict[AbstractNode, int]:
-    """For nodes reachable from ``root`` with more than one distinct predecessor, that count.
+@dataclasses.dataclass(frozen=True, slots=True)
+class FanIn(Generic[K]):
+    """The joins of a graph: how many arrivals each waits for, and who can still reach it."""
 
-    Back edges (an edge to a node on the current depth-first path, i.e. the edge that
-    closes a loop) are not counted: a loop's entry is not a join of the loop and the path
-    into it. Nodes that join exclusive branches (``fires_on_first_arrival``) are left out:
-    they never wait.
-    """
-    preds: dict[AbstractNode, set[int]] = {}
-    visited: set[int] = {id(root)}
-    on_path: set[int] = {id(root)}
-    stack: list[tuple[AbstractNode, Iterator[AbstractNode]]] = [(root, linked_nodes(root))]
+    expected: Mapping[K, int]
+    """Join → the number of distinct predecessors it waits for (joins only)."""
+    reachers: Mapping[K, frozenset[K]]
+    """Join → every node that can reach it along any edge (the join itself included)."""
+
+    def count(self, node: K) -> int:
+        """How many distinct arrivals make ``node`` run (1 for a node that is not a join)."""
+        return self.expected.get(node, 1)
+
+    def releasable(self, waiting: Sequence[K], running: Iterable[K]) -> list[K]:
+        """The waiting joins that can get no further arrival (rule 4 of the module docstring).
+
+        ``waiting``: joins with some but not all arrivals; ``running``: the nodes being
+        run (or decided on and not finished) anywhere in the region.
+        """
+        active = list(running)
+        reachers = self.reachers
+        ready = [
+            join
+            for join in waiting
+            if not any(node in reachers[join] for node in active)
+            and not any(other != join and other in reachers[join] for other in waiting)
+        ]
+        if not ready and not active:
+            return list(waiting)
+        return ready
+
+
+def fan_in(root: K, successors: Callable[[K], Iterable[K]], fires_on_first_arrival: Callable[[K], bool]) -> FanIn[K]:
+    """The fan-in rule (module docstring) for the graph reachable from ``root``."""
+    preds: dict[K, set[K]] = {}
+    visited: set[K] = {root}
+    on_path: set[K] = {root}
+    order: list[K] = [root]
+    stack: list[tuple[K, Iterator[K]]] = [(root, iter(successors(root)))]
     while stack:
-        node, successors = stack[-1]
-        for nxt in successors:
-            if id(nxt) in on_path:
-                continue
-            preds.setdefault(nxt, set()).add(id(node))
-            if id(nxt) not in visited:
-                visited.add(id(nxt))
-                on_path.add(id(nxt))
-                stack.append((nxt, linked_nodes(nxt)))
+        node, following = stack[-1]
+        for nxt in following:
+            if nxt in on_path:
+                continue  # a back-edge closes a loop: not an arrival (rule 2)
+            preds.setdefault(nxt, set()).add(node)
+            if nxt not in visited:
+                visited.add(nxt)
+                on_path.add(nxt)
+                order.append(nxt)
+                stack.append((nxt, iter(successors(nxt))))
                 break
         else:
             stack.pop()
-            on_path.discard(id(node))
-    return {
-        node: len(sources)
-        for node, sources in preds.items()
-        if len(sources) > 1 and not getattr(node, "fires_on_first_arrival", False)
+            on_path.discard(node)
+    expected = {
+        node: len(sources) for node, sources in preds.items() if len(sources) > 1 and not fires_on_first_arrival(node)
     }
+    if not expected:
+        return FanIn({}, {})
+    reverse: dict[K, list[K]] = {}
+    for node in order:
+        for nxt in successors(node):
+            reverse.setdefault(nxt, []).append(node)
+    reachers: dict[K, frozenset[K]] = {}
+    for join in expected:
+        seen = {join}
+        queue = deque([join])
+        while queue:
+            for source in reverse.get(queue.popleft(), ()):
+                if source not in seen:
+                    seen.add(source)
+                    queue.append(source)
+        reachers[join] = frozenset(seen)
+    return FanIn(expected, reachers)
+
+
+def _first_arrival(node: AbstractNode) -> bool:
+    return node.fires_on_first_arrival
+
+
+def node_fan_in(root: AbstractNode) -> FanIn[AbstractNode]:
+    """:func:`fan_in` over live nodes: successors and parallel branches are the edges."""
+    return fan_in(root, linked_nodes, _first_arrival)
+
+
+def predecessor_counts(root: AbstractNode) -> dict[AbstractNode, int]:
+    """For each join reachable from ``root``, the arrivals it waits for (:func:`fan_in`)."""
+    return dict(node_fan_in(root).expected)

@@ -26,6 +26,7 @@ from flowcraft import (
     BatchFlow,
     Executor,
     Flow,
+    FlowRunner,
     InMemoryExecutor,
     Node,
     NodeArgs,
@@ -285,7 +286,10 @@ class RoutingExecutor(InMemoryExecutor):
 
 class LifecycleExecutor:
     """Protocol-only (not an InMemoryExecutor): runs the top-level flow's lifecycle with
-    public pieces; nested walks fall back to the default in-memory engine."""
+    public pieces; nested walks are handed, explicitly, to an in-memory engine."""
+
+    def __init__(self) -> None:
+        self.engine = InMemoryExecutor()
 
     async def run(self, flow: Flow, context: Any = None, options: RunOptions | None = None) -> Any:
         options = options or RunOptions()
@@ -295,8 +299,22 @@ class LifecycleExecutor:
         args = NodeArgs(ctx, params, signal, options.logger or NullLogger(), name=flow.name, executor=self, node=flow)
         return await flow.run_lifecycle(args)
 
-    def get_next_node(self, curr: Any, action: Any) -> Any:
-        return first_successor(curr, action)
+    def run_subflow(self, flow: Flow, args: NodeArgs) -> Any:
+        return self.engine.run_subflow(flow, args)
+
+    async def run_parallel(self, block: Flow, branches: Any, args: NodeArgs, limit: int | None = None) -> list[Any]:
+        return await self.engine.run_parallel(block, branches, args, limit)
+
+    async def run_batch(self, block: Flow, node: Any, items: Any, args: NodeArgs, **options: Any) -> list[Any]:
+        return await self.engine.run_batch(block, node, items, args, **options)
+
+
+class RunnerOnly:
+    """Only ``run`` (a FlowRunner), yet puts itself in ``NodeArgs.executor``."""
+
+    async def run(self, flow: Flow, context: Any = None, options: RunOptions | None = None) -> Any:
+        args = NodeArgs(TypedContext(), {}, AbortController().signal, NullLogger(), executor=self, node=flow)
+        return await flow.run_lifecycle(args)
 
 
 EXECUTORS: list[Callable[[], Any]] = [InMemoryExecutor, ObservingExecutor, RoutingExecutor, LifecycleExecutor]
@@ -304,6 +322,13 @@ EXECUTORS: list[Callable[[], Any]] = [InMemoryExecutor, ObservingExecutor, Routi
 
 def test_lifecycle_executor_satisfies_the_protocol():
     assert isinstance(LifecycleExecutor(), Executor)
+
+
+def test_a_flow_runner_is_not_an_executor_and_nested_walks_say_so():
+    assert isinstance(RunnerOnly(), FlowRunner)
+    assert not isinstance(RunnerOnly(), Executor)
+    with pytest.raises(TypeError, match=r"RunnerOnly is in NodeArgs.executor but has no run_subflow, run_parallel"):
+        asyncio.run(Flow(Put("a")).run(executor=RunnerOnly()))
 
 
 @pytest.mark.parametrize("make_executor", EXECUTORS, ids=lambda e: e.__name__)
@@ -317,3 +342,22 @@ def test_observing_executor_sees_every_node_including_branches():
     check_case(executor, CASES[4])  # fan_in
     ids = sorted(str(node.id) for node in executor.visited if node.id is not None)
     assert ids == ["a", "after_par", "b", "c", "joined"]
+
+
+def test_walks_set_every_node_args_field():
+    """The walk builds NodeArgs by slot writes: a field it forgets would be unset here."""
+    import dataclasses
+
+    seen: list[NodeArgs] = []
+
+    class Grab(Node):
+        def post(self, args: NodeArgs) -> Any:
+            seen.append(args)
+
+    first = Grab()
+    first.next(Grab())
+    asyncio.run(Flow(first).run())
+    assert len(seen) == 2
+    for args in seen:
+        values = {field.name: getattr(args, field.name) for field in dataclasses.fields(NodeArgs)}
+        assert values["node"] is not None and values["scope"] is not None

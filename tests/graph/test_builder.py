@@ -17,6 +17,7 @@ from flowcraft import (
     NoStartNodeError,
     UnknownNodeTypeError,
 )
+from flowcraft.executors import first_successor
 from flowcraft.graph import (
     BlueprintExecutor,
     ConditionalJoinNode,
@@ -247,7 +248,7 @@ def test_blueprint_executor_runs_only_its_flow() -> None:
     executor = BlueprintExecutor(blueprint.to_dict(), REG)
     assert executor.get_node("a") is executor.node_map["a"] and executor.get_node("zz") is None
     assert asyncio.run(executor.flow.run(executor=executor)) == "x"
-    assert executor.get_next_node(executor.node_map["a"], DEFAULT_ACTION) is None
+    assert first_successor(executor.node_map["a"], DEFAULT_ACTION) is None  # the one successor rule
     with pytest.raises(ValueError, match="runs only the flow it hydrated"):
         asyncio.run(executor.run(Flow(Recorder()), None))
 

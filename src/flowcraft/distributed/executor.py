@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import Context, TypedContext
 from ..errors import AbortError, RunTimeoutError, WorkflowError
-from ..executors.base import RunOptions, first_successor
+from ..executors.base import RunOptions
 from ..graph.models import WorkflowBlueprint
-from ..node import AbstractNode
 from .codec import decode, decode_action, encode
 from .errors import (
     BackendConnectionError,
@@ -328,10 +327,6 @@ class DistributedExecutor:
         if self._queue is not None:
             await self._queue.aclose()
         await self.store.aclose()
-
-    def get_next_node(self, curr: AbstractNode, action: Any) -> AbstractNode | None:
-        """The first successor of ``curr`` for ``action`` (the :class:`~flowcraft.Executor` protocol)."""
-        return first_successor(curr, action)
 
     async def start(
         self,

@@ -40,7 +40,8 @@ from ..abort import AbortController
 from ..actions import DEFAULT_ACTION
 from ..errors import AbortError, GraphError, WorkflowError
 from ..events import ContextChanged, EventEmitter, NodeFailed, NodeFinished, NodeSkipped, NodeStarted, RunEvent
-from ..executors.base import first_successor
+from ..executors.base import WalkScope, first_successor
+from ..executors.in_memory import InMemoryExecutor
 from ..graph.models import WorkflowBlueprint
 from ..loggers import Logger, NullLogger
 from ..middleware import NextFn, apply_middleware
@@ -196,6 +197,7 @@ class Worker:
         self._hydrated: dict[str, _Hydrated] = {}
         self._running: dict[str, set[AbortController]] = {}
         self._crash = _crash_point()
+        self._engine = InMemoryExecutor()  # walks what runs inside one job (sub-flows, in-process blocks)
         self._store: RunStore | None = None
         self._queue: JobQueue | None = None
         self._consumer: JobConsumer | None = None
@@ -285,10 +287,6 @@ class Worker:
         if verb == "cancel":
             for controller in list(self._running.get(run_id, ())):
                 controller.abort(AbortError(f"Run {run_id} was cancelled."))
-
-    def get_next_node(self, curr: AbstractNode, action: Any) -> AbstractNode | None:
-        """The first successor of ``curr`` for ``action`` (the :class:`~flowcraft.Executor` protocol)."""
-        return first_successor(curr, action)
 
     # ---- one job ---------------------------------------------------------------------------
 
@@ -418,9 +416,12 @@ class Worker:
         controller = AbortController()
         running = self._running.setdefault(run_id, set())
         running.add(controller)
+        engine = self._engine
+        events = job_events.events if job_events is not None else None
+        scope = WalkScope(ctx, params, controller.signal, self.logger, engine, events=events)
         args: NodeArgs[Any, Any] = NodeArgs(
-            ctx, params, controller.signal, self.logger, name=type(node).__name__, executor=self, node=node,
-            incoming_action=incoming, scope=job_events,
+            ctx, params, controller.signal, self.logger, name=type(node).__name__, executor=engine, node=node,
+            incoming_action=incoming, scope=scope,
         )  # fmt: skip
         chain = hydrated.chain(node_id, node)
         self._maybe_crash("before_node", node_id)

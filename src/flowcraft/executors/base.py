@@ -1,10 +1,22 @@
-"""The executor contract: the :class:`Executor` protocol, :class:`RunOptions`, and the
-kit a custom executor is built from (:class:`WalkScope`, :func:`resolve_options`)."""
+"""The executor contract: the :class:`FlowRunner` and :class:`Executor` protocols,
+:class:`RunOptions`, and the kit a custom executor is built from (:class:`WalkScope`,
+:func:`resolve_options`, :class:`BatchOutcome`).
+
+Two roles, two protocols:
+
+- a :class:`FlowRunner` runs a whole flow: ``flow.run(ctx, executor=runner)`` calls
+  ``runner.run(...)``. The distributed and durable executors are flow runners: the
+  nodes run elsewhere, one job each.
+- an :class:`Executor` is a flow runner that also walks graphs in this process. Nodes
+  that hold a graph (a sub-flow, a parallel block, a batch) call it through
+  ``args.executor`` — ``run_subflow``, ``run_parallel``, ``run_batch`` — so the same
+  engine (with its middleware, events and fan-in) walks every level of a run.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..abort import NEVER_ABORTED, AbortController, AbortSignal
@@ -15,10 +27,18 @@ if TYPE_CHECKING:
     from ..context import Context
     from ..events import EventEmitter, EventListener
     from ..flow import Flow
-    from ..node import AbstractNode
+    from ..node import AbstractNode, NodeArgs
     from .joins import JoinGate
 
-__all__ = ["Executor", "RunOptions", "WalkScope", "first_successor", "resolve_options"]
+__all__ = [
+    "BatchOutcome",
+    "Executor",
+    "FlowRunner",
+    "RunOptions",
+    "WalkScope",
+    "first_successor",
+    "resolve_options",
+]
 
 NULL_LOGGER = NullLogger()
 
@@ -34,15 +54,69 @@ class RunOptions:
     logger: Logger | None = None
     signal: AbortSignal | None = None
     controller: AbortController | None = None
-    executor: Executor | None = None
+    executor: FlowRunner | None = None
     on_event: EventListener | None = None
 
 
-@runtime_checkable
-class Executor(Protocol):
-    """Runs a flow: walks its graph, applies middleware, picks the next node.
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What one batch item ended with: its ``action``, or the ``error`` it failed with."""
 
-    Example — an executor that logs every node it runs, built on the in-memory one::
+    index: int
+    params: Mapping[str, Any]
+    action: Any = None
+    error: BaseException | None = None
+
+    # One per batch item: set the slots directly (a frozen dataclass's generated
+    # __init__ goes through object.__setattr__, about twice as slow).
+    def __init__(
+        self, index: int, params: Mapping[str, Any], action: Any = None, error: BaseException | None = None
+    ) -> None:
+        _set_index(self, index)
+        _set_params(self, params)
+        _set_action(self, action)
+        _set_error(self, error)
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when the item succeeded."""
+        return self.error is None
+
+
+_set_index, _set_params, _set_action, _set_error = (
+    BatchOutcome.__dict__[name].__set__ for name in ("index", "params", "action", "error")
+)
+
+
+@runtime_checkable
+class FlowRunner(Protocol):
+    """Anything ``flow.run(ctx, executor=...)`` accepts: runs a whole flow.
+
+    Example::
+
+        class Timed:
+            async def run(self, flow, context=None, options=None):
+                started = time.perf_counter()
+                try:
+                    return await InMemoryExecutor().run(flow, context, options)
+                finally:
+                    print(f"{flow.name} took {time.perf_counter() - started:.3f}s")
+    """
+
+    async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
+        """Run ``flow`` with ``context`` and return its final action."""
+        ...
+
+
+@runtime_checkable
+class Executor(FlowRunner, Protocol):
+    """A flow runner that walks graphs in this process; what ``args.executor`` is.
+
+    Flows, parallel blocks and batches call these methods on the executor that runs
+    them, so every level of a run goes through one engine. Subclass
+    :class:`~flowcraft.InMemoryExecutor` rather than writing all four from scratch.
+
+    Example — an executor that logs every node it runs::
 
         class LoggingExecutor(InMemoryExecutor):
             async def run_node(self, args):
@@ -50,12 +124,27 @@ class Executor(Protocol):
                 return await super().run_node(args)
     """
 
-    async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
-        """Run ``flow`` with ``context`` and return its final action."""
+    def run_subflow(self, flow: Flow, args: NodeArgs[Any, Any]) -> Awaitable[Any]:
+        """Walk ``flow``'s graph as one node of an outer walk; its last action."""
         ...
 
-    def get_next_node(self, curr: AbstractNode, action: Any) -> AbstractNode | None:
-        """The node to run after ``curr`` returned ``action`` (``None`` ends the walk)."""
+    async def run_parallel(
+        self, block: Flow, branches: Sequence[AbstractNode], args: NodeArgs[Any, Any], limit: int | None = None
+    ) -> list[Any]:
+        """Walk ``branches`` concurrently with fan-in; the final actions of the walks that ended."""
+        ...
+
+    async def run_batch(
+        self,
+        block: Flow,
+        node: AbstractNode,
+        items: Sequence[Mapping[str, Any]],
+        args: NodeArgs[Any, Any],
+        *,
+        concurrent: bool,
+        limit: int | None = None,
+    ) -> list[BatchOutcome]:
+        """Run ``node``'s lifecycle once per item of params; one outcome per item."""
         ...
 
 
@@ -84,7 +173,7 @@ class WalkScope:
     params: dict[str, Any]
     signal: AbortSignal
     logger: Logger
-    executor: Any
+    executor: Executor
     middleware: tuple[Middleware, ...] = ()
     inherited: tuple[Middleware, ...] = ()
     chain: NextFn | None = None

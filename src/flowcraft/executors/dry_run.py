@@ -20,12 +20,10 @@ class DryRunExecutor(InMemoryExecutor):
 
     async def run_node(self, args: NodeArgs[Any, Any]) -> Any:
         """Run ``prep`` and ``post`` (the full lifecycle for flows) and log the visit."""
-        from ..flow import Flow
-
         node = args.node
         assert node is not None
         label = args.name if node.id is None else f"{node.id} ({args.name})"
         args.logger.info(f"[DryRunExecutor] --> visiting {label}")
-        action = await node.run_lifecycle(args, skip_exec=not isinstance(node, Flow))
+        action = await node.run_lifecycle(args, skip_exec=not node.holds_graph)
         args.logger.info(f"[DryRunExecutor] <-- {label} returned {action!r}")
         return action

@@ -11,46 +11,17 @@ from typing import TYPE_CHECKING, Any
 from ..actions import DEFAULT_ACTION
 from ..context import Context, TypedContext
 from ..errors import AbortError, FatalWorkflowError
+from ..events import EventEmitter, RunCancelled, RunFailed, RunFinished, RunStarted
 from ..middleware import Middleware, NextFn, compose_middleware
 from ..node import AbstractNode, NodeArgs
-from .base import RunOptions, WalkScope, first_successor, resolve_options
+from .base import BatchOutcome, RunOptions, WalkScope, resolve_options
 from .joins import PARKED, Activation, Cursor, JoinGate
 
 if TYPE_CHECKING:
-    from ..events import EventEmitter
+    from ..abort import AbortSignal
     from ..flow import Flow
 
-__all__ = ["DEFAULT_EXECUTOR", "BatchOutcome", "InMemoryExecutor", "engine_for"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """What one batch item ended with: its ``action``, or the ``error`` it failed with."""
-
-    index: int
-    params: Mapping[str, Any]
-    action: Any = None
-    error: BaseException | None = None
-
-    # One per batch item: set the slots directly (a frozen dataclass's generated
-    # __init__ goes through object.__setattr__, about twice as slow).
-    def __init__(
-        self, index: int, params: Mapping[str, Any], action: Any = None, error: BaseException | None = None
-    ) -> None:
-        _set_index(self, index)
-        _set_params(self, params)
-        _set_action(self, action)
-        _set_error(self, error)
-
-    @property
-    def ok(self) -> bool:
-        """``True`` when the item succeeded."""
-        return self.error is None
-
-
-_set_index, _set_params, _set_action, _set_error = (
-    BatchOutcome.__dict__[name].__set__ for name in ("index", "params", "action", "error")
-)
+__all__ = ["DEFAULT_EXECUTOR", "BatchOutcome", "InMemoryExecutor"]
 
 
 class InMemoryExecutor:
@@ -61,17 +32,13 @@ class InMemoryExecutor:
 
     async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
         """Run ``flow`` and return its final action (raises ``AbortError`` if aborted)."""
-        from ..flow import Flow
-
-        if not isinstance(flow, Flow):
+        if not isinstance(flow, AbstractNode) or not flow.holds_graph:
             raise TypeError(f"{type(self).__name__}.run() expects a Flow, got {type(flow).__name__}: {flow!r}")
         ctx = context if context is not None else TypedContext()
         params, signal, logger = resolve_options(flow, options)
         listener = options.on_event if options is not None else None
         events = None
         if listener is not None:
-            from ..events import EventEmitter
-
             events = EventEmitter(listener, logger)
         scope = WalkScope(ctx, params, signal, logger, self, chain=self.chain_for((), events), events=events)
         args: NodeArgs[Any, Any] = NodeArgs(
@@ -90,8 +57,18 @@ class InMemoryExecutor:
         return await node.run_lifecycle(args)
 
     def get_next_node(self, curr: AbstractNode, action: Any) -> AbstractNode | None:
-        """The first successor of ``curr`` registered for ``action``."""
-        return first_successor(curr, action)
+        """The node to run after ``curr`` returned ``action`` (``None`` ends the walk).
+
+        The one successor lookup of in-memory walks (every node, every branch); the
+        default is the first successor registered for ``action``. Override to route
+        differently.
+        """
+        # first_successor() inlined: one call per node instead of two
+        try:
+            bucket = curr.successors.get(action)
+        except TypeError:  # an unhashable action (a collection helper's list) has no successors
+            return None
+        return bucket[0] if bucket else None
 
     async def walk(self, node: AbstractNode | None, scope: WalkScope, cursor: Cursor | None = None) -> Any:
         """Run from ``node`` along the returned actions until no successor is left.
@@ -100,7 +77,7 @@ class InMemoryExecutor:
         ``cursor`` (branches of a parallel block) is kept on the node being run.
         """
         chain, gate, signal, ctx, logger = scope.chain, scope.gate, scope.signal, scope.ctx, scope.logger
-        custom_next = type(self).get_next_node is not InMemoryExecutor.get_next_node
+        next_node, params, new_args = self.get_next_node, scope.params, object.__new__
         action: Any = None
         while node is not None:
             if signal._aborted:
@@ -108,21 +85,22 @@ class InMemoryExecutor:
             if cursor is not None:
                 cursor.node = node
             own = node.params
-            args: NodeArgs[Any, Any] = NodeArgs(
-                ctx, {**scope.params, **own} if own else scope.params, signal, logger,
-                None, None, None, type(node).__name__, self, node, scope, action,
-            )  # fmt: skip
+            # Slot writes instead of the 12-argument NodeArgs(...) call: ~0.07 µs less per node.
+            args: NodeArgs[Any, Any] = new_args(NodeArgs)
+            args.ctx = ctx
+            args.params = {**params, **own} if own else params
+            args.signal = signal
+            args.logger = logger
+            args.prep_res = args.exec_res = args.error = None
+            args.name = type(node).__name__
+            args.executor = self
+            args.node = node
+            args.scope = scope
+            args.incoming_action = action
             action = await (node.run_lifecycle(args) if chain is None else chain(args))
             if action is None:
                 action = DEFAULT_ACTION
-            if custom_next:
-                successor = self.get_next_node(node, action)
-            else:  # first_successor(), inlined: this loop runs once per node
-                try:
-                    bucket = node.successors.get(action)
-                except TypeError:  # an unhashable action has no successors
-                    bucket = None
-                successor = bucket[0] if bucket else None
+            successor = next_node(node, action)
             if gate is not None and successor is not None and not gate.arrive(successor, node):
                 return PARKED
             node = successor
@@ -143,7 +121,7 @@ class InMemoryExecutor:
 
     def _scope_of(self, args: NodeArgs[Any, Any]) -> WalkScope:
         scope = args.scope
-        if isinstance(scope, WalkScope) and scope.executor is self:
+        if scope is not None and scope.executor is self:
             return scope
         return WalkScope(args.ctx, args.params, args.signal, args.logger, self, chain=self.chain_for(()))
 
@@ -162,7 +140,7 @@ class InMemoryExecutor:
 
         A sub-flow's walk has no join gate of its own, so it never stops parked.
         """
-        parent = args.scope if isinstance(args.scope, WalkScope) else None
+        parent = args.scope
         inherited = parent.inherited if parent is not None else ()
         events = parent.events if parent is not None else None
         middleware = inherited + tuple(flow.middleware)
@@ -246,10 +224,10 @@ class InMemoryExecutor:
             raise
 
 
-async def _observe_run(events: EventEmitter, flow: Flow, params: dict[str, Any], run: Any, signal: Any) -> Any:
+async def _observe_run(
+    events: EventEmitter, flow: AbstractNode, params: dict[str, Any], run: Any, signal: AbortSignal
+) -> Any:
     """Await ``run`` (the top-level flow's lifecycle), emitting the run's start and end."""
-    from ..events import RunCancelled, RunFailed, RunFinished, RunStarted
-
     started = time.perf_counter()
     events.emit(RunStarted, flow=flow.name if flow.id is None else str(flow.id), params=dict(params))
     try:
@@ -274,14 +252,3 @@ def _run_lifecycle(args: NodeArgs[Any, Any]) -> Any:
 
 DEFAULT_EXECUTOR = InMemoryExecutor()
 """The executor ``Flow.run`` uses when none is given (stateless, shared)."""
-
-
-def engine_for(args: NodeArgs[Any, Any]) -> InMemoryExecutor:
-    """The executor that walks nested flows and blocks for ``args``.
-
-    ``args.executor`` when it is an :class:`InMemoryExecutor` (or subclass), else a shared
-    default one — so a custom executor that only implements the protocol still runs
-    sub-flows and parallel blocks correctly.
-    """
-    executor = args.executor
-    return executor if isinstance(executor, InMemoryExecutor) else DEFAULT_EXECUTOR

@@ -2,26 +2,25 @@
 
 When a parallel block runs, its branches walk on concurrently. A node that more than
 one branch can reach (a *join*) runs once: each arriving branch stops there, and the
-last expected arrival carries on with the join. The expected number is the count of
-the join's distinct predecessors reachable from the outermost block of the walk — the
-same predecessor counting the distributed executor does with Redis sets.
+last expected arrival carries on with the join. Which nodes are joins, how many
+arrivals each waits for, and when a waiting join is released early all come from the
+one fan-in rule, :func:`flowcraft.topology.fan_in`, applied to the outermost block of
+the walk — the job engine applies the same rule to a whole run.
 
 A predecessor may never arrive (it took another action, or it ended the run). Each
-running branch keeps a :class:`Cursor` on the node it is at; when a branch ends without
-reaching a join, the gate releases every waiting join that no running branch and no
-other waiting join can still reach — every branch that could arrive has arrived. And
-when nothing runs any more, the waiting joins that no other waiting join leads to are
-released.
+running branch keeps a :class:`Cursor` on the node it is at; when a branch ends, the
+gate asks the rule which waiting joins no running branch and no other waiting join can
+still reach, and releases them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..topology import iter_reachable, predecessor_counts, wiring_stamp
+from ..topology import FanIn, iter_reachable, node_fan_in, wiring_stamp
 
 if TYPE_CHECKING:
     from ..node import AbstractNode
@@ -44,17 +43,17 @@ PARKED: Any = _Parked()
 _COUNTS_CACHE_ATTR = "_flowcraft_join_counts"
 
 
-def _join_counts(block: AbstractNode) -> dict[AbstractNode, int]:
-    """The block's join counts, recomputed only when a node reachable from it was rewired."""
-    cached = getattr(block, _COUNTS_CACHE_ATTR, None)
+def _fan_in(block: AbstractNode) -> FanIn[AbstractNode]:
+    """The block's fan-in, recomputed only when a node reachable from it was rewired."""
+    cached: tuple[tuple[AbstractNode, ...], int, FanIn[AbstractNode]] | None = block.__dict__.get(_COUNTS_CACHE_ATTR)
     if cached is not None:
-        nodes, stamp, counts = cached
+        nodes, stamp, fan = cached
         if wiring_stamp(nodes) == stamp:
-            return counts  # type: ignore[no-any-return]
+            return fan
     nodes = tuple(iter_reachable([block]))
-    counts = predecessor_counts(block)
-    object.__setattr__(block, _COUNTS_CACHE_ATTR, (nodes, wiring_stamp(nodes), counts))
-    return counts
+    fan = node_fan_in(block)
+    object.__setattr__(block, _COUNTS_CACHE_ATTR, (nodes, wiring_stamp(nodes), fan))
+    return fan
 
 
 class Cursor:
@@ -69,10 +68,11 @@ class Cursor:
 class JoinGate:
     """Fan-in bookkeeping shared by every branch of one outermost parallel activation."""
 
-    __slots__ = ("active", "arrivals", "cursors", "expected", "root")
+    __slots__ = ("active", "arrivals", "cursors", "expected", "fan", "root")
 
     def __init__(self, block: AbstractNode) -> None:
-        self.expected = _join_counts(block)
+        self.fan = _fan_in(block)
+        self.expected = self.fan.expected
         self.arrivals: dict[AbstractNode, set[int]] = {}
         self.active = 0
         self.cursors: set[Cursor] = set()
@@ -93,25 +93,13 @@ class JoinGate:
         return False
 
     def release(self, *, quiescent: bool) -> list[AbstractNode]:
-        """Waiting joins that can get no further arrival: no other waiting join leads to them
-        and (unless ``quiescent``: nothing runs) no running branch can reach them. When
-        nothing runs and every waiting join leads to another (a cycle), all are released."""
+        """Waiting joins that can get no further arrival (``quiescent``: nothing runs any
+        more), by :meth:`FanIn.releasable`."""
         waiting = list(self.arrivals)
-        reachable = set() if quiescent else {id(node) for node in iter_reachable(c.node for c in self.cursors)}
-        ready = [node for node in waiting if id(node) not in reachable and not _leads_to(_others(waiting, node), node)]
-        if quiescent and not ready:
-            ready = waiting
+        ready = self.fan.releasable(waiting, () if quiescent else [cursor.node for cursor in self.cursors])
         for node in ready:
             del self.arrivals[node]
         return ready
-
-
-def _others(nodes: Sequence[AbstractNode], node: AbstractNode) -> list[AbstractNode]:
-    return [other for other in nodes if other is not node]
-
-
-def _leads_to(sources: Iterable[AbstractNode], target: AbstractNode) -> bool:
-    return any(node is target for node in iter_reachable(sources))
 
 
 class Activation:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..actions import DEFAULT_ACTION
 from ..errors import DanglingEdgeError, DuplicateNodeIdError, GraphError, InvalidGraphError, UnknownNodeTypeError
-from ..executors.base import RunOptions, first_successor
+from ..executors.base import RunOptions
 from ..executors.in_memory import InMemoryExecutor
 from ..flow import Flow
 from ..node import AbstractNode, Node
@@ -100,10 +100,6 @@ class BlueprintExecutor:
                 "use InMemoryExecutor for other flows."
             )
         return await self._engine.run(flow, context, options)
-
-    def get_next_node(self, curr: AbstractNode, action: Any) -> AbstractNode | None:
-        """The first successor of ``curr`` registered for ``action``."""
-        return first_successor(curr, action)
 
     # ---- hydration -------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from ..errors import (
     UnknownNodeTypeError,
 )
 from ..loggers import Logger, NullLogger
+from .blueprint import BlueprintExecutor
 from .internal_nodes import (
     CONDITIONAL_JOIN_TYPE,
     INPUT_MAPPER_TYPE,
@@ -172,8 +173,6 @@ class GraphBuilder:
         """Compile ``graph`` and hydrate it into a runnable flow (same errors as
         :meth:`build_blueprint`, plus :class:`~flowcraft.GraphError` for a node class
         that cannot be constructed)."""
-        from .blueprint import BlueprintExecutor
-
         blueprint, predecessors = self._compile(graph)
         predecessor_ids = {node.id: list(predecessors.get(node.id, ())) for node in blueprint.nodes}
         executor = BlueprintExecutor(blueprint, self.registry, self.dependencies)
