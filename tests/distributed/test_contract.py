@@ -75,5 +75,8 @@ def test_a_flow_without_blueprint_is_refused(space: Space) -> None:
         async with space.executor() as executor:
             await Flow(d.Noop()).run(TypedContext(), executor=executor)
 
-    with pytest.raises(NotABlueprintFlowError, match="Distributed runs need a blueprint"):
+    with pytest.raises(
+        NotABlueprintFlowError,
+        match=r"neither: \(1\) a flow built from a blueprint .* \(2\) a programmatic flow named by a factory",
+    ):
         asyncio.run(main())

@@ -18,7 +18,7 @@ import redis
 
 from flowcraft import AbortController, AbortError, TypedContext, WorkflowError
 from flowcraft.distributed import EventsNotEnabledError, RemoteNodeError
-from flowcraft.distributed.eventlog import decode_event
+from flowcraft.engine.eventlog import decode_event
 from flowcraft.events import (
     ContextChanged,
     FallbackUsed,

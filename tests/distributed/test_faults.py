@@ -13,8 +13,9 @@ import redis
 from flowcraft import TypedContext
 from flowcraft.distributed import Worker
 from flowcraft.distributed.keys import Keys
-from flowcraft.distributed.plan import blueprint_hash, canonical_json
-from flowcraft.distributed.queue import JobQueue, QueuedJob
+from flowcraft.distributed.queue import BullMQJobQueue
+from flowcraft.engine import Job
+from flowcraft.engine.plan import blueprint_hash, canonical_json
 from flowcraft.graph import BlueprintExecutor
 
 from .conftest import Space
@@ -71,20 +72,21 @@ def test_the_same_job_delivered_twice_duplicates_nothing(space: Space) -> None:
             handle = await executor.start(bp, run_id="dup")
             worker = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix)
             await worker.connect()
-            queue = JobQueue(space.url, name=space.queue, prefix=space.prefix)
+            queue = BullMQJobQueue(space.url, name=space.queue, prefix=space.prefix)
             client = redis.asyncio.Redis.from_url(space.url, decode_responses=True)
             keys = Keys(space.prefix).run("dup")
             processed: set[str] = set()
             try:
                 while True:
-                    pending = sorted(await client.smembers(keys.pending))
+                    pending_nodes = await client.hgetall(keys.pending)  # job id -> node id
+                    pending = sorted(pending_nodes)
                     todo = [j for j in pending if j not in processed]
                     if not todo:
                         break
                     for jid in todo:
-                        node = jid[len("dup:") :].rpartition(":")[0]
+                        node = pending_nodes[jid]
                         done = await client.hget(keys.done, jid)
-                        job = QueuedJob(jid, {"r": "dup", "n": node, "b": digest, "a": _incoming(jid)}, 0)
+                        job = Job(jid, "dup", node, digest, _incoming(jid))
                         await worker.process(job)
                         await worker.process(job)  # delivered again
                         processed.add(jid)

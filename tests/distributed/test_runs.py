@@ -25,7 +25,7 @@ from flowcraft.distributed import (
     RunNotFoundError,
 )
 from flowcraft.distributed.keys import Keys
-from flowcraft.distributed.plan import blueprint_hash, canonical_json
+from flowcraft.engine.plan import blueprint_hash, canonical_json
 from flowcraft.graph import GraphBuilder
 
 from .conftest import Space

@@ -14,9 +14,10 @@ from bullmq.custom_errors import UnrecoverableError
 
 from flowcraft import DEFAULT_ACTION, FILTER_FAILED, ContextKey
 from flowcraft.distributed import BackendError, CodecError, decode, encode
-from flowcraft.distributed.context import RecordingContext
-from flowcraft.distributed.keys import Keys, job_id
+from flowcraft.distributed.keys import Keys
 from flowcraft.distributed.queue import ERROR_MAP, map_backend_error, map_backend_errors
+from flowcraft.engine.jobs import job_id
+from flowcraft.engine.recording import RecordingContext
 
 VALUES = [
     None, True, 3, 2.5, "text", "ünï", [1, "a", None], {"a": {"b": [1, 2]}},
@@ -103,7 +104,7 @@ def test_import_guard_names_the_extra() -> None:
 def test_run_events_round_trip_through_the_event_codec() -> None:
     from flowcraft import WorkflowError
     from flowcraft.distributed import RemoteNodeError
-    from flowcraft.distributed.eventlog import decode_event, encode_event
+    from flowcraft.engine.eventlog import decode_event, encode_event
     from flowcraft.events import ContextChanged, NodeFailed, NodeFinished, RetryAttempt, RunStarted
 
     started = RunStarted(run_id="r", time=1.5, flow="f", params={"n": (1, 2)})

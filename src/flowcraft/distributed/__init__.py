@@ -17,11 +17,8 @@ and, on each worker host::
 
 from __future__ import annotations
 
-from typing import Any
-
-from . import _extra  # noqa: F401  (raises ImportError naming the extra when it is missing)
-from .codec import decode, encode
-from .errors import (
+from ..engine.codec import decode, encode
+from ..engine.errors import (
     BackendAuthenticationError,
     BackendConnectionError,
     BackendError,
@@ -31,12 +28,17 @@ from .errors import (
     CodecError,
     DistributedError,
     EventsNotEnabledError,
+    GraphMismatchError,
     NotABlueprintFlowError,
     RemoteNodeError,
     RunNotFoundError,
 )
+from . import _extra  # noqa: F401  (raises ImportError naming the extra when it is missing)
 from .executor import DistributedExecutor, RunError, RunHandle, RunStatus, blueprint_of
 from .keys import Keys
+from .queue import BullMQJobQueue
+from .store import RedisRunStore
+from .worker import Worker
 
 __all__ = [
     "BackendAuthenticationError",
@@ -45,12 +47,15 @@ __all__ = [
     "BackendResponseError",
     "BackendTimeoutError",
     "BlueprintNotFoundError",
+    "BullMQJobQueue",
     "CodecError",
     "DistributedError",
     "DistributedExecutor",
     "EventsNotEnabledError",
+    "GraphMismatchError",
     "Keys",
     "NotABlueprintFlowError",
+    "RedisRunStore",
     "RemoteNodeError",
     "RunError",
     "RunHandle",
@@ -61,12 +66,3 @@ __all__ = [
     "decode",
     "encode",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # Imported lazily so that `python -m flowcraft.distributed.worker` runs the module once.
-    if name == "Worker":
-        from .worker import Worker
-
-        return Worker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,12 +4,13 @@ All run keys share the hash tag ``{<run id>}`` so that one run lives in one Redi
 Cluster slot (the Lua steps touch several of them atomically). Layout, with the default
 prefix ``flowcraft``::
 
-    flowcraft:blueprint:<sha256>          STRING  blueprint JSON, content-addressed (TTL BLUEPRINT_TTL)
+    flowcraft:blueprint:<sha256>          STRING  the run's graph: blueprint JSON (content hash) or a factory
+                                                  record (structural hash); TTL BLUEPRINT_TTL
     flowcraft:control                     CHANNEL "cancel <run id>" messages for every worker
     flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, ttl, last action, error
     flowcraft:run:{<id>}:ctx              HASH    context: key name -> codec-encoded value
-    flowcraft:run:{<id>}:pending          SET     job ids decided on but not finished yet
-    flowcraft:run:{<id>}:done             HASH    job id -> {"a": action, "j": [successor job ids]}
+    flowcraft:run:{<id>}:pending          HASH    job id -> node id of jobs decided on but not finished yet
+    flowcraft:run:{<id>}:done             HASH    job id -> {"a": action, "j": [[node id, job id], ...]}
     flowcraft:run:{<id>}:visits           HASH    node id -> last visit number handed out
     flowcraft:run:{<id>}:open             HASH    fan-in node id -> visit currently collecting arrivals
     flowcraft:run:{<id>}:join:<node>:<v>  SET     predecessors that reached visit <v> of a fan-in node
@@ -33,7 +34,6 @@ __all__ = [
     "RUN_TTL",
     "Keys",
     "RunKeys",
-    "job_id",
 ]
 
 DEFAULT_PREFIX = "flowcraft"
@@ -50,19 +50,6 @@ BLUEPRINT_TTL = 7 * 24 * 3600
 
 EVENT_STREAM_MAXLEN = 10_000
 """Approximate cap (``XADD MAXLEN ~``) on the entries of a run's event stream."""
-
-STATUS_PENDING = "pending"
-STATUS_RUNNING = "running"
-STATUS_COMPLETED = "completed"
-STATUS_FAILED = "failed"
-STATUS_CANCELLED = "cancelled"
-ACTIVE_STATES = frozenset({STATUS_PENDING, STATUS_RUNNING})
-FINAL_STATES = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_CANCELLED})
-
-
-def job_id(run_id: str, node_id: str, visit: int) -> str:
-    """The deterministic BullMQ job id of one visit of one node: ``run:node:visit``."""
-    return f"{run_id}:{node_id}:{visit}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
-"""The job-queue seam: the only module that imports BullMQ.
+"""The BullMQ job queue: the only module that imports BullMQ.
 
-:class:`JobQueue` adds node jobs, :class:`JobConsumer` runs a processor over them, and
+:class:`BullMQJobQueue` adds node jobs and runs a processor over them, and
 :func:`map_backend_errors` turns BullMQ's and redis-py's exceptions into our own
 :class:`~flowcraft.distributed.errors.BackendError` subclasses at the boundary
 (:data:`ERROR_MAP` lists every mapping; a test proves each one). Another engine can be
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
@@ -19,19 +18,19 @@ import bullmq  # type: ignore[import-untyped]
 import redis.exceptions as redis_errors
 from bullmq.custom_errors import UnrecoverableError  # type: ignore[import-untyped]
 
-from .errors import (
+from ..engine.errors import (
     BackendAuthenticationError,
     BackendConnectionError,
     BackendError,
     BackendResponseError,
     BackendTimeoutError,
 )
+from ..engine.jobs import Job
+from ..engine.protocols import JobProcessor
 
 __all__ = [
     "ERROR_MAP",
-    "JobConsumer",
-    "JobQueue",
-    "QueuedJob",
+    "BullMQJobQueue",
     "map_backend_error",
     "map_backend_errors",
     "map_backend_errors_async",
@@ -89,33 +88,44 @@ async def map_backend_errors_async() -> AsyncIterator[None]:
         yield
 
 
-class QueuedJob:
-    """One job handed to a processor: its ``id``, ``data`` and delivery count."""
-
-    __slots__ = ("attempts_made", "data", "id")
-
-    def __init__(self, job_id: str, data: dict[str, Any], attempts_made: int) -> None:
-        self.id = job_id
-        self.data = data
-        self.attempts_made = attempts_made
-
-
 def _connection(redis_url: str) -> str:
     return redis_url
 
 
-class JobQueue:
-    """Adds jobs with deterministic ids: adding an id that exists is a no-op.
+class BullMQJobQueue:
+    """The :class:`~flowcraft.engine.JobQueue` on BullMQ: deterministic job ids (adding an
+    id that exists is a no-op), stalled-job recovery for workers that die.
 
     Jobs are retried ``attempts`` times (with backoff) when their processor raises —
     which our workers only do for infrastructure errors; node failures are recorded on
-    the run instead.
+    the run instead. ``lock_duration`` and ``stalled_interval`` (seconds) decide how
+    fast a job held by a dead worker (``kill -9``) is handed to another one: after at
+    most about ``lock_duration + stalled_interval``. ``max_stalled`` is how often a job
+    may be recovered before it is failed.
     """
 
-    def __init__(self, redis_url: str, *, name: str, prefix: str, attempts: int = 5, keep_finished: bool = False):
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        name: str,
+        prefix: str,
+        attempts: int = 5,
+        keep_finished: bool = False,
+        lock_duration: float = 30.0,
+        stalled_interval: float = 30.0,
+        max_stalled: int = 3,
+    ) -> None:
         self.name = name
+        self._redis_url = redis_url
+        self._prefix = prefix
         self._attempts = attempts
         self._keep = keep_finished
+        self._lock_duration = lock_duration
+        self._stalled_interval = stalled_interval
+        self._max_stalled = max_stalled
+        self._worker: Any = None
+        self._tasks: set[asyncio.Future[Any]] = set()
         with map_backend_errors():
             self._queue = bullmq.Queue(name, {"connection": _connection(redis_url), "prefix": prefix})
 
@@ -128,17 +138,17 @@ class JobQueue:
             "removeOnFail": 1000,
         }
 
-    async def add(self, jobs: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Add ``(job id, data)`` pairs in one round trip."""
+    async def add(self, jobs: Sequence[Job]) -> None:
+        """Add ``jobs`` in one round trip."""
         if not jobs:
             return
         async with map_backend_errors_async():
             if len(jobs) == 1:
-                job_id, data = jobs[0]
-                await self._queue.add("node", data, self._opts(job_id))
+                job = jobs[0]
+                await self._queue.add("node", job.to_data(), self._opts(job.id))
             else:
                 await self._queue.addBulk(
-                    [{"name": "node", "data": data, "opts": self._opts(jid)} for jid, data in jobs]
+                    [{"name": "node", "data": job.to_data(), "opts": self._opts(job.id)} for job in jobs]
                 )
 
     async def counts(self) -> dict[str, int]:
@@ -153,79 +163,56 @@ class JobQueue:
         async with map_backend_errors_async():
             await self._queue.obliterate(force=True)
 
-    async def aclose(self) -> None:
-        """Close the queue's connection."""
-        with contextlib.suppress(Exception):
-            await self._queue.close()
-
-
-Processor = Callable[[QueuedJob], Awaitable[None]]
-
-
-class JobConsumer:
-    """Runs ``processor`` over the queue's jobs, ``concurrency`` at a time.
-
-    ``lock_duration`` and ``stalled_interval`` (seconds) decide how fast a job held by
-    a dead worker (``kill -9``) is handed to another one: after at most about
-    ``lock_duration + stalled_interval``. ``max_stalled`` is how often a job may be
-    recovered before it is failed.
-    """
-
-    def __init__(
+    async def serve(
         self,
-        redis_url: str,
+        processor: JobProcessor,
         *,
-        name: str,
-        prefix: str,
-        processor: Processor,
-        concurrency: int = 10,
-        lock_duration: float = 30.0,
-        stalled_interval: float = 30.0,
-        max_stalled: int = 3,
-        on_failed: Callable[[QueuedJob, BaseException], Awaitable[None]] | None = None,
+        concurrency: int,
+        on_failed: Callable[[Job, BaseException], Awaitable[None]] | None = None,
     ) -> None:
-        self._processor = processor
-        self._on_failed = on_failed
-        self._tasks: set[asyncio.Future[Any]] = set()
+        """Run ``processor`` over the queue's jobs, ``concurrency`` at a time, until :meth:`close`."""
         opts: dict[str, Any] = {
-            "connection": _connection(redis_url),
-            "prefix": prefix,
+            "connection": _connection(self._redis_url),
+            "prefix": self._prefix,
             "concurrency": concurrency,
-            "lockDuration": int(lock_duration * 1000),
-            "stalledInterval": int(stalled_interval * 1000),
-            "maxStalledCount": max_stalled,
+            "lockDuration": int(self._lock_duration * 1000),
+            "stalledInterval": int(self._stalled_interval * 1000),
+            "maxStalledCount": self._max_stalled,
             "autorun": False,
             # Seconds an idle fetch blocks; short so close() never waits long on one.
             "drainDelay": 1,
             "runRetryDelay": 500,
         }
-        with map_backend_errors():
-            self._worker = bullmq.Worker(name, self._process, opts)
-        self._worker.on("failed", self._failed)
-        self._worker.on("error", lambda *args: None)
 
-    async def _process(self, job: Any, token: str) -> None:
-        data = job.data if isinstance(job.data, dict) else {}
-        await self._processor(QueuedJob(str(job.id), data, int(job.attemptsMade or 0)))
+        async def process(job: Any, token: str) -> None:
+            await processor(Job.from_data(str(job.id), job.data if isinstance(job.data, dict) else {}))
 
-    def _failed(self, job: Any, error: BaseException) -> None:
-        if self._on_failed is None or job is None:
-            return
-        attempts = int((job.opts or {}).get("attempts", 1) or 1)
-        if int(job.attemptsMade or 0) + 1 < attempts and not isinstance(error, UnrecoverableError):
-            return  # BullMQ retries it
-        data = job.data if isinstance(job.data, dict) else {}
-        result = self._on_failed(QueuedJob(str(job.id), data, int(job.attemptsMade or 0)), map_backend_error(error))
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
+        def failed(job: Any, error: BaseException) -> None:
+            if on_failed is None or job is None:
+                return
+            attempts = int((job.opts or {}).get("attempts", 1) or 1)
+            if int(job.attemptsMade or 0) + 1 < attempts and not isinstance(error, UnrecoverableError):
+                return  # BullMQ retries it
+            data = job.data if isinstance(job.data, dict) else {}
+            if "r" not in data:
+                return
+            task = asyncio.ensure_future(on_failed(Job.from_data(str(job.id), data), map_backend_error(error)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def run(self) -> None:
-        """Process jobs until :meth:`close` is called."""
+        with map_backend_errors():
+            self._worker = bullmq.Worker(self.name, process, opts)
+        self._worker.on("failed", failed)
+        self._worker.on("error", lambda *args: None)
         await self._worker.run()
 
     async def close(self, *, force: bool = False) -> None:
         """Stop taking jobs; wait for running ones (``force``: abandon them to stalled recovery)."""
+        if self._worker is not None:
+            with contextlib.suppress(Exception):
+                await self._worker.close(force=force)
+
+    async def aclose(self) -> None:
+        """Close the queue's connections."""
         with contextlib.suppress(Exception):
-            await self._worker.close(force=force)
+            await self._queue.close()

@@ -10,10 +10,9 @@ our own :class:`~flowcraft.distributed.errors.BackendError` subclasses.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -23,10 +22,11 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .keys import EVENT_STREAM_MAXLEN, Keys, RunKeys
+from ..engine.jobs import Commit, Completion, Failure, JobState, NewRun, job_id_prefix
+from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, Keys, RunKeys
 from .queue import map_backend_errors_async
 
-__all__ = ["COMPLETE", "Completion", "JobState", "RunStore"]
+__all__ = ["COMPLETE", "RedisRunStore", "connect", "parse_done"]
 
 _FINISH = """
 local function finish(default_ttl, stream, state)
@@ -44,28 +44,37 @@ end
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 
 # KEYS: meta ctx pending done visits open events stream
-# ARGV: ttl join_prefix job_id node action now run_id nsets (k v)* ndels k* nsucc (node count)* event*
+# ARGV: ttl join_prefix job_id node action now nsets (k v)* ndels k* nsucc (node prefix count)*
+#       njoins (join prefix nreach reacher*)* event*
+# The fan-in counts and the release facts (who can reach each join) come from the caller
+# (flowcraft.topology.fan_in); this script applies them and derives nothing. Returns
+# {outcome, action, final, node1, job1, node2, job2, ...}.
 COMPLETE = (
     _FINISH
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'pending' and status ~= 'running' then return {'skip', status or ''} end
+if status ~= 'pending' and status ~= 'running' then return {'skip', '', ''} end
 local job = ARGV[3]
 local prev = redis.call('HGET', KEYS[4], job)
-if prev then return {'dup', prev, ''} end
+if prev then
+  local rec = cjson.decode(prev)
+  local out = {'dup', rec.a, ''}
+  for _, pair in ipairs(rec.j) do out[#out + 1] = pair[1]; out[#out + 1] = pair[2] end
+  return out
+end
 if status == 'pending' then redis.call('HSET', KEYS[1], 'status', 'running') end
-local node, action, run = ARGV[4], ARGV[5], ARGV[7]
-local i = 8
+local node, action = ARGV[4], ARGV[5]
+local i = 7
 local n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HDEL', KEYS[2], ARGV[i]); i = i + 1 end
 n = tonumber(ARGV[i]); i = i + 1
-local ids = {}
+local out = {}
 for _ = 1, n do
-  local succ, count = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2
+  local succ, prefix, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]); i = i + 3
   if count <= 1 then
-    ids[#ids + 1] = run .. ':' .. succ .. ':' .. redis.call('HINCRBY', KEYS[5], succ, 1)
+    out[#out + 1] = {succ, prefix .. redis.call('HINCRBY', KEYS[5], succ, 1)}
   else
     local v = redis.call('HGET', KEYS[6], succ)
     if not v then
@@ -77,34 +86,65 @@ for _ = 1, n do
     if redis.call('SCARD', jk) >= count then
       redis.call('DEL', jk)
       redis.call('HDEL', KEYS[6], succ)
-      ids[#ids + 1] = run .. ':' .. succ .. ':' .. v
+      out[#out + 1] = {succ, prefix .. v}
     end
   end
 end
-for x = i, #ARGV do redis.call('XADD', KEYS[8], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[x]) end
-for _, id in ipairs(ids) do redis.call('SADD', KEYS[3], id) end
-redis.call('SREM', KEYS[3], job)
-if redis.call('SCARD', KEYS[3]) == 0 then
-  -- nothing runs any more: joins still waiting can get no further arrivals
-  local open = redis.call('HGETALL', KEYS[6])
-  for x = 1, #open, 2 do
-    redis.call('DEL', ARGV[2] .. open[x] .. ':' .. open[x + 1])
-    local id = run .. ':' .. open[x] .. ':' .. open[x + 1]
-    ids[#ids + 1] = id
-    redis.call('SADD', KEYS[3], id)
-  end
-  redis.call('DEL', KEYS[6])
+local joins = {}
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local join, prefix, m = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]); i = i + 3
+  local reach = {}
+  for _ = 1, m do reach[ARGV[i]] = true; i = i + 1 end
+  joins[join] = {prefix = prefix, reach = reach}
 end
-local record = cjson.encode({a = action, j = ids})
-redis.call('HSET', KEYS[4], job, record)
+for x = i, #ARGV do redis.call('XADD', KEYS[8], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[x]) end
+for _, pair in ipairs(out) do redis.call('HSET', KEYS[3], pair[2], pair[1]) end
+redis.call('HDEL', KEYS[3], job)
+local open = redis.call('HGETALL', KEYS[6])
+if #open > 0 then
+  -- release the waiting joins that no pending job and no other waiting join can reach
+  local running = redis.call('HVALS', KEYS[3])
+  local ready = {}
+  for x = 1, #open, 2 do
+    local info = joins[open[x]]
+    local blocked = #running > 0
+    if info then
+      blocked = false
+      for _, r in ipairs(running) do if info.reach[r] then blocked = true; break end end
+      if not blocked then
+        for y = 1, #open, 2 do
+          if y ~= x and info.reach[open[y]] then blocked = true; break end
+        end
+      end
+    end
+    if not blocked then ready[#ready + 1] = x end
+  end
+  if #ready == 0 and #running == 0 then
+    for x = 1, #open, 2 do ready[#ready + 1] = x end
+  end
+  for _, x in ipairs(ready) do
+    local succ, v = open[x], open[x + 1]
+    redis.call('DEL', ARGV[2] .. succ .. ':' .. v)
+    redis.call('HDEL', KEYS[6], succ)
+    local info = joins[succ]
+    local prefix = info and info.prefix or ''
+    local id = prefix .. v
+    out[#out + 1] = {succ, id}
+    redis.call('HSET', KEYS[3], id, succ)
+  end
+end
+redis.call('HSET', KEYS[4], job, cjson.encode({a = action, j = out}))
 local final = ''
-if redis.call('SCARD', KEYS[3]) == 0 then
+if redis.call('HLEN', KEYS[3]) == 0 then
   redis.call('HSET', KEYS[1], 'status', 'completed', 'last_action', action, 'ended_at', ARGV[6])
   finish(tonumber(ARGV[1]), KEYS[8], 'completed')
   redis.call('PUBLISH', KEYS[7], 'completed')
   final = 'completed'
 end
-return {'ok', record, final}
+local result = {'ok', action, final}
+for _, pair in ipairs(out) do result[#result + 1] = pair[1]; result[#result + 1] = pair[2] end
+return result
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 )
 
@@ -152,7 +192,7 @@ for _ = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
   redis.call('HSET', KEYS[4], ARGV[i], 1)
-  redis.call('SADD', KEYS[3], ARGV[i + 1])
+  redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i])
   i = i + 2
 end
 if ARGV[i] then
@@ -171,39 +211,31 @@ return #ARGV
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class JobState:
-    """What a worker reads before running a job (one round trip)."""
-
-    status: str | None
-    params: str | None
-    context: dict[str, str]
-    done: str | None
-    events: bool = False
-    """Whether the run was started with events (workers then write node events)."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Completion:
-    """The result of the atomic completion step.
-
-    ``outcome`` is ``"ok"`` (recorded now), ``"dup"`` (recorded before: a redelivery)
-    or ``"skip"`` (the run had already ended). ``successors`` are the job ids to enqueue;
-    ``action`` the encoded action they receive; ``final`` is ``"completed"`` when this
-    step ended the run.
-    """
-
-    outcome: str
-    action: str
-    successors: list[str]
-    final: str = ""
-
-
-def parse_done(record: str) -> tuple[str, list[str]]:
-    """``(encoded action, successor job ids)`` of a done record."""
+def parse_done(record: str) -> Completion:
+    """The :class:`Completion` a stored done record stands for (outcome ``"dup"``)."""
     data = json.loads(record)
-    ids = data.get("j") or []
-    return str(data["a"]), [str(x) for x in ids] if isinstance(ids, list) else []
+    pairs = data.get("j") or []
+    successors = tuple((str(p[0]), str(p[1])) for p in pairs) if isinstance(pairs, list) else ()
+    return Completion("dup", str(data["a"]), successors)
+
+
+def _completion(result: Sequence[Any]) -> Completion:
+    items = [str(x) for x in result]
+    pairs = tuple((items[i], items[i + 1]) for i in range(3, len(items) - 1, 2))
+    return Completion(items[0], items[1], pairs, items[2])
+
+
+class _PubSub:
+    """A :class:`~flowcraft.engine.Subscription` over a redis-py pub/sub connection."""
+
+    def __init__(self, pubsub: aioredis.client.PubSub) -> None:
+        self._pubsub = pubsub
+
+    async def get(self, wait: float) -> str | None:
+        async with map_backend_errors_async():
+            message = await self._pubsub.get_message(timeout=wait)
+        data = message.get("data") if message else None
+        return data if isinstance(data, str) else None
 
 
 def connect(redis_url: str, *, single: bool = False) -> aioredis.Redis:
@@ -218,12 +250,13 @@ def connect(redis_url: str, *, single: bool = False) -> aioredis.Redis:
     )
 
 
-class RunStore:
-    """All reads and writes of run state, for clients and workers."""
+class RedisRunStore:
+    """The :class:`~flowcraft.engine.RunStore` on Redis: every write step one Lua script."""
 
-    def __init__(self, redis_url: str, *, prefix: str, run_ttl: int) -> None:
+    def __init__(self, redis_url: str, *, prefix: str, run_ttl: int, blueprint_ttl: int = BLUEPRINT_TTL) -> None:
         self.keys = Keys(prefix)
         self.run_ttl = run_ttl
+        self.blueprint_ttl = blueprint_ttl
         self.redis_url = redis_url
         self.client = connect(redis_url)
         self._complete = self.client.register_script(COMPLETE)
@@ -243,35 +276,22 @@ class RunStore:
 
     # ---- client side ---------------------------------------------------------------------
 
-    async def create_run(
-        self,
-        run_id: str,
-        *,
-        blueprint_hash: str,
-        blueprint_json: str,
-        blueprint_ttl: int,
-        params: str,
-        context: Mapping[str, str],
-        starts: Sequence[tuple[str, str]],
-        started_event: str | None = None,
-    ) -> bool:
-        """Store the blueprint and a new run (``starts``: ``(node id, job id)``); ``False`` if it exists.
+    async def create(self, run: NewRun) -> bool:
+        """Store the graph and a new run with its start job pending; ``False`` if it exists.
 
-        With ``started_event`` (an encoded ``RunStarted``) the run records events: the
-        ``events`` flag is set in its meta and the event opens the run's event stream.
+        With ``run.started_event`` the run records events: the ``events`` flag is set in
+        its meta and the event opens the run's event stream.
         """
-        rk = self.keys.run(run_id)
-        args: list[Any] = [blueprint_hash, params, _now(), self.run_ttl, len(context)]
-        for key, value in context.items():
+        rk = self.keys.run(run.run_id)
+        args: list[Any] = [run.graph, run.params, _now(), self.run_ttl, len(run.context)]
+        for key, value in run.context.items():
             args += [key, value]
-        args.append(len(starts))
-        for node, job in starts:
-            args += [node, job]
-        if started_event is not None:
-            args.append(started_event)
+        args += [1, run.start.node_id, run.start.id]
+        if run.started_event is not None:
+            args.append(run.started_event)
         async with map_backend_errors_async():
             pipe = self.client.pipeline(transaction=False)
-            pipe.set(self.keys.blueprint(blueprint_hash), blueprint_json, ex=blueprint_ttl)
+            pipe.set(self.keys.blueprint(run.graph), run.graph_text, ex=self.blueprint_ttl)
             await self._create(keys=[rk.meta, rk.ctx, rk.pending, rk.visits, rk.stream], args=args, client=pipe)
             _, created = await pipe.execute()
         return bool(created)
@@ -299,23 +319,36 @@ class RunStore:
         return str(result or "")
 
     @contextlib.asynccontextmanager
-    async def subscription(self, channel: str) -> AsyncIterator[aioredis.client.PubSub]:
+    async def subscription(self, channel: str) -> AsyncIterator[_PubSub]:
         """A pub/sub connection subscribed to ``channel``, closed on exit."""
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             async with map_backend_errors_async():
                 await pubsub.subscribe(channel)
-            yield pubsub
+            yield _PubSub(pubsub)
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[_PubSub]:
+        """Notifications when the run ends (its ``events`` channel)."""
+        return self.subscription(self.keys.run(run_id).events)
+
+    def subscribe_control(self) -> contextlib.AbstractAsyncContextManager[_PubSub]:
+        """``"cancel <run id>"`` messages (the control channel)."""
+        return self.subscription(self.keys.control)
+
+    async def ping(self) -> None:
+        """Raise a :class:`BackendError` if Redis cannot be reached."""
+        async with map_backend_errors_async():
+            await self.client.ping()
+
     # ---- worker side ---------------------------------------------------------------------
 
-    async def blueprint(self, blueprint_hash: str) -> str | None:
-        """The stored blueprint JSON, or ``None``."""
+    async def graph(self, key: str) -> str | None:
+        """The stored graph text (blueprint JSON or factory record), or ``None``."""
         async with map_backend_errors_async():
-            result = await self.client.get(self.keys.blueprint(blueprint_hash))
+            result = await self.client.get(self.keys.blueprint(key))
         return cast("str | None", result)
 
     async def load(self, run_id: str, job_id: str) -> JobState:
@@ -327,7 +360,7 @@ class RunStore:
             pipe.hgetall(rk.ctx)
             pipe.hget(rk.done, job_id)
             (status, params, events), context, done = await pipe.execute()
-        return JobState(status, params, context, done, bool(events))
+        return JobState(status, params, context, parse_done(done) if done else None, bool(events))
 
     async def add_events(self, run_id: str, events: Sequence[str]) -> None:
         """Append encoded events to the run's event stream (if it still exists)."""
@@ -356,53 +389,44 @@ class RunStore:
         if not job_ids:
             return []
         async with map_backend_errors_async():
-            flags = await self.client.smismember(self.keys.run(run_id).pending, list(job_ids))
-        return [bool(f) for f in flags]
+            values = await self.client.hmget(self.keys.run(run_id).pending, list(job_ids))
+        return [value is not None for value in values]
 
-    async def complete(
-        self,
-        run_id: str,
-        job_id: str,
-        node_id: str,
-        action: str,
-        *,
-        sets: Mapping[str, str],
-        deletes: Sequence[str],
-        successors: Sequence[tuple[str, int]],
-        events: Sequence[str] = (),
-    ) -> Completion:
-        """The atomic completion step: delta, done record, joins, pending set, end of run.
-
-        ``events`` (encoded) are appended to the run's event stream when the step records.
-        """
+    async def commit(self, run_id: str, commit: Commit) -> Completion:
+        """The atomic per-node step (:data:`COMPLETE`): delta, done record, arrivals,
+        releases, pending set, end of run; ``commit.events`` are appended to the stream."""
         rk = self.keys.run(run_id)
-        args: list[Any] = [self.run_ttl, rk.join_prefix, job_id, node_id, action, _now(), run_id, len(sets)]
-        for key, value in sets.items():
+        args: list[Any] = [
+            self.run_ttl, rk.join_prefix, commit.job_id, commit.node_id, commit.action, _now(), len(commit.sets)
+        ]  # fmt: skip
+        for key, value in commit.sets.items():
             args += [key, value]
-        args.append(len(deletes))
-        args += list(deletes)
-        args.append(len(successors))
-        for node, count in successors:
-            args += [node, count]
-        args += events
+        args.append(len(commit.deletes))
+        args += list(commit.deletes)
+        args.append(len(commit.arrivals))
+        for arrival in commit.arrivals:
+            args += [arrival.node_id, job_id_prefix(run_id, arrival.node_id), arrival.count]
+        args.append(len(commit.joins))
+        for join, reachers in commit.joins.items():
+            args += [join, job_id_prefix(run_id, join), len(reachers), *reachers]
+        args += commit.events
         async with map_backend_errors_async():
             result = await self._complete(keys=self._fixed(rk), args=args)
-        outcome = str(result[0])
-        if outcome == "skip":
-            return Completion("skip", action, [])
-        encoded_action, ids = parse_done(str(result[1]))
-        return Completion(outcome, encoded_action, ids, str(result[2] or ""))
+        if str(result[0]) == "skip":
+            return Completion("skip", commit.action, ())
+        return _completion(result)
 
-    async def fail(
-        self, run_id: str, *, node_id: str, phase: str, error_type: str, message: str, events: Sequence[str] = ()
-    ) -> bool:
-        """Mark the run failed (if it is still active) and wake its clients (``events``: as for :meth:`complete`)."""
+    async def fail(self, run_id: str, failure: Failure) -> bool:
+        """Mark the run failed (if it is still active) and wake its clients."""
         rk = self.keys.run(run_id)
         async with map_backend_errors_async():
             result = await self._fail(
                 keys=self._fixed(rk),
-                args=[self.run_ttl, rk.join_prefix, node_id, phase, error_type, message, _now(), *events],
-            )
+                args=[
+                    self.run_ttl, rk.join_prefix, failure.node_id, failure.phase, failure.error_type,
+                    failure.message, _now(), *failure.events,
+                ],
+            )  # fmt: skip
         return bool(result)
 
 

@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .errors import BackendError
+from ..engine.errors import BackendError
 from .keys import DEFAULT_PREFIX, DEFAULT_QUEUE
 from .worker import Worker, log
 

@@ -1,4 +1,4 @@
-"""Errors of distributed execution (all :class:`~flowcraft.FlowcraftError`)::
+"""Errors of the job engine and distributed execution (all :class:`~flowcraft.FlowcraftError`)::
 
 FlowcraftError
 └── DistributedError
@@ -8,10 +8,11 @@ FlowcraftError
     │   ├── BackendAuthenticationError
     │   └── BackendResponseError          Redis answered with an error
     ├── CodecError (TypeError)            a context value cannot cross processes (names key + type)
-    ├── BlueprintNotFoundError (LookupError)  a run's blueprint hash is not in Redis
+    ├── BlueprintNotFoundError (LookupError)  a run's stored graph is not in the store
+    ├── GraphMismatchError                a worker's graph differs from the one the run pinned
     ├── RunNotFoundError (LookupError)     no such run (never started, expired, or Redis lost it)
     ├── EventsNotEnabledError              RunHandle.events() on a run started without events
-    └── NotABlueprintFlowError (TypeError) distributed runs need a flow built from a blueprint
+    └── NotABlueprintFlowError (TypeError) a job run needs a blueprint flow or a flow factory
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "CodecError",
     "DistributedError",
     "EventsNotEnabledError",
+    "GraphMismatchError",
     "NotABlueprintFlowError",
     "RemoteNodeError",
     "RunNotFoundError",
@@ -95,7 +97,14 @@ class EventsNotEnabledError(DistributedError):
 
 
 class NotABlueprintFlowError(DistributedError, TypeError):
-    """Distributed runs need a flow built from a blueprint (GraphBuilder / BlueprintExecutor)."""
+    """A run of the job engine needs a flow another process can rebuild: one built from a
+    blueprint (GraphBuilder / BlueprintExecutor), or one named by a factory
+    (``"package.module:function"``)."""
+
+
+class GraphMismatchError(DistributedError):
+    """The graph a worker builds is not the graph the run pinned (another code version),
+    or a flow's node ids are ambiguous."""
 
 
 class RemoteNodeError(DistributedError):

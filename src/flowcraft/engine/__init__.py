@@ -1,0 +1,56 @@
+"""The job engine: runs a flow as one job per node visit, through two seams.
+
+- :class:`RunStore` — run records, context, done records, joins, pending jobs, events;
+  one atomic, idempotent commit per node.
+- :class:`JobQueue` — delivers jobs at least once.
+
+:class:`JobExecutor` starts runs and follows them (a :class:`~flowcraft.FlowRunner`);
+:class:`JobWorker` runs their jobs. Backends: Redis + BullMQ in
+:mod:`flowcraft.distributed`, in-memory ones in :mod:`flowcraft.testing`. Which nodes
+are joins and when they fire comes from the one fan-in rule,
+:func:`flowcraft.topology.fan_in`. A flow runs as jobs when another process can rebuild
+it: built from a blueprint, or named by a factory (:func:`flow_from_factory`).
+"""
+
+from __future__ import annotations
+
+from .client import JobExecutor, RunError, RunHandle, RunStatus, blueprint_of, graph_of
+from .errors import GraphMismatchError, NotABlueprintFlowError, RunNotFoundError
+from .jobs import Arrival, Commit, Completion, Failure, Job, JobState, NewRun, job_id
+from .memory import MemoryJobQueue, MemoryRunStore
+from .plan import JobPlan, factory_name, flow_from_factory, stable_node_ids, structural_hash
+from .protocols import JobQueue, RunStore, Subscription, check_queue, check_store
+from .worker import JobWorker
+
+__all__ = [
+    "Arrival",
+    "Commit",
+    "Completion",
+    "Failure",
+    "GraphMismatchError",
+    "Job",
+    "JobExecutor",
+    "JobPlan",
+    "JobQueue",
+    "JobState",
+    "JobWorker",
+    "MemoryJobQueue",
+    "MemoryRunStore",
+    "NewRun",
+    "NotABlueprintFlowError",
+    "RunError",
+    "RunHandle",
+    "RunNotFoundError",
+    "RunStatus",
+    "RunStore",
+    "Subscription",
+    "blueprint_of",
+    "check_queue",
+    "check_store",
+    "factory_name",
+    "flow_from_factory",
+    "graph_of",
+    "job_id",
+    "stable_node_ids",
+    "structural_hash",
+]

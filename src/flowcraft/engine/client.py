@@ -1,0 +1,555 @@
+"""The client side of the job engine: :class:`JobExecutor` starts runs, :class:`RunHandle` follows them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from ..context import Context, TypedContext
+from ..errors import AbortError, RunTimeoutError, WorkflowError
+from ..events import EventEmitter, RunCancelled, RunEvent, RunFailed, RunFinished, RunStarted
+from ..executors.base import NULL_LOGGER, RunOptions
+from ..flow import Flow
+from ..graph.models import WorkflowBlueprint
+from .codec import decode, decode_action, encode
+from .errors import (
+    BackendConnectionError,
+    BackendTimeoutError,
+    EventsNotEnabledError,
+    NotABlueprintFlowError,
+    RemoteNodeError,
+    RunNotFoundError,
+)
+from .eventlog import END_FIELD, EVENT_FIELD, decode_event, encode_event
+from .jobs import FINAL_STATES, Job, NewRun, job_id
+from .plan import (
+    FACTORY_ATTRIBUTE,
+    JobPlan,
+    blueprint_hash,
+    canonical_json,
+    factory_name,
+    flow_from_factory,
+    structural_hash,
+)
+from .protocols import JobQueue, RunStore, check_queue, check_store
+
+log = logging.getLogger("flowcraft.engine")
+
+__all__ = ["JobExecutor", "RunError", "RunHandle", "RunStatus", "blueprint_of", "graph_of"]
+
+BLUEPRINT_ATTRIBUTE = "blueprint"
+"""The attribute holding a :class:`WorkflowBlueprint`: ``BlueprintFlow.blueprint``
+(the flow of ``GraphBuilder.build`` and ``BlueprintExecutor``)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunError:
+    """Why a run failed: the node, the lifecycle phase, the error type and message."""
+
+    node_id: str
+    phase: str
+    type: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunStatus:
+    """A snapshot of a run: ``state`` is pending / running / completed / failed / cancelled."""
+
+    run_id: str
+    state: str
+    last_action: Any = None
+    error: RunError | None = None
+    cancel_reason: str | None = None
+    created_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended (completed, failed or cancelled)."""
+        return self.state in FINAL_STATES
+
+
+def blueprint_of(source: Any) -> WorkflowBlueprint:
+    """The blueprint behind ``source``: a blueprint, its dict, or a flow/build result built from one.
+
+    Raises:
+        NotABlueprintFlowError: ``source`` was not built from a blueprint.
+    """
+    if isinstance(source, WorkflowBlueprint):
+        return source
+    if isinstance(source, Mapping):
+        return WorkflowBlueprint.from_dict(source)
+    found = getattr(source, BLUEPRINT_ATTRIBUTE, None)
+    if isinstance(found, WorkflowBlueprint):
+        return found
+    raise NotABlueprintFlowError(_NOT_REBUILDABLE.format(kind=type(source).__name__))
+
+
+_NOT_REBUILDABLE = (
+    "Runs on workers need a graph another process can rebuild, and this {kind} is neither: "
+    "(1) a flow built from a blueprint (GraphBuilder(...).build(graph), BlueprintExecutor(...).flow, or the "
+    "WorkflowBlueprint itself), or (2) a programmatic flow named by a factory: a module-level function "
+    "'package.module:function' that returns it, passed to start() as that string or as the function, or "
+    "loaded with flowcraft.engine.flow_from_factory(name) before flow.run(ctx, executor=...)."
+)
+
+
+def graph_of(source: Any) -> tuple[str, str, Flow | None]:
+    """``(key, stored text, flow)`` of what can run as jobs: a blueprint (or a flow built
+    from one), a factory name or function, or a flow built by a factory.
+
+    Raises:
+        NotABlueprintFlowError: ``source`` is none of these (names both ways).
+    """
+    if isinstance(source, str) or (callable(source) and not isinstance(source, Flow)):
+        flow = flow_from_factory(source if isinstance(source, str) else factory_name(source))
+        return _factory_graph(flow)
+    if isinstance(source, Flow) and isinstance(getattr(source, FACTORY_ATTRIBUTE, None), str):
+        return _factory_graph(source)
+    if isinstance(source, (WorkflowBlueprint, Mapping)) or isinstance(
+        getattr(source, BLUEPRINT_ATTRIBUTE, None), WorkflowBlueprint
+    ):
+        text = canonical_json(blueprint_of(source))
+        return blueprint_hash(text), text, None
+    raise NotABlueprintFlowError(_NOT_REBUILDABLE.format(kind=type(source).__name__))
+
+
+def _factory_graph(flow: Flow) -> tuple[str, str, Flow]:
+    plan = JobPlan(flow)
+    assert flow.start_node is not None
+    key = structural_hash(flow.start_node, plan.ids)
+    return key, json.dumps({"factory": getattr(flow, FACTORY_ATTRIBUTE)}), flow
+
+
+def _float(text: str | None) -> float | None:
+    return float(text) if text else None
+
+
+class RunHandle:
+    """Follows one run: ``run_id``, :meth:`result`, :meth:`status`, :meth:`context`, :meth:`cancel`."""
+
+    def __init__(self, executor: JobExecutor, run_id: str) -> None:
+        self.run_id = run_id
+        self._executor = executor
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.run_id!r})"
+
+    async def status(self) -> RunStatus:
+        """The run's current state (raises :class:`RunNotFoundError` for an unknown run)."""
+        meta = await self._executor.store.meta(self.run_id)
+        if not meta:
+            raise RunNotFoundError(
+                f"Run {self.run_id!r} does not exist in Redis (never started, expired after its TTL, "
+                "or Redis lost its data)",
+                run_id=self.run_id,
+            )
+        error = None
+        if meta.get("status") == "failed":
+            error = RunError(
+                meta.get("error_node", "?"), meta.get("error_phase", "?"), meta.get("error_type", "Exception"),
+                meta.get("error_message", ""),
+            )  # fmt: skip
+        last = meta.get("last_action")
+        return RunStatus(
+            self.run_id, meta.get("status", "pending"), decode_action(last) if last else None, error,
+            meta.get("cancel_reason"), _float(meta.get("created_at")), _float(meta.get("ended_at")),
+        )  # fmt: skip
+
+    async def context(self) -> dict[str, Any]:
+        """The run's context (decoded)."""
+        raw = await self._executor.store.context(self.run_id)
+        return {key: decode(value, key=key) for key, value in raw.items()}
+
+    async def events(self, *, block: float = 1.0) -> AsyncIterator[RunEvent]:
+        """Iterate over the run's :mod:`events <flowcraft.events>`, from ``RunStarted`` to
+        the final ``RunFinished`` / ``RunFailed`` / ``RunCancelled`` (then iteration ends).
+
+        Works for runs started with ``events=True`` (``DistributedExecutor.start``) or
+        through ``flow.run(..., on_event=...)``, from any client and at any time while the
+        run's keys exist: the events already written are replayed first. Node events
+        come from the workers; errors are rebuilt from their type name and message
+        (:class:`~flowcraft.WorkflowError` around a :class:`RemoteNodeError`).
+
+        Example::
+
+            handle = await executor.start(blueprint, ctx, events=True)
+            async for event in handle.events():
+                print(event)
+
+        Args:
+            block: seconds each blocking read waits before the run's state is checked.
+
+        Raises:
+            EventsNotEnabledError: the run was started without events.
+            RunNotFoundError: the run does not exist.
+        """
+        meta = await self._executor.store.meta(self.run_id)
+        if not meta:
+            await self.status()  # raises RunNotFoundError
+        if not meta.get("events"):
+            raise EventsNotEnabledError(
+                f"Run {self.run_id!r} was started without events; start it with events=True "
+                "(DistributedExecutor.start) or pass on_event to flow.run()",
+                run_id=self.run_id,
+            )
+        started: float | None = None
+        async for event in self._read_events(block):
+            if isinstance(event, RunStarted):
+                started = event.time
+            yield event
+        status = await self.status()
+        yield self._final_event(status, _duration(status, started))
+
+    async def _read_events(self, block: float) -> AsyncIterator[RunEvent]:
+        """The stream's events up to its end marker (or the run's end, if the marker is lost)."""
+        store = self._executor.store
+        after = "0-0"
+        draining = False
+        while True:
+            entries = await store.read_events(self.run_id, after, block=None if draining else block)
+            if not entries:
+                if draining:
+                    return
+                # quiet for `block` s: the marker may be lost (Redis lost data); check the state
+                draining = (await self.status()).finished
+                continue
+            for entry_id, fields in entries:
+                after = entry_id
+                if END_FIELD in fields:
+                    return
+                text = fields.get(EVENT_FIELD)
+                if text is None:
+                    continue
+                try:
+                    event = decode_event(text)
+                except Exception as error:
+                    log.warning("run %s: unreadable event %s skipped: %s", self.run_id, entry_id, error)
+                    continue
+                if event is not None:
+                    yield event
+
+    def _final_event(self, status: RunStatus, duration: float) -> RunEvent:
+        when = status.ended_at or time.time()
+        try:
+            action = self._outcome(status)
+        except AbortError as error:
+            return RunCancelled(run_id=self.run_id, time=when, reason=error.reason, duration=duration)
+        except Exception as error:
+            return RunFailed(run_id=self.run_id, time=when, error=error, duration=duration)
+        return RunFinished(run_id=self.run_id, time=when, action=action, duration=duration)
+
+    async def cancel(self, reason: str = "cancelled by the client") -> None:
+        """Cancel the run: no further node starts; running nodes see their signal abort."""
+        await self._executor.store.cancel(self.run_id, reason)
+
+    async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Wait for the run to end and return its final action.
+
+        Raises:
+            AbortError: the run was cancelled.
+            WorkflowError: a node failed (``node_name`` and ``phase`` say where).
+            RunTimeoutError: ``timeout`` seconds passed first (the run goes on).
+            RunNotFoundError: the run does not exist (or Redis lost it).
+            BackendConnectionError: Redis stayed unreachable for ``connection_grace`` seconds.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                status = await self._wait()
+        except TimeoutError as error:
+            if isinstance(error, RunTimeoutError):
+                raise
+            raise RunTimeoutError(f"Run {self.run_id!r} did not finish within {timeout} s") from None
+        return self._outcome(status)
+
+    def _outcome(self, status: RunStatus) -> Any:
+        if not status.finished:
+            raise RuntimeError(f"Run {self.run_id!r} has not ended ({status.state})")
+        if status.state == "completed":
+            return status.last_action
+        if status.state == "cancelled":
+            raise AbortError(f"Run {self.run_id!r} was cancelled: {status.cancel_reason}", reason=status.cancel_reason)
+        error = status.error
+        assert error is not None
+        original = RemoteNodeError(f"{error.type}: {error.message}", type_name=error.type)
+        raise WorkflowError(error.message, error.node_id, error.phase, original)
+
+    async def _wait(self) -> RunStatus:
+        executor = self._executor
+        store = executor.store
+        failing_since: float | None = None
+        while True:
+            try:
+                async with store.subscribe_run(self.run_id) as subscription:
+                    while True:
+                        status = await self.status()
+                        failing_since = None
+                        if status.finished:
+                            return status
+                        await subscription.get(executor.poll_interval)
+            except (BackendConnectionError, BackendTimeoutError, ConnectionError, OSError):
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > executor.connection_grace:
+                    raise
+                await asyncio.sleep(min(0.5, executor.poll_interval))
+
+
+class JobExecutor:
+    """Runs flows as one job per node through a :class:`RunStore` and a :class:`JobQueue`;
+    :class:`~flowcraft.engine.JobWorker` processes (any number, anywhere) run the jobs.
+
+    A :class:`~flowcraft.FlowRunner`: ``await flow.run(ctx, executor=executor)``. The
+    flow must be one another process can rebuild — built from a blueprint, or named by a
+    factory (:func:`graph_of`).
+
+    Args:
+        store, queue: the backends, shared with the workers.
+        poll_interval: how often ``result()`` re-reads the status besides notifications.
+        connection_grace: seconds ``result()`` rides out an unreachable backend before raising.
+
+    Raises:
+        TypeError: ``store`` or ``queue`` lacks a method of its protocol (named).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: RunStore | None = None,
+        queue: JobQueue | None = None,
+        poll_interval: float = 1.0,
+        connection_grace: float = 30.0,
+    ) -> None:
+        self.poll_interval = poll_interval
+        self.connection_grace = connection_grace
+        store = check_store(store) if store is not None else None
+        queue = check_queue(queue) if queue is not None else None
+        self._store = store
+        self._queue = queue
+
+    @property
+    def store(self) -> RunStore:
+        """The run store."""
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    @property
+    def queue(self) -> JobQueue:
+        """The job queue (opened on first use)."""
+        if self._queue is None:
+            self._queue = self._open_queue()
+        return self._queue
+
+    def _open_store(self) -> RunStore:
+        raise TypeError(f"{type(self).__name__} needs store= (a RunStore)")
+
+    def _open_queue(self) -> JobQueue:
+        raise TypeError(f"{type(self).__name__} needs queue= (a JobQueue)")
+
+    async def __aenter__(self) -> JobExecutor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the backends' connections."""
+        if self._queue is not None:
+            await self._queue.aclose()
+        if self._store is not None:
+            await self._store.aclose()
+
+    async def start(
+        self,
+        graph: Any,
+        context: Context | Mapping[str, Any] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        events: bool = False,
+    ) -> RunHandle:
+        """Store the graph and the run, enqueue its start job, and return a handle at once.
+
+        ``graph`` is a blueprint (or its dict, or a flow built from one), a flow factory
+        (``"package.module:function"`` or the function), or a flow a factory built.
+
+        With ``events=True`` the run records its :mod:`run events <flowcraft.events>`
+        (workers add node events as they go); follow them from any client with
+        :meth:`RunHandle.events`. Off by default: a run without events costs nothing
+        extra. ``flow.run(..., on_event=listener)`` turns it on by itself.
+
+        Raises:
+            NotABlueprintFlowError: ``graph`` is none of these (the message names both ways).
+            CodecError: a context value or param cannot be encoded (names the key and type).
+        """
+        key, text, flow = graph_of(graph)
+        run_id = run_id or uuid.uuid4().hex
+        if ":" in run_id or "{" in run_id or "}" in run_id or not run_id:
+            raise ValueError(f"run ids must be non-empty without ':', '{{' or '}}', got {run_id!r}")
+        encoded = {name: encode(value, key=name) for name, value in _entries(context)}
+        params_text = encode(dict(params or {}), key="<params>")
+        start_id = JobPlan(flow).start_id if flow is not None else blueprint_of(graph).start_node_id
+        start = Job(job_id(run_id, start_id, 1), run_id, start_id, key)
+        started_event = None
+        if events:
+            started_event = encode_event(
+                RunStarted(run_id=run_id, time=time.time(), flow=_flow_name(graph, flow), params=dict(params or {}))
+            )
+        created = await self.store.create(NewRun(run_id, key, text, params_text, encoded, start, started_event))
+        if not created:
+            raise ValueError(f"A run with id {run_id!r} already exists")
+        await self.queue.add([start])
+        return RunHandle(self, run_id)
+
+    async def handle(self, run_id: str) -> RunHandle:
+        """Reattach to a run started elsewhere.
+
+        Raises:
+            RunNotFoundError: there is no such run.
+        """
+        handle = RunHandle(self, run_id)
+        await handle.status()
+        return handle
+
+    async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
+        """Run ``flow`` (built from a blueprint) across the workers; fills ``context`` with the final state.
+
+        With ``options.on_event`` the listener receives the run's :mod:`events
+        <flowcraft.events>` in order, in this event loop: ``RunStarted``, the workers' node
+        events, then one of ``RunFinished`` / ``RunFailed`` / ``RunCancelled``
+        (``run_id`` is the distributed run id). A listener that raises is logged and ignored.
+
+        Raises:
+            NotABlueprintFlowError: the flow was not built from a blueprint.
+            AbortError: the run was cancelled (also through ``options.signal``/``controller``).
+            WorkflowError: a node failed.
+        """
+        ctx = context if context is not None else TypedContext()
+        params = {**flow.params, **(options.params or {})} if options is not None else dict(flow.params)
+        listener = options.on_event if options is not None else None
+        if listener is None:
+            return await self._run(flow, ctx, params, options, None)
+        logger = options.logger if options is not None and options.logger is not None else NULL_LOGGER
+        emitter = EventEmitter(listener, logger, uuid.uuid4().hex)
+        return await self._run(flow, ctx, params, options, emitter)
+
+    async def _run(
+        self,
+        flow: Flow,
+        ctx: Context,
+        params: dict[str, Any],
+        options: RunOptions | None,
+        emitter: EventEmitter | None,
+    ) -> Any:
+        run_id = emitter.run_id if emitter is not None else None
+        handle = await self.start(flow, ctx, params=params, run_id=run_id, events=emitter is not None)
+        started = time.perf_counter()
+        pump = asyncio.ensure_future(self._pump(handle, emitter)) if emitter is not None else None
+        signal = None
+        if options is not None:
+            signal = options.signal or (options.controller.signal if options.controller is not None else None)
+        cancelling: list[asyncio.Task[None]] = []
+
+        def on_abort(reason: Any) -> None:
+            cancelling.append(asyncio.ensure_future(handle.cancel(str(reason))))
+
+        if signal is not None:
+            signal.add_listener(on_abort)
+        outcome: Any = None
+        try:
+            outcome = await handle.result()
+            return outcome
+        except BaseException as error:
+            outcome = error
+            raise
+        finally:
+            if signal is not None:
+                signal.remove_listener(on_abort)
+            for task in cancelling:
+                with contextlib.suppress(Exception):
+                    await task
+            with contextlib.suppress(RunNotFoundError):
+                await _fill(ctx, await handle.context())
+            if pump is not None and emitter is not None:
+                await self._finish_events(pump, emitter, outcome, time.perf_counter() - started)
+
+    async def _pump(self, handle: RunHandle, emitter: EventEmitter) -> None:
+        """Deliver the stream's events (all but the final one) to ``emitter``, in order."""
+        try:
+            async for event in handle._read_events(block=self.poll_interval):
+                _deliver(emitter, event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            emitter.logger.error(f"run {handle.run_id}: reading run events failed: {error}", error=error)
+
+    async def _finish_events(
+        self, pump: asyncio.Future[None], emitter: EventEmitter, outcome: Any, duration: float
+    ) -> None:
+        """Drain the stream (bounded wait), then emit the run's final event."""
+        # The run ended: its end marker is in the stream, the reader returns at once. A run that
+        # goes on (task cancelled, timeout, Redis lost) has no marker yet: stop reading now.
+        ended = not isinstance(outcome, BaseException) or isinstance(outcome, (AbortError, WorkflowError))
+        try:
+            if ended:
+                await asyncio.wait_for(asyncio.shield(pump), timeout=max(5.0, 2 * self.poll_interval))
+        except TimeoutError:  # a stuck read never holds up the run's result
+            pass
+        finally:
+            if not pump.done():
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pump
+        if isinstance(outcome, (AbortError, asyncio.CancelledError)):
+            reason = outcome.reason if isinstance(outcome, AbortError) else "task cancelled"
+            emitter.emit(RunCancelled, reason=reason, duration=duration)
+        elif isinstance(outcome, BaseException):
+            emitter.emit(RunFailed, error=outcome, duration=duration)
+        else:
+            emitter.emit(RunFinished, action=outcome, duration=duration)
+
+
+def _deliver(emitter: EventEmitter, event: RunEvent) -> None:
+    try:
+        emitter.listener(event)
+    except Exception as error:
+        emitter.logger.error(f"run event listener raised {type(error).__name__}: {error}", error=error)
+
+
+def _flow_name(source: Any, flow: Flow | None) -> str:
+    if flow is not None:
+        return flow.name if flow.id is None else str(flow.id)
+    if isinstance(source, Flow):
+        return source.name if source.id is None else str(source.id)
+    return str(getattr(blueprint_of(source), "id", None) or type(source).__name__)
+
+
+def _duration(status: RunStatus, started: float | None) -> float:
+    begin = started if started is not None else status.created_at
+    end = status.ended_at if status.ended_at is not None else time.time()
+    return max(0.0, end - begin) if begin is not None else 0.0
+
+
+def _entries(context: Context | Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    if context is None:
+        return []
+    if isinstance(context, Mapping):
+        return [(str(k), v) for k, v in context.items()]
+    return list(context.entries())
+
+
+async def _fill(ctx: Context, final: Mapping[str, Any]) -> None:
+    for key in list(ctx.keys()):
+        if key not in final:
+            await ctx.delete(key)
+    for key, value in final.items():
+        await ctx.set(key, value)

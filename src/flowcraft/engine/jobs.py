@@ -1,0 +1,154 @@
+"""The records that cross the engine's two seams: jobs, run creation, commits.
+
+One job is one visit of one node of one run. Its id is deterministic — the only
+place the format is written is :func:`job_id` — so that a job decided twice (a
+redelivery, a retried commit) is the same job, and the run store deduplicates its
+commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FINAL_STATES",
+    "Arrival",
+    "Commit",
+    "Completion",
+    "Failure",
+    "Job",
+    "JobState",
+    "NewRun",
+    "job_id",
+    "job_id_prefix",
+]
+
+ACTIVE_STATES = frozenset({"pending", "running"})
+"""States of a run that still runs jobs."""
+FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+"""States a run ends in."""
+
+
+def job_id_prefix(run_id: str, node_id: str) -> str:
+    """Everything of a job id but the visit number (stores append the visit they hand out)."""
+    return f"{run_id}:{node_id}:"
+
+
+def job_id(run_id: str, node_id: str, visit: int) -> str:
+    """The id of visit ``visit`` of node ``node_id`` in run ``run_id``: ``run:node:visit``."""
+    return f"{job_id_prefix(run_id, node_id)}{visit}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job:
+    """One node visit to run: which run, which node, which graph, and the action it was reached with."""
+
+    id: str
+    run_id: str
+    node_id: str
+    graph: str
+    """The key of the run's stored graph (a blueprint's content hash, or a factory's structural hash)."""
+    action: str | None = None
+    """The encoded action of the node that handed control to this one (``None`` at a start)."""
+
+    def to_data(self) -> dict[str, Any]:
+        """The job's payload on a queue."""
+        data: dict[str, Any] = {"r": self.run_id, "n": self.node_id, "b": self.graph}
+        if self.action is not None:
+            data["a"] = self.action
+        return data
+
+    @classmethod
+    def from_data(cls, job_id: str, data: Mapping[str, Any]) -> Job:
+        """The job behind a queue payload (see :meth:`to_data`)."""
+        action = data.get("a")
+        return cls(job_id, str(data["r"]), str(data["n"]), str(data["b"]), action if isinstance(action, str) else None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewRun:
+    """What :meth:`RunStore.create <flowcraft.engine.RunStore.create>` stores, atomically."""
+
+    run_id: str
+    graph: str
+    """The graph's key (see :attr:`Job.graph`)."""
+    graph_text: str
+    """The stored graph: blueprint JSON, or ``{"factory": "pkg.mod:fn"}``."""
+    params: str
+    """Encoded run params."""
+    context: Mapping[str, str]
+    """Encoded initial context."""
+    start: Job
+    started_event: str | None = None
+    """An encoded ``RunStarted``: when given, the run records its events."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobState:
+    """What a worker reads before running a job (one round trip)."""
+
+    status: str | None
+    params: str | None
+    context: dict[str, str]
+    done: Completion | None
+    """The job's commit, when it has one already (a redelivery)."""
+    events: bool = False
+    """Whether the run records events (workers then write node events)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Arrival:
+    """A successor a finished node hands control to, with the fan-in facts the store needs."""
+
+    node_id: str
+    count: int
+    """Distinct arrivals that make it run (1: not a join), from :func:`flowcraft.topology.fan_in`."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Commit:
+    """One node's atomic commit: context delta, action, done record, arrivals, events.
+
+    ``joins`` carries the fan-in rule's release facts for the store: for every join of
+    the graph, the node ids that can reach it. The store applies them; it derives
+    nothing.
+    """
+
+    job_id: str
+    node_id: str
+    action: str
+    sets: Mapping[str, str]
+    deletes: Sequence[str]
+    arrivals: Sequence[Arrival]
+    joins: Mapping[str, frozenset[str]]
+    events: Sequence[str] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Completion:
+    """The result of a commit.
+
+    ``outcome`` is ``"ok"`` (recorded now), ``"dup"`` (recorded before: a redelivery)
+    or ``"skip"`` (the run had already ended). ``successors`` are the ``(node id, job
+    id)`` pairs to enqueue; ``action`` is the encoded action they receive; ``final`` is
+    ``"completed"`` when this commit ended the run.
+    """
+
+    outcome: str
+    action: str
+    successors: tuple[tuple[str, str], ...]
+    final: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a run failed: where, in which phase, the error's type and message."""
+
+    node_id: str
+    phase: str
+    error_type: str
+    message: str
+    events: Sequence[str] = ()

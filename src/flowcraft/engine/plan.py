@@ -1,0 +1,191 @@
+"""What the job engine needs to know about a runnable graph: stable node ids, where a
+run starts, which jobs a node hands on to, the fan-in facts of the one rule
+(:func:`flowcraft.topology.fan_in`), and how a graph is stored and recognised.
+
+Two kinds of graph can run as jobs, because another process must be able to rebuild
+them: a flow built from a blueprint (stored as its canonical JSON, keyed by content
+hash), and a programmatic flow named by a factory, ``"package.module:function"``
+(stored as ``{"factory": name}``, keyed by the flow's structural hash, so a worker whose
+code builds a different graph refuses the job).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ..flow import Flow
+from ..graph.models import WorkflowBlueprint
+from ..node import AbstractNode
+from ..topology import fan_in
+from .errors import GraphMismatchError, NotABlueprintFlowError
+from .jobs import Arrival
+
+__all__ = [
+    "FACTORY_ATTRIBUTE",
+    "JobPlan",
+    "blueprint_hash",
+    "canonical_json",
+    "factory_name",
+    "flow_from_factory",
+    "job_successors",
+    "stable_node_ids",
+    "structural_hash",
+]
+
+FACTORY_ATTRIBUTE = "factory"
+"""The attribute :func:`flow_from_factory` sets on the flows it builds: the factory's name."""
+
+
+def canonical_json(blueprint: WorkflowBlueprint) -> str:
+    """The blueprint's JSON with sorted keys: the same graph always gives the same text."""
+    return json.dumps(blueprint.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def blueprint_hash(text: str) -> str:
+    """The content address of a blueprint's canonical JSON (SHA-256, hex)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def job_successors(node: AbstractNode) -> Iterator[AbstractNode]:
+    """The nodes a finished job hands on to: its successors, and a passed-through
+    container's branches (a parallel block that is not a container runs inside its job)."""
+    for bucket in node.successors.values():
+        yield from bucket
+    if node.is_passthrough:
+        yield from node.branches
+
+
+def _first_arrival(node: AbstractNode) -> bool:
+    return node.fires_on_first_arrival
+
+
+def stable_node_ids(start: AbstractNode) -> dict[AbstractNode, str]:
+    """An id for every node of the job graph from ``start``, the same in every process.
+
+    A node's explicit id (``with_id``) when it has one, else its class name and its
+    position in a breadth-first walk that follows successors in the order they were
+    added (``"Fetch#3"``).
+
+    Raises:
+        GraphMismatchError: two nodes share an explicit id (names it).
+    """
+    ids: dict[AbstractNode, str] = {}
+    taken: dict[str, AbstractNode] = {}
+    order: list[AbstractNode] = []
+    seen: set[int] = {id(start)}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        order.append(node)
+        for nxt in job_successors(node):
+            if id(nxt) not in seen:
+                seen.add(id(nxt))
+                queue.append(nxt)
+    for node in order:
+        if node.id is not None:
+            name = str(node.id)
+            if name in taken:
+                raise GraphMismatchError(
+                    f"Two nodes of the flow have the id {name!r} ({type(taken[name]).__name__} and "
+                    f"{type(node).__name__}): give each node its own id with with_id(...)"
+                )
+            taken[name] = node
+            ids[node] = name
+    for position, node in enumerate(order):
+        if node not in ids:
+            name = f"{type(node).__name__}#{position}"
+            while name in taken:
+                name += "'"
+            taken[name] = node
+            ids[node] = name
+    return ids
+
+
+def _params_text(params: Mapping[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=repr)
+
+
+def structural_hash(start: AbstractNode, ids: Mapping[AbstractNode, str]) -> str:
+    """A hash of the job graph's shape: node ids, classes, static params, edges, branches."""
+    lines = []
+    for node, node_id in sorted(ids.items(), key=lambda item: item[1]):
+        kind = type(node)
+        edges = [(repr(action), [ids[n] for n in bucket]) for action, bucket in node.successors.items()]
+        branches = [ids[n] for n in node.branches] if node.is_passthrough else []
+        lines.append([node_id, f"{kind.__module__}.{kind.__qualname__}", _params_text(node.params), edges, branches])
+    text = json.dumps({"start": ids[start], "nodes": lines}, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def factory_name(factory: Callable[[], Flow]) -> str:
+    """``"package.module:function"`` for a module-level function."""
+    module, qualname = getattr(factory, "__module__", None), getattr(factory, "__qualname__", "")
+    if not module or not qualname or "<" in qualname:
+        raise NotABlueprintFlowError(
+            f"{factory!r} cannot name a flow factory: use a function defined at module level "
+            "(another process imports it as 'package.module:function')"
+        )
+    return f"{module}:{qualname}"
+
+
+def flow_from_factory(name: str) -> Flow:
+    """Import ``"package.module:function"``, call it, and return the flow it builds (tagged with its name).
+
+    Raises:
+        NotABlueprintFlowError: the name is malformed, cannot be imported, or does not build a Flow.
+    """
+    module_name, _, attribute = name.partition(":")
+    if not module_name or not attribute:
+        raise NotABlueprintFlowError(f"Flow factory {name!r} must be written 'package.module:function'")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise NotABlueprintFlowError(f"Flow factory {name!r} cannot be loaded: {error}") from error
+    if not callable(target):
+        raise NotABlueprintFlowError(f"Flow factory {name!r} is a {type(target).__name__}, not a function")
+    flow = target()
+    if not isinstance(flow, Flow) or flow.start_node is None:
+        raise NotABlueprintFlowError(
+            f"Flow factory {name!r} returned {type(flow).__name__}: it must return a Flow with a start node"
+        )
+    setattr(flow, FACTORY_ATTRIBUTE, name)
+    return flow
+
+
+class JobPlan:
+    """The job graph of one flow: ids, start, successors' fan-in counts, join release facts."""
+
+    __slots__ = ("counts", "flow", "ids", "joins", "nodes", "start_id")
+
+    def __init__(self, flow: Flow) -> None:
+        start = flow.start_node
+        if start is None:
+            raise NotABlueprintFlowError(f"Flow {flow.name} has no start node")
+        self.flow = flow
+        self.ids = stable_node_ids(start)
+        self.nodes: dict[str, AbstractNode] = {node_id: node for node, node_id in self.ids.items()}
+        self.start_id = self.ids[start]
+        fan = fan_in(start, job_successors, _first_arrival)
+        self.counts = {self.ids[node]: count for node, count in fan.expected.items()}
+        self.joins: dict[str, frozenset[str]] = {
+            self.ids[join]: frozenset(self.ids[n] for n in reachers) for join, reachers in fan.reachers.items()
+        }
+
+    def node(self, node_id: str) -> AbstractNode | None:
+        """The node with this id, or ``None``."""
+        return self.nodes.get(node_id)
+
+    def arrival(self, node: AbstractNode) -> Arrival:
+        """The arrival at ``node``: its id and how many arrivals make it run."""
+        node_id = self.ids[node]
+        return Arrival(node_id, self.counts.get(node_id, 1))
+
+    def fire_count(self, node_id: str) -> int:
+        """How many distinct predecessors must arrive before ``node_id`` runs (1: not a join)."""
+        return self.counts.get(node_id, 1)

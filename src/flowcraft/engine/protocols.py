@@ -1,0 +1,175 @@
+"""The job engine's two seams: :class:`RunStore` and :class:`JobQueue`.
+
+The engine (:class:`~flowcraft.engine.JobExecutor` starts and follows runs,
+:class:`~flowcraft.engine.JobWorker` runs their node jobs) talks to these two and to
+nothing else. Backends: Redis + BullMQ (:mod:`flowcraft.distributed`), and the
+in-memory pair of :mod:`flowcraft.testing` (``MemoryRunStore``, ``MemoryJobQueue``),
+which the contract suite runs over as well.
+
+Example — an engine over the in-memory backends, in one process::
+
+    store, queue = MemoryRunStore(), MemoryJobQueue()
+    worker = JobWorker(REGISTRY, store=store, queue=queue)
+    async with JobExecutor(store=store, queue=queue) as executor, worker.running():
+        action = await flow.run(ctx, executor=executor)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, runtime_checkable
+
+from .jobs import Commit, Completion, Failure, Job, JobState, NewRun
+
+__all__ = ["JobProcessor", "JobQueue", "RunStore", "Subscription", "check_queue", "check_store"]
+
+JobProcessor = Callable[[Job], Awaitable[None]]
+"""What a queue runs for each job; raising means "deliver it again later"."""
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    """Notifications on one topic (a run's end, or the cancellations every worker hears)."""
+
+    async def get(self, wait: float) -> str | None:
+        """The next message, or ``None`` after ``wait`` seconds without one."""
+        ...
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """Run state: records, context, done records, joins, pending jobs, events.
+
+    Every write a job makes is one atomic :meth:`commit`, deduplicated by job id.
+    Values are encoded text (:mod:`flowcraft.engine.codec`).
+    """
+
+    async def create(self, run: NewRun) -> bool:
+        """Store the graph and a new run with its start job pending; ``False`` if the run exists."""
+        ...
+
+    async def graph(self, key: str) -> str | None:
+        """The stored graph text for ``key``, or ``None``."""
+        ...
+
+    async def meta(self, run_id: str) -> dict[str, str]:
+        """The run's record (status, params, times, error, ...); empty when there is no such run."""
+        ...
+
+    async def context(self, run_id: str) -> dict[str, str]:
+        """The run's encoded context."""
+        ...
+
+    async def load(self, run_id: str, job_id: str) -> JobState:
+        """Status, params, context and done record of a job, in one read."""
+        ...
+
+    async def commit(self, run_id: str, commit: Commit) -> Completion:
+        """The atomic per-node step: delta, done record, arrivals, releases, pending set, end of run."""
+        ...
+
+    async def fail(self, run_id: str, failure: Failure) -> bool:
+        """Mark the run failed if it is still active (and wake its followers)."""
+        ...
+
+    async def cancel(self, run_id: str, reason: str) -> str:
+        """Mark the run cancelled and tell every worker; the state it ends in (``""``: no such run)."""
+        ...
+
+    async def still_pending(self, run_id: str, job_ids: Sequence[str]) -> list[bool]:
+        """Which of ``job_ids`` are decided on and not finished."""
+        ...
+
+    async def add_events(self, run_id: str, events: Sequence[str]) -> None:
+        """Append encoded events to the run's event log (if it still exists)."""
+        ...
+
+    async def read_events(
+        self, run_id: str, after: str, *, block: float | None, count: int = 500
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Event-log entries after id ``after`` (waiting up to ``block`` s for one)."""
+        ...
+
+    def subscribe_run(self, run_id: str) -> AbstractAsyncContextManager[Subscription]:
+        """Notifications when the run ends."""
+        ...
+
+    def subscribe_control(self) -> AbstractAsyncContextManager[Subscription]:
+        """``"cancel <run id>"`` messages, for workers."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the backend cannot be reached."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+@runtime_checkable
+class JobQueue(Protocol):
+    """Delivers node jobs to workers, at least once.
+
+    Adding a job whose id is still queued or running is a no-op. A job whose processor
+    raises is delivered again later, a bounded number of times; then ``on_failed`` runs.
+    """
+
+    async def add(self, jobs: Sequence[Job]) -> None:
+        """Enqueue ``jobs`` (one round trip)."""
+        ...
+
+    async def serve(
+        self,
+        processor: JobProcessor,
+        *,
+        concurrency: int,
+        on_failed: Callable[[Job, BaseException], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run ``processor`` over jobs, ``concurrency`` at a time, until :meth:`close`."""
+        ...
+
+    async def close(self, *, force: bool = False) -> None:
+        """Stop taking jobs; wait for running ones (``force``: abandon them to redelivery)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+def _missing(obj: object, protocol: type[Any]) -> list[str]:
+    names = [name for name in dir(protocol) if not name.startswith("_") and callable(getattr(protocol, name, None))]
+    return [name for name in sorted(names) if not callable(getattr(obj, name, None))]
+
+
+def _check(obj: object, protocol: type[Any], role: str) -> None:
+    missing = _missing(obj, protocol)
+    if missing:
+        raise TypeError(
+            f"{type(obj).__name__} cannot be the engine's {role}: it has no {', '.join(missing)} "
+            f"(the {protocol.__name__} protocol, flowcraft.engine.{protocol.__name__})"
+        )
+
+
+def check_store(store: object) -> RunStore:
+    """``store`` typed, after checking it has every method of :class:`RunStore`.
+
+    Raises:
+        TypeError: naming the object and each missing method.
+    """
+    _check(store, RunStore, "store")
+    assert isinstance(store, RunStore)
+    return store
+
+
+def check_queue(queue: object) -> JobQueue:
+    """``queue`` typed, after checking it has every method of :class:`JobQueue`.
+
+    Raises:
+        TypeError: naming the object and each missing method.
+    """
+    _check(queue, JobQueue, "queue")
+    assert isinstance(queue, JobQueue)
+    return queue

@@ -1,0 +1,511 @@
+"""Running node jobs: :class:`JobWorker` takes jobs from a :class:`JobQueue` and runs
+them against a :class:`RunStore`.
+
+One job is one visit of one node (see DISTRIBUTED.md, "One job, step by step"):
+
+1. load status, params, context and the job's done record (one read); skip if the run
+   has ended; a redelivered job with a done record only re-enqueues the successors it
+   decided on that are still pending;
+2. run the node's lifecycle (its flow's middleware around it) on a
+   :class:`~.recording.RecordingContext`, with an abort signal cancelled through the
+   store's control messages; passed-through containers fan out their branches;
+3. the atomic commit (:meth:`RunStore.commit`): delta, done record, arrivals with the
+   fan-in rule's counts and release facts, pending set, end of run;
+4. enqueue the successor jobs (ids from the store, one round trip).
+
+Test-only fault injection: ``FLOWCRAFT_TEST_CRASH_AT=<point>:<node id>`` makes the
+worker ``SIGKILL`` itself at ``point`` while running that node. Points:
+``before_node``, ``during_node`` (at the node's first context write), ``before_complete``,
+``after_complete`` (= ``after_context_write`` = ``after_join_update`` =
+``before_enqueue``: one atomic step writes all three) and ``after_enqueue``. Off unless
+the variable is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from ..abort import AbortController
+from ..actions import DEFAULT_ACTION
+from ..errors import AbortError, GraphError, WorkflowError
+from ..events import ContextChanged, EventEmitter, NodeFailed, NodeFinished, NodeSkipped, NodeStarted, RunEvent
+from ..executors.base import WalkScope
+from ..executors.in_memory import InMemoryExecutor
+from ..flow import Flow
+from ..graph.blueprint import BlueprintExecutor
+from ..graph.models import WorkflowBlueprint
+from ..loggers import Logger, NullLogger
+from ..middleware import NextFn, apply_middleware
+from ..node import AbstractNode, NodeArgs
+from .codec import decode, decode_action, encode_action
+from .errors import BackendError, BlueprintNotFoundError, CodecError, GraphMismatchError, NotABlueprintFlowError
+from .eventlog import encode_event
+from .jobs import ACTIVE_STATES, Commit, Failure, Job
+from .plan import JobPlan, flow_from_factory, structural_hash
+from .protocols import JobQueue, RunStore, check_queue, check_store
+from .recording import RecordingContext
+
+__all__ = ["JobWorker"]
+
+log = logging.getLogger("flowcraft.engine.worker")
+
+CRASH_ENV = "FLOWCRAFT_TEST_CRASH_AT"
+CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "after_complete",
+                 "before_enqueue": "after_complete"}  # fmt: skip
+
+
+class _Hydrated:
+    """A graph hydrated once per worker: its job plan and the middleware chain of each node."""
+
+    __slots__ = ("chains", "flow", "middleware", "plan")
+
+    def __init__(self, flow: Flow, middleware: Sequence[Any] = ()) -> None:
+        self.plan = JobPlan(flow)
+        self.flow = flow
+        self.middleware = [*middleware, *flow.middleware]  # the worker's own outermost
+        self.chains: dict[str, NextFn] = {}
+
+    def node(self, node_id: str) -> AbstractNode | None:
+        return self.plan.node(node_id)
+
+    def chain(self, node_id: str, node: AbstractNode) -> NextFn:
+        chain = self.chains.get(node_id)
+        if chain is None:
+            chain = self.chains[node_id] = apply_middleware(self.middleware, node)
+        return chain
+
+
+def hydrate(
+    key: str, text: str, registry: Mapping[str, Any], dependencies: Mapping[str, Any], middleware: Sequence[Any]
+) -> _Hydrated:
+    """Rebuild a stored graph: a blueprint with the registry, or a factory's flow
+    (refused when its structural hash is not ``key``)."""
+    data = json.loads(text)
+    if isinstance(data, dict) and set(data) == {"factory"}:
+        name = str(data["factory"])
+        hydrated = _Hydrated(flow_from_factory(name), middleware)
+        built = structural_hash(hydrated.flow.start_node, hydrated.plan.ids)  # type: ignore[arg-type]
+        if built != key:
+            raise GraphMismatchError(
+                f"Flow factory {name!r} builds a different graph here than the one the run was started with "
+                f"(structural hash {built[:12]}..., the run pinned {key[:12]}...): deploy the same code on "
+                "clients and workers, or start a new run"
+            )
+        return hydrated
+    blueprint = WorkflowBlueprint.from_dict(data)
+    return _Hydrated(BlueprintExecutor(blueprint, registry, dict(dependencies)).flow, middleware)
+
+
+class _JobEvents:
+    """The run events of one node job (runs started with events only).
+
+    ``NodeStarted`` is sent as the node starts (one XADD, overlapping the node's run);
+    the others are buffered and written by the job's completion or failure step, in the
+    same round trip. The node sees the emitter as ``args.scope.events`` (retries, fallbacks).
+    """
+
+    __slots__ = ("buffer", "events", "node", "sent", "started")
+
+    def __init__(self, run_id: str, node: AbstractNode, logger: Logger) -> None:
+        self.buffer: list[RunEvent] = []
+        self.events = EventEmitter(self.buffer.append, logger, run_id)
+        self.node = node
+        self.started = time.perf_counter()
+        self.sent: asyncio.Future[None] | None = None
+
+    def take(self) -> list[str]:
+        """The buffered events, encoded (the buffer is emptied)."""
+        encoded = [encode_event(event) for event in self.buffer]
+        self.buffer.clear()
+        return encoded
+
+    def duration(self) -> float:
+        return time.perf_counter() - self.started
+
+    async def wait_sent(self) -> None:
+        """Wait for the ``NodeStarted`` write (so that events stay in order); errors are logged."""
+        if self.sent is not None:
+            try:
+                await self.sent
+            except Exception as error:
+                log.warning("run event not written: %s", error)
+            self.sent = None
+
+
+def _crash_point() -> tuple[str, str] | None:
+    raw = os.environ.get(CRASH_ENV)
+    if not raw or ":" not in raw:
+        return None
+    point, node_id = raw.split(":", 1)
+    return CRASH_ALIASES.get(point, point), node_id
+
+
+def _die() -> None:  # pragma: no cover - the process ends here
+    sys.stderr.write(f"flowcraft worker {os.getpid()}: {CRASH_ENV} reached, SIGKILL\n")
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class JobWorker:
+    """Runs node jobs of job-engine runs. Stateless between jobs; start any number.
+
+    Args:
+        registry: node type → class, for blueprint graphs (factory flows need none).
+        store, queue: the engine's backends (:class:`RunStore`, :class:`JobQueue`),
+            shared with the :class:`~flowcraft.engine.JobExecutor` that starts runs.
+        dependencies: keyword arguments for node constructors.
+        concurrency: jobs run at once by this worker.
+        middleware: wraps every node this worker runs (in addition to the flow's own).
+        logger: the logger nodes receive (silent by default).
+
+    Raises:
+        TypeError: ``store`` or ``queue`` lacks a method of its protocol (named).
+
+    Example::
+
+        worker = JobWorker(REGISTRY, store=MemoryRunStore(), queue=MemoryJobQueue())
+        await worker.run()          # until await worker.close()
+    """
+
+    def __init__(
+        self,
+        registry: Mapping[str, Any] | None = None,
+        *,
+        store: RunStore | None = None,
+        queue: JobQueue | None = None,
+        dependencies: Mapping[str, Any] | None = None,
+        concurrency: int = 10,
+        middleware: Sequence[Any] = (),
+        logger: Logger | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
+        store = check_store(store) if store is not None else None
+        queue = check_queue(queue) if queue is not None else None
+        self.registry: Mapping[str, Any] = registry if registry is not None else {}
+        self.dependencies = dict(dependencies or {})
+        self.concurrency = concurrency
+        self._middleware = list(middleware)
+        self.logger: Logger = logger if logger is not None else NullLogger()
+        self._hydrated: dict[str, _Hydrated] = {}
+        self._running: dict[str, set[AbortController]] = {}
+        self._crash = _crash_point()
+        self._engine = InMemoryExecutor()  # walks what runs inside one job (sub-flows, in-process blocks)
+        self._store: RunStore | None = store
+        self._queue: JobQueue | None = queue
+        self._owns_backend = store is None
+        self._serving = False
+        self._listener: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self._closed = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def _open(self) -> tuple[RunStore, JobQueue]:
+        """Build the backends when none were given (subclasses connect to theirs)."""
+        raise TypeError(f"{type(self).__name__} needs store= and queue= (a RunStore and a JobQueue)")
+
+    async def connect(self) -> None:
+        """Open the backends (``run()`` does it; call it to use :meth:`process` directly)."""
+        if self._store is None or self._queue is None:
+            self._store, self._queue = await self._open()
+        await self._store.ping()
+
+    @property
+    def store(self) -> RunStore:
+        """The run store (after :meth:`connect`)."""
+        assert self._store is not None, "call connect() first"
+        return self._store
+
+    async def run(self) -> None:
+        """Process jobs until :meth:`close` is called."""
+        await self.connect()
+        assert self._queue is not None
+        subscribed = asyncio.Event()
+        self._listener = asyncio.ensure_future(self._listen(subscribed))
+        await asyncio.wait([asyncio.ensure_future(subscribed.wait()), self._listener], return_when="FIRST_COMPLETED")
+        self.ready.set()
+        self._serving = True
+        try:
+            await self._queue.serve(self.process, concurrency=self.concurrency, on_failed=self._job_failed)
+            if self._closing.is_set():
+                # the queue's loop may return as soon as it stops fetching; running jobs end inside close()
+                await self._closed.wait()
+        finally:
+            self._serving = False
+            await self._shutdown()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[JobWorker]:
+        """``async with worker.running():`` — serve jobs in a task for the block's duration."""
+        task = asyncio.ensure_future(self.run())
+        ready = asyncio.ensure_future(self.ready.wait())
+        await asyncio.wait([task, ready], return_when="FIRST_COMPLETED")
+        if task.done():
+            ready.cancel()
+            task.result()
+        try:
+            yield self
+        finally:
+            await self.close()
+            await task
+
+    async def close(self, *, force: bool = False) -> None:
+        """Stop taking jobs and wait for running ones (``force``: leave them to redelivery)."""
+        self._closing.set()
+        try:
+            if self._queue is not None and self._serving:
+                await self._queue.close(force=force)
+        finally:
+            self._closed.set()
+
+    async def aclose(self) -> None:
+        """Close the connections opened by :meth:`connect` (``run()`` does it on exit)."""
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listener
+            self._listener = None
+        if self._owns_backend:
+            if self._queue is not None:
+                await self._queue.aclose()
+            if self._store is not None:
+                await self._store.aclose()
+            self._store = self._queue = None
+
+    async def _listen(self, subscribed: asyncio.Event) -> None:
+        """Abort running nodes of runs cancelled elsewhere (reconnects on errors)."""
+        assert self._store is not None
+        while not self._closing.is_set():
+            try:
+                async with self._store.subscribe_control() as subscription:
+                    subscribed.set()
+                    while not self._closing.is_set():
+                        message = await subscription.get(1.0)
+                        if message:
+                            self._on_control(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("control channel: %s; reconnecting", error)
+                await asyncio.sleep(0.5)
+
+    def _on_control(self, text: str) -> None:
+        verb, _, run_id = text.partition(" ")
+        if verb == "cancel":
+            for controller in list(self._running.get(run_id, ())):
+                controller.abort(AbortError(f"Run {run_id} was cancelled."))
+
+    # ---- one job ---------------------------------------------------------------------------
+
+    def _maybe_crash(self, point: str, node_id: str) -> None:
+        crash = self._crash
+        if crash is not None and crash == (point, node_id):
+            _die()
+
+    async def _hydrate(self, key: str) -> _Hydrated:
+        hydrated = self._hydrated.get(key)
+        if hydrated is None:
+            assert self._store is not None
+            text = await self._store.graph(key)
+            if text is None:
+                raise BlueprintNotFoundError(
+                    f"The run's graph {key} is not stored in {type(self._store).__name__} (expired, flushed, "
+                    "or another prefix); start the run again.",
+                    blueprint_hash=key,
+                )
+            hydrated = hydrate(key, text, self.registry, self.dependencies, self._middleware)
+            self._hydrated[key] = hydrated
+        return hydrated
+
+    async def process(self, job: Job) -> None:
+        """Run one node job (the four steps in the module docstring)."""
+        store = self._store
+        assert store is not None
+        run_id, node_id, graph_key = job.run_id, job.node_id, job.graph
+        state = await store.load(run_id, job.id)
+        if state.status not in ACTIVE_STATES:
+            if state.events and state.status is not None:
+                await self._skipped(run_id, node_id, graph_key, f"the run had already ended ({state.status})")
+            return
+        if state.done is not None:  # redelivered after its commit
+            done = state.done
+            ids = [job_id for _, job_id in done.successors]
+            flags = await store.still_pending(run_id, ids)
+            pending = [pair for pair, flag in zip(done.successors, flags, strict=True) if flag]
+            await self._enqueue(run_id, graph_key, pending, done.action)
+            return
+        try:
+            hydrated = await self._hydrate(graph_key)
+        except (BlueprintNotFoundError, GraphError, CodecError, GraphMismatchError, NotABlueprintFlowError) as error:
+            await self._fail(run_id, node_id, "hydrate", error)
+            return
+        node = hydrated.node(node_id)
+        if node is None:
+            missing = GraphError(f"Node {node_id!r} is not in graph {graph_key}", node_id=node_id)
+            await self._fail(run_id, node_id, "hydrate", missing)
+            return
+        incoming = decode_action(job.action) if job.action is not None else None
+        sets: dict[str, str] = {}
+        deletes: list[str] = []
+        job_events: _JobEvents | None = None
+        if node.is_passthrough and node.branches:  # a parallel container: fan out
+            action = None  # branches start fresh (no incoming action), as in memory
+            targets: Sequence[AbstractNode] = node.branches
+        else:
+            if state.events:
+                job_events = _JobEvents(run_id, node, self.logger)
+                job_events.events.node(NodeStarted, node)
+                job_events.sent = asyncio.ensure_future(store.add_events(run_id, job_events.take()))
+            outcome = await self._run_node(
+                run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events
+            )
+            if outcome is None:
+                return
+            returned, ctx = outcome
+            action = DEFAULT_ACTION if returned is None else returned
+            try:
+                sets, deletes = ctx.delta()
+            except CodecError as error:
+                await self._fail(run_id, node_id, "post", error, job_events)
+                return
+            if job_events is not None:
+                if sets or deletes:
+                    job_events.events.node(ContextChanged, node, keys_set=tuple(sets), keys_deleted=tuple(deletes))
+                job_events.events.node(NodeFinished, node, action=returned, duration=job_events.duration())
+            successor = self._engine.get_next_node(node, action)
+            targets = () if successor is None else (successor,)
+        try:
+            action_text = encode_action(action)
+        except CodecError as error:
+            await self._fail(run_id, node_id, "post", error, job_events)
+            return
+        events: list[str] = []
+        if job_events is not None:
+            await job_events.wait_sent()
+            events = job_events.take()
+        plan = hydrated.plan
+        commit = Commit(
+            job.id, node_id, action_text, sets, deletes, [plan.arrival(t) for t in targets], plan.joins, events
+        )
+        self._maybe_crash("before_complete", node_id)
+        completion = await store.commit(run_id, commit)
+        self._maybe_crash("after_complete", node_id)
+        if completion.outcome == "skip":
+            return
+        successors = list(completion.successors)
+        if completion.outcome == "dup" and successors:
+            flags = await store.still_pending(run_id, [job_id for _, job_id in successors])
+            successors = [pair for pair, flag in zip(successors, flags, strict=True) if flag]
+        await self._enqueue(run_id, graph_key, successors, completion.action)
+        self._maybe_crash("after_enqueue", node_id)
+
+    async def _run_node(
+        self,
+        run_id: str,
+        node_id: str,
+        node: AbstractNode,
+        hydrated: _Hydrated,
+        params_text: str | None,
+        raw_context: Mapping[str, str],
+        incoming: Any,
+        job_events: _JobEvents | None = None,
+    ) -> tuple[Any, RecordingContext] | None:
+        """Run the node's lifecycle; ``None`` when it failed or was aborted (already recorded)."""
+        ctx = RecordingContext(raw_context)
+        try:
+            run_params = decode(params_text, key="<params>") if params_text else {}
+        except CodecError as error:
+            await self._fail(run_id, node_id, "prep", error, job_events)
+            return None
+        flow = hydrated.flow
+        params = {**flow.params, **run_params, **node.params}
+        controller = AbortController()
+        running = self._running.setdefault(run_id, set())
+        running.add(controller)
+        engine = self._engine
+        events = job_events.events if job_events is not None else None
+        scope = WalkScope(ctx, params, controller.signal, self.logger, engine, events=events)
+        args: NodeArgs[Any, Any] = NodeArgs(
+            ctx, params, controller.signal, self.logger, name=type(node).__name__, executor=engine, node=node,
+            incoming_action=incoming, scope=scope,
+        )  # fmt: skip
+        chain = hydrated.chain(node_id, node)
+        self._maybe_crash("before_node", node_id)
+        if self._crash == ("during_node", node_id):
+            ctx.on_write = lambda _key: _die()
+        try:
+            action = await chain(args)
+        except AbortError as error:
+            assert self._store is not None
+            if job_events is not None:
+                await job_events.wait_sent()
+            await self._store.cancel(run_id, str(error))
+            return None
+        except WorkflowError as error:
+            await self._fail(run_id, error.node_name or node_id, error.phase or "exec", error, job_events)
+            return None
+        except Exception as error:
+            await self._fail(run_id, node_id, "middleware", error, job_events)
+            return None
+        finally:
+            running.discard(controller)
+            if not running:
+                self._running.pop(run_id, None)
+        return action, ctx
+
+    async def _fail(
+        self, run_id: str, node_id: str, phase: str, error: BaseException, job_events: _JobEvents | None = None
+    ) -> None:
+        original = error.original_error if isinstance(error, WorkflowError) and error.original_error else error
+        assert self._store is not None
+        events: list[str] = []
+        if job_events is not None:
+            await job_events.wait_sent()
+            event_phase = error.phase if isinstance(error, WorkflowError) else phase
+            job_events.events.node(
+                NodeFailed, job_events.node, error=error, phase=event_phase, duration=job_events.duration()
+            )
+            events = job_events.take()
+        await self._store.fail(run_id, Failure(node_id, phase, type(original).__name__, str(error), events))
+
+    async def _skipped(self, run_id: str, node_id: str, graph_key: str, reason: str) -> None:
+        """Record ``NodeSkipped`` for a job of a run that has ended (one XADD; errors are logged)."""
+        assert self._store is not None
+        hydrated = self._hydrated.get(graph_key)  # no graph read just for a name
+        node = hydrated.node(node_id) if hydrated is not None else None
+        buffer: list[RunEvent] = []
+        emitter = EventEmitter(buffer.append, self.logger, run_id)
+        emitter.emit(NodeSkipped, node_id=node_id, node_name=type(node).__name__ if node else "", reason=reason)
+        try:
+            await self._store.add_events(run_id, [encode_event(event) for event in buffer])
+        except BackendError as error:
+            log.warning("run %s: NodeSkipped not written: %s", run_id, error)
+
+    async def _enqueue(
+        self, run_id: str, graph_key: str, successors: Sequence[tuple[str, str]], action_text: str
+    ) -> None:
+        if not successors:
+            return
+        assert self._queue is not None
+        await self._queue.add([Job(jid, run_id, node_id, graph_key, action_text) for node_id, jid in successors])
+
+    async def _job_failed(self, job: Job, error: BaseException) -> None:
+        """A job failed for good (infrastructure errors after the queue's retries): fail the run."""
+        if self._store is None:
+            return
+        with contextlib.suppress(Exception):
+            await self._fail(job.run_id, job.node_id, "worker", error)
