@@ -11,10 +11,11 @@ Redis scripts, which receive its numbers instead of deriving them:
    are not counted: a loop's entry is not a join of the loop and the path into it.
 3. A node that joins exclusive branches (``fires_on_first_arrival``: the conditional
    join a graph builder inserts) is not a join: it runs on its first arrival.
-4. A waiting join is released early — it runs with the arrivals it has — as soon as no
-   running node and no other waiting join can still reach it
-   (:meth:`FanIn.releasable`). When nothing runs and every waiting join can reach
-   another (a cycle), they are all released.
+4. A waiting join is released early — it runs with the arrivals it has — when a
+   branch ends (a node hands control to no one) or nothing runs any more, if no running
+   node and no other waiting join can still reach it (:meth:`FanIn.releasable`). When
+   nothing runs and every waiting join can reach another (a cycle), they are all
+   released.
 
 ``predecessorCountMap`` in blueprint JSON counts every edge, back-edges included; it is
 kept only for interchange with Flowcraft TS and no engine reads it.

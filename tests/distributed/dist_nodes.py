@@ -7,7 +7,7 @@ import asyncio
 import os
 from typing import Any
 
-from flowcraft import Node, NodeArgs, sleep
+from flowcraft import Flow, Node, NodeArgs, ParallelFlow, sleep
 from flowcraft.graph import GraphBuilder, WorkflowBlueprint, create_node_registry
 
 
@@ -118,6 +118,23 @@ class Noop(Node):
         super().__init__()
 
 
+class Probe(Base):
+    """On its first visit, records under ``saw:<nodeId>`` whether the ``slow`` branch had
+    already finished (``mark:slow`` is set); with ``data.limit`` it counts ``i`` and
+    returns ``"again"`` until the limit, else ``data.action``."""
+
+    async def post(self, args: NodeArgs) -> Any:
+        node_id = self.data["nodeId"]
+        if not await args.ctx.has(f"saw:{node_id}"):
+            await args.ctx.set(f"saw:{node_id}", await args.ctx.has("mark:slow"))
+        limit = self.data.get("limit")
+        if limit is None:
+            return self.data.get("action")
+        i = (await args.ctx.get("i", 0)) + 1
+        await args.ctx.set("i", i)
+        return "again" if i < int(limit) else "done"
+
+
 REGISTRY = create_node_registry(
     {
         "mark": Mark,
@@ -131,6 +148,7 @@ REGISTRY = create_node_registry(
         "noop": Noop,
         "flaky": Flaky,
         "sub": Noop,
+        "probe": Probe,
     }
 )
 
@@ -232,6 +250,42 @@ GRAPHS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         },
         {"route": "r"},
     ),
+    # The two modes disagreed here before the one fan-in rule (topology.fan_in): a loop's
+    # entry is not a join of the loop and the path into it, so it never waits for a slow
+    # sibling branch ...
+    "loop_beside_slow": (
+        {
+            "nodes": [node("s"), node("slow", delay=0.5), node("loop", "probe", limit=3), node("step")],
+            "edges": [edge("s", "slow"), edge("s", "loop"), edge("loop", "step", "again"), edge("step", "loop")],
+        },
+        {},
+    ),
+    # ... and a join that a conditional skip left one arrival short fires when a branch
+    # ends (c) and no running branch can reach it, not when the slow branch ends.
+    "join_after_skip_beside_slow": (
+        {
+            "nodes": [
+                node("s"),
+                node("a", action="skip"),
+                node("a2"),
+                node("b"),
+                node("c", delay=0.05),
+                node("slow", delay=0.5),
+                node("j", "probe"),
+            ],
+            "edges": [
+                edge("s", "a"),
+                edge("s", "b"),
+                edge("s", "c"),
+                edge("s", "slow"),
+                edge("a", "j", "skip"),
+                edge("a", "a2", "go"),
+                edge("a2", "j"),
+                edge("b", "j"),
+            ],
+        },
+        {},
+    ),
     "multi_start": (
         {
             "nodes": [node("s1"), node("s2"), node("s3"), node("meet", "collect")],
@@ -247,3 +301,25 @@ async def tag_middleware(args: Any, call_next: Any) -> Any:
     action = await call_next(args)
     await args.ctx.set(f"mw:{args.node.id}", True)
     return action
+
+
+def make_pipeline() -> Flow:
+    """A programmatic flow (no blueprint) for runs named by the factory
+    ``"dist_nodes:make_pipeline"``: a start, a loop, an in-process parallel block, a fan-in."""
+    first = Mark({"nodeId": "first"})
+    count = Counter({"limit": 3})
+    block = ParallelFlow([Mark({"nodeId": "left", "delay": 0.02}), Mark({"nodeId": "right"})])
+    last = Collect({}).with_id("last")
+    first.next(count)
+    count.next(count, "again")
+    count.next(block, "done")
+    block.next(last)
+    return Flow(first)
+
+
+def make_other_pipeline() -> Flow:
+    """A different graph (an extra node), to stand for another code version."""
+    flow = make_pipeline()
+    assert flow.start_node is not None
+    flow.start_node.next(Mark({"nodeId": "extra"}), "extra")
+    return flow

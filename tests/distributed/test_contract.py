@@ -80,3 +80,49 @@ def test_a_flow_without_blueprint_is_refused(space: Space) -> None:
         match=r"neither: \(1\) a flow built from a blueprint .* \(2\) a programmatic flow named by a factory",
     ):
         asyncio.run(main())
+
+
+@pytest.mark.timeout(60)
+def test_a_factory_flow_runs_on_two_workers_like_in_memory(space: Space) -> None:
+    """A programmatic flow (no blueprint), named by its factory, on two worker processes."""
+    from flowcraft.engine import flow_from_factory
+
+    expected_ctx = TypedContext()
+    expected_action = asyncio.run(d.make_pipeline().run(expected_ctx))
+    space.start_workers(2, concurrency=4)
+
+    async def main() -> tuple[Any, dict[str, Any], Any, dict[str, Any]]:
+        async with space.executor() as executor:
+            handle = await executor.start("dist_nodes:make_pipeline")
+            first = (await handle.result(timeout=30), await handle.context())
+            ctx = TypedContext()
+            action = await flow_from_factory("dist_nodes:make_pipeline").run(ctx, executor=executor)
+            return (*first, action, ctx.to_dict())
+
+    action1, ctx1, action2, ctx2 = asyncio.run(main())
+    assert (action1, ctx1) == (expected_action, expected_ctx.to_dict())
+    assert (action2, ctx2) == (expected_action, expected_ctx.to_dict())
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_whose_graph_differs_refuses_the_job(space: Space) -> None:
+    """The run pins the structural hash of the factory's graph; a worker that builds a
+    different graph (here: the stored record names another factory) fails the run saying so."""
+    import redis
+
+    from flowcraft import WorkflowError
+    from flowcraft.distributed.keys import Keys
+
+    async def main() -> None:
+        async with space.executor() as executor:  # no worker yet: nothing hydrates before the swap
+            client = redis.asyncio.Redis.from_url(space.url, decode_responses=True)
+            keys = Keys(space.prefix)
+            handle = await executor.start("dist_nodes:make_pipeline", run_id="pinned")
+            meta = await client.hgetall(keys.run("pinned").meta)
+            await client.set(keys.blueprint(meta["blueprint"]), '{"factory": "dist_nodes:make_other_pipeline"}')
+            await client.aclose()
+            await asyncio.to_thread(space.start_workers, 1)
+            await handle.result(timeout=30)
+
+    with pytest.raises(WorkflowError, match=r"builds a different graph here than the one the run was started with"):
+        asyncio.run(main())

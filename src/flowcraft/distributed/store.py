@@ -70,6 +70,7 @@ for _ = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HDEL', KEYS[2], ARGV[i]); i = i + 1 end
 n = tonumber(ARGV[i]); i = i + 1
+local ended = n == 0
 local out = {}
 for _ = 1, n do
   local succ, prefix, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]); i = i + 3
@@ -102,8 +103,9 @@ for x = i, #ARGV do redis.call('XADD', KEYS[8], 'MAXLEN', '~', @MAXLEN@, '*', 'e
 for _, pair in ipairs(out) do redis.call('HSET', KEYS[3], pair[2], pair[1]) end
 redis.call('HDEL', KEYS[3], job)
 local open = redis.call('HGETALL', KEYS[6])
-if #open > 0 then
-  -- release the waiting joins that no pending job and no other waiting join can reach
+if #open > 0 and (ended or redis.call('HLEN', KEYS[3]) == 0) then
+  -- a branch ended (or nothing runs): release the waiting joins that no pending job and
+  -- no other waiting join can reach
   local running = redis.call('HVALS', KEYS[3])
   local ready = {}
   for x = 1, #open, 2 do

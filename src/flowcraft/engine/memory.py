@@ -167,7 +167,7 @@ class MemoryRunStore:
         for node, jid in out:
             run.pending[jid] = node
         run.pending.pop(commit.job_id, None)
-        if run.open:
+        if run.open and (not commit.arrivals or not run.pending):  # a branch ended, or nothing runs
             for node in _releasable(run.open, run.pending.values(), commit.joins):
                 visit = run.open.pop(node)
                 run.arrivals.pop((node, visit), None)
