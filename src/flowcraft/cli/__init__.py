@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser(
         "worker",
-        help="run a distributed worker (options of python -m flowcraft.distributed.worker)",
+        help="run a distributed worker (see `flowcraft worker --help`)",
         add_help=False,
     )
     worker.add_argument("worker_args", nargs=argparse.REMAINDER)
@@ -135,32 +135,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .loading import BuilderOptions, RedisTarget
+    # The commands' modules are imported when used (local imports), so `flowcraft --help`
+    # and each command load only what they need.
+    from .loading import BuilderOptions, RedisTarget  # local import: startup speed (see above)
 
     options = BuilderOptions(
         getattr(args, "sub_workflow_type", ()), getattr(args, "conditional_type", ()), getattr(args, "workflows", None)
     )
     if args.command == "run":
-        from .run import run_command
+        from .run import run_command  # local import: startup speed
 
         return run_command(
             args.graph, args.registry, options, context=args.context, params=args.param, executor=args.executor,
             redis=RedisTarget(args.redis, args.queue, args.prefix), progress=args.progress, detach=args.detach,
         )  # fmt: skip
     if args.command == "validate":
-        from .graphs import validate_command
+        from .graphs import validate_command  # local import: startup speed
 
         return validate_command(args.graph, args.registry, options, as_json=args.json, dag=args.dag)
     if args.command == "viz":
-        from .graphs import viz_command
+        from .graphs import viz_command  # local import: startup speed
 
         return viz_command(args.graph, args.registry, options, fmt=args.format, output=args.output, raw=args.raw)
     if args.command == "status":
-        from .remote import status_command
+        from .remote import status_command  # local import: startup speed
 
         return status_command(args.run_id, RedisTarget(args.redis, args.queue, args.prefix), with_context=args.context)
     if args.command == "cancel":
-        from .remote import cancel_command
+        from .remote import cancel_command  # local import: startup speed
 
         return cancel_command(args.run_id, RedisTarget(args.redis, args.queue, args.prefix), args.reason)
     raise CliError("a command is required: run, validate, viz, worker, status or cancel (see `flowcraft --help`)")
@@ -175,7 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rest[:1] == ["worker"]:
             # Everything after `worker` belongs to the worker's own parser (argparse's
             # REMAINDER does not pass leading options through a subcommand).
-            from .remote import worker_command
+            # local import: the worker needs the redis extra, checked first for a clear error
+            from .remote import require_distributed
+
+            require_distributed()
+            # local import: loads the distributed package, only for this command
+            from .worker import worker_command
 
             return worker_command(rest[1:])
         args = build_parser().parse_args(argv)

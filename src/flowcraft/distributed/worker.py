@@ -14,7 +14,7 @@ One job is one visit of one node (see DISTRIBUTED.md, "One job, step by step"):
 
 Command line::
 
-    python -m flowcraft.distributed.worker --registry pkg.mod:REGISTRY --redis redis://host:6379/0
+    flowcraft worker --registry pkg.mod:REGISTRY --redis redis://host:6379/0   (flowcraft.cli.worker)
 
 Test-only fault injection: ``FLOWCRAFT_TEST_CRASH_AT=<point>:<node id>`` makes the
 worker ``SIGKILL`` itself at ``point`` while running that node. Points:
@@ -55,7 +55,7 @@ from .plan import RunPlan
 from .queue import JobConsumer, JobQueue, QueuedJob, map_backend_errors_async
 from .store import RunStore, parse_done
 
-__all__ = ["Worker", "main"]
+__all__ = ["Worker"]
 
 log = logging.getLogger("flowcraft.distributed.worker")
 
@@ -495,17 +495,3 @@ class Worker:
             return
         with contextlib.suppress(Exception):
             await self._fail(str(data["r"]), str(data.get("n", "?")), "worker", error)
-
-
-# ---- command line ----------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The worker command line (``python -m flowcraft.distributed.worker``); the exit status."""
-    from .worker_cli import main as run_cli
-
-    return run_cli(argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The worker's command line: ``python -m flowcraft.distributed.worker`` and ``flowcraft worker``.
+"""``flowcraft worker``: the command line of a distributed worker.
 
 Options are parsed here; the :class:`~.worker.Worker` does the work. A first SIGTERM or
 SIGINT lets running jobs finish for ``--shutdown-grace`` seconds, then releases them to
@@ -15,18 +15,17 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .errors import BackendError
-from .keys import DEFAULT_PREFIX, DEFAULT_QUEUE
-from .worker import Worker, log
+from ..distributed.errors import BackendError
+from ..distributed.keys import DEFAULT_PREFIX, DEFAULT_QUEUE
+from ..distributed.worker import Worker, log
+from .errors import CliError
+from .loading import ensure_cwd_importable, load_object
 
-__all__ = ["main"]
+__all__ = ["main", "worker_command"]
 
 
 def _load(ref: str, what: str) -> Any:
     """Import ``package.module:NAME`` for the ``--registry`` / ``--dependencies`` options."""
-    from ..cli.errors import CliError
-    from ..cli.loading import load_object
-
     try:
         return load_object(ref, f"--{what}")
     except CliError as error:
@@ -145,3 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("flowcraft worker %d stopped", os.getpid())
     return 0
+
+
+def worker_command(argv: Sequence[str]) -> int:
+    """``flowcraft worker ARGS``: run a worker (the options of :func:`main`)."""
+    ensure_cwd_importable()  # `--registry` modules resolve from the current directory, as for `run`
+    return main(list(argv))
