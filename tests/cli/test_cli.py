@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flowcraft import DEFAULT_ACTION, NodeFailed, NodeFinished, NodeStarted, RetryAttempt, RunFinished
+from flowcraft import DEFAULT_ACTION, NodeFailed, NodeFinished, NodeStarted, RetryAttempt, RunFinished, __version__
 from flowcraft.cli import build_parser, main
 from flowcraft.cli.progress import ProgressDisplay
 
@@ -455,3 +455,10 @@ def test_viz_invalid_graph(workdir: Path):
 
 def test_repo_root_constant():
     assert (ROOT / "pyproject.toml").is_file()
+
+
+def test_version_prints_the_package_version():
+    result = flowcraft("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"flowcraft {__version__}\n"
+    assert "--version" in flowcraft("--help").stdout

@@ -9,6 +9,7 @@ Commands::
     flowcraft worker --registry module:NAME --redis URL [...]
     flowcraft status RUN_ID [--redis URL] [--context]
     flowcraft cancel RUN_ID [--redis URL] [--reason TEXT]
+    flowcraft --version
 
 ``--registry`` names a node registry (a mapping of node type to class), a configured
 ``GraphBuilder``, or a function of no arguments returning either; its module is imported
@@ -28,6 +29,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from .. import __version__
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 
 __all__ = ["EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok · 1 run failed / graph invalid · 2 bad input · 3 service or tool unavailable",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--version", action="version", version=f"flowcraft {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser(
