@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -96,13 +97,35 @@ def test_detach_then_cancel_without_workers(space: list[str]):
         "--executor", "redis", "--detach", *space,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    run_id = json.loads(result.stdout)["run_id"]
+    run_id = result.stdout.strip()
+    assert result.stdout == run_id + "\n" and " " not in run_id and "{" not in run_id  # the bare id
     status = json.loads(flowcraft("status", run_id, *space).stdout)
     assert status["state"] == "pending"
     cancelled = flowcraft("cancel", run_id, "--reason", "not needed", *space)
     assert cancelled.returncode == 0, cancelled.stderr
     assert json.loads(cancelled.stdout)["state"] == "cancelled"
     assert json.loads(flowcraft("status", run_id, *space).stdout)["cancel_reason"] == "not needed"
+
+
+def test_detach_output_feeds_status_in_a_shell(space: list[str]):
+    """What the docs show: `flowcraft status $(flowcraft run ... --detach)`."""
+    command = [sys.executable, "-m", "flowcraft"]
+    run = [*command, "run", str(MODERATION), "--registry", "examples.moderation.nodes:BUILDER",
+           "--context", '{"post": "hi"}', "--executor", "redis", "--detach", *space]  # fmt: skip
+    line = f'{shlex.join([*command, "status"])} "$({shlex.join(run)})" {shlex.join(space)}'
+    result = subprocess.run(["bash", "-c", line], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["state"] == "pending"
+
+
+def test_detach_with_json_prints_an_object(space: list[str]):
+    result = flowcraft(
+        "run", str(MODERATION), "--registry", "examples.moderation.nodes:BUILDER", "--context", '{"post": "hi"}',
+        "--executor", "redis", "--detach", "--json", *space,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    assert json.loads(flowcraft("cancel", run_id, *space).stdout)["state"] == "cancelled"
 
 
 def test_unknown_run_is_bad_input(space: list[str]):

@@ -4,6 +4,7 @@ Commands::
 
     flowcraft run GRAPH.json --registry module:NAME [--context JSON|@file] [--param k=v ...]
                              [--executor memory|redis --redis URL] [--progress auto|live|plain|none]
+                             [--detach [--json]]
     flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--json]
     flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
     flowcraft worker --registry module:NAME --redis URL [...]
@@ -100,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="progress on stderr: a live line on a terminal, plain lines otherwise (default: auto)",
     )
-    run.add_argument("--detach", action="store_true", help="with --executor redis: print the run id and exit")
+    run.add_argument(
+        "--detach", action="store_true", help="with --executor redis: print the run id (a bare line) and exit"
+    )
+    run.add_argument("--json", action="store_true", help='with --detach: print {"run_id": ...} instead')
     _builder_options(run)
 
     validate = commands.add_parser("validate", help="check a graph file and list every error and warning")
@@ -151,6 +155,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_command(
             args.graph, args.registry, options, context=args.context, params=args.param, executor=args.executor,
             redis=RedisTarget(args.redis, args.queue, args.prefix), progress=args.progress, detach=args.detach,
+            as_json=args.json,
         )  # fmt: skip
     if args.command == "validate":
         from .graphs import validate_command  # local import: startup speed

@@ -82,9 +82,13 @@ def run_distributed(
     *,
     progress: str,
     detach: bool,
+    as_json: bool = False,
     node_ids: Collection[str] | None = None,
 ) -> int:
     """Start the run on the Redis workers; wait for it unless ``detach``.
+
+    Detached, the run id is printed as a bare line (so ``flowcraft status $(flowcraft run
+    ... --detach)`` works), or as ``{"run_id": ...}`` with ``as_json``.
 
     While waiting, the run's events (recorded because a display is shown) drive the same
     progress display as in-memory runs (``node_ids``: the nodes to show).
@@ -139,7 +143,7 @@ def run_distributed(
 
     action, final, error, run_id = _with_executor(redis, work)
     if detach:
-        print(to_json({"run_id": run_id}))
+        print(to_json({"run_id": run_id}) if as_json else run_id)
         return EXIT_OK
     print_result(action, final, error, run_id=run_id)
     if error is not None:

@@ -37,6 +37,7 @@ def run_command(
     redis: RedisTarget,
     progress: str,
     detach: bool,
+    as_json: bool = False,
 ) -> int:
     """Build the graph file with the registry, run it, print the action and context as JSON."""
     graph = read_graph(path)
@@ -50,7 +51,14 @@ def run_command(
     if executor == "redis":
         blueprint = builder.build_blueprint(graph).blueprint
         return run_distributed(
-            blueprint, initial, run_params, redis, progress=progress, detach=detach, node_ids=_user_node_ids(result)
+            blueprint,
+            initial,
+            run_params,
+            redis,
+            progress=progress,
+            detach=detach,
+            as_json=as_json,
+            node_ids=_user_node_ids(result),
         )
     if detach:
         raise CliError("--detach needs --executor redis (an in-memory run lives in this process)")
