@@ -229,6 +229,20 @@ def test_help_lists_commands_and_exit_codes():
         assert word in result.stdout
 
 
+def test_worker_help_has_a_flowcraft_usage_line_and_help_for_every_option():
+    result = flowcraft("worker", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: flowcraft worker ")
+    assert "flowcraft.distributed" not in result.stdout
+    subcommands = next(a for a in build_parser()._actions if a.dest == "command")
+    worker = subcommands.choices["worker"]  # type: ignore[index]
+    options = {a.option_strings[-1]: a.help for a in worker._actions if a.option_strings}
+    for option in ("--registry", "--redis", "--queue", "--prefix", "--concurrency", "--dependencies",
+                   "--middleware", "--lock-duration", "--stalled-interval", "--shutdown-grace", "--log-level"):  # fmt: skip
+        assert options.get(option), f"worker {option} has no help text"
+        assert option in result.stdout
+
+
 def test_main_in_process(workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     monkeypatch.chdir(workdir)
     monkeypatch.syspath_prepend(str(workdir))

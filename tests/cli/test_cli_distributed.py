@@ -5,6 +5,7 @@ Fails (never skips) when Redis is unreachable; `scripts/test` starts one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -14,10 +15,11 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from .helpers import MODERATION, ROOT, flowcraft, one_error_line
+from .helpers import MODERATION, ROOT, flowcraft, one_error_line, write_json
 
 pytestmark = pytest.mark.integration
 
@@ -42,11 +44,12 @@ def space() -> Iterator[list[str]]:
     client.close()
 
 
-@pytest.fixture
-def worker(space: list[str]) -> Iterator[subprocess.Popen[str]]:
+@contextlib.contextmanager
+def running_worker(space: list[str], registry: str, *args: str, cwd: Path = ROOT) -> Iterator[subprocess.Popen[str]]:
+    """A `flowcraft worker` process with ``--registry registry``, stopped with SIGTERM afterwards."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flowcraft", "worker", "--registry", "examples.moderation.nodes:REGISTRY", *space],
-        cwd=ROOT,
+        [sys.executable, "-m", "flowcraft", "worker", "--registry", registry, *space, *args],
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -54,18 +57,26 @@ def worker(space: list[str]) -> Iterator[subprocess.Popen[str]]:
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     seen = ""
-    while "worker ready" not in seen:
-        line = proc.stdout.readline()
-        assert line and time.monotonic() < deadline, f"the worker did not start: {seen}"
-        seen += line
-    yield proc
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    proc.stdout.close()
+        while "worker ready" not in seen:
+            line = proc.stdout.readline()
+            assert line and time.monotonic() < deadline, f"the worker did not start: {seen}"
+            seen += line
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+@pytest.fixture
+def worker(space: list[str]) -> Iterator[subprocess.Popen[str]]:
+    with running_worker(space, "examples.moderation.nodes:REGISTRY") as proc:
+        yield proc
 
 
 def test_run_on_workers_then_status(space: list[str], worker: subprocess.Popen[str]):
@@ -136,5 +147,70 @@ def test_unknown_run_is_bad_input(space: list[str]):
 
 def test_worker_with_a_bad_registry_fails_with_a_message(space: list[str]):
     result = flowcraft("worker", "--registry", "nosuch.module:REGISTRY", *space, timeout=60)
-    assert result.returncode != 0
-    assert "nosuch.module" in result.stderr
+    assert result.returncode == 2
+    assert "--registry 'nosuch.module:REGISTRY': no module named 'nosuch.module'" in one_error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--registry", "examples.moderation.nodes:SPAM_WORDS"], "is a tuple, not a node registry"),
+        (
+            ["--registry", "examples.moderation.nodes:REGISTRY", "--middleware", "examples.moderation.nodes:REGISTRY"],
+            "--middleware 'examples.moderation.nodes:REGISTRY' is not callable",
+        ),
+        (
+            ["--registry", "examples.moderation.nodes:REGISTRY", "--dependencies", "examples.moderation.nodes:URL"],
+            "--dependencies 'examples.moderation.nodes:URL' is a Pattern, not a function",
+        ),
+        (["--registry", "examples.moderation.nodes:REGISTRY", "--concurrency", "0"], "--concurrency: must be >= 1"),
+        (["--registry", "examples.moderation.nodes:REGISTRY", "--log-level", "loud"], "--log-level"),
+        (["--redis", "redis://127.0.0.1:1/0"], "the following arguments are required: --registry"),
+    ],
+)
+def test_worker_bad_options_exit_2_with_one_line(space: list[str], args: list[str], message: str):
+    result = flowcraft("worker", *space, *args, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert message in one_error_line(result)
+
+
+def test_worker_accepts_a_graph_builder_as_run_does(space: list[str]):
+    """`--registry module:BUILDER` (a configured GraphBuilder) works for workers too."""
+    context = json.dumps({"post": {"author": "dana", "text": "Call me on +1 555 123 4567"}})
+    with running_worker(space, "examples.moderation.nodes:BUILDER"):
+        result = flowcraft(
+            "run", str(MODERATION), "--registry", "examples.moderation.nodes:BUILDER", "--context", context,
+            "--executor", "redis", "--progress", "none", *space,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["context"]["decision"] == "publish_redacted"
+
+
+DEPENDENCY_NODES = """
+from flowcraft import Node
+
+class Greet(Node):
+    def __init__(self, data=None, greeting="(none)", **_):
+        super().__init__()
+        self.greeting = greeting
+
+    async def post(self, args):
+        await args.ctx.set("said", self.greeting)
+
+REGISTRY = {"greet": Greet}
+
+def services():
+    return {"greeting": "hello from --dependencies"}
+"""
+
+
+def test_worker_dependencies_reach_the_node_constructors(space: list[str], tmp_path: Path):
+    (tmp_path / "depnodes.py").write_text(DEPENDENCY_NODES, encoding="utf-8")
+    write_json(tmp_path / "graph.json", {"nodes": [{"id": "hi", "type": "greet"}], "edges": []})
+    with running_worker(space, "depnodes:REGISTRY", "--dependencies", "depnodes:services", cwd=tmp_path):
+        result = flowcraft(
+            "run", "graph.json", "--registry", "depnodes:REGISTRY", "--executor", "redis", "--progress", "none",
+            *space, cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["context"] == {"said": "hello from --dependencies"}

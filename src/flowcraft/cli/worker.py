@@ -1,71 +1,71 @@
 """``flowcraft worker``: the command line of a distributed worker.
 
-Options are parsed here; the :class:`~.worker.Worker` does the work. A first SIGTERM or
-SIGINT lets running jobs finish for ``--shutdown-grace`` seconds, then releases them to
-stalled-job recovery; a second releases them at once. The process exits 0 either way.
+The options are parsed by the ``flowcraft`` parser (:mod:`flowcraft.cli`); this module
+loads what they name and runs a :class:`~flowcraft.distributed.Worker`. A first SIGTERM
+or SIGINT lets running jobs finish for ``--shutdown-grace`` seconds, then releases them
+to stalled-job recovery; a second releases them at once. The process exits 0 either way.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..distributed.errors import BackendError
-from ..distributed.keys import DEFAULT_PREFIX, DEFAULT_QUEUE
 from ..distributed.worker import Worker, log
-from .errors import CliError
-from .loading import ensure_cwd_importable, load_object
+from .errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, CliError
+from .loading import RedisTarget, load_builder, load_object
 
-__all__ = ["main", "worker_command"]
+__all__ = ["WorkerOptions", "worker_command"]
 
 
-def _load(ref: str, what: str) -> Any:
-    """Import ``package.module:NAME`` for the ``--registry`` / ``--dependencies`` options."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """The options of ``flowcraft worker`` (see ``flowcraft worker --help``)."""
+
+    registry: str
+    redis: RedisTarget
+    concurrency: int = 10
+    dependencies: str | None = None
+    middleware: tuple[str, ...] = ()
+    lock_duration: float = 30.0
+    stalled_interval: float = 30.0
+    shutdown_grace: float = 5.0
+    log_level: str = "INFO"
+
+
+def _dependencies(ref: str) -> dict[str, Any]:
+    factory = load_object(ref, "--dependencies")
+    if not callable(factory):
+        raise CliError(
+            f"--dependencies {ref!r} is a {type(factory).__name__}, not a function: point it at a function of no "
+            "arguments returning the node constructors' keyword arguments (a dict)"
+        )
     try:
-        return load_object(ref, f"--{what}")
-    except CliError as error:
-        raise SystemExit(error.message) from None
+        value = factory()
+    except TypeError as error:
+        raise CliError(f"--dependencies {ref!r}: calling it with no arguments failed: {error}") from None
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise CliError(
+            f"--dependencies {ref!r} returned a {type(value).__name__}; it must return a dict of keyword "
+            "arguments (name -> service) for the node constructors"
+        )
+    return dict(value)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m flowcraft.distributed.worker", description="Run flowcraft node jobs from a Redis queue."
-    )
-    parser.add_argument("--registry", required=True, help="package.module:NAME of the node registry mapping")
-    parser.add_argument("--redis", default=os.environ.get("FLOWCRAFT_REDIS_URL", "redis://localhost:6379/0"))
-    parser.add_argument("--queue", default=DEFAULT_QUEUE)
-    parser.add_argument("--prefix", default=DEFAULT_PREFIX)
-    parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--dependencies", help="package.module:factory returning the node constructor kwargs")
-    parser.add_argument(
-        "--middleware",
-        action="append",
-        default=[],
-        metavar="package.module:NAME",
-        help="middleware wrapping every node this worker runs (repeatable; the first is outermost)",
-    )
-    parser.add_argument("--lock-duration", type=float, default=30.0, help="seconds a job lock lasts (default 30)")
-    parser.add_argument("--stalled-interval", type=float, default=30.0, help="seconds between stalled-job checks")
-    parser.add_argument(
-        "--shutdown-grace",
-        type=float,
-        default=5.0,
-        help="seconds to let running jobs finish after SIGTERM/SIGINT before releasing them (default 5)",
-    )
-    parser.add_argument("--log-level", default="INFO")
-    return parser
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
+def _middleware(refs: tuple[str, ...]) -> list[Any]:
+    middleware = []
+    for ref in refs:
+        item = load_object(ref, "--middleware")
+        if not callable(item):
+            raise CliError(f"--middleware {ref!r} is not callable: it must be a function (args, next) -> action")
+        middleware.append(item)
+    return middleware
 
 
 async def _serve(worker: Worker, announce: Callable[[], None], grace: float = 5.0) -> None:
@@ -105,48 +105,48 @@ async def _serve(worker: Worker, announce: Callable[[], None], grace: float = 5.
     await task
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The worker command line; returns the exit status."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    registry = _load(args.registry, "registry")
-    if not isinstance(registry, Mapping):
-        raise SystemExit(
-            f"--registry {args.registry!r} must name a mapping of node types, got {type(registry).__name__}"
+def worker_command(options: WorkerOptions) -> int:
+    """Run a worker until SIGTERM/SIGINT; the exit status.
+
+    ``--registry`` is loaded as for ``run`` (a registry mapping, a ``GraphBuilder`` whose
+    registry and dependencies the worker uses, or a function returning either).
+
+    Raises:
+        CliError: a bad option (exit 2), or Redis unreachable or lost (exit 3).
+    """
+    builder = load_builder(options.registry)
+    dependencies = dict(builder.dependencies)
+    if options.dependencies:
+        dependencies.update(_dependencies(options.dependencies))
+    middleware = _middleware(options.middleware)
+    logging.basicConfig(level=options.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    redis = options.redis
+    try:
+        worker = Worker(
+            builder.registry,
+            redis.url,
+            queue=redis.queue,
+            prefix=redis.prefix,
+            dependencies=dependencies,
+            concurrency=options.concurrency,
+            lock_duration=options.lock_duration,
+            stalled_interval=options.stalled_interval,
+            middleware=middleware,
         )
-    dependencies = _load(args.dependencies, "dependencies")() if args.dependencies else None
-    middleware = [_load(ref, "middleware") for ref in args.middleware]
-    for ref, item in zip(args.middleware, middleware, strict=True):
-        if not callable(item):
-            raise SystemExit(f"--middleware {ref!r} is not callable: it must be a function (args, next) -> action")
-    worker = Worker(
-        registry,
-        args.redis,
-        queue=args.queue,
-        prefix=args.prefix,
-        dependencies=dependencies,
-        concurrency=args.concurrency,
-        lock_duration=args.lock_duration,
-        stalled_interval=args.stalled_interval,
-        middleware=middleware,
-    )
+    except (TypeError, ValueError) as error:
+        raise CliError(f"cannot start the worker: {error}", EXIT_USAGE) from None
 
     def announce() -> None:
         log.info(
             "flowcraft worker ready: pid=%d queue=%s prefix=%s concurrency=%d redis=%s",
-            os.getpid(), args.queue, args.prefix, args.concurrency, _redact(args.redis),
+            os.getpid(), redis.queue, redis.prefix, options.concurrency, redis.redacted(),
         )  # fmt: skip
 
     try:
-        asyncio.run(_serve(worker, announce, args.shutdown_grace))
+        asyncio.run(_serve(worker, announce, options.shutdown_grace))
     except BackendError as error:
-        log.error("flowcraft worker stopped: %s", error)
-        return 1
+        if worker.ready.is_set():
+            raise CliError(f"worker stopped: lost Redis at {redis.redacted()}: {error}", EXIT_ENVIRONMENT) from None
+        raise CliError(f"cannot use Redis at {redis.redacted()}: {error}", EXIT_ENVIRONMENT) from None
     log.info("flowcraft worker %d stopped", os.getpid())
-    return 0
-
-
-def worker_command(argv: Sequence[str]) -> int:
-    """``flowcraft worker ARGS``: run a worker (the options of :func:`main`)."""
-    ensure_cwd_importable()  # `--registry` modules resolve from the current directory, as for `run`
-    return main(list(argv))
+    return EXIT_OK
