@@ -5,72 +5,18 @@ Fails (never skips) when Redis is unreachable; `scripts/test` starts one.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shlex
-import signal
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .helpers import MODERATION, ROOT, flowcraft, one_error_line, write_json
+from .helpers import MODERATION, ROOT, flowcraft, one_error_line, running_worker, write_json
 
 pytestmark = pytest.mark.integration
-
-REDIS_URL = os.environ.get("FLOWCRAFT_TEST_REDIS_URL", "redis://127.0.0.1:6399/0")
-
-
-@pytest.fixture
-def space() -> Iterator[list[str]]:
-    import redis  # the redis extra is part of the test install: a missing one fails here
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        pytest.fail(f"these tests need a real Redis at {REDIS_URL} (set FLOWCRAFT_TEST_REDIS_URL): {error}")
-    tag = uuid.uuid4().hex[:10]
-    options = ["--redis", REDIS_URL, "--queue", f"cliq{tag}", "--prefix", f"clip{tag}"]
-    yield options
-    keys = list(client.scan_iter(match=f"clip{tag}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-@contextlib.contextmanager
-def running_worker(space: list[str], registry: str, *args: str, cwd: Path = ROOT) -> Iterator[subprocess.Popen[str]]:
-    """A `flowcraft worker` process with ``--registry registry``, stopped with SIGTERM afterwards."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flowcraft", "worker", "--registry", registry, *space, *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    seen = ""
-    try:
-        while "worker ready" not in seen:
-            line = proc.stdout.readline()
-            assert line and time.monotonic() < deadline, f"the worker did not start: {seen}"
-            seen += line
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
 
 
 @pytest.fixture

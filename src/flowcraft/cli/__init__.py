@@ -18,10 +18,12 @@ Commands::
 ``GraphBuilder``, or a function of no arguments returning either; its module is imported
 relative to the current directory first.
 
-Exit codes: 0 success; 1 the run failed or was cancelled, or ``validate`` found errors;
-2 bad invocation or input (arguments, registry, context, params, graph file, unknown
-run); 3 a service or tool is unavailable (Redis unreachable, Graphviz or an extra
-missing); 130 interrupted. Errors print one line on stderr; ``--debug`` adds the traceback.
+Exit codes (the full table, one case a row, is in ``docs/cli.md``): 0 success; 1 the run
+failed or was cancelled, ``validate`` found errors, ``cancel`` of an ended run; 2 bad
+invocation or input (arguments, registry, context, params, the graph file, an invalid
+graph for ``run``/``viz``, an unknown run); 3 a service or tool is unavailable (Redis
+unreachable, Graphviz or the redis extra missing); 130 interrupted. Errors print one
+line on stderr; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -158,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="flowcraft",
         description="Run, check and draw Flowcraft workflow graphs; run and follow distributed runs.",
-        epilog="exit codes: 0 ok · 1 run failed / graph invalid · 2 bad input · 3 service or tool unavailable",
+        epilog="exit codes: 0 ok · 1 run failed or cancelled, validate found errors · 2 bad input (including "
+        "an invalid graph for run and viz) · 3 Redis, Graphviz or an extra unavailable · 130 interrupted",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--version", action="version", version=f"flowcraft {__version__}")
