@@ -65,3 +65,25 @@ def test_hook_renders_repository_links_and_flags_missing_ones(tmp_path: Path, ca
         out = hooks.on_page_markdown(text, Page(), config, None)
     assert out == "see the readme (`README.md`), [a page](cli.md) and gone"
     assert "links to '../nope.md', which is not a file of the repository" in caplog.text
+
+
+def _row(page: Path, name: str) -> str:
+    return next(line for line in page.read_text().splitlines() if line.startswith("|") and name in line)
+
+
+def test_the_distributed_example_is_described_as_what_it_is():
+    """examples/distributed is a fan-out of fetches and a fan-in, not the moderation graph."""
+    readme = (ROOT / "examples" / "distributed" / "README.md").read_text()
+    assert "fan-out" in readme.lower() and "moderation" not in readme.lower()
+    for page in (ROOT / "examples" / "README.md", DOCS / "examples.md"):
+        row = _row(page, "distributed/")
+        assert "fan-out" in row and "moderation" not in row, f"{page.relative_to(ROOT)}: {row}"
+    moderation = (ROOT / "examples" / "moderation" / "README.md").read_text()
+    assert "same graph on Redis workers is in" not in moderation
+    assert "flowcraft worker --registry examples.moderation.nodes:REGISTRY" in moderation
+
+
+def test_cli_page_does_not_deny_distributed_progress():
+    """`run --executor redis` shows node-by-node progress (tests/cli/test_cli_distributed.py checks it)."""
+    limits = (DOCS / "cli.md").read_text().split("## What the command line cannot do", 1)[1]
+    assert "progress" not in limits

@@ -36,6 +36,8 @@ def test_run_on_workers_then_status(space: list[str], worker: subprocess.Popen[s
     assert out["action"] == "default"
     assert out["context"]["decision"] == "rejected"
     assert "started on" in result.stderr and "ended after" in result.stderr
+    # node-by-node progress, as in memory (docs/cli.md)
+    assert "started  ingest (Ingest)" in result.stderr and "finished triage -> reject" in result.stderr
 
     status = flowcraft("status", out["run_id"], "--context", *space)
     assert status.returncode == 0, status.stderr
