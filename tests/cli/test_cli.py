@@ -279,7 +279,7 @@ def test_live_progress_redraws_one_line():
     text = stream.getvalue()
     assert "\n" not in text.rstrip("\n")  # one line redrawn in place with carriage returns
     assert text.count("\r") >= 5
-    assert text.endswith("run finished -> ok in 0.50s: 1 nodes done, 1 failed\n")
+    assert text.endswith("run finished -> ok in 0.50s: 1 node done, 1 failed\n")
 
 
 def test_plain_progress_writes_lines():
@@ -476,3 +476,25 @@ def test_version_prints_the_package_version():
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"flowcraft {__version__}\n"
     assert "--version" in flowcraft("--help").stdout
+
+
+@pytest.mark.parametrize(("done", "text"), [(0, "0 nodes done"), (1, "1 node done"), (2, "2 nodes done")])
+def test_summary_line_pluralizes_nodes(done: int, text: str):
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, live=False, node_ids=["a", "b"])
+    for i in range(done):
+        display(_event(NodeFinished, node_id="ab"[i], node_name="N", action=DEFAULT_ACTION, duration=0.1))
+    display(_event(RunFinished, action=DEFAULT_ACTION, duration=0.2))
+    assert f"{text}, 0 failed" in stream.getvalue().splitlines()[-1]
+
+
+def test_missing_redis_extra_names_the_install_command_once(tmp_path: Path):
+    (tmp_path / "bullmq.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'bullmq'\", name='bullmq')\n", encoding="utf-8"
+    )
+    for args in (["status", "abc"], ["worker", "--registry", "x:Y"]):
+        result = flowcraft(*args, env={"PYTHONPATH": str(tmp_path)})
+        assert result.returncode == 3
+        line = one_error_line(result)
+        assert line.count("pip install") == 1 and line.count("extra") == 1, line
+        assert "bullmq is missing" in line

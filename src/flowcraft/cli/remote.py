@@ -31,8 +31,10 @@ def require_distributed() -> Any:
         # local import: the redis extra is optional; only the distributed commands load it
         import flowcraft.distributed as distributed
     except ImportError as error:
+        missing = f"{error.name or 'a dependency'} is missing"
         raise CliError(
-            f"distributed runs need the redis extra: pip install 'flowcraft-py[redis]' ({error})", EXIT_ENVIRONMENT
+            f"distributed runs and workers need the redis extra ({missing}): pip install 'flowcraft-py[redis]'",
+            EXIT_ENVIRONMENT,
         ) from None
     return distributed
 
