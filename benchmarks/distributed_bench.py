@@ -117,7 +117,7 @@ async def flowcraft_run(url: str, workers: int, graph: dict, env: dict[str, str]
     from bench_nodes import REGISTRY  # type: ignore[import-not-found]
 
     queue = f"fc{time.monotonic_ns()}"
-    procs = [spawn([sys.executable, "-m", "flowcraft.distributed.worker", "--registry", "bench_nodes:REGISTRY",
+    procs = [spawn([sys.executable, "-m", "flowcraft", "worker", "--registry", "bench_nodes:REGISTRY",
                     "--redis", url, "--queue", queue, "--concurrency", "10"], env, "worker ready")
              for _ in range(workers)]  # fmt: skip
     blueprint = GraphBuilder(REGISTRY).build_blueprint(graph).blueprint

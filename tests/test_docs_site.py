@@ -1,5 +1,5 @@
-"""The documentation site: every nav page exists, and the runnable code blocks of the pages
-written for the site run (the strict MkDocs build itself is `bash scripts/docs`, run in CI)."""
+"""The documentation site: every nav page exists and the pages say true things (their code
+blocks are run by tests/test_readme.py; the strict MkDocs build itself is `bash scripts/docs`)."""
 
 from __future__ import annotations
 
@@ -28,23 +28,6 @@ def test_every_nav_page_exists_and_every_page_is_in_the_nav():
         assert required in pages
 
 
-def python_blocks(page: str) -> list[str]:
-    blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.DOTALL)
-    # Blocks with a top-level `await`/`async with` are fragments shown inside a coroutine.
-    return [b for b in blocks if not re.search(r"^(await |async with )|^\S.*= await ", b, flags=re.MULTILINE)]
-
-
-@pytest.mark.parametrize("page", ["index.md", "flows.md", "events.md"])
-def test_code_blocks_run(page: str, capsys: pytest.CaptureFixture[str]):
-    blocks = python_blocks(page)
-    assert blocks
-    for block in blocks:
-        namespace: dict[str, object] = {"__name__": f"docs_{page}"}
-        exec(compile(block, str(DOCS / page), "exec"), namespace)  # the docs' own code
-    if page == "events.md":
-        assert "only -> DEFAULT_ACTION" in capsys.readouterr().out
-
-
 def test_hook_renders_repository_links_and_flags_missing_ones(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     import importlib.util
 
@@ -65,3 +48,25 @@ def test_hook_renders_repository_links_and_flags_missing_ones(tmp_path: Path, ca
         out = hooks.on_page_markdown(text, Page(), config, None)
     assert out == "see the readme (`README.md`), [a page](cli.md) and gone"
     assert "links to '../nope.md', which is not a file of the repository" in caplog.text
+
+
+def _row(page: Path, name: str) -> str:
+    return next(line for line in page.read_text().splitlines() if line.startswith("|") and name in line)
+
+
+def test_the_distributed_example_is_described_as_what_it_is():
+    """examples/distributed is a fan-out of fetches and a fan-in, not the moderation graph."""
+    readme = (ROOT / "examples" / "distributed" / "README.md").read_text()
+    assert "fan-out" in readme.lower() and "moderation" not in readme.lower()
+    for page in (ROOT / "examples" / "README.md", DOCS / "examples.md"):
+        row = _row(page, "distributed/")
+        assert "fan-out" in row and "moderation" not in row, f"{page.relative_to(ROOT)}: {row}"
+    moderation = (ROOT / "examples" / "moderation" / "README.md").read_text()
+    assert "same graph on Redis workers is in" not in moderation
+    assert "flowcraft worker --registry examples.moderation.nodes:REGISTRY" in moderation
+
+
+def test_cli_page_does_not_deny_distributed_progress():
+    """`run --executor redis` shows node-by-node progress (tests/cli/test_cli_distributed.py checks it)."""
+    limits = (DOCS / "cli.md").read_text().split("## What the command line cannot do", 1)[1]
+    assert "progress" not in limits

@@ -51,7 +51,7 @@ def private_redis() -> Iterator[str]:
 
 def start_worker(url: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "flowcraft.distributed.worker", "--registry", "fanout_nodes:REGISTRY",
+    command = [sys.executable, "-m", "flowcraft", "worker", "--registry", "fanout_nodes:REGISTRY",
                "--redis", url, "--concurrency", "4"]  # fmt: skip
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None

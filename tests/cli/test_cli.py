@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flowcraft import DEFAULT_ACTION, NodeFailed, NodeFinished, NodeStarted, RetryAttempt, RunFinished
+from flowcraft import DEFAULT_ACTION, NodeFailed, NodeFinished, NodeStarted, RetryAttempt, RunFinished, __version__
 from flowcraft.cli import build_parser, main
 from flowcraft.cli.progress import ProgressDisplay
 
@@ -229,6 +229,20 @@ def test_help_lists_commands_and_exit_codes():
         assert word in result.stdout
 
 
+def test_worker_help_has_a_flowcraft_usage_line_and_help_for_every_option():
+    result = flowcraft("worker", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: flowcraft worker ")
+    assert "flowcraft.distributed" not in result.stdout
+    subcommands = next(a for a in build_parser()._actions if a.dest == "command")
+    worker = subcommands.choices["worker"]  # type: ignore[index]
+    options = {a.option_strings[-1]: a.help for a in worker._actions if a.option_strings}
+    for option in ("--registry", "--redis", "--queue", "--prefix", "--concurrency", "--dependencies",
+                   "--middleware", "--lock-duration", "--stalled-interval", "--shutdown-grace", "--log-level"):  # fmt: skip
+        assert options.get(option), f"worker {option} has no help text"
+        assert option in result.stdout
+
+
 def test_main_in_process(workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     monkeypatch.chdir(workdir)
     monkeypatch.syspath_prepend(str(workdir))
@@ -265,7 +279,7 @@ def test_live_progress_redraws_one_line():
     text = stream.getvalue()
     assert "\n" not in text.rstrip("\n")  # one line redrawn in place with carriage returns
     assert text.count("\r") >= 5
-    assert text.endswith("run finished -> ok in 0.50s: 1 nodes done, 1 failed\n")
+    assert text.endswith("run finished -> ok in 0.50s: 1 node done, 1 failed\n")
 
 
 def test_plain_progress_writes_lines():
@@ -455,3 +469,32 @@ def test_viz_invalid_graph(workdir: Path):
 
 def test_repo_root_constant():
     assert (ROOT / "pyproject.toml").is_file()
+
+
+def test_version_prints_the_package_version():
+    result = flowcraft("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"flowcraft {__version__}\n"
+    assert "--version" in flowcraft("--help").stdout
+
+
+@pytest.mark.parametrize(("done", "text"), [(0, "0 nodes done"), (1, "1 node done"), (2, "2 nodes done")])
+def test_summary_line_pluralizes_nodes(done: int, text: str):
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, live=False, node_ids=["a", "b"])
+    for i in range(done):
+        display(_event(NodeFinished, node_id="ab"[i], node_name="N", action=DEFAULT_ACTION, duration=0.1))
+    display(_event(RunFinished, action=DEFAULT_ACTION, duration=0.2))
+    assert f"{text}, 0 failed" in stream.getvalue().splitlines()[-1]
+
+
+def test_missing_redis_extra_names_the_install_command_once(tmp_path: Path):
+    (tmp_path / "bullmq.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'bullmq'\", name='bullmq')\n", encoding="utf-8"
+    )
+    for args in (["status", "abc"], ["worker", "--registry", "x:Y"]):
+        result = flowcraft(*args, env={"PYTHONPATH": str(tmp_path)})
+        assert result.returncode == 3
+        line = one_error_line(result)
+        assert line.count("pip install") == 1 and line.count("extra") == 1, line
+        assert "bullmq is missing" in line

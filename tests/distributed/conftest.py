@@ -1,6 +1,6 @@
 """Fixtures for the distributed suite: a real Redis (FAILS, never skips, when it is not
 reachable), a per-test key prefix and queue that are deleted afterwards, and real worker
-subprocesses (``python -m flowcraft.distributed.worker``) that are stopped afterwards."""
+subprocesses (``python -m flowcraft worker``) that are stopped afterwards."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ class WorkerProcess:
         self._log = open(self.log_path, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "flowcraft.distributed.worker",
+                sys.executable, "-m", "flowcraft", "worker",
                 "--registry", "dist_nodes:REGISTRY", "--redis", url,
                 "--queue", space.queue, "--prefix", space.prefix, "--concurrency", str(concurrency),
                 "--lock-duration", str(LOCK_DURATION), "--stalled-interval", str(STALLED_INTERVAL),

@@ -319,7 +319,7 @@ def test_worker_middleware_option_wraps_every_node(space: Space) -> None:
 
 def test_worker_middleware_option_rejects_a_non_callable(space: Space) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "flowcraft.distributed.worker", "--registry", "dist_nodes:REGISTRY",
+        [sys.executable, "-m", "flowcraft", "worker", "--registry", "dist_nodes:REGISTRY",
          "--redis", space.url, "--middleware", "dist_nodes:REGISTRY"],
         capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(Path(d.__file__).parent)},
     )  # fmt: skip

@@ -4,20 +4,26 @@ Commands::
 
     flowcraft run GRAPH.json --registry module:NAME [--context JSON|@file] [--param k=v ...]
                              [--executor memory|redis --redis URL] [--progress auto|live|plain|none]
+                             [--detach [--json]]
     flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--json]
     flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
-    flowcraft worker --registry module:NAME --redis URL [...]
+    flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [--concurrency N]
+                     [--dependencies module:NAME] [--middleware module:NAME ...] [--lock-duration S]
+                     [--stalled-interval S] [--shutdown-grace S] [--log-level LEVEL]
     flowcraft status RUN_ID [--redis URL] [--context]
     flowcraft cancel RUN_ID [--redis URL] [--reason TEXT]
+    flowcraft --version
 
 ``--registry`` names a node registry (a mapping of node type to class), a configured
 ``GraphBuilder``, or a function of no arguments returning either; its module is imported
 relative to the current directory first.
 
-Exit codes: 0 success; 1 the run failed or was cancelled, or ``validate`` found errors;
-2 bad invocation or input (arguments, registry, context, params, graph file, unknown
-run); 3 a service or tool is unavailable (Redis unreachable, Graphviz or an extra
-missing); 130 interrupted. Errors print one line on stderr; ``--debug`` adds the traceback.
+Exit codes (the full table, one case a row, is in ``docs/cli.md``): 0 success; 1 the run
+failed or was cancelled, ``validate`` found errors, ``cancel`` of an ended run; 2 bad
+invocation or input (arguments, registry, context, params, the graph file, an invalid
+graph for ``run``/``viz``, an unknown run); 3 a service or tool is unavailable (Redis
+unreachable, Graphviz or the redis extra missing); 130 interrupted. Errors print one
+line on stderr; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from .. import __version__
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 
 __all__ = ["EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
@@ -66,8 +73,86 @@ def _redis_option(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help=f"Redis URL (default: $FLOWCRAFT_REDIS_URL or {_DEFAULT_REDIS})",
     )
-    parser.add_argument("--queue", default="flowcraft", help="job queue name; workers must use the same")
-    parser.add_argument("--prefix", default="flowcraft", help="Redis key prefix; workers must use the same")
+    parser.add_argument(
+        "--queue", default="flowcraft", help="job queue name (default flowcraft); clients and workers must agree"
+    )
+    parser.add_argument(
+        "--prefix", default="flowcraft", help="Redis key prefix (default flowcraft); clients and workers must agree"
+    )
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if kind is int and value < 1:
+            raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _worker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--registry",
+        required=True,
+        metavar="module:NAME",
+        help="node registry (type -> node class), GraphBuilder, or a function returning either, as for `run`",
+    )
+    _redis_option(parser)
+    parser.add_argument(
+        "--concurrency", type=_positive(int), default=10, metavar="N", help="jobs this worker runs at once (default 10)"
+    )
+    parser.add_argument(
+        "--dependencies",
+        metavar="module:NAME",
+        help="function of no arguments returning the keyword arguments (services) given to every node constructor; "
+        "they add to and override a GraphBuilder's own dependencies",
+    )
+    parser.add_argument(
+        "--middleware",
+        action="append",
+        default=[],
+        metavar="module:NAME",
+        help="middleware (args, next) -> action wrapping every node this worker runs (repeatable; first is outermost)",
+    )
+    parser.add_argument(
+        "--lock-duration",
+        type=_positive(float),
+        default=30.0,
+        metavar="S",
+        help="seconds a job's lock lasts; a dead worker's job goes to another after about "
+        "--lock-duration + --stalled-interval (default 30)",
+    )
+    parser.add_argument(
+        "--stalled-interval",
+        type=_positive(float),
+        default=30.0,
+        metavar="S",
+        help="seconds between checks for jobs whose worker died (default 30)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=_positive(float),
+        default=5.0,
+        metavar="S",
+        help="seconds running jobs may finish after SIGTERM/SIGINT before they are released (default 5)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=_LOG_LEVELS,
+        default="INFO",
+        help="the worker's log level on stderr (default INFO)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,9 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="flowcraft",
         description="Run, check and draw Flowcraft workflow graphs; run and follow distributed runs.",
-        epilog="exit codes: 0 ok · 1 run failed / graph invalid · 2 bad input · 3 service or tool unavailable",
+        epilog="exit codes: 0 ok · 1 run failed or cancelled, validate found errors · 2 bad input (including "
+        "an invalid graph for run and viz) · 3 Redis, Graphviz or an extra unavailable · 130 interrupted",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--version", action="version", version=f"flowcraft {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser(
@@ -97,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="progress on stderr: a live line on a terminal, plain lines otherwise (default: auto)",
     )
-    run.add_argument("--detach", action="store_true", help="with --executor redis: print the run id and exit")
+    run.add_argument(
+        "--detach", action="store_true", help="with --executor redis: print the run id (a bare line) and exit"
+    )
+    run.add_argument("--json", action="store_true", help='with --detach: print {"run_id": ...} instead')
     _builder_options(run)
 
     validate = commands.add_parser("validate", help="check a graph file and list every error and warning")
@@ -117,10 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser(
         "worker",
-        help="run a distributed worker (options of python -m flowcraft.distributed.worker)",
-        add_help=False,
+        help="run a distributed worker: node jobs from a Redis queue",
+        description="Run node jobs of distributed runs from a Redis queue until SIGTERM/SIGINT. The first signal "
+        "stops taking jobs and lets running ones finish for --shutdown-grace seconds, then releases them to "
+        "another worker; a second releases them at once. Exits 0 either way.",
     )
-    worker.add_argument("worker_args", nargs=argparse.REMAINDER)
+    _worker_options(worker)
 
     status = commands.add_parser("status", help="show a distributed run's status as JSON")
     status.add_argument("run_id", metavar="RUN_ID")
@@ -135,32 +227,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .loading import BuilderOptions, RedisTarget
+    # The commands' modules are imported when used (local imports), so `flowcraft --help`
+    # and each command load only what they need.
+    from .loading import BuilderOptions, RedisTarget  # local import: startup speed (see above)
 
     options = BuilderOptions(
         getattr(args, "sub_workflow_type", ()), getattr(args, "conditional_type", ()), getattr(args, "workflows", None)
     )
     if args.command == "run":
-        from .run import run_command
+        from .run import run_command  # local import: startup speed
 
         return run_command(
             args.graph, args.registry, options, context=args.context, params=args.param, executor=args.executor,
             redis=RedisTarget(args.redis, args.queue, args.prefix), progress=args.progress, detach=args.detach,
+            as_json=args.json,
         )  # fmt: skip
     if args.command == "validate":
-        from .graphs import validate_command
+        from .graphs import validate_command  # local import: startup speed
 
         return validate_command(args.graph, args.registry, options, as_json=args.json, dag=args.dag)
     if args.command == "viz":
-        from .graphs import viz_command
+        from .graphs import viz_command  # local import: startup speed
 
         return viz_command(args.graph, args.registry, options, fmt=args.format, output=args.output, raw=args.raw)
     if args.command == "status":
-        from .remote import status_command
+        from .remote import status_command  # local import: startup speed
 
         return status_command(args.run_id, RedisTarget(args.redis, args.queue, args.prefix), with_context=args.context)
+    if args.command == "worker":
+        # local import: the worker needs the redis extra, checked first for a clear error
+        from .remote import require_distributed
+
+        require_distributed()
+        # local import: loads the distributed package, only for this command
+        from .worker import WorkerOptions, worker_command
+
+        return worker_command(
+            WorkerOptions(
+                registry=args.registry, redis=RedisTarget(args.redis, args.queue, args.prefix),
+                concurrency=args.concurrency, dependencies=args.dependencies, middleware=tuple(args.middleware),
+                lock_duration=args.lock_duration, stalled_interval=args.stalled_interval,
+                shutdown_grace=args.shutdown_grace, log_level=args.log_level,
+            )
+        )  # fmt: skip
     if args.command == "cancel":
-        from .remote import cancel_command
+        from .remote import cancel_command  # local import: startup speed
 
         return cancel_command(args.run_id, RedisTarget(args.redis, args.queue, args.prefix), args.reason)
     raise CliError("a command is required: run, validate, viz, worker, status or cancel (see `flowcraft --help`)")
@@ -171,13 +282,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        rest = [a for a in argv if a != "--debug"]
-        if rest[:1] == ["worker"]:
-            # Everything after `worker` belongs to the worker's own parser (argparse's
-            # REMAINDER does not pass leading options through a subcommand).
-            from .remote import worker_command
-
-            return worker_command(rest[1:])
         args = build_parser().parse_args(argv)
         return _dispatch(args)
     except CliError as error:

@@ -133,7 +133,8 @@ class ProgressDisplay:
             outcome = "failed"
         else:
             outcome = f"cancelled ({event.reason})"
-        summary = f"run {outcome} in {event.duration:.2f}s: {self.done} nodes done, {self.failed} failed"
+        nodes = "node" if self.done == 1 else "nodes"
+        summary = f"run {outcome} in {event.duration:.2f}s: {self.done} {nodes} done, {self.failed} failed"
         if self.live:
             self.stream.write("\r" + summary + " " * max(0, self._width - len(summary)) + "\n")
             self._width = 0

@@ -6,37 +6,41 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..actions import action_label
 from ..errors import AbortError, WorkflowError
 from ..graph import WorkflowBlueprint
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
-from .loading import RedisTarget, ensure_cwd_importable
+from .loading import RedisTarget
+from .output import print_result, progress_display, to_json
 from .progress import ProgressDisplay
-from .run import print_result, to_json
 
 if TYPE_CHECKING:
     from ..distributed import DistributedExecutor, RunHandle, RunStatus
 
-__all__ = ["cancel_command", "run_distributed", "status_command", "worker_command"]
+__all__ = ["cancel_command", "require_distributed", "run_distributed", "status_command"]
 
 T = TypeVar("T")
 
 
-def _distributed() -> Any:
+def require_distributed() -> Any:
+    """The ``flowcraft.distributed`` module, or a :class:`CliError` (exit 3) naming the extra to install."""
     try:
+        # local import: the redis extra is optional; only the distributed commands load it
         import flowcraft.distributed as distributed
     except ImportError as error:
+        missing = f"{error.name or 'a dependency'} is missing"
         raise CliError(
-            f"distributed runs need the redis extra: pip install 'flowcraft-py[redis]' ({error})", EXIT_ENVIRONMENT
+            f"distributed runs and workers need the redis extra ({missing}): pip install 'flowcraft-py[redis]'",
+            EXIT_ENVIRONMENT,
         ) from None
     return distributed
 
 
 def _with_executor(redis: RedisTarget, work: Callable[[DistributedExecutor], Awaitable[T]]) -> T:
-    distributed = _distributed()
+    distributed = require_distributed()
 
     async def main() -> T:
         async with distributed.DistributedExecutor(redis.url, queue=redis.queue, prefix=redis.prefix) as executor:
@@ -80,16 +84,19 @@ def run_distributed(
     *,
     progress: str,
     detach: bool,
+    as_json: bool = False,
     node_ids: Collection[str] | None = None,
 ) -> int:
     """Start the run on the Redis workers; wait for it unless ``detach``.
+
+    Detached, the run id is printed as a bare line (so ``flowcraft status $(flowcraft run
+    ... --detach)`` works), or as ``{"run_id": ...}`` with ``as_json``.
 
     While waiting, the run's events (recorded because a display is shown) drive the same
     progress display as in-memory runs (``node_ids``: the nodes to show).
     """
     stream = sys.stderr
-    live = stream.isatty() if progress == "auto" else progress == "live"
-    display = None if progress == "none" or detach else ProgressDisplay(stream, live=live, node_ids=node_ids)
+    display = None if detach else progress_display(progress, stream, node_ids)
 
     async def work(executor: DistributedExecutor) -> tuple[Any, dict[str, Any], BaseException | None, str]:
         handle = await executor.start(blueprint, context, params=params, events=display is not None)
@@ -138,7 +145,7 @@ def run_distributed(
 
     action, final, error, run_id = _with_executor(redis, work)
     if detach:
-        print(to_json({"run_id": run_id}))
+        print(to_json({"run_id": run_id}) if as_json else run_id)
         return EXIT_OK
     print_result(action, final, error, run_id=run_id)
     if error is not None:
@@ -181,12 +188,3 @@ def cancel_command(run_id: str, redis: RedisTarget, reason: str) -> int:
 
     print(to_json(_with_executor(redis, work)))
     return EXIT_OK
-
-
-def worker_command(argv: Sequence[str]) -> int:
-    """Run a worker: the options of ``python -m flowcraft.distributed.worker``."""
-    _distributed()
-    ensure_cwd_importable()  # `--registry` modules resolve from the current directory, as for `run`
-    from ..distributed.worker import main
-
-    return main(list(argv))

@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from typing import Any, TextIO
+from typing import Any
 
-from ..actions import action_label
 from ..context import TypedContext
 from ..errors import AbortError, GraphError, WorkflowError
 from ..graph import BuildResult
-from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError
+from .errors import EXIT_FAILED, EXIT_OK, CliError
 from .loading import BuilderOptions, RedisTarget, load_builder, parse_context, parse_params, read_graph
+from .output import print_result, progress_display
 from .progress import ProgressDisplay
+from .remote import run_distributed
 
-__all__ = ["print_result", "run_command", "to_json"]
-
-
-def to_json(value: Any) -> str:
-    """``value`` as indented JSON; values JSON cannot hold are shown by their ``repr``."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=repr)
-
-
-def print_result(action: Any, context: dict[str, Any], error: BaseException | None = None, **extra: Any) -> None:
-    """Print the outcome of a run as one JSON document on stdout."""
-    out: dict[str, Any] = dict(extra)
-    out["action"] = action_label(action)
-    if error is not None:
-        out["error"] = {"type": type(error).__name__, "message": str(error)}
-        node = getattr(error, "node_name", None)
-        if node:
-            out["error"]["node"] = node
-        phase = getattr(error, "phase", None)
-        if phase:
-            out["error"]["phase"] = phase
-    out["context"] = context
-    print(to_json(out))
+__all__ = ["run_command"]
 
 
 def _user_node_ids(result: BuildResult) -> list[str]:
@@ -45,13 +24,6 @@ def _user_node_ids(result: BuildResult) -> list[str]:
         for node_id, node in result.node_map.items()
         if not str(getattr(node.graph_data, "type", "")).startswith("__internal")
     ]
-
-
-def _progress(result: BuildResult, mode: str, stream: TextIO) -> ProgressDisplay | None:
-    if mode == "none":
-        return None
-    live = stream.isatty() if mode == "auto" else mode == "live"
-    return ProgressDisplay(stream, live=live, node_ids=_user_node_ids(result))
 
 
 def run_command(
@@ -65,6 +37,7 @@ def run_command(
     redis: RedisTarget,
     progress: str,
     detach: bool,
+    as_json: bool = False,
 ) -> int:
     """Build the graph file with the registry, run it, print the action and context as JSON."""
     graph = read_graph(path)
@@ -76,15 +49,20 @@ def run_command(
     except GraphError as error:
         raise CliError(f"graph file {path!r} is invalid: {error} (see `flowcraft validate {path}`)") from None
     if executor == "redis":
-        from .remote import run_distributed
-
         blueprint = builder.build_blueprint(graph).blueprint
         return run_distributed(
-            blueprint, initial, run_params, redis, progress=progress, detach=detach, node_ids=_user_node_ids(result)
+            blueprint,
+            initial,
+            run_params,
+            redis,
+            progress=progress,
+            detach=detach,
+            as_json=as_json,
+            node_ids=_user_node_ids(result),
         )
     if detach:
         raise CliError("--detach needs --executor redis (an in-memory run lives in this process)")
-    display = _progress(result, progress, sys.stderr)
+    display = progress_display(progress, sys.stderr, _user_node_ids(result))
     ctx = TypedContext(initial)
     try:
         action = asyncio.run(_run_in_memory(result, ctx, run_params, display))
@@ -107,8 +85,3 @@ async def _run_in_memory(
         if ticker is not None:
             stop.set()
             await ticker
-
-
-def environment_error(message: str) -> CliError:
-    """A :class:`CliError` for an unavailable service or tool (exit code 3)."""
-    return CliError(message, EXIT_ENVIRONMENT)

@@ -12,7 +12,7 @@ Example::
 
 and, on each worker host::
 
-    python -m flowcraft.distributed.worker --registry myapp.nodes:REGISTRY --redis redis://host:6379/0
+    flowcraft worker --registry myapp.nodes:REGISTRY --redis redis://host:6379/0
 """
 
 from __future__ import annotations

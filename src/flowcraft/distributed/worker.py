@@ -79,15 +79,3 @@ class Worker(JobWorker):
         )
         return store, queue
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The worker command line (``python -m flowcraft.distributed.worker``); the exit status."""
-    from .worker_cli import main as run_cli
-
-    return run_cli(argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    sys.exit(main())
