@@ -16,8 +16,8 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..engine.errors import BackendError
 from ..distributed.worker import Worker, log
+from ..engine.errors import BackendError
 from .errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, CliError
 from .loading import RedisTarget, load_builder, load_object
 

@@ -78,4 +78,3 @@ class Worker(JobWorker):
             stalled_interval=self._stalled_interval,
         )
         return store, queue
-
