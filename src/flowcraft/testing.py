@@ -1,5 +1,8 @@
 """Helpers for testing your own nodes and flows.
 
+``MemoryRunStore`` and ``MemoryJobQueue`` are the job engine's in-memory backends: run
+a flow through ``flowcraft.engine.JobExecutor`` and ``JobWorker`` without a server.
+
 Example::
 
     from flowcraft.testing import RecordingLogger, EventRecorder, run_lifecycle
@@ -19,11 +22,19 @@ from typing import Any, TypeVar
 
 from .abort import NEVER_ABORTED, AbortSignal
 from .context import Context, TypedContext
+from .engine.memory import MemoryJobQueue, MemoryRunStore
 from .events import NodeEvent, NodeFinished, RunEvent
 from .loggers import LevelLogger, LogLevel
 from .node import AbstractNode, NodeArgs
 
-__all__ = ["EventRecorder", "LifecycleResult", "RecordingLogger", "run_lifecycle"]
+__all__ = [
+    "EventRecorder",
+    "LifecycleResult",
+    "MemoryJobQueue",
+    "MemoryRunStore",
+    "RecordingLogger",
+    "run_lifecycle",
+]
 
 EventT = TypeVar("EventT", bound=RunEvent)
 
