@@ -14,8 +14,10 @@ Compilation, in order (each pass is linear in nodes + edges; adjacency maps only
    ``<id>__conditional_join`` in front of the convergence node, so it is not mistaken
    for a fan-in (a conditional join fires on the first arrival).
 3. **Parallel containers**: several successors on one action become an
-   ``__internal_parallel_container__`` — ``<id>__parallel_container`` for the first such
-   action group, ``<id>__parallel_container__<action>`` for any other.
+   ``__internal_parallel_container__`` — ``<id>__parallel_container`` for the default
+   action's group (or, when it has none, the first such group),
+   ``<id>__parallel_container__<action>`` for any other (the literal action
+   ``"default"`` is an ordinary action: ``<id>__parallel_container__default``).
 4. **Start**: the node nobody targets; several such nodes get a root container
    ``__root_parallel_start``. A graph where every node has a predecessor is rejected.
 5. **Maps**: ``predecessor_count_map`` (distinct direct predecessors, 0 for the start)
@@ -444,12 +446,16 @@ class GraphBuilder:
                 groups = {}
                 for i in indexes:
                     groups.setdefault(edges[i].action, []).append(i)
-            first = True
-            for action, group in groups.items():
-                if len(group) < 2:
-                    continue
-                suffix = "" if first else "__" + ("default" if action is None else action)
-                first = False
+            multi = [action for action, group in groups.items() if len(group) >= 2]
+            if not multi:
+                continue
+            # The default action's group (else the first group) gets the plain name; every
+            # other group is named after its action. So the literal action "default" (an
+            # ordinary string) gets "__default" and never meets the default action's group.
+            plain = None if None in groups and len(groups[None]) >= 2 else multi[0]
+            for action in multi:
+                group = groups[action]
+                suffix = "" if action == plain else f"__{action}"
                 container_id = f"{node.id}__parallel_container{suffix}"
                 if container_id in index:
                     _claim(index, container_id, node.id)
