@@ -276,7 +276,7 @@ class GraphBuilder:
                     node_id=node_id,
                     path=f"nodes[{i}].data.workflowId",
                 )
-            nodes.append(GraphNode(node_id, node.type, {**data, "originalId": node.id}, node.config))
+            nodes.append(GraphNode(node_id, node.type, {**data, "originalId": node.id}, node.config, node.extra))
 
         for i, edge in enumerate(graph.edges):
             if edge.source not in kinds or edge.target not in kinds:
@@ -296,9 +296,9 @@ class GraphBuilder:
                 )
             if kinds[edge.source]:
                 source = sanitize_id(prefix + edge.source) + "_output_mapper"
-                edges.append(GraphEdge(source, prefix + edge.target, edge.action, edge.id))
+                edges.append(edge.with_ends(source, prefix + edge.target))
             elif prefix:
-                edges.append(GraphEdge(prefix + edge.source, prefix + edge.target, edge.action, edge.id))
+                edges.append(edge.with_ends(prefix + edge.source, prefix + edge.target))
             else:
                 edges.append(edge)
         return nodes, edges
@@ -372,7 +372,7 @@ class GraphBuilder:
         nodes.append(GraphNode(output_id, OUTPUT_MAPPER_TYPE, mappers[1]))
 
         sub_nodes, sub_edges = self._flatten(sub_graph, node_id + ":", (*chain, workflow_id))
-        nodes.extend(GraphNode(n.id, n.type, {**n.data, "isSubWorkflow": True}, n.config) for n in sub_nodes)
+        nodes.extend(GraphNode(n.id, n.type, {**n.data, "isSubWorkflow": True}, n.config, n.extra) for n in sub_nodes)
         edges.extend(sub_edges)
         edges.append(GraphEdge(node_id, input_id))
         targets = {e.target for e in sub_edges}
@@ -420,7 +420,7 @@ class GraphBuilder:
                 for i in out.get(source, ()):
                     edge = edges[i]
                     if edge.target == target:
-                        edges[i] = GraphEdge(edge.source, join_id, edge.action, edge.id)
+                        edges[i] = edge.with_ends(edge.source, join_id)
             out[join_id] = [len(edges)]
             edges.append(GraphEdge(join_id, target))
 
@@ -442,17 +442,19 @@ class GraphBuilder:
             action = edges[indexes[0]].action
             if all(edges[i].action == action for i in indexes):
                 groups: dict[str | None, list[int]] = {action: indexes}
+                multi, plain = [action], action
             else:
                 groups = {}
                 for i in indexes:
                     groups.setdefault(edges[i].action, []).append(i)
-            multi = [action for action, group in groups.items() if len(group) >= 2]
-            if not multi:
-                continue
-            # The default action's group (else the first group) gets the plain name; every
-            # other group is named after its action. So the literal action "default" (an
-            # ordinary string) gets "__default" and never meets the default action's group.
-            plain = None if None in groups and len(groups[None]) >= 2 else multi[0]
+                multi = [action for action, group in groups.items() if len(group) >= 2]
+                if not multi:
+                    continue
+                # The default action's group (else the first group) gets the plain name;
+                # every other group is named after its action. So the literal action
+                # "default" (an ordinary string) gets "__default", apart from the default
+                # action's group.
+                plain = None if len(groups.get(None, ())) >= 2 else multi[0]
             for action in multi:
                 group = groups[action]
                 suffix = "" if action == plain else f"__{action}"
