@@ -114,6 +114,65 @@ const cases = [
       ],
     },
   },
+  {
+    name: 'list_inputs_reprefixed',
+    subWorkflowNodeTypes: ['sub'],
+    subWorkflows: {
+      summarize: {
+        nodes: [
+          { id: 'fetch', type: 'task' },
+          { id: 'llm', type: 'task', data: { inputs: ['fetch', 'literal', ['fetch', 'other']] } },
+        ],
+        edges: [{ source: 'fetch', target: 'llm' }],
+      },
+    },
+    graph: {
+      nodes: [
+        { id: 'load', type: 'task', data: { inputs: ['load'] } },
+        { id: 'sum', type: 'sub', data: { workflowId: 'summarize', inputs: { doc: 'load' } } },
+      ],
+      edges: [{ source: 'load', target: 'sum' }],
+    },
+  },
+  // Documented differences (docs/declarative.md): TS builds these, we refuse them.
+  {
+    name: 'diff_list_inputs_on_a_sub_workflow_node',
+    subWorkflowNodeTypes: ['sub'],
+    subWorkflows: { w: { nodes: [{ id: 'x', type: 'task' }], edges: [] } },
+    graph: {
+      nodes: [
+        { id: 'f', type: 'task' },
+        { id: 's', type: 'sub', data: { workflowId: 'w', inputs: ['f', 'k'] } },
+      ],
+      edges: [{ source: 'f', target: 's' }],
+    },
+  },
+  {
+    name: 'diff_sub_workflow_id_collision',
+    subWorkflowNodeTypes: ['sub'],
+    subWorkflows: { w: { nodes: [{ id: 'x', type: 'task' }], edges: [] } },
+    graph: {
+      nodes: [
+        { id: 'start', type: 'task' },
+        { id: 'a-b', type: 'sub', data: { workflowId: 'w' } },
+        { id: 'ab', type: 'sub', data: { workflowId: 'w' } },
+        { id: 'end', type: 'task' },
+      ],
+      edges: [{ source: 'start', target: 'a-b' }, { source: 'a-b', target: 'ab' }, { source: 'ab', target: 'end' }],
+    },
+  },
+  {
+    name: 'diff_generated_id_collision',
+    graph: {
+      nodes: [
+        { id: 'a', type: 'task' },
+        { id: 'b', type: 'task' },
+        { id: 'c', type: 'task' },
+        { id: 'a__parallel_container', type: 'task' },
+      ],
+      edges: [{ source: 'a', target: 'b' }, { source: 'a', target: 'c' }],
+    },
+  },
 ]
 
 const out = []

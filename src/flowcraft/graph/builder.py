@@ -8,8 +8,8 @@ Compilation, in order (each pass is linear in nodes + edges; adjacency maps only
    container ``<id>``, followed by ``<sanitized id>_input_mapper``, the sub-graph's
    nodes with ids ``<id>:<child>`` (recursively, any depth), and
    ``<sanitized id>_output_mapper`` after the sub-graph's terminal nodes. Edges out of
-   the sub-workflow node leave from its output mapper. ``inputs`` values that name
-   nodes of the same (sub-)graph are re-prefixed.
+   the sub-workflow node leave from its output mapper. ``inputs`` values (or list
+   elements) that name nodes of the same (sub-)graph are re-prefixed.
 2. **Conditional joins**: for ``conditional_node_types``, branches that converge get an
    ``<id>__conditional_join`` in front of the convergence node, so it is not mistaken
    for a fan-in (a conditional join fires on the first arrival).
@@ -20,7 +20,8 @@ Compilation, in order (each pass is linear in nodes + edges; adjacency maps only
    ``"default"`` is an ordinary action: ``<id>__parallel_container__default``).
 4. **Start**: the node nobody targets; several such nodes get a root container
    ``__root_parallel_start``. A graph where every node has a predecessor is rejected.
-5. **Maps**: ``predecessor_count_map`` (distinct direct predecessors, 0 for the start)
+5. **Maps**: ``predecessor_count_map`` (distinct direct predecessors, 0 for the start;
+   keys in order of first appearance as an edge target, then the rest, as in Flowcraft TS)
    and ``original_predecessor_id_map`` (the user-defined nodes that produce a node's
    input, looking through internal wiring; an output mapper stands for its
    sub-workflow).
@@ -223,13 +224,13 @@ class GraphBuilder:
                 predecessors[edge.target] = {edge.source: None}
             else:
                 preds[edge.source] = None
-        empty: dict[str, None] = {}
+        # Keys in Flowcraft TS's order: first appearance as an edge target, then the nodes
+        # nobody targets (count 0), so the JSON compares byte for byte.
+        counts = {target: len(preds) for target, preds in predecessors.items()}
+        if len(counts) < len(nodes):
+            counts.update((node.id, 0) for node in nodes if node.id not in counts)
         blueprint = WorkflowBlueprint(
-            tuple(nodes),
-            tuple(final),
-            start_id,
-            {node.id: len(predecessors.get(node.id, empty)) for node in nodes},
-            _original_producers(nodes, predecessors),
+            tuple(nodes), tuple(final), start_id, counts, _original_producers(nodes, predecessors)
         )
         return blueprint, predecessors
 
@@ -264,7 +265,7 @@ class GraphBuilder:
             node_id = prefix + node.id
             data = node.data
             inputs = data.get("inputs")
-            if prefix and isinstance(inputs, Mapping):
+            if prefix and isinstance(inputs, Mapping | list):
                 data = {**data, "inputs": _reprefix_inputs(inputs, kinds, prefix)}
             if kinds[node.id]:
                 self._inline(node, i, node_id, data, chain, nodes, edges)
@@ -356,15 +357,35 @@ class GraphBuilder:
                 f"Sub-workflow {workflow_id!r} (used by node {node_id!r}) has no nodes.", node_id=node_id
             )
         mappers: list[dict[str, Any]] = []
-        for key in ("inputs", "outputs"):
+        for key, shape in (("inputs", "sub-workflow key: parent key"), ("outputs", "parent key: sub-workflow key")):
             value = node.data.get(key)
-            if value is not None and not isinstance(value, Mapping):
+            if value is None:
+                mappers.append({"originalId": node.id})
+                continue
+            if not isinstance(value, Mapping):
+                # A documented difference: Flowcraft TS reads a list as an object keyed by
+                # position, so its mapper would copy to or from context keys "0", "1", ...
+                hint = (
+                    " A list is refused: Flowcraft TS would read it as an object keyed '0', '1', ... and copy "
+                    "context keys named '0', '1', ..."
+                    if isinstance(value, list | tuple)
+                    else ""
+                )
                 raise InvalidGraphError(
-                    f"Sub-workflow node {node_id!r}: data.{key} must be an object of key mappings, got {value!r}.",
+                    f"Sub-workflow node {node_id!r}: data.{key} must be an object of key mappings "
+                    f"({{{shape}}}), got {value!r}.{hint}",
                     node_id=node_id,
                     path=f"{path}.{key}",
                 )
-            mappers.append({**(value or {}), "originalId": node.id})
+            for name, mapped in value.items():
+                if not isinstance(mapped, str):
+                    raise InvalidGraphError(
+                        f"Sub-workflow node {node_id!r}: data.{key}[{name!r}] must name one context key (a string), "
+                        f"got {type(mapped).__name__} {mapped!r}.",
+                        node_id=node_id,
+                        path=f"{path}.{key}.{name}",
+                    )
+            mappers.append({**value, "originalId": node.id})
         sanitized = sanitize_id(node_id)
         input_id, output_id = f"{sanitized}_input_mapper", f"{sanitized}_output_mapper"
         nodes.append(GraphNode(node_id, SUB_WORKFLOW_CONTAINER_TYPE, {**data, "originalId": node.id}))
@@ -501,10 +522,17 @@ def _claim(index: Mapping[str, GraphNode], generated_id: str, owner: str) -> Non
         )
 
 
-def _reprefix_inputs(inputs: Mapping[str, Any], local_ids: Mapping[str, bool], prefix: str) -> dict[str, Any]:
+def _reprefix_inputs(
+    inputs: Mapping[str, Any] | list[Any], local_ids: Mapping[str, bool], prefix: str
+) -> dict[str, Any] | list[Any]:
+    """``inputs`` with every value (or list element) naming a node of the same graph
+    prefixed; a list of them is treated element by element, as Flowcraft TS does."""
+
     def fix(value: Any) -> Any:
         return prefix + value if isinstance(value, str) and value in local_ids else value
 
+    if isinstance(inputs, list):
+        return [[fix(v) for v in value] if isinstance(value, list) else fix(value) for value in inputs]
     return {key: [fix(v) for v in value] if isinstance(value, list) else fix(value) for key, value in inputs.items()}
 
 
