@@ -135,6 +135,21 @@ def test_difference_list_inputs_on_a_sub_workflow_node_are_refused() -> None:
     assert "list-valued `inputs`" in differences_section()
 
 
+def test_difference_sub_workflow_id_collision_is_refused() -> None:
+    # "a-b" and "ab" both sanitize to "ab": TS writes two nodes "ab_input_mapper" (and two
+    # "ab_output_mapper") and wires both sub-workflows through them, a corrupted graph.
+    case = CASES["diff_sub_workflow_id_collision"]
+    ids = [node["id"] for node in case["blueprint"]["nodes"]]
+    assert ids.count("ab_input_mapper") == 2 and ids.count("ab_output_mapper") == 2
+    with pytest.raises(
+        DuplicateNodeIdError,
+        match=r"'ab_input_mapper' \(the input mapper of sub-workflow node 'a-b' and the input mapper of sub-workflow node 'ab'\)",
+    ) as info:
+        builder_for(case).build_blueprint(case["graph"])
+    assert info.value.node_id == "ab_input_mapper"
+    assert "writes duplicate node ids" in differences_section()
+
+
 def test_difference_generated_id_collision_is_refused() -> None:
     # TS silently skips the parallel container when a user node has its id, so only the
     # first successor of "a" ever runs.

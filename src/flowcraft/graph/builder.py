@@ -197,10 +197,11 @@ class GraphBuilder:
         index: dict[str, GraphNode] = {}
         for node in nodes:
             if node.id in index:
+                owners = " and ".join(_owner(n) for n in (index[node.id], node))
                 raise DuplicateNodeIdError(
-                    f"Two nodes of the flattened graph have the id {node.id!r}: an id generated for an inlined "
-                    "sub-workflow (its nodes or its _input_mapper/_output_mapper) collides with another node. "
-                    "Rename one of them.",
+                    f"Two nodes of the flattened graph have the id {node.id!r} ({owners}): an id "
+                    "generated for an inlined sub-workflow (its nodes or its _input_mapper/_output_mapper) "
+                    "collides with another node. Rename one of them.",
                     node_id=node.id,
                 )
             index[node.id] = node
@@ -511,6 +512,18 @@ class GraphBuilder:
         index[ROOT_PARALLEL_START_ID] = root
         edges.extend(GraphEdge(ROOT_PARALLEL_START_ID, start) for start in starts)
         return ROOT_PARALLEL_START_ID
+
+
+def _owner(node: GraphNode) -> str:
+    """What ``node`` of a flattened graph stands for, in words."""
+    original = node.data.get("originalId", node.id)
+    if node.type == INPUT_MAPPER_TYPE:
+        return f"the input mapper of sub-workflow node {original!r}"
+    if node.type == OUTPUT_MAPPER_TYPE:
+        return f"the output mapper of sub-workflow node {original!r}"
+    if node.data.get("isSubWorkflow"):
+        return f"node {original!r} of an inlined sub-workflow"
+    return f"node {node.id!r}"
 
 
 def _claim(index: Mapping[str, GraphNode], generated_id: str, owner: str) -> None:
