@@ -1,4 +1,8 @@
-"""The benchmark harness runs (smoke mode, tiny sizes): it checks that it runs, never how fast."""
+"""The benchmark harness runs (smoke mode, tiny sizes): it checks that it runs, never how fast.
+
+Every runtime the smoke run can start without installing the peers must run every case
+it implements: a missing runtime or an "n/a" sample fails the test.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,46 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Runtimes the smoke run starts from the test environment: the Python floor, this
+# library, and the JS floor (node is on every machine of this project).
+REQUIRED = ("asyncio", "flowcraft", "js")
+# Peers that only `bash scripts/bench` installs (into benchmarks/.venv, benchmarks/ts).
+PEERS = {
+    "pocketflow": "cannot import: No module named 'pocketflow'",
+    "langgraph": "cannot import: No module named 'langgraph'",
+    "flowcraft-ts": "benchmarks/ts/node_modules missing (run bash scripts/bench to install)",
+}
+# The one deliberate gap: a floor has nothing to import.
+EXPECTED_NA = {("startup.import@1", "js"): "nothing to import (the floor)"}
 
-def test_smoke_run_produces_rows_for_flowcraft_and_the_floor(tmp_path: Path) -> None:
+
+def problems(doc: dict[str, Any]) -> list[str]:
+    """Everything that shows a runtime or a measurement missing from a results document:
+    a required runtime that did not start, a peer skipped for another reason than not
+    being installed, an error anywhere, an n/a of a required runtime."""
+    found: list[str] = []
+    for name in REQUIRED:
+        entry = doc["runtimes"].get(name, {})
+        if "version" not in entry:
+            found.append(f"runtime {name} did not run: {entry.get('skipped', 'absent')}")
+    for name, entry in doc["runtimes"].items():
+        if name not in REQUIRED and "version" not in entry and entry.get("skipped") != PEERS.get(name):
+            found.append(f"runtime {name} skipped unexpectedly: {entry.get('skipped')}")
+    for case, by_runtime in doc["results"].items():
+        for name, slot in by_runtime.items():
+            if slot.get("samples") and all(sample > 0 for sample in slot["samples"]):
+                continue
+            if "na" in slot and (name not in REQUIRED or EXPECTED_NA.get((case, name)) == slot["na"]):
+                continue  # a peer may lack a workload (the report says why); ours may not
+            found.append(f"{case} {name}: {slot.get('na') or slot.get('error') or slot.get('samples')}")
+    return found
+
+
+def test_smoke_run_produces_rows_for_flowcraft_and_the_floors(tmp_path: Path) -> None:
     results, report = tmp_path / "results.json", tmp_path / "report.md"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--size", "5", "--quiet",
@@ -20,20 +59,40 @@ def test_smoke_run_produces_rows_for_flowcraft_and_the_floor(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     doc = json.loads(results.read_text())
     assert doc["meta"]["mode"] == "smoke"
-    for case in ("w1.chain@5", "w1.loop@5", "w2.fanout@5", "w3.batch.noop@5", "w3.batch.sleep@5"):
-        for runtime in ("asyncio", "flowcraft"):
-            slot = doc["results"][case][runtime]
-            assert slot["samples"], (case, runtime, slot)
-            assert all(sample > 0 for sample in slot["samples"])
-    for case in ("w1.chain.mw1@5", "w1.chain.mw3@5", "w3.subflow.noop@5", "w2.block@5"):
+    assert problems(doc) == []
+    for case in ("w1.chain@5", "w1.loop@5", "w2.fanout@5", "w3.batch.noop@5", "w3.batch.sleep@5", "w4.dag@5"):
+        for runtime in ("asyncio", "flowcraft", "js"):
+            assert doc["results"][case][runtime]["samples"], (case, runtime)
+    for case in ("w1.chain.mw1@5", "w1.chain.mw3@5", "w3.subflow.noop@5", "w2.block@5", "w5.memory@5"):
         assert doc["results"][case]["flowcraft"]["samples"], case
-    assert doc["results"]["w4.dag@5"]["asyncio"]["samples"]
-    w4 = doc["results"]["w4.dag@5"]["flowcraft"]  # measured once the GraphBuilder exists, else an explicit n/a
-    assert w4["samples"] or "not available" in w4.get("na", ""), w4
-    assert doc["results"]["w5.memory@5"]["flowcraft"]["samples"]
     assert doc["results"]["startup.import@1"]["flowcraft"]["samples"]
     assert doc["results"]["startup.hello@1"]["asyncio"]["samples"]
     text = report.read_text()
     assert "| Flowcraft for Python |" in text
     assert "| plain asyncio (floor) |" in text
     assert "## Targets (issue 4)" in text
+
+
+def test_a_missing_runtime_or_an_unavailable_builder_is_a_problem() -> None:
+    doc = {
+        "runtimes": {
+            "asyncio": {"version": "CPython"},
+            "flowcraft": {"version": "flowcraft-py"},
+            "js": {"skipped": "node is not installed"},
+            "langgraph": {"skipped": "cannot import: No module named 'langgraph'"},
+        },
+        "results": {
+            "w4.dag@5": {
+                "asyncio": {"samples": [0.1]},
+                "flowcraft": {"samples": [], "na": "flowcraft.graph.GraphBuilder is not available yet"},
+            },
+            "startup.import@1": {"js": {"samples": [], "na": "nothing to import (the floor)"}},
+            "w2.block@5": {"langgraph": {"samples": [], "na": "no parallel block"}},
+            "w1.chain@5": {"langgraph": {"samples": [], "error": "boom"}},
+        },
+    }
+    assert problems(doc) == [
+        "runtime js did not run: node is not installed",
+        "w4.dag@5 flowcraft: flowcraft.graph.GraphBuilder is not available yet",
+        "w1.chain@5 langgraph: boom",
+    ]

@@ -1,7 +1,8 @@
 """Process many files concurrently with a concurrency limit (``ParallelBatchFlow``).
 
 Run it: ``python examples/batch/main.py [DIR] [--concurrency N]`` — without DIR it writes
-40 sample files (and one unreadable entry) to a temporary directory first.
+40 sample files (and one unreadable entry) to a temporary directory first, and removes it
+at the end.
 """
 
 from __future__ import annotations
@@ -115,16 +116,24 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("dir", nargs="?")
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args(argv)
-    directory = Path(args.dir) if args.dir else make_samples(Path(tempfile.mkdtemp(prefix="flowcraft-batch-")))
+    if args.dir:
+        return await process(Path(args.dir), args.concurrency)
+    # The generated samples live in a temporary directory that is removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="flowcraft-batch-") as samples:
+        return await process(make_samples(Path(samples)), args.concurrency)
+
+
+async def process(directory: Path, concurrency: int) -> dict[str, Any]:
+    """Process every file of ``directory`` and print what happened."""
     in_flight = InFlight()
-    flow = SequenceFlow(ProcessAll(ProcessFile(in_flight), concurrency=args.concurrency), Summarize())
+    flow = SequenceFlow(ProcessAll(ProcessFile(in_flight), concurrency=concurrency), Summarize())
     ctx = TypedContext()
     started = time.perf_counter()
     await flow.run(ctx, params={"dir": str(directory)})
     elapsed = time.perf_counter() - started
     totals = await ctx.get("totals")
     print(f"processed {await ctx.get('processed')} files in {elapsed:.2f}s "
-          f"(at most {in_flight.peak} at once, limit {args.concurrency})")  # fmt: skip
+          f"(at most {in_flight.peak} at once, limit {concurrency})")  # fmt: skip
     print(f"totals: {totals['lines']} lines, {totals['words']} words; largest: {totals['largest']}")
     for failure in await ctx.get("failed"):
         print(f"failed: {Path(failure['path']).name}: {failure['error']}")

@@ -1,6 +1,7 @@
 """A sequential pipeline: load a document, clean it, analyse it, summarize it, write a report.
 
-Run it: ``python examples/pipeline/main.py [FILE] [--out DIR]``
+Run it: ``python examples/pipeline/main.py [FILE] [--out DIR]`` — without ``--out`` the report
+is written to a temporary directory, printed, and the directory removed.
 """
 
 from __future__ import annotations
@@ -144,14 +145,24 @@ def timing(event: RunEvent) -> None:
 async def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", default=str(HERE / "data" / "article.txt"))
-    parser.add_argument("--out", help="directory for report.md (default: a temporary directory)")
+    parser.add_argument(
+        "--out", help="directory for report.md (default: a temporary directory, removed after printing)"
+    )
     args = parser.parse_args(argv)
     llm = default_client()
     print(f"LLM: {llm.name}")
-    out = args.out or tempfile.mkdtemp(prefix="flowcraft-pipeline-")
+    if args.out:
+        return await run_pipeline(llm, args.path, args.out)
+    # The report is printed; its temporary directory is removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="flowcraft-pipeline-") as out:
+        return await run_pipeline(llm, args.path, out)
+
+
+async def run_pipeline(llm: LLMClient, path: str, out: str) -> dict[str, Any]:
+    """Run the pipeline on ``path``, writing ``report.md`` into ``out``, and print the report."""
     ctx = TypedContext()
     print("steps:")
-    action = await build_flow(llm).run(ctx, params={"path": args.path, "out": out}, on_event=timing)
+    action = await build_flow(llm).run(ctx, params={"path": path, "out": out}, on_event=timing)
     report = await asyncio.to_thread(Path(await ctx.get("report_path")).read_text, encoding="utf-8")
     print(f"action: {action}\n")
     print(report)

@@ -38,7 +38,7 @@ def events_ctx():
 
 
 def by_id(ctx):
-    events = run(ctx.get("events")) if False else ctx.to_dict()["events"]
+    events = ctx.to_dict()["events"]
     result = {}
     for node_id, start, end in events:
         result.setdefault(node_id, []).append((start, end))

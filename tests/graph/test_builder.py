@@ -410,3 +410,58 @@ def test_blueprint_naming_missing_nodes(mutate: Any, error: type[Exception], mes
 def test_build_accepts_graph_objects() -> None:
     g = WorkflowGraph.from_dict(graph([node("a")], []))
     assert GraphBuilder(REG).build_blueprint(g).blueprint.start_node_id == "a"
+
+
+# ---- the literal action "default" (issue 10 item 21) --------------------------------------------
+
+ALL_GROUPS = graph(
+    [node("a", action_key="route"), *(node(i) for i in ("x", "y", "b", "c", "d", "e"))],
+    [
+        edge("a", "x", "go"),
+        edge("a", "y", "go"),
+        edge("a", "b"),
+        edge("a", "c"),
+        edge("a", "d", "default"),
+        edge("a", "e", "default"),
+    ],
+)
+
+
+def test_default_action_group_and_literal_default_group_get_their_own_containers() -> None:
+    blueprint = GraphBuilder(REG).build_blueprint(ALL_GROUPS).blueprint
+    out = {(e.target, e.action) for e in blueprint.edges if e.source == "a"}
+    assert out == {
+        ("a__parallel_container", None),  # the default action's group has the plain name
+        ("a__parallel_container__go", "go"),
+        ("a__parallel_container__default", "default"),  # the literal "default" is just an action
+    }
+    branches = {
+        c: sorted(e.target for e in blueprint.edges if e.source == c)
+        for c in ("a__parallel_container", "a__parallel_container__go", "a__parallel_container__default")
+    }
+    assert branches == {
+        "a__parallel_container": ["b", "c"],
+        "a__parallel_container__go": ["x", "y"],
+        "a__parallel_container__default": ["d", "e"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("route", "ran"), [(None, ["b", "c"]), ("default", ["d", "e"]), ("go", ["x", "y"])], ids=["None", "default", "go"]
+)
+def test_literal_default_runs_only_its_own_branches(route: str | None, ran: list[str]) -> None:
+    from flowcraft import TypedContext
+
+    result = GraphBuilder(REG).build(ALL_GROUPS)
+    _, ctx = run(result.flow, TypedContext({"route": route}))
+    assert ctx["log"][0] == "a" and sorted(ctx["log"][1:]) == ran
+
+
+def test_literal_default_group_first_does_not_take_the_plain_name() -> None:
+    g = graph(
+        [node("a"), *(node(i) for i in "bcde")],
+        [edge("a", "d", "default"), edge("a", "e", "default"), edge("a", "b"), edge("a", "c")],
+    )
+    blueprint = GraphBuilder(REG).build_blueprint(g).blueprint
+    out = {(e.target, e.action) for e in blueprint.edges if e.source == "a"}
+    assert out == {("a__parallel_container", None), ("a__parallel_container__default", "default")}

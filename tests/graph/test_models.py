@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from flowcraft import InvalidGraphError
@@ -126,3 +128,40 @@ def test_sanitize_graph_rejects_non_lists() -> None:
         sanitize_graph({"nodes": {"a": {}}})
     with pytest.raises(InvalidGraphError, match=r"edges\[0\]: expected an object"):
         sanitize_graph({"nodes": [], "edges": [1]})
+
+
+def test_unknown_fields_round_trip_unchanged() -> None:
+    """Issue 10 item 22: a visual editor's fields survive from_dict/to_dict, in order."""
+    raw = {
+        "nodes": [
+            {"type": "t", "id": "a", "position": {"x": 1, "y": 2}},
+            {"id": "b", "type": "t", "config": None, "label": "B"},
+            {"id": "c", "type": "t"},
+        ],
+        "edges": [
+            {"id": "e1", "target": "b", "source": "a", "label": "go", "action": ""},
+            {"source": "b", "target": "c", "action": None, "id": None},
+        ],
+        "viewport": {"zoom": 1.5},
+    }
+    graph = WorkflowGraph.from_dict(raw)
+    assert graph.extra == {"viewport": {"zoom": 1.5}}
+    assert graph.to_json() == json.dumps(raw, separators=(",", ":"))
+    assert WorkflowGraph.from_json(graph.to_json()) == graph
+    assert graph.to_json(indent=2) == json.dumps(raw, indent=2)
+
+
+def test_nodes_and_edges_with_extra_pickle_and_copy() -> None:
+    import copy
+    import pickle
+
+    graph = WorkflowGraph.from_dict(
+        {
+            "nodes": [{"id": "a", "type": "t"}, {"type": "t", "id": "b", "position": {"x": 1}}],
+            "edges": [{"target": "b", "source": "a", "label": "x"}],
+        }
+    )
+    for clone in (pickle.loads(pickle.dumps(graph)), copy.deepcopy(graph), copy.copy(graph)):
+        assert clone == graph and clone.to_json() == graph.to_json()
+    assert pickle.loads(pickle.dumps(GraphNode("a", "t"))).extra == {}
+    assert hash(GraphEdge("a", "b", extra={"label": "x"})) == hash(GraphEdge("a", "b"))

@@ -8,6 +8,7 @@ from flowcraft import Flow, ParallelFlow
 from flowcraft.graph import (
     GraphBuilder,
     GraphIssue,
+    GraphNode,
     analyze_graph,
     check_default_action_strings,
     check_for_cycles,
@@ -135,3 +136,18 @@ def test_mermaid_of_a_graph_dict_and_non_ascii_ids() -> None:
         {"nodes": [{"id": "日本", "type": "t"}, {"id": "é", "type": "t"}], "edges": [{"source": "日本", "target": "é"}]}
     )
     assert text.splitlines() == ["graph TD", '  node_0["日本 (t)"]', '  node_1["é (t)"]', "  node_0 --> node_1"]
+
+
+def test_mermaid_labels_use_the_graph_node_id_when_the_node_has_no_id() -> None:
+    """SPEC §8.22: graph data but no explicit id -> the graph node's id labels it."""
+    flow = Flow()
+    start = Recorder().with_graph_data(GraphNode("start-node", "llm-process"))
+    plain_dict = Recorder().with_graph_data({"id": "after", "type": "summarize"})
+    flow.start(start).next(plain_dict)
+    lines = generate_mermaid(flow).splitlines()
+    assert lines[1] == '  startnode_0["start-node (llm-process)"]'
+    assert lines[2] == '  after_0["after (summarize)"]'
+    assert lines[3] == "  startnode_0 --> after_0"
+    # an explicit id still wins over the graph data's id
+    start.with_id("explicit")
+    assert '  explicit_0["explicit (llm-process)"]' in generate_mermaid(flow).splitlines()

@@ -25,11 +25,14 @@ from ..graph import (
     generate_mermaid,
     validate_graph,
 )
+from ..graph.internal_nodes import CONDITIONAL_JOIN_TYPE
 from ..node import AbstractNode
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from .loading import BuilderOptions, DirectoryResolver, load_builder, read_json_file
 
 __all__ = ["collect_issues", "render_dot", "validate_command", "viz_command"]
+
+CONDITIONAL_JOIN_SUFFIX = "__conditional_join"
 
 
 class _Unbuilt(AbstractNode):
@@ -264,6 +267,7 @@ def viz_command(
     except GraphError as error:
         raise CliError(f"graph file {path!r} is invalid: {error}") from None
     source: WorkflowBlueprint | WorkflowGraph = graph
+    note: str | None = None
     if not raw:
         builder = (
             load_builder(registry, options) if registry else _permissive_builder(graph, options, Path(path).parent)
@@ -273,12 +277,64 @@ def viz_command(
         except GraphError as error:
             hint = "" if registry else "; pass --registry, or --raw to draw it as written"
             raise CliError(f"graph file {path!r} is invalid: {error} (run `flowcraft validate {path}`{hint})") from None
+        if not registry and not options.conditional_types:
+            note = _missing_joins_note(graph, source, builder)
+    if note is not None:
+        print(f"flowcraft: note: {note}", file=sys.stderr)
     if fmt == "mermaid":
-        return _emit(generate_mermaid(source).rstrip("\n") + "\n", output)
+        return _emit(_with_note(generate_mermaid(source).rstrip("\n"), f"  %% note: {note}" if note else None), output)
     dot = render_dot(source)
     if fmt == "dot":
-        return _emit(dot, output)
+        return _emit(_with_note(dot.rstrip("\n"), f"  // note: {note}" if note else None), output)
     return _graphviz(dot, fmt, output)
+
+
+def _with_note(text: str, comment: str | None) -> str:
+    """``text`` with ``comment`` as its second line (after ``graph TD`` / ``digraph {``)."""
+    if comment is None:
+        return text + "\n"
+    first, _, rest = text.partition("\n")
+    return f"{first}\n{comment}\n{rest}\n" if rest else f"{first}\n{comment}\n"
+
+
+def _missing_joins_note(graph: WorkflowGraph, drawn: WorkflowBlueprint, builder: GraphBuilder) -> str | None:
+    """Without a registry nothing says which node types are conditional, so the drawing has
+    no conditional joins. When a node branches on several actions and its branches meet
+    again, the graph that runs has a join there if that type is conditional: say so."""
+    out: dict[str, set[str | None]] = {}
+    for edge in drawn.edges:
+        out.setdefault(edge.source, set()).add(edge.action)
+    candidates = sorted(
+        {node.type for node in drawn.nodes if not node.type.startswith("__internal_") and len(out.get(node.id, ())) > 1}
+    )
+    if not candidates:
+        return None
+    trial = GraphBuilder(
+        builder.registry,
+        sub_workflow_node_types=sorted(builder.sub_workflow_node_types),
+        sub_workflow_resolver=builder.sub_workflow_resolver,
+        conditional_node_types=candidates,
+    )
+    try:
+        compiled = trial.build_blueprint(graph).blueprint
+    except GraphError:
+        return None
+    types = {node.id: node.type for node in compiled.nodes}
+    joins: dict[str, list[str]] = {}  # node type -> "'<join>' in front of '<target>'"
+    for edge in compiled.edges:
+        if types.get(edge.source) == CONDITIONAL_JOIN_TYPE:
+            owner = edge.source.removesuffix(CONDITIONAL_JOIN_SUFFIX)
+            joins.setdefault(types.get(owner, "?"), []).append(f"{edge.source!r} in front of {edge.target!r}")
+    if not joins:
+        return None
+    clauses = "; ".join(
+        f"if node type {kind!r} is conditional, the graph that runs has {' and '.join(found)}"
+        for kind, found in sorted(joins.items())
+    )
+    return (
+        f"no conditional joins are drawn without --registry: {clauses}; "
+        "pass --registry or --conditional-type to draw it"
+    )
 
 
 def _emit(text: str, output: str | None) -> int:

@@ -8,17 +8,20 @@ Compilation, in order (each pass is linear in nodes + edges; adjacency maps only
    container ``<id>``, followed by ``<sanitized id>_input_mapper``, the sub-graph's
    nodes with ids ``<id>:<child>`` (recursively, any depth), and
    ``<sanitized id>_output_mapper`` after the sub-graph's terminal nodes. Edges out of
-   the sub-workflow node leave from its output mapper. ``inputs`` values that name
-   nodes of the same (sub-)graph are re-prefixed.
+   the sub-workflow node leave from its output mapper. ``inputs`` values (or list
+   elements) that name nodes of the same (sub-)graph are re-prefixed.
 2. **Conditional joins**: for ``conditional_node_types``, branches that converge get an
    ``<id>__conditional_join`` in front of the convergence node, so it is not mistaken
    for a fan-in (a conditional join fires on the first arrival).
 3. **Parallel containers**: several successors on one action become an
-   ``__internal_parallel_container__`` — ``<id>__parallel_container`` for the first such
-   action group, ``<id>__parallel_container__<action>`` for any other.
+   ``__internal_parallel_container__`` — ``<id>__parallel_container`` for the default
+   action's group (or, when it has none, the first such group),
+   ``<id>__parallel_container__<action>`` for any other (the literal action
+   ``"default"`` is an ordinary action: ``<id>__parallel_container__default``).
 4. **Start**: the node nobody targets; several such nodes get a root container
    ``__root_parallel_start``. A graph where every node has a predecessor is rejected.
-5. **Maps**: ``predecessor_count_map`` (distinct direct predecessors, 0 for the start)
+5. **Maps**: ``predecessor_count_map`` (distinct direct predecessors, 0 for the start;
+   keys in order of first appearance as an edge target, then the rest, as in Flowcraft TS)
    and ``original_predecessor_id_map`` (the user-defined nodes that produce a node's
    input, looking through internal wiring; an output mapper stands for its
    sub-workflow).
@@ -193,10 +196,11 @@ class GraphBuilder:
         index: dict[str, GraphNode] = {}
         for node in nodes:
             if node.id in index:
+                owners = " and ".join(_owner(n) for n in (index[node.id], node))
                 raise DuplicateNodeIdError(
-                    f"Two nodes of the flattened graph have the id {node.id!r}: an id generated for an inlined "
-                    "sub-workflow (its nodes or its _input_mapper/_output_mapper) collides with another node. "
-                    "Rename one of them.",
+                    f"Two nodes of the flattened graph have the id {node.id!r} ({owners}): an id "
+                    "generated for an inlined sub-workflow (its nodes or its _input_mapper/_output_mapper) "
+                    "collides with another node. Rename one of them.",
                     node_id=node.id,
                 )
             index[node.id] = node
@@ -220,13 +224,13 @@ class GraphBuilder:
                 predecessors[edge.target] = {edge.source: None}
             else:
                 preds[edge.source] = None
-        empty: dict[str, None] = {}
+        # Keys in Flowcraft TS's order: first appearance as an edge target, then the nodes
+        # nobody targets (count 0), so the JSON compares byte for byte.
+        counts = {target: len(preds) for target, preds in predecessors.items()}
+        if len(counts) < len(nodes):
+            counts.update((node.id, 0) for node in nodes if node.id not in counts)
         blueprint = WorkflowBlueprint(
-            tuple(nodes),
-            tuple(final),
-            start_id,
-            {node.id: len(predecessors.get(node.id, empty)) for node in nodes},
-            _original_producers(nodes, predecessors),
+            tuple(nodes), tuple(final), start_id, counts, _original_producers(nodes, predecessors)
         )
         return blueprint, predecessors
 
@@ -261,7 +265,7 @@ class GraphBuilder:
             node_id = prefix + node.id
             data = node.data
             inputs = data.get("inputs")
-            if prefix and isinstance(inputs, Mapping):
+            if prefix and isinstance(inputs, Mapping | list):
                 data = {**data, "inputs": _reprefix_inputs(inputs, kinds, prefix)}
             if kinds[node.id]:
                 self._inline(node, i, node_id, data, chain, nodes, edges)
@@ -273,7 +277,7 @@ class GraphBuilder:
                     node_id=node_id,
                     path=f"nodes[{i}].data.workflowId",
                 )
-            nodes.append(GraphNode(node_id, node.type, {**data, "originalId": node.id}, node.config))
+            nodes.append(GraphNode(node_id, node.type, {**data, "originalId": node.id}, node.config, node.extra))
 
         for i, edge in enumerate(graph.edges):
             if edge.source not in kinds or edge.target not in kinds:
@@ -293,9 +297,9 @@ class GraphBuilder:
                 )
             if kinds[edge.source]:
                 source = sanitize_id(prefix + edge.source) + "_output_mapper"
-                edges.append(GraphEdge(source, prefix + edge.target, edge.action, edge.id))
+                edges.append(edge.with_ends(source, prefix + edge.target))
             elif prefix:
-                edges.append(GraphEdge(prefix + edge.source, prefix + edge.target, edge.action, edge.id))
+                edges.append(edge.with_ends(prefix + edge.source, prefix + edge.target))
             else:
                 edges.append(edge)
         return nodes, edges
@@ -353,15 +357,35 @@ class GraphBuilder:
                 f"Sub-workflow {workflow_id!r} (used by node {node_id!r}) has no nodes.", node_id=node_id
             )
         mappers: list[dict[str, Any]] = []
-        for key in ("inputs", "outputs"):
+        for key, shape in (("inputs", "sub-workflow key: parent key"), ("outputs", "parent key: sub-workflow key")):
             value = node.data.get(key)
-            if value is not None and not isinstance(value, Mapping):
+            if value is None:
+                mappers.append({"originalId": node.id})
+                continue
+            if not isinstance(value, Mapping):
+                # A documented difference: Flowcraft TS reads a list as an object keyed by
+                # position, so its mapper would copy to or from context keys "0", "1", ...
+                hint = (
+                    " A list is refused: Flowcraft TS would read it as an object keyed '0', '1', ... and copy "
+                    "context keys named '0', '1', ..."
+                    if isinstance(value, list | tuple)
+                    else ""
+                )
                 raise InvalidGraphError(
-                    f"Sub-workflow node {node_id!r}: data.{key} must be an object of key mappings, got {value!r}.",
+                    f"Sub-workflow node {node_id!r}: data.{key} must be an object of key mappings "
+                    f"({{{shape}}}), got {value!r}.{hint}",
                     node_id=node_id,
                     path=f"{path}.{key}",
                 )
-            mappers.append({**(value or {}), "originalId": node.id})
+            for name, mapped in value.items():
+                if not isinstance(mapped, str):
+                    raise InvalidGraphError(
+                        f"Sub-workflow node {node_id!r}: data.{key}[{name!r}] must name one context key (a string), "
+                        f"got {type(mapped).__name__} {mapped!r}.",
+                        node_id=node_id,
+                        path=f"{path}.{key}.{name}",
+                    )
+            mappers.append({**value, "originalId": node.id})
         sanitized = sanitize_id(node_id)
         input_id, output_id = f"{sanitized}_input_mapper", f"{sanitized}_output_mapper"
         nodes.append(GraphNode(node_id, SUB_WORKFLOW_CONTAINER_TYPE, {**data, "originalId": node.id}))
@@ -369,7 +393,7 @@ class GraphBuilder:
         nodes.append(GraphNode(output_id, OUTPUT_MAPPER_TYPE, mappers[1]))
 
         sub_nodes, sub_edges = self._flatten(sub_graph, node_id + ":", (*chain, workflow_id))
-        nodes.extend(GraphNode(n.id, n.type, {**n.data, "isSubWorkflow": True}, n.config) for n in sub_nodes)
+        nodes.extend(GraphNode(n.id, n.type, {**n.data, "isSubWorkflow": True}, n.config, n.extra) for n in sub_nodes)
         edges.extend(sub_edges)
         edges.append(GraphEdge(node_id, input_id))
         targets = {e.target for e in sub_edges}
@@ -417,7 +441,7 @@ class GraphBuilder:
                 for i in out.get(source, ()):
                     edge = edges[i]
                     if edge.target == target:
-                        edges[i] = GraphEdge(edge.source, join_id, edge.action, edge.id)
+                        edges[i] = edge.with_ends(edge.source, join_id)
             out[join_id] = [len(edges)]
             edges.append(GraphEdge(join_id, target))
 
@@ -439,16 +463,22 @@ class GraphBuilder:
             action = edges[indexes[0]].action
             if all(edges[i].action == action for i in indexes):
                 groups: dict[str | None, list[int]] = {action: indexes}
+                multi, plain = [action], action
             else:
                 groups = {}
                 for i in indexes:
                     groups.setdefault(edges[i].action, []).append(i)
-            first = True
-            for action, group in groups.items():
-                if len(group) < 2:
+                multi = [action for action, group in groups.items() if len(group) >= 2]
+                if not multi:
                     continue
-                suffix = "" if first else "__" + ("default" if action is None else action)
-                first = False
+                # The default action's group (else the first group) gets the plain name;
+                # every other group is named after its action. So the literal action
+                # "default" (an ordinary string) gets "__default", apart from the default
+                # action's group.
+                plain = None if len(groups.get(None, ())) >= 2 else multi[0]
+            for action in multi:
+                group = groups[action]
+                suffix = "" if action == plain else f"__{action}"
                 container_id = f"{node.id}__parallel_container{suffix}"
                 if container_id in index:
                     _claim(index, container_id, node.id)
@@ -483,6 +513,18 @@ class GraphBuilder:
         return ROOT_PARALLEL_START_ID
 
 
+def _owner(node: GraphNode) -> str:
+    """What ``node`` of a flattened graph stands for, in words."""
+    original = node.data.get("originalId", node.id)
+    if node.type == INPUT_MAPPER_TYPE:
+        return f"the input mapper of sub-workflow node {original!r}"
+    if node.type == OUTPUT_MAPPER_TYPE:
+        return f"the output mapper of sub-workflow node {original!r}"
+    if node.data.get("isSubWorkflow"):
+        return f"node {original!r} of an inlined sub-workflow"
+    return f"node {node.id!r}"
+
+
 def _claim(index: Mapping[str, GraphNode], generated_id: str, owner: str) -> None:
     if generated_id in index:
         raise DuplicateNodeIdError(
@@ -492,10 +534,17 @@ def _claim(index: Mapping[str, GraphNode], generated_id: str, owner: str) -> Non
         )
 
 
-def _reprefix_inputs(inputs: Mapping[str, Any], local_ids: Mapping[str, bool], prefix: str) -> dict[str, Any]:
+def _reprefix_inputs(
+    inputs: Mapping[str, Any] | list[Any], local_ids: Mapping[str, bool], prefix: str
+) -> dict[str, Any] | list[Any]:
+    """``inputs`` with every value (or list element) naming a node of the same graph
+    prefixed; a list of them is treated element by element, as Flowcraft TS does."""
+
     def fix(value: Any) -> Any:
         return prefix + value if isinstance(value, str) and value in local_ids else value
 
+    if isinstance(inputs, list):
+        return [[fix(v) for v in value] if isinstance(value, list) else fix(value) for value in inputs]
     return {key: [fix(v) for v in value] if isinstance(value, list) else fix(value) for key, value in inputs.items()}
 
 

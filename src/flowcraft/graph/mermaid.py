@@ -116,10 +116,25 @@ def _from_graph(nodes: tuple[GraphNode, ...], edges: tuple[GraphEdge, ...]) -> s
     return "\n".join(lines)
 
 
-def _kind_of(node: AbstractNode) -> str:
+def _graph_field(node: AbstractNode, key: str) -> str | None:
+    """``id``/``type`` of the graph node ``node`` was built from (a :class:`GraphNode`
+    or its dict form), when it has one."""
     graph_data = node.graph_data
-    if isinstance(graph_data, GraphNode):
-        return graph_data.type
+    value = graph_data.get(key) if isinstance(graph_data, Mapping) else getattr(graph_data, key, None)
+    return value if isinstance(value, str) and value else None
+
+
+def _name_of(node: AbstractNode) -> str:
+    """The node's id; else its graph node's id; else its class name."""
+    if node.id is not None:
+        return str(node.id)
+    return _graph_field(node, "id") or type(node).__name__
+
+
+def _kind_of(node: AbstractNode) -> str:
+    graph_type = _graph_field(node, "type")
+    if graph_type is not None:
+        return graph_type
     for cls, kind in (
         (InputMappingNode, INPUT_MAPPER_TYPE),
         (OutputMappingNode, OUTPUT_MAPPER_TYPE),
@@ -142,20 +157,18 @@ def _from_flow(flow: Flow) -> str:
     seen = {id(start)}
     queue: deque[AbstractNode] = deque([start])
 
-    def name(node: AbstractNode) -> str:
-        return str(node.id) if node.id is not None else type(node).__name__
-
     def visit(node: AbstractNode) -> str:
         if id(node) not in seen:
             seen.add(id(node))
             queue.append(node)
-        return ids.get(id(node), name(node))
+        return ids.get(id(node), _name_of(node))
 
     while queue:
         node = queue.popleft()
-        uid = ids.get(id(node), name(node))
+        name = _name_of(node)
+        uid = ids.get(id(node), name)
         kind = _kind_of(node)
-        label = name(node) if kind.startswith("__internal_") or kind == name(node) else f"{name(node)} ({kind})"
+        label = name if kind.startswith("__internal_") or kind == name else f"{name} ({kind})"
         nodes.append(_shape(uid, kind, label, node.original_id))
         if isinstance(node, ParallelFlow):
             for branch in node.nodes_to_run:

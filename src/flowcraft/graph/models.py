@@ -6,12 +6,17 @@ Flowcraft TS. ``from_dict`` checks the *shape* of the input and raises
 :class:`~flowcraft.errors.InvalidGraphError` with a ``path`` such as ``nodes[3].id``;
 references between nodes (unknown types, dangling edges, duplicate ids) are checked by
 the builder and by :class:`~flowcraft.graph.BlueprintExecutor`.
+
+Fields this library does not interpret (a visual editor's ``position`` or ``label``, an
+explicit ``"action": ""`` or ``"config": null``...) are kept in ``extra`` and written back
+by ``to_dict`` in the order they were read, so a file round-trips unchanged and the
+builder carries them into the blueprint, as Flowcraft TS does.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +25,63 @@ from ..errors import InvalidGraphError
 __all__ = ["GraphEdge", "GraphNode", "WorkflowBlueprint", "WorkflowGraph"]
 
 _CONFIG_KEYS = ("maxRetries", "wait", "timeout")
+_NODE_KEYS = frozenset({"id", "type", "data", "config"})
+_EDGE_KEYS = frozenset({"source", "target", "action", "id"})
+
+
+class _NoExtra(Mapping[str, Any]):
+    """The empty, read-only ``extra`` shared by every node and edge that has none."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "{}"
+
+    def __reduce__(self) -> str:
+        return "_NO_EXTRA"  # pickled and copied as this module's one instance
+
+
+_NO_EXTRA: Mapping[str, Any] = _NoExtra()
+# Key orders that to_dict() writes by itself (so no key order needs to be kept).
+_PLAIN_NODE_KEYS = ("id", "type", "data")
+_NO_DATA_KEYS = ("id", "type")  # read without "data": to_dict leaves an empty one out
+
+
+class _Extra(dict[str, Any]):
+    """``extra`` fields plus the key order they were read in (one slot on the node, so
+    building large graphs stays fast); compares as the plain dict of the fields."""
+
+    __slots__ = ("order",)
+
+    def __init__(self, fields: Mapping[str, Any] | tuple[()], order: tuple[str, ...]) -> None:
+        super().__init__(fields)
+        self.order = order
+
+
+_NO_DATA = _Extra((), _NO_DATA_KEYS)
+
+
+def _with_extra(out: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``out`` plus the ``extra`` fields, in the order they were read; keys that were not
+    read (e.g. ``data`` added by the builder) follow, as Flowcraft TS writes them."""
+    for key, value in extra.items():
+        if key not in out:  # a field the model writes itself wins over a raw copy of it
+            out[key] = value
+    if type(extra) is not _Extra:
+        return out
+    ordered = {key: out[key] for key in extra.order if key in out}
+    if len(ordered) < len(out):
+        ordered.update((key, value) for key, value in out.items() if key not in ordered)
+    return ordered
 
 
 def _fail(path: str, expected: str, got: Any) -> InvalidGraphError:
@@ -69,24 +131,50 @@ class GraphNode:
 
     ``config`` uses Flowcraft's JSON names and units: ``maxRetries``, ``wait`` and
     ``timeout`` in milliseconds. Treat ``data`` as read-only.
+
+    ``extra`` holds the fields of the JSON node that this library does not interpret
+    (``position``, ``label``, an explicit ``"config": null``...): the builder carries them
+    into the blueprint unchanged and ``to_dict`` writes them back, in the order the keys
+    were read (:attr:`key_order`). A ``data`` that was not read and is still empty is left
+    out, so files round-trip unchanged. Treat ``extra`` as read-only too.
     """
 
     id: str
     type: str
     data: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: _NO_EXTRA)
 
     # Hand-written so building large blueprints stays fast: a frozen dataclass's own
     # __init__ goes through object.__setattr__, twice as slow as the slot setters.
-    def __init__(self, id: str, type: str, data: dict[str, Any] | None = None, config: dict[str, Any] | None = None):  # noqa: A002
+    def __init__(
+        self,
+        id: str,  # noqa: A002
+        type: str,  # noqa: A002
+        data: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        key_order: tuple[str, ...] | None = None,
+    ) -> None:
         _NODE_SET_ID(self, id)
         _NODE_SET_TYPE(self, type)
         _NODE_SET_DATA(self, {} if data is None else data)
         _NODE_SET_CONFIG(self, config)
+        if key_order is None:
+            _NODE_SET_EXTRA(self, _NO_EXTRA if extra is None else extra)
+        else:
+            _NODE_SET_EXTRA(self, _Extra(extra or (), tuple(key_order)))
+
+    @property
+    def key_order(self) -> tuple[str, ...] | None:
+        """The order of the keys as read (``None``: ``id, type, data, config``, then ``extra``)."""
+        extra = self.extra
+        return extra.order if type(extra) is _Extra else None
 
     @classmethod
     def from_dict(cls, raw: Any, path: str = "node") -> GraphNode:
-        """Parse ``{"id", "type", "data"?, "config"?}``; ``path`` prefixes error locations."""
+        """Parse ``{"id", "type", "data"?, "config"?, ...}``; ``path`` prefixes error
+        locations. Other fields are kept in ``extra``."""
         obj = _mapping(raw, path)
         node_id = _string(obj.get("id"), f"{path}.id")
         node_type = _string(obj.get("type"), f"{path}.type")
@@ -96,14 +184,32 @@ class GraphNode:
         if config is not None:
             config = dict(_mapping(config, f"{path}.config"))
             _check_config(config, f"{path}.config")
-        return cls(node_id, node_type, data, config)
+        keys = tuple(obj)
+        if keys == _PLAIN_NODE_KEYS or (keys == ("id", "type", "data", "config") and config is not None):
+            return cls(node_id, node_type, data, config)
+        if keys == _NO_DATA_KEYS:
+            return cls(node_id, node_type, data, None, _NO_DATA)
+        # "config": null is kept as written (Flowcraft TS keeps it); it means no config.
+        extra = {key: value for key, value in obj.items() if key not in _NODE_KEYS or key == "config"}
+        if config is not None:
+            del extra["config"]
+        node = cls(node_id, node_type, data, config, extra)
+        return node if tuple(node.to_dict()) == keys else cls(node_id, node_type, data, config, extra, keys)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form (``config`` only when set)."""
-        out: dict[str, Any] = {"id": self.id, "type": self.type, "data": self.data}
+        """The JSON form (``config`` only when set), with ``extra`` and in the order read."""
+        extra = self.extra
+        if type(extra) is _Extra:
+            out: dict[str, Any] = {"id": self.id, "type": self.type}
+            if self.data or "data" in extra.order:
+                out["data"] = self.data
+            if self.config is not None:
+                out["config"] = self.config
+            return out if extra is _NO_DATA else _with_extra(out, extra)
+        out = {"id": self.id, "type": self.type, "data": self.data}
         if self.config is not None:
             out["config"] = self.config
-        return out
+        return _with_extra(out, extra) if extra else out
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +219,46 @@ class GraphEdge:
     The literal string ``"default"`` is an ordinary action, not ``DEFAULT_ACTION`` (the
     builder warns about it). An empty-string action is read as no action, as in
     Flowcraft TS. ``id`` is optional (UI editors add one).
+
+    ``extra`` holds the fields this library does not interpret (``label``, an explicit
+    ``"action": ""`` or ``null``...), carried into the blueprint and written back by
+    ``to_dict`` in the order read (:attr:`key_order`), as for :class:`GraphNode`.
     """
 
     source: str
     target: str
     action: str | None = None
     id: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: _NO_EXTRA, hash=False)
 
-    def __init__(self, source: str, target: str, action: str | None = None, id: str | None = None):  # noqa: A002
+    def __init__(
+        self,
+        source: str,
+        target: str,
+        action: str | None = None,
+        id: str | None = None,  # noqa: A002
+        extra: Mapping[str, Any] | None = None,
+        key_order: tuple[str, ...] | None = None,
+    ) -> None:
         _EDGE_SET_SOURCE(self, source)
         _EDGE_SET_TARGET(self, target)
         _EDGE_SET_ACTION(self, action)
         _EDGE_SET_ID(self, id)
+        if key_order is None:
+            _EDGE_SET_EXTRA(self, _NO_EXTRA if extra is None else extra)
+        else:
+            _EDGE_SET_EXTRA(self, _Extra(extra or (), tuple(key_order)))
+
+    @property
+    def key_order(self) -> tuple[str, ...] | None:
+        """The order of the keys as read (``None``: ``source, target, action, id``, then ``extra``)."""
+        extra = self.extra
+        return extra.order if type(extra) is _Extra else None
 
     @classmethod
     def from_dict(cls, raw: Any, path: str = "edge") -> GraphEdge:
-        """Parse ``{"source", "target", "action"?, "id"?}``."""
+        """Parse ``{"source", "target", "action"?, "id"?, ...}``; other fields are kept in
+        ``extra``."""
         obj = _mapping(raw, path)
         source = _string(obj.get("source"), f"{path}.source")
         target = _string(obj.get("target"), f"{path}.target")
@@ -138,23 +268,37 @@ class GraphEdge:
         edge_id = obj.get("id")
         if edge_id is not None and not isinstance(edge_id, str):
             raise _fail(f"{path}.id", "a string", edge_id)
-        return cls(source, target, action or None, edge_id)
+        edge = cls(source, target, action or None, edge_id)
+        keys = tuple(obj)
+        if keys == tuple(edge.to_dict()):
+            return edge
+        # An explicit "action": "" / null or "id": null is kept as written (they mean no
+        # action / no id), as are fields this library does not interpret.
+        extra = {key: value for key, value in obj.items() if key not in _EDGE_KEYS or value is None or value == ""}
+        edge = cls(source, target, action or None, edge_id, extra)
+        return edge if keys == tuple(edge.to_dict()) else cls(source, target, action or None, edge_id, extra, keys)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form (``action`` and ``id`` only when set)."""
+        """The JSON form (``action`` and ``id`` only when set), with ``extra`` and in the
+        order read."""
         out: dict[str, Any] = {"source": self.source, "target": self.target}
         if self.action is not None:
             out["action"] = self.action
         if self.id is not None:
             out["id"] = self.id
-        return out
+        extra = self.extra
+        return _with_extra(out, extra) if extra or type(extra) is _Extra else out
+
+    def with_ends(self, source: str, target: str) -> GraphEdge:
+        """The same edge (action, id, ``extra``) between other nodes."""
+        return GraphEdge(source, target, self.action, self.id, self.extra)
 
 
-_NODE_SET_ID, _NODE_SET_TYPE, _NODE_SET_DATA, _NODE_SET_CONFIG = (
-    GraphNode.__dict__[name].__set__ for name in ("id", "type", "data", "config")
+_NODE_SET_ID, _NODE_SET_TYPE, _NODE_SET_DATA, _NODE_SET_CONFIG, _NODE_SET_EXTRA = (
+    GraphNode.__dict__[name].__set__ for name in ("id", "type", "data", "config", "extra")
 )
-_EDGE_SET_SOURCE, _EDGE_SET_TARGET, _EDGE_SET_ACTION, _EDGE_SET_ID = (
-    GraphEdge.__dict__[name].__set__ for name in ("source", "target", "action", "id")
+_EDGE_SET_SOURCE, _EDGE_SET_TARGET, _EDGE_SET_ACTION, _EDGE_SET_ID, _EDGE_SET_EXTRA = (
+    GraphEdge.__dict__[name].__set__ for name in ("source", "target", "action", "id", "extra")
 )
 
 
@@ -169,26 +313,36 @@ def _nodes_and_edges(
     raw_edges = _list(obj.get("edges", []), "edges")
     nodes: list[GraphNode] = []
     for i, raw in enumerate(raw_nodes):
-        # Fast path for the common, well-formed shape; anything else gets the full check.
-        if type(raw) is dict and raw.get("config") is None:
-            node_id, node_type, data = raw.get("id"), raw.get("type"), raw.get("data")
+        # Fast path for the common, well-formed shapes (id, type and maybe data, in that
+        # order); anything else gets the full check.
+        if type(raw) is dict:
+            node_id, node_type = raw.get("id"), raw.get("type")
             if type(node_id) is str and node_id and type(node_type) is str and node_type:
-                if data is None:
-                    nodes.append(GraphNode(node_id, node_type, {}))
-                    continue
-                if type(data) is dict:
-                    nodes.append(GraphNode(node_id, node_type, dict(data)))
-                    continue
+                size = len(raw)
+                if size == 2:
+                    if next(iter(raw)) == "id":
+                        nodes.append(GraphNode(node_id, node_type, {}, None, _NO_DATA))
+                        continue
+                elif size == 3:
+                    data = raw.get("data")
+                    if type(data) is dict and tuple(raw) == _PLAIN_NODE_KEYS:
+                        nodes.append(GraphNode(node_id, node_type, dict(data)))
+                        continue
         nodes.append(GraphNode.from_dict(raw, f"nodes[{i}]"))
     edges: list[GraphEdge] = []
     for i, raw in enumerate(raw_edges):
         if type(raw) is dict and len(raw) == 2:
             source, target = raw.get("source"), raw.get("target")
-            if type(source) is str and source and type(target) is str and target:
+            if type(source) is str and source and type(target) is str and target and next(iter(raw)) == "source":
                 edges.append(GraphEdge(source, target))
                 continue
         edges.append(GraphEdge.from_dict(raw, f"edges[{i}]"))
     return tuple(nodes), tuple(edges)
+
+
+def _dumps(value: Any, indent: int | None) -> str:
+    separators = (",", ":") if indent is None else (",", ": ")
+    return json.dumps(value, ensure_ascii=False, indent=indent, separators=separators)
 
 
 def _load_json(text: str | bytes) -> Any:
@@ -212,6 +366,9 @@ class WorkflowGraph:
 
     nodes: tuple[GraphNode, ...] = ()
     edges: tuple[GraphEdge, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=lambda: _NO_EXTRA, hash=False)
+    """Top-level fields other than ``nodes`` and ``edges`` (an editor's ``viewport``...),
+    written back by ``to_dict``; not part of the blueprint (as in Flowcraft TS)."""
 
     @classmethod
     def from_dict(cls, raw: Any) -> WorkflowGraph:
@@ -222,6 +379,8 @@ class WorkflowGraph:
         """
         obj = _mapping(raw, "graph")
         nodes, edges = _nodes_and_edges(obj, edges_required=False)
+        if len(obj) > 2 or any(key not in ("nodes", "edges") for key in obj):
+            return cls(nodes, edges, {key: value for key, value in obj.items() if key not in ("nodes", "edges")})
         return cls(nodes, edges)
 
     @classmethod
@@ -235,12 +394,14 @@ class WorkflowGraph:
         return cls.from_dict(_load_json(text))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {"nodes": [n.to_dict() for n in self.nodes], "edges": [e.to_dict() for e in self.edges]}
+        """The JSON form (``extra`` after ``nodes`` and ``edges``)."""
+        out = {"nodes": [n.to_dict() for n in self.nodes], "edges": [e.to_dict() for e in self.edges]}
+        return _with_extra(out, self.extra) if self.extra else out
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """A JSON document (non-ASCII ids kept as they are)."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+        """A JSON document (non-ASCII ids kept as they are); without ``indent``, the same
+        text as JavaScript's ``JSON.stringify`` (no spaces)."""
+        return _dumps(self.to_dict(), indent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,5 +465,6 @@ class WorkflowBlueprint:
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """A JSON document (non-ASCII ids kept as they are)."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+        """A JSON document (non-ASCII ids kept as they are); without ``indent``, the same
+        text as JavaScript's ``JSON.stringify`` (no spaces)."""
+        return _dumps(self.to_dict(), indent)
