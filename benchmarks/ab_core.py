@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 
-CASE = r'''
+CASE = r"""
 import asyncio, gc, json, sys, time
 sys.path.insert(0, sys.argv[1])
 from flowcraft import Flow, Node, ParallelFlow, TypedContext
@@ -52,7 +52,7 @@ async def main():
     print(json.dumps({"chain_us_per_node": chain_s / 10_000 * 1e6, "fanout_10k_s": fan_s}))
 
 asyncio.run(main())
-'''
+"""
 
 
 def measure(src: str) -> dict[str, float]:
