@@ -165,3 +165,20 @@ def test_nodes_and_edges_with_extra_pickle_and_copy() -> None:
         assert clone == graph and clone.to_json() == graph.to_json()
     assert pickle.loads(pickle.dumps(GraphNode("a", "t"))).extra == {}
     assert hash(GraphEdge("a", "b", extra={"label": "x"})) == hash(GraphEdge("a", "b"))
+
+
+def test_key_order_and_the_empty_extra() -> None:
+    node = GraphNode.from_dict({"type": "t", "id": "a"})
+    assert node.key_order == ("type", "id") and node.to_dict() == {"type": "t", "id": "a"}
+    assert list(node.to_dict()) == ["type", "id"]
+    assert GraphNode.from_dict({"id": "a", "type": "t", "data": {}}).key_order is None
+    made = GraphNode("a", "t", {"x": 1}, key_order=("data", "id", "type"))
+    assert list(made.to_dict()) == ["data", "id", "type"] and made.extra == {}
+    edge = GraphEdge.from_dict({"target": "b", "source": "a"})
+    assert edge.key_order == ("target", "source") and list(edge.to_dict()) == ["target", "source"]
+    assert GraphEdge("a", "b").key_order is None
+    empty = GraphNode("a", "t").extra
+    assert repr(empty) == "{}" and len(empty) == 0 and list(empty) == [] and empty == {}
+    with pytest.raises(KeyError):
+        empty["position"]
+    assert "extra={}" in repr(GraphNode("a", "t"))
