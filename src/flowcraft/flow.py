@@ -36,8 +36,8 @@ def executor_of(args: NodeArgs[Any, Any]) -> Executor:
     if executor is None:
         return DEFAULT_EXECUTOR
     kind = type(executor)
-    if not (hasattr(kind, "run_subflow") and hasattr(kind, "run_parallel") and hasattr(kind, "run_batch")):
-        missing = [name for name in _NESTED_WALKS if not hasattr(kind, name)]
+    missing = [name for name in _NESTED_WALKS if not hasattr(kind, name)]
+    if missing:
         raise TypeError(
             f"{kind.__name__} is in NodeArgs.executor but has no {', '.join(missing)}, which "
             f"{type(args.node).__name__ if args.node is not None else 'a flow'} calls to walk its inner graph. "

@@ -41,7 +41,7 @@ __all__ = [
     "iter_reachable",
     "linked_nodes",
     "node_fan_in",
-    "predecessor_counts",
+    "releasable",
     "wiring_stamp",
 ]
 
@@ -60,8 +60,11 @@ def linked_nodes(node: AbstractNode) -> Iterator[AbstractNode]:
     yield from node.branches
 
 
-def iter_reachable(roots: Iterable[AbstractNode]) -> Iterator[AbstractNode]:
-    """Breadth-first over every node reachable from ``roots`` (each once, roots first)."""
+def iter_reachable(
+    roots: Iterable[AbstractNode], successors: Callable[[AbstractNode], Iterable[AbstractNode]] = linked_nodes
+) -> Iterator[AbstractNode]:
+    """Breadth-first over every node reachable from ``roots`` along ``successors`` (each
+    once, roots first, successors in the order they were added)."""
     seen: set[int] = set()
     queue: deque[AbstractNode] = deque()
     for root in roots:
@@ -71,7 +74,7 @@ def iter_reachable(roots: Iterable[AbstractNode]) -> Iterator[AbstractNode]:
     while queue:
         node = queue.popleft()
         yield node
-        for nxt in linked_nodes(node):
+        for nxt in successors(node):
             if id(nxt) not in seen:
                 seen.add(id(nxt))
                 queue.append(nxt)
@@ -96,17 +99,27 @@ class FanIn(Generic[K]):
         ``waiting``: joins with some but not all arrivals; ``running``: the nodes being
         run (or decided on and not finished) anywhere in the region.
         """
-        active = list(running)
-        reachers = self.reachers
-        ready = [
-            join
-            for join in waiting
-            if not any(node in reachers[join] for node in active)
-            and not any(other != join and other in reachers[join] for other in waiting)
-        ]
-        if not ready and not active:
-            return list(waiting)
-        return ready
+        return releasable(waiting, running, self.reachers)
+
+
+def releasable(waiting: Sequence[K], running: Iterable[K], reachers: Mapping[K, frozenset[K]]) -> list[K]:
+    """Rule 4 of the module docstring over ``reachers`` (join → nodes that can reach it).
+
+    A join without reachers (no release facts) is held while anything runs.
+    """
+    active = list(running)
+    ready = []
+    for join in waiting:
+        reach = reachers.get(join)
+        if reach is None:
+            blocked = bool(active)
+        else:
+            blocked = any(node in reach for node in active) or any(o != join and o in reach for o in waiting)
+        if not blocked:
+            ready.append(join)
+    if not ready and not active:
+        return list(waiting)
+    return ready
 
 
 def fan_in(root: K, successors: Callable[[K], Iterable[K]], fires_on_first_arrival: Callable[[K], bool]) -> FanIn[K]:
@@ -160,8 +173,3 @@ def _first_arrival(node: AbstractNode) -> bool:
 def node_fan_in(root: AbstractNode) -> FanIn[AbstractNode]:
     """:func:`fan_in` over live nodes: successors and parallel branches are the edges."""
     return fan_in(root, linked_nodes, _first_arrival)
-
-
-def predecessor_counts(root: AbstractNode) -> dict[AbstractNode, int]:
-    """For each join reachable from ``root``, the arrivals it waits for (:func:`fan_in`)."""
-    return dict(node_fan_in(root).expected)

@@ -303,6 +303,18 @@ async def tag_middleware(args: Any, call_next: Any) -> Any:
     return action
 
 
+def in_memory(name: str) -> tuple[Any, dict[str, Any]]:
+    """The final action and context of ``GRAPHS[name]`` run by the in-memory executor (the reference)."""
+    from flowcraft import TypedContext
+    from flowcraft.graph import BlueprintExecutor
+
+    graph, initial = GRAPHS[name]
+    bx = BlueprintExecutor(build(graph), REGISTRY)
+    ctx = TypedContext(initial)
+    action = asyncio.run(bx.flow.run(ctx, executor=bx))
+    return action, ctx.to_dict()
+
+
 def make_pipeline() -> Flow:
     """A programmatic flow (no blueprint) for runs named by the factory
     ``"dist_nodes:make_pipeline"``: a start, a loop, an in-process parallel block, a fan-in."""

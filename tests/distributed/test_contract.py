@@ -17,15 +17,7 @@ from .conftest import Space
 NAMES = list(d.GRAPHS)
 
 
-def in_memory(name: str) -> tuple[Any, dict[str, Any]]:
-    graph, initial = d.GRAPHS[name]
-    bx = BlueprintExecutor(d.build(graph), d.REGISTRY)
-    ctx = TypedContext(initial)
-    action = asyncio.run(bx.flow.run(ctx, executor=bx))
-    return action, ctx.to_dict()
-
-
-EXPECTED = {name: in_memory(name) for name in NAMES}
+EXPECTED = {name: d.in_memory(name) for name in NAMES}
 
 
 @pytest.mark.timeout(120)

@@ -13,20 +13,11 @@ import pytest
 
 from flowcraft import TypedContext
 from flowcraft.engine import JobExecutor, JobWorker, MemoryJobQueue, MemoryRunStore, flow_from_factory
-from flowcraft.graph import BlueprintExecutor
 
 NAMES = list(d.GRAPHS)
 
 
-def in_memory(name: str) -> tuple[Any, dict[str, Any]]:
-    graph, initial = d.GRAPHS[name]
-    bx = BlueprintExecutor(d.build(graph), d.REGISTRY)
-    ctx = TypedContext(initial)
-    action = asyncio.run(bx.flow.run(ctx, executor=bx))
-    return action, ctx.to_dict()
-
-
-EXPECTED = {name: in_memory(name) for name in NAMES}
+EXPECTED = {name: d.in_memory(name) for name in NAMES}
 
 
 async def on_engine(workers: int, body: Any) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import bullmq  # type: ignore[import-untyped]
@@ -26,7 +26,7 @@ from ..engine.errors import (
     BackendTimeoutError,
 )
 from ..engine.jobs import Job
-from ..engine.protocols import JobProcessor
+from ..engine.protocols import JobFailed, JobProcessor
 
 __all__ = [
     "ERROR_MAP",
@@ -168,7 +168,7 @@ class BullMQJobQueue:
         processor: JobProcessor,
         *,
         concurrency: int,
-        on_failed: Callable[[Job, BaseException], Awaitable[None]] | None = None,
+        on_failed: JobFailed | None = None,
     ) -> None:
         """Run ``processor`` over the queue's jobs, ``concurrency`` at a time, until :meth:`close`."""
         opts: dict[str, Any] = {

@@ -36,13 +36,12 @@ from .plan import (
     canonical_json,
     factory_name,
     flow_from_factory,
-    structural_hash,
 )
 from .protocols import JobQueue, RunStore, check_queue, check_store
 
 log = logging.getLogger("flowcraft.engine")
 
-__all__ = ["JobExecutor", "RunError", "RunHandle", "RunStatus", "blueprint_of", "graph_of"]
+__all__ = ["JobExecutor", "RunError", "RunHandle", "RunStatus", "StoredGraph", "blueprint_of", "graph_of"]
 
 BLUEPRINT_ATTRIBUTE = "blueprint"
 """The attribute holding a :class:`WorkflowBlueprint`: ``BlueprintFlow.blueprint``
@@ -102,31 +101,45 @@ _NOT_REBUILDABLE = (
 )
 
 
-def graph_of(source: Any) -> tuple[str, str, Flow | None]:
-    """``(key, stored text, flow)`` of what can run as jobs: a blueprint (or a flow built
-    from one), a factory name or function, or a flow built by a factory.
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredGraph:
+    """A graph as a run stores it: its ``key``, the stored ``text``, where runs start, its name."""
+
+    key: str
+    text: str
+    start_id: str
+    name: str
+
+
+def graph_of(source: Any) -> StoredGraph:
+    """How ``source`` is stored for a run: a blueprint (or a flow built from one), a
+    factory name or function, or a flow built by a factory.
 
     Raises:
         NotABlueprintFlowError: ``source`` is none of these (names both ways).
     """
     if isinstance(source, str) or (callable(source) and not isinstance(source, Flow)):
-        flow = flow_from_factory(source if isinstance(source, str) else factory_name(source))
-        return _factory_graph(flow)
+        return _factory_graph(flow_from_factory(source if isinstance(source, str) else factory_name(source)))
     if isinstance(source, Flow) and isinstance(getattr(source, FACTORY_ATTRIBUTE, None), str):
         return _factory_graph(source)
     if isinstance(source, (WorkflowBlueprint, Mapping)) or isinstance(
         getattr(source, BLUEPRINT_ATTRIBUTE, None), WorkflowBlueprint
     ):
-        text = canonical_json(blueprint_of(source))
-        return blueprint_hash(text), text, None
+        blueprint = blueprint_of(source)
+        text = canonical_json(blueprint)
+        name = _flow_label(source) if isinstance(source, Flow) else type(source).__name__
+        return StoredGraph(blueprint_hash(text), text, blueprint.start_node_id, name)
     raise NotABlueprintFlowError(_NOT_REBUILDABLE.format(kind=type(source).__name__))
 
 
-def _factory_graph(flow: Flow) -> tuple[str, str, Flow]:
+def _factory_graph(flow: Flow) -> StoredGraph:
     plan = JobPlan(flow)
-    assert flow.start_node is not None
-    key = structural_hash(flow.start_node, plan.ids)
-    return key, json.dumps({"factory": getattr(flow, FACTORY_ATTRIBUTE)}), flow
+    text = json.dumps({"factory": getattr(flow, FACTORY_ATTRIBUTE)})
+    return StoredGraph(plan.structural_hash, text, plan.start_id, _flow_label(flow))
+
+
+def _flow_label(flow: Flow) -> str:
+    return flow.name if flow.id is None else str(flow.id)
 
 
 def _float(text: str | None) -> float | None:
@@ -391,20 +404,21 @@ class JobExecutor:
             NotABlueprintFlowError: ``graph`` is none of these (the message names both ways).
             CodecError: a context value or param cannot be encoded (names the key and type).
         """
-        key, text, flow = graph_of(graph)
+        stored = graph_of(graph)
         run_id = run_id or uuid.uuid4().hex
         if ":" in run_id or "{" in run_id or "}" in run_id or not run_id:
             raise ValueError(f"run ids must be non-empty without ':', '{{' or '}}', got {run_id!r}")
         encoded = {name: encode(value, key=name) for name, value in _entries(context)}
         params_text = encode(dict(params or {}), key="<params>")
-        start_id = JobPlan(flow).start_id if flow is not None else blueprint_of(graph).start_node_id
-        start = Job(job_id(run_id, start_id, 1), run_id, start_id, key)
+        start = Job(job_id(run_id, stored.start_id, 1), run_id, stored.start_id, stored.key)
         started_event = None
         if events:
             started_event = encode_event(
-                RunStarted(run_id=run_id, time=time.time(), flow=_flow_name(graph, flow), params=dict(params or {}))
+                RunStarted(run_id=run_id, time=time.time(), flow=stored.name, params=dict(params or {}))
             )
-        created = await self.store.create(NewRun(run_id, key, text, params_text, encoded, start, started_event))
+        created = await self.store.create(
+            NewRun(run_id, stored.key, stored.text, params_text, encoded, start, started_event)
+        )
         if not created:
             raise ValueError(f"A run with id {run_id!r} already exists")
         await self.queue.add([start])
@@ -523,14 +537,6 @@ def _deliver(emitter: EventEmitter, event: RunEvent) -> None:
         emitter.listener(event)
     except Exception as error:
         emitter.logger.error(f"run event listener raised {type(error).__name__}: {error}", error=error)
-
-
-def _flow_name(source: Any, flow: Flow | None) -> str:
-    if flow is not None:
-        return flow.name if flow.id is None else str(flow.id)
-    if isinstance(source, Flow):
-        return source.name if source.id is None else str(source.id)
-    return str(getattr(blueprint_of(source), "id", None) or type(source).__name__)
 
 
 def _duration(status: RunStatus, started: float | None) -> float:

@@ -13,11 +13,11 @@ import contextlib
 import dataclasses
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
+from ..topology import releasable
 from .jobs import ACTIVE_STATES, Commit, Completion, Failure, Job, JobState, NewRun, job_id
-from .protocols import JobProcessor
+from .protocols import JobFailed, JobProcessor
 
 __all__ = ["MemoryJobQueue", "MemoryRunStore"]
 
@@ -168,7 +168,7 @@ class MemoryRunStore:
             run.pending[jid] = node
         run.pending.pop(commit.job_id, None)
         if run.open and (not commit.arrivals or not run.pending):  # a branch ended, or nothing runs
-            for node in _releasable(run.open, run.pending.values(), commit.joins):
+            for node in releasable(list(run.open), run.pending.values(), commit.joins):
                 visit = run.open.pop(node)
                 run.arrivals.pop((node, visit), None)
                 jid = job_id(run_id, node, visit)
@@ -255,25 +255,6 @@ def _after(stream: list[tuple[str, dict[str, str]]], after: str) -> list[tuple[s
     return [entry for entry in stream if int(entry[0].split("-")[0]) > mark]
 
 
-def _releasable(open_joins: Mapping[str, int], running: Any, joins: Mapping[str, frozenset[str]]) -> list[str]:
-    """The rule of :meth:`flowcraft.topology.FanIn.releasable` over job-engine state
-    (a join without release facts is held while anything runs, as in the Redis script)."""
-    active = list(running)
-    waiting = list(open_joins)
-    ready = []
-    for join in waiting:
-        reach = joins.get(join)
-        if reach is None:
-            blocked = bool(active)
-        else:
-            blocked = any(node in reach for node in active) or any(o != join and o in reach for o in waiting)
-        if not blocked:
-            ready.append(join)
-    if not ready and not active:
-        return waiting
-    return ready
-
-
 def _now() -> str:
     return f"{time.time():.6f}"
 
@@ -306,7 +287,7 @@ class MemoryJobQueue:
         processor: JobProcessor,
         *,
         concurrency: int,
-        on_failed: Callable[[Job, BaseException], Awaitable[None]] | None = None,
+        on_failed: JobFailed | None = None,
     ) -> None:
         """Run ``processor`` over jobs, ``concurrency`` at a time, until :meth:`close`."""
         slots = asyncio.Semaphore(concurrency)
@@ -329,7 +310,7 @@ class MemoryJobQueue:
         processor: JobProcessor,
         job: Job,
         attempt: int,
-        on_failed: Callable[[Job, BaseException], Awaitable[None]] | None,
+        on_failed: JobFailed | None,
         slots: asyncio.Semaphore,
     ) -> None:
         try:

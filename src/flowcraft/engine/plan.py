@@ -20,7 +20,7 @@ from typing import Any
 from ..flow import Flow
 from ..graph.models import WorkflowBlueprint
 from ..node import AbstractNode
-from ..topology import fan_in
+from ..topology import fan_in, iter_reachable
 from .errors import GraphMismatchError, NotABlueprintFlowError
 from .jobs import Arrival
 
@@ -75,16 +75,7 @@ def stable_node_ids(start: AbstractNode) -> dict[AbstractNode, str]:
     """
     ids: dict[AbstractNode, str] = {}
     taken: dict[str, AbstractNode] = {}
-    order: list[AbstractNode] = []
-    seen: set[int] = {id(start)}
-    queue = [start]
-    while queue:
-        node = queue.pop(0)
-        order.append(node)
-        for nxt in job_successors(node):
-            if id(nxt) not in seen:
-                seen.add(id(nxt))
-                queue.append(nxt)
+    order = list(iter_reachable([start], job_successors))
     for node in order:
         if node.id is not None:
             name = str(node.id)
@@ -161,13 +152,14 @@ def flow_from_factory(name: str) -> Flow:
 class JobPlan:
     """The job graph of one flow: ids, start, successors' fan-in counts, join release facts."""
 
-    __slots__ = ("counts", "flow", "ids", "joins", "nodes", "start_id")
+    __slots__ = ("counts", "flow", "ids", "joins", "nodes", "start", "start_id")
 
     def __init__(self, flow: Flow) -> None:
         start = flow.start_node
         if start is None:
             raise NotABlueprintFlowError(f"Flow {flow.name} has no start node")
         self.flow = flow
+        self.start = start
         self.ids = stable_node_ids(start)
         self.nodes: dict[str, AbstractNode] = {node_id: node for node, node_id in self.ids.items()}
         self.start_id = self.ids[start]
@@ -186,6 +178,7 @@ class JobPlan:
         node_id = self.ids[node]
         return Arrival(node_id, self.counts.get(node_id, 1))
 
-    def fire_count(self, node_id: str) -> int:
-        """How many distinct predecessors must arrive before ``node_id`` runs (1: not a join)."""
-        return self.counts.get(node_id, 1)
+    @property
+    def structural_hash(self) -> str:
+        """:func:`structural_hash` of this graph (the key a factory flow's runs pin)."""
+        return structural_hash(self.start, self.ids)

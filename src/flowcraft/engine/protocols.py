@@ -22,10 +22,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from .jobs import Commit, Completion, Failure, Job, JobState, NewRun
 
-__all__ = ["JobProcessor", "JobQueue", "RunStore", "Subscription", "check_queue", "check_store"]
+__all__ = ["JobFailed", "JobProcessor", "JobQueue", "RunStore", "Subscription", "check_queue", "check_store"]
 
 JobProcessor = Callable[[Job], Awaitable[None]]
 """What a queue runs for each job; raising means "deliver it again later"."""
+
+JobFailed = Callable[[Job, BaseException], Awaitable[None]]
+"""What a queue calls when a job's last delivery failed."""
 
 
 @runtime_checkable
@@ -125,7 +128,7 @@ class JobQueue(Protocol):
         processor: JobProcessor,
         *,
         concurrency: int,
-        on_failed: Callable[[Job, BaseException], Awaitable[None]] | None = None,
+        on_failed: JobFailed | None = None,
     ) -> None:
         """Run ``processor`` over jobs, ``concurrency`` at a time, until :meth:`close`."""
         ...

@@ -50,7 +50,7 @@ from .codec import decode, decode_action, encode_action
 from .errors import BackendError, BlueprintNotFoundError, CodecError, GraphMismatchError, NotABlueprintFlowError
 from .eventlog import encode_event
 from .jobs import ACTIVE_STATES, Commit, Failure, Job
-from .plan import JobPlan, flow_from_factory, structural_hash
+from .plan import JobPlan, flow_from_factory
 from .protocols import JobQueue, RunStore, check_queue, check_store
 from .recording import RecordingContext
 
@@ -93,7 +93,7 @@ def hydrate(
     if isinstance(data, dict) and set(data) == {"factory"}:
         name = str(data["factory"])
         hydrated = _Hydrated(flow_from_factory(name), middleware)
-        built = structural_hash(hydrated.flow.start_node, hydrated.plan.ids)  # type: ignore[arg-type]
+        built = hydrated.plan.structural_hash
         if built != key:
             raise GraphMismatchError(
                 f"Flow factory {name!r} builds a different graph here than the one the run was started with "
@@ -343,10 +343,7 @@ class JobWorker:
             return
         if state.done is not None:  # redelivered after its commit
             done = state.done
-            ids = [job_id for _, job_id in done.successors]
-            flags = await store.still_pending(run_id, ids)
-            pending = [pair for pair, flag in zip(done.successors, flags, strict=True) if flag]
-            await self._enqueue(run_id, graph_key, pending, done.action)
+            await self._enqueue(run_id, graph_key, await self._still_pending(run_id, done.successors), done.action)
             return
         try:
             hydrated = await self._hydrate(graph_key)
@@ -406,10 +403,9 @@ class JobWorker:
         self._maybe_crash("after_complete", node_id)
         if completion.outcome == "skip":
             return
-        successors = list(completion.successors)
-        if completion.outcome == "dup" and successors:
-            flags = await store.still_pending(run_id, [job_id for _, job_id in successors])
-            successors = [pair for pair, flag in zip(successors, flags, strict=True) if flag]
+        successors: Sequence[tuple[str, str]] = completion.successors
+        if completion.outcome == "dup":
+            successors = await self._still_pending(run_id, successors)
         await self._enqueue(run_id, graph_key, successors, completion.action)
         self._maybe_crash("after_enqueue", node_id)
 
@@ -494,6 +490,15 @@ class JobWorker:
             await self._store.add_events(run_id, [encode_event(event) for event in buffer])
         except BackendError as error:
             log.warning("run %s: NodeSkipped not written: %s", run_id, error)
+
+    async def _still_pending(self, run_id: str, successors: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The ``(node id, job id)`` pairs a commit decided on whose jobs have not finished
+        (what a redelivered job enqueues again)."""
+        if not successors:
+            return []
+        assert self._store is not None
+        flags = await self._store.still_pending(run_id, [job_id for _, job_id in successors])
+        return [pair for pair, flag in zip(successors, flags, strict=True) if flag]
 
     async def _enqueue(
         self, run_id: str, graph_key: str, successors: Sequence[tuple[str, str]], action_text: str
