@@ -20,16 +20,21 @@ import flowcraft
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build_sdist(project: Path, out: Path) -> list[str]:
-    """Build the sdist of ``project`` with the build backend and list its members."""
-    pytest.importorskip("hatchling", reason="hatchling (the build backend) is in the dev extra")
+def build(project: Path, out: Path, target: str) -> Path:
+    """Build ``target`` ("sdist" or "wheel") of ``project`` with the build backend (in the
+    dev extra: a missing backend fails the test) and return the archive."""
     result = subprocess.run(
-        [sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(out)],
+        [sys.executable, "-m", "hatchling", "build", "-t", target, "-d", str(out)],
         cwd=project, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    (archive,) = out.glob("*.tar.gz")
-    with tarfile.open(archive) as tar:
+    (archive,) = out.glob("*.tar.gz" if target == "sdist" else "*.whl")
+    return archive
+
+
+def build_sdist(project: Path, out: Path) -> list[str]:
+    """Build the sdist of ``project`` and list its members."""
+    with tarfile.open(build(project, out, "sdist")) as tar:
         return [name.split("/", 1)[1] for name in tar.getnames() if "/" in name]
 
 
@@ -68,14 +73,7 @@ def pyproject() -> dict[str, Any]:
 
 
 def build_wheel_metadata(project: Path, out: Path) -> str:
-    pytest.importorskip("hatchling", reason="hatchling (the build backend) is in the dev extra")
-    result = subprocess.run(
-        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(out)],
-        cwd=project, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    (wheel,) = out.glob("*.whl")
-    with zipfile.ZipFile(wheel) as archive:
+    with zipfile.ZipFile(build(project, out, "wheel")) as archive:
         names = archive.namelist()
         (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
