@@ -131,3 +131,29 @@ def test_every_public_class_and_function_has_a_docstring() -> None:
                     continue
                 doc = member.__doc__ if not isinstance(member, property) else member.fget.__doc__  # type: ignore[union-attr]
                 assert (doc or "").strip(), f"{name}.{attr} has no docstring"
+
+
+ENGINE_NAMES = {
+    "Arrival", "Commit", "Completion", "Failure", "GraphMismatchError", "Job", "JobExecutor", "JobPlan", "JobQueue",
+    "JobState", "JobWorker", "MemoryJobQueue", "MemoryRunStore", "NewRun", "NotABlueprintFlowError", "RunError",
+    "RunHandle", "RunNotFoundError", "RunStatus", "RunStore", "Subscription", "blueprint_of", "check_queue",
+    "check_store", "factory_name", "flow_from_factory", "graph_of", "job_id", "stable_node_ids", "structural_hash",
+}  # fmt: skip
+
+
+def test_engine_all_is_the_public_contract_and_documented() -> None:
+    import flowcraft.engine
+    import flowcraft.testing
+
+    assert set(flowcraft.engine.__all__) == ENGINE_NAMES
+    assert flowcraft.engine.__all__ == sorted(flowcraft.engine.__all__, key=lambda n: (n[0].islower(), n))
+    for name in flowcraft.engine.__all__:
+        obj = getattr(flowcraft.engine, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert (obj.__doc__ or "").strip(), f"flowcraft.engine.{name} has no docstring"
+            for attr, member in vars(obj).items() if inspect.isclass(obj) else ():
+                if attr.startswith("_") or not inspect.isfunction(member):
+                    continue
+                assert (member.__doc__ or "").strip(), f"flowcraft.engine.{name}.{attr} has no docstring"
+    assert flowcraft.testing.MemoryRunStore is flowcraft.engine.MemoryRunStore
+    assert flowcraft.testing.MemoryJobQueue is flowcraft.engine.MemoryJobQueue
