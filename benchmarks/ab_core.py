@@ -3,7 +3,8 @@
     python benchmarks/ab_core.py OLD_SRC NEW_SRC [--rounds 7]
 
 Each round runs, in fresh interpreters and alternating order, a chain of N no-op nodes
-and a fan-out of K sleeping branches with each tree's ``flowcraft``; prints the medians
+a fan-out of K sleeping branches, and the same K branches meeting at one join, with each
+tree's ``flowcraft``; prints the medians
 and the NEW/OLD ratios. No assertion: a tool for closing notes and reviews.
 """
 
@@ -49,7 +50,14 @@ async def main():
     fan = Flow(ParallelFlow([Sleep() for _ in range(10_000)]))
     await fan.run(TypedContext())
     fan_s = await timed(fan, 3)
-    print(json.dumps({"chain_us_per_node": chain_s / 10_000 * 1e6, "fanout_10k_s": fan_s}))
+    branches = [Sleep() for _ in range(10_000)]
+    join = Noop()
+    for branch in branches:
+        branch.next(join)
+    fan_in = Flow(ParallelFlow(branches))
+    await fan_in.run(TypedContext())
+    join_s = await timed(fan_in, 3)
+    print(json.dumps({"chain_us_per_node": chain_s / 10_000 * 1e6, "fanout_10k_s": fan_s, "fanin_join_10k_s": join_s}))
 
 asyncio.run(main())
 """
