@@ -64,6 +64,36 @@ class NodeArgs(Generic[P, E]):
         """A copy with ``changes`` applied (same as :func:`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
 
+    @property
+    def idempotency_key(self) -> str | None:
+        """``run_id:node_id:visit`` in a durable or distributed run: the same each time this
+        node visit is re-run after a crash, different for every other visit. Pass it to an
+        external API's idempotency header, or key a ledger with it, to make an effect
+        exactly-once. ``None`` in an in-memory run, and for the inner nodes of a node
+        that runs as one job (a sub-flow's nodes: use the enclosing node's key)."""
+        scope = self.scope
+        job = scope.job if scope is not None else None
+        return job.key if job is not None else None
+
+    async def memo(self, key: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``'s result (awaited if it returns an awaitable), run once per node visit
+        of a durable or distributed run: the JSON-encodable result is stored, and a re-run
+        of this visit after a crash returns the stored value without calling ``fn``.
+        In an in-memory run ``fn`` simply runs.
+
+        Example:
+            ```python
+            async def exec(self, args):
+                return await args.memo("charge", lambda: payments.charge(order))
+            ```
+        """
+        scope = self.scope
+        job = scope.job if scope is not None else None
+        if job is not None:
+            return await job.memo(key, fn)
+        result = fn()
+        return await result if inspect.isawaitable(result) else result
+
 
 def _describe(node: AbstractNode) -> str:
     cls = type(node).__name__

@@ -99,11 +99,14 @@ def test_a_factory_flow_runs_on_two_workers_like_in_memory(space: Space) -> None
 @pytest.mark.timeout(60)
 def test_a_worker_whose_graph_differs_refuses_the_job(space: Space) -> None:
     """The run pins the structural hash of the factory's graph; a worker that builds a
-    different graph (here: the stored record names another factory) fails the run saying so."""
+    different graph (here: the stored record names another factory) blocks the run,
+    saying which nodes differ."""
+    import json
+
     import redis
 
-    from flowcraft import WorkflowError
     from flowcraft.distributed.keys import Keys
+    from flowcraft.engine.errors import RunBlockedError
 
     async def main() -> None:
         async with space.executor() as executor:  # no worker yet: nothing hydrates before the swap
@@ -111,10 +114,19 @@ def test_a_worker_whose_graph_differs_refuses_the_job(space: Space) -> None:
             keys = Keys(space.prefix)
             handle = await executor.start("dist_nodes:make_pipeline", run_id="pinned")
             meta = await client.hgetall(keys.run("pinned").meta)
-            await client.set(keys.blueprint(meta["blueprint"]), '{"factory": "dist_nodes:make_other_pipeline"}')
+            record = json.loads(await client.get(keys.blueprint(meta["blueprint"])))
+            record["factory"] = "dist_nodes:make_other_pipeline"
+            await client.set(keys.blueprint(meta["blueprint"]), json.dumps(record))
             await client.aclose()
             await asyncio.to_thread(space.start_workers, 1)
-            await handle.result(timeout=30)
+            try:
+                await handle.result(timeout=30)
+            finally:
+                assert (await handle.status()).state == "blocked"
 
-    with pytest.raises(WorkflowError, match=r"builds a different graph here than the one the run was started with"):
+    with pytest.raises(
+        RunBlockedError,
+        match=r"Run 'pinned' is blocked at node .*builds a different graph here than the one the run was started "
+        r"with \((added|removed|changed): \w",
+    ):
         asyncio.run(main())

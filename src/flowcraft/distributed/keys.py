@@ -15,6 +15,7 @@ prefix ``flowcraft``::
     flowcraft:run:{<id>}:open             HASH    fan-in node id -> visit currently collecting arrivals
     flowcraft:run:{<id>}:join:<node>:<v>  SET     predecessors that reached visit <v> of a fan-in node
     flowcraft:run:{<id>}:events           CHANNEL published once when the run ends
+    flowcraft:run:{<id>}:memos            HASH    "<job id> <key>" -> memoised value (args.memo); TTL MEMO_TTL
     flowcraft:run:{<id>}:stream           STREAM  run events (only for runs started with events=True;
                                                   capped near EVENT_STREAM_MAXLEN entries)
 
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_PREFIX",
     "DEFAULT_QUEUE",
     "EVENT_STREAM_MAXLEN",
+    "MEMO_TTL",
     "RUN_TTL",
     "Keys",
     "RunKeys",
@@ -47,6 +49,9 @@ RUN_TTL = 24 * 3600
 
 BLUEPRINT_TTL = 7 * 24 * 3600
 """Seconds a stored blueprint is kept after the last run that used it was started."""
+
+MEMO_TTL = 30 * 24 * 3600
+"""Seconds a run's memos are kept after the last one was written."""
 
 EVENT_STREAM_MAXLEN = 10_000
 """Approximate cap (``XADD MAXLEN ~``) on the entries of a run's event stream."""
@@ -66,6 +71,7 @@ class RunKeys:
     join_prefix: str
     events: str
     stream: str
+    memos: str
 
     def join(self, node_id: str, visit: int) -> str:
         """The join set of visit ``visit`` of fan-in node ``node_id``."""
@@ -110,4 +116,5 @@ class Keys:
             join_prefix=base + "join:",
             events=base + "events",
             stream=base + "stream",
+            memos=base + "memos",
         )

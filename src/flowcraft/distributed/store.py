@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..engine.jobs import Commit, Completion, Failure, JobState, NewRun, job_id_prefix
-from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, Keys, RunKeys
+from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, MEMO_TTL, Keys, RunKeys
 from .queue import map_backend_errors_async
 
 __all__ = ["COMPLETE", "RedisRunStore", "connect", "parse_done"]
@@ -151,17 +151,17 @@ return result
 )
 
 # KEYS: meta ctx pending done visits open events stream
-# ARGV: ttl join_prefix node phase error_type message now event*
+# ARGV: ttl join_prefix node phase error_type message now state event*
 FAIL = (
     _FINISH
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'pending' and status ~= 'running' then return 0 end
-for x = 8, #ARGV do redis.call('XADD', KEYS[8], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[x]) end
-redis.call('HSET', KEYS[1], 'status', 'failed', 'error_node', ARGV[3], 'error_phase', ARGV[4],
+for x = 9, #ARGV do redis.call('XADD', KEYS[8], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[x]) end
+redis.call('HSET', KEYS[1], 'status', ARGV[8], 'error_node', ARGV[3], 'error_phase', ARGV[4],
   'error_type', ARGV[5], 'error_message', ARGV[6], 'ended_at', ARGV[7])
-finish(tonumber(ARGV[1]), KEYS[8], 'failed')
-redis.call('PUBLISH', KEYS[7], 'failed')
+finish(tonumber(ARGV[1]), KEYS[8], ARGV[8])
+redis.call('PUBLISH', KEYS[7], ARGV[8])
 return 1
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 )
@@ -266,6 +266,10 @@ class RedisRunStore:
         self._cancel = self.client.register_script(CANCEL)
         self._create = self.client.register_script(CREATE)
         self._add_events = self.client.register_script(ADD_EVENTS)
+
+    def __repr__(self) -> str:
+        host = self.redis_url.rsplit("@", 1)[-1]  # never show a password
+        return f"Redis ({host}, prefix {self.keys.prefix!r})"
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -386,6 +390,18 @@ class RedisRunStore:
             entries.extend((str(entry_id), dict(fields)) for entry_id, fields in items)
         return entries
 
+    async def memo(self, run_id: str, job_id: str, key: str, value: str | None) -> str | None:
+        """The value memoised for ``(job, key)``; with ``value``, store it first unless one exists."""
+        memos, field = self.keys.run(run_id).memos, f"{job_id} {key}"
+        async with map_backend_errors_async():
+            if value is not None:
+                async with self.client.pipeline(transaction=True) as pipe:
+                    pipe.hsetnx(memos, field, value)
+                    pipe.expire(memos, MEMO_TTL)
+                    await pipe.execute()
+            found = await self.client.hget(memos, field)
+        return None if found is None else str(found)
+
     async def still_pending(self, run_id: str, job_ids: Sequence[str]) -> list[bool]:
         """Which of ``job_ids`` are still in the run's pending set."""
         if not job_ids:
@@ -419,14 +435,14 @@ class RedisRunStore:
         return _completion(result)
 
     async def fail(self, run_id: str, failure: Failure) -> bool:
-        """Mark the run failed (if it is still active) and wake its clients."""
+        """Mark the run failed (or ``failure.state``) if it is still active, and wake its clients."""
         rk = self.keys.run(run_id)
         async with map_backend_errors_async():
             result = await self._fail(
                 keys=self._fixed(rk),
                 args=[
                     self.run_ttl, rk.join_prefix, failure.node_id, failure.phase, failure.error_type,
-                    failure.message, _now(), *failure.events,
+                    failure.message, _now(), failure.state, *failure.events,
                 ],
             )  # fmt: skip
         return bool(result)

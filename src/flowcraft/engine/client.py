@@ -25,10 +25,11 @@ from .errors import (
     EventsNotEnabledError,
     NotABlueprintFlowError,
     RemoteNodeError,
+    RunBlockedError,
     RunNotFoundError,
 )
 from .eventlog import END_FIELD, EVENT_FIELD, decode_event, encode_event
-from .jobs import FINAL_STATES, Job, NewRun, job_id
+from .jobs import STOPPED_STATES, Job, NewRun, job_id
 from .plan import (
     FACTORY_ATTRIBUTE,
     JobPlan,
@@ -60,7 +61,8 @@ class RunError:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunStatus:
-    """A snapshot of a run: ``state`` is pending / running / completed / failed / cancelled."""
+    """A snapshot of a run: ``state`` is pending / running / completed / failed / cancelled
+    / blocked (its graph changed since it started: the error says how)."""
 
     run_id: str
     state: str
@@ -72,8 +74,8 @@ class RunStatus:
 
     @property
     def finished(self) -> bool:
-        """Whether the run has ended (completed, failed or cancelled)."""
-        return self.state in FINAL_STATES
+        """Whether the run has stopped (completed, failed, cancelled, or blocked)."""
+        return self.state in STOPPED_STATES
 
 
 def blueprint_of(source: Any) -> WorkflowBlueprint:
@@ -134,7 +136,7 @@ def graph_of(source: Any) -> StoredGraph:
 
 def _factory_graph(flow: Flow) -> StoredGraph:
     plan = JobPlan(flow)
-    text = json.dumps({"factory": getattr(flow, FACTORY_ATTRIBUTE)})
+    text = json.dumps({"factory": getattr(flow, FACTORY_ATTRIBUTE), "shapes": plan.shapes}, sort_keys=True)
     return StoredGraph(plan.structural_hash, text, plan.start_id, _flow_label(flow))
 
 
@@ -161,12 +163,12 @@ class RunHandle:
         meta = await self._executor.store.meta(self.run_id)
         if not meta:
             raise RunNotFoundError(
-                f"Run {self.run_id!r} does not exist in Redis (never started, expired after its TTL, "
-                "or Redis lost its data)",
+                f"Run {self.run_id!r} does not exist in {self._executor.store!r} (never started, removed after "
+                "its retention time, or the store lost its data)",
                 run_id=self.run_id,
             )
         error = None
-        if meta.get("status") == "failed":
+        if meta.get("status") in ("failed", "blocked"):
             error = RunError(
                 meta.get("error_node", "?"), meta.get("error_phase", "?"), meta.get("error_type", "Exception"),
                 meta.get("error_message", ""),
@@ -292,6 +294,9 @@ class RunHandle:
             raise AbortError(f"Run {self.run_id!r} was cancelled: {status.cancel_reason}", reason=status.cancel_reason)
         error = status.error
         assert error is not None
+        if status.state == "blocked":
+            raise RunBlockedError(f"Run {self.run_id!r} is blocked at node {error.node_id!r}: {error.message}",
+                                  run_id=self.run_id)  # fmt: skip
         original = RemoteNodeError(f"{error.type}: {error.message}", type_name=error.type)
         raise WorkflowError(error.message, error.node_id, error.phase, original)
 
@@ -404,6 +409,22 @@ class JobExecutor:
             NotABlueprintFlowError: ``graph`` is none of these (the message names both ways).
             CodecError: a context value or param cannot be encoded (names the key and type).
         """
+        handle, start, _ = await self._create_run(graph, context, params=params, run_id=run_id, events=events)
+        if start is None:
+            raise ValueError(f"A run with id {handle.run_id!r} already exists")
+        await self.queue.add([start])
+        return handle
+
+    async def _create_run(
+        self,
+        graph: Any,
+        context: Context | Mapping[str, Any] | None,
+        *,
+        params: Mapping[str, Any] | None,
+        run_id: str | None,
+        events: bool,
+    ) -> tuple[RunHandle, Job | None, StoredGraph]:
+        """Store the graph and the run; the handle, the start job (``None``: the run existed), the graph."""
         stored = graph_of(graph)
         run_id = run_id or uuid.uuid4().hex
         if ":" in run_id or "{" in run_id or "}" in run_id or not run_id:
@@ -419,10 +440,7 @@ class JobExecutor:
         created = await self.store.create(
             NewRun(run_id, stored.key, stored.text, params_text, encoded, start, started_event)
         )
-        if not created:
-            raise ValueError(f"A run with id {run_id!r} already exists")
-        await self.queue.add([start])
-        return RunHandle(self, run_id)
+        return RunHandle(self, run_id), start if created else None, stored
 
     async def handle(self, run_id: str) -> RunHandle:
         """Reattach to a run started elsewhere.

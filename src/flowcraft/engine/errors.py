@@ -12,7 +12,10 @@ FlowcraftError
     ├── GraphMismatchError                a worker's graph differs from the one the run pinned
     ├── RunNotFoundError (LookupError)     no such run (never started, expired, or Redis lost it)
     ├── EventsNotEnabledError              RunHandle.events() on a run started without events
-    └── NotABlueprintFlowError (TypeError) a job run needs a blueprint flow or a flow factory
+    ├── NotABlueprintFlowError (TypeError) a job run needs a blueprint flow or a flow factory
+    ├── RunConflictError                   a run id that exists with another graph
+    ├── RunBlockedError                    the run's graph changed since it started (names what changed)
+    └── StoreError                         a run store file that is corrupted, foreign, newer, or unwritable
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ __all__ = [
     "GraphMismatchError",
     "NotABlueprintFlowError",
     "RemoteNodeError",
+    "RunBlockedError",
+    "RunConflictError",
     "RunNotFoundError",
+    "StoreError",
 ]
 
 
@@ -115,3 +121,30 @@ class RemoteNodeError(DistributedError):
     def __init__(self, message: str, *, type_name: str) -> None:
         super().__init__(message)
         self.type_name = type_name
+
+
+class RunConflictError(DistributedError):
+    """``start(run_id=...)`` named a run that exists with another graph (the same graph
+    returns the existing run's handle instead)."""
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class RunBlockedError(DistributedError):
+    """The run cannot go on: the graph rebuilt on recovery is not the graph it started
+    with. The message says which node ids were added, removed or changed."""
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class StoreError(DistributedError):
+    """A run store that cannot be used: a corrupted or foreign file, one written by a
+    newer schema, or a path that cannot be written (``path`` names it)."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path

@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
+    "STOPPED_STATES",
     "Arrival",
     "Commit",
     "Completion",
@@ -30,6 +31,8 @@ ACTIVE_STATES = frozenset({"pending", "running"})
 """States of a run that still runs jobs."""
 FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 """States a run ends in."""
+STOPPED_STATES = FINAL_STATES | {"blocked"}
+"""States in which a run runs no job on its own (``blocked`` waits for a change of code)."""
 
 
 def job_id_prefix(run_id: str, node_id: str) -> str:
@@ -145,10 +148,15 @@ class Completion:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Failure:
-    """Why a run failed: where, in which phase, the error's type and message."""
+    """Why a run failed: where, in which phase, the error's type and message.
+
+    ``state`` is the state the run ends in: ``"failed"``, or ``"blocked"`` when the run
+    cannot go on without a change (its graph changed since it started).
+    """
 
     node_id: str
     phase: str
     error_type: str
     message: str
     events: Sequence[str] = ()
+    state: str = "failed"

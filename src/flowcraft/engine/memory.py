@@ -49,6 +49,7 @@ class _Run:
     meta: dict[str, str]
     ctx: dict[str, str]
     pending: dict[str, str] = dataclasses.field(default_factory=dict)
+    memos: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
     done: dict[str, Completion] = dataclasses.field(default_factory=dict)
     visits: dict[str, int] = dataclasses.field(default_factory=dict)
     open: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -65,6 +66,9 @@ class MemoryRunStore:
         self._runs: dict[str, _Run] = {}
         self._topics: dict[str, _Topic] = {}
         self._ids = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return "MemoryRunStore()"
 
     # ---- helpers ----------------------------------------------------------------------
 
@@ -190,10 +194,10 @@ class MemoryRunStore:
         for text in failure.events:
             self._append(run, {"e": text})
         run.meta.update(
-            status="failed", error_node=failure.node_id, error_phase=failure.phase, error_type=failure.error_type,
+            status=failure.state, error_node=failure.node_id, error_phase=failure.phase, error_type=failure.error_type,
             error_message=failure.message, ended_at=_now(),
         )  # fmt: skip
-        self._finish(run_id, run, "failed")
+        self._finish(run_id, run, failure.state)
         return True
 
     async def cancel(self, run_id: str, reason: str) -> str:
@@ -234,6 +238,15 @@ class MemoryRunStore:
                 await asyncio.wait_for(run.appended.wait(), block)
             entries = _after(run.stream, after)
         return entries[:count]
+
+    async def memo(self, run_id: str, job_id: str, key: str, value: str | None) -> str | None:
+        """The value memoised for ``(job, key)``; with ``value``, store it first unless one exists."""
+        run = self._runs.get(run_id)
+        if run is None:
+            return value
+        if value is not None:
+            run.memos.setdefault((job_id, key), value)
+        return run.memos.get((job_id, key))
 
     def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[_Subscription]:
         """Notifications when the run ends."""

@@ -29,9 +29,11 @@ __all__ = [
     "JobPlan",
     "blueprint_hash",
     "canonical_json",
+    "describe_change",
     "factory_name",
     "flow_from_factory",
     "job_successors",
+    "node_shapes",
     "stable_node_ids",
     "structural_hash",
 ]
@@ -100,16 +102,39 @@ def _params_text(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=repr)
 
 
-def structural_hash(start: AbstractNode, ids: Mapping[AbstractNode, str]) -> str:
-    """A hash of the job graph's shape: node ids, classes, static params, edges, branches."""
+def _shape_lines(ids: Mapping[AbstractNode, str]) -> list[list[Any]]:
     lines = []
     for node, node_id in sorted(ids.items(), key=lambda item: item[1]):
         kind = type(node)
         edges = [(repr(action), [ids[n] for n in bucket]) for action, bucket in node.successors.items()]
         branches = [ids[n] for n in node.branches] if node.is_passthrough else []
         lines.append([node_id, f"{kind.__module__}.{kind.__qualname__}", _params_text(node.params), edges, branches])
-    text = json.dumps({"start": ids[start], "nodes": lines}, separators=(",", ":"))
+    return lines
+
+
+def structural_hash(start: AbstractNode, ids: Mapping[AbstractNode, str]) -> str:
+    """A hash of the job graph's shape: node ids, classes, static params, edges, branches."""
+    text = json.dumps({"start": ids[start], "nodes": _shape_lines(ids)}, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def node_shapes(ids: Mapping[AbstractNode, str]) -> dict[str, str]:
+    """A short digest of each node's part of the shape (class, params, edges), by node id:
+    what :func:`describe_change` compares to say which nodes changed."""
+    return {
+        line[0]: hashlib.sha256(json.dumps(line[1:], separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
+        for line in _shape_lines(ids)
+    }
+
+
+def describe_change(before: Mapping[str, str], after: Mapping[str, str]) -> str:
+    """Which node ids were added, removed or changed between two :func:`node_shapes`."""
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(node for node in set(before) & set(after) if before[node] != after[node])
+    parts = [f"{label}: {', '.join(nodes)}" for label, nodes in
+             (("added", added), ("removed", removed), ("changed", changed)) if nodes]  # fmt: skip
+    return "; ".join(parts) if parts else "the start node or the order of successors changed"
 
 
 def factory_name(factory: Callable[[], Flow]) -> str:
@@ -182,3 +207,8 @@ class JobPlan:
     def structural_hash(self) -> str:
         """:func:`structural_hash` of this graph (the key a factory flow's runs pin)."""
         return structural_hash(self.start, self.ids)
+
+    @property
+    def shapes(self) -> dict[str, str]:
+        """:func:`node_shapes` of this graph (stored with a factory flow's runs)."""
+        return node_shapes(self.ids)

@@ -88,6 +88,11 @@ class RunStore(Protocol):
         """Append encoded events to the run's event log (if it still exists)."""
         ...
 
+    async def memo(self, run_id: str, job_id: str, key: str, value: str | None) -> str | None:
+        """The encoded value memoised for ``(job, key)``, or ``None``; with ``value``, store
+        it first unless one is stored already (the first writer wins)."""
+        ...
+
     async def read_events(
         self, run_id: str, after: str, *, block: float | None, count: int = 500
     ) -> list[tuple[str, dict[str, str]]]:

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from ..abort import AbortController
@@ -46,11 +47,11 @@ from ..graph.models import WorkflowBlueprint
 from ..loggers import Logger, NullLogger
 from ..middleware import NextFn, apply_middleware
 from ..node import AbstractNode, NodeArgs
-from .codec import decode, decode_action, encode_action
+from .codec import decode, decode_action, encode, encode_action
 from .errors import BackendError, BlueprintNotFoundError, CodecError, GraphMismatchError, NotABlueprintFlowError
 from .eventlog import encode_event
 from .jobs import ACTIVE_STATES, Commit, Failure, Job
-from .plan import JobPlan, flow_from_factory
+from .plan import JobPlan, describe_change, flow_from_factory
 from .protocols import JobQueue, RunStore, check_queue, check_store
 from .recording import RecordingContext
 
@@ -90,19 +91,43 @@ def hydrate(
     """Rebuild a stored graph: a blueprint with the registry, or a factory's flow
     (refused when its structural hash is not ``key``)."""
     data = json.loads(text)
-    if isinstance(data, dict) and set(data) == {"factory"}:
+    if isinstance(data, dict) and "factory" in data:
         name = str(data["factory"])
         hydrated = _Hydrated(flow_from_factory(name), middleware)
         built = hydrated.plan.structural_hash
         if built != key:
+            shapes = data.get("shapes")
+            change = describe_change(shapes, hydrated.plan.shapes) if isinstance(shapes, dict) else "unknown"
             raise GraphMismatchError(
                 f"Flow factory {name!r} builds a different graph here than the one the run was started with "
-                f"(structural hash {built[:12]}..., the run pinned {key[:12]}...): deploy the same code on "
-                "clients and workers, or start a new run"
+                f"({change}; structural hash {built[:12]}..., the run pinned {key[:12]}...): deploy the code "
+                "the run started with, or start a new run"
             )
         return hydrated
     blueprint = WorkflowBlueprint.from_dict(data)
     return _Hydrated(BlueprintExecutor(blueprint, registry, dict(dependencies)).flow, middleware)
+
+
+class _Job:
+    """A node's job as the node sees it (``args.idempotency_key``, ``args.memo``)."""
+
+    __slots__ = ("key", "run_id", "store")
+
+    def __init__(self, store: RunStore, run_id: str, key: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.key = key
+
+    async def memo(self, key: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``'s result, stored once per job (see :meth:`NodeArgs.memo`)."""
+        stored = await self.store.memo(self.run_id, self.key, key, None)
+        if stored is not None:
+            return decode(stored, key=f"memo {key!r}")
+        result = fn()
+        if inspect.isawaitable(result):
+            result = await result
+        kept = await self.store.memo(self.run_id, self.key, key, encode(result, key=f"memo {key!r}"))
+        return result if kept is None else decode(kept, key=f"memo {key!r}")
 
 
 class _JobEvents:
@@ -347,7 +372,10 @@ class JobWorker:
             return
         try:
             hydrated = await self._hydrate(graph_key)
-        except (BlueprintNotFoundError, GraphError, CodecError, GraphMismatchError, NotABlueprintFlowError) as error:
+        except GraphMismatchError as error:  # another code version: the run waits for the right one
+            await self._fail(run_id, node_id, "hydrate", error, state="blocked")
+            return
+        except (BlueprintNotFoundError, GraphError, CodecError, NotABlueprintFlowError) as error:
             await self._fail(run_id, node_id, "hydrate", error)
             return
         node = hydrated.node(node_id)
@@ -368,7 +396,7 @@ class JobWorker:
                 job_events.events.node(NodeStarted, node)
                 job_events.sent = asyncio.ensure_future(store.add_events(run_id, job_events.take()))
             outcome = await self._run_node(
-                run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events
+                run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events, job.id
             )
             if outcome is None:
                 return
@@ -419,6 +447,7 @@ class JobWorker:
         raw_context: Mapping[str, str],
         incoming: Any,
         job_events: _JobEvents | None = None,
+        job_key: str = "",
     ) -> tuple[Any, RecordingContext] | None:
         """Run the node's lifecycle; ``None`` when it failed or was aborted (already recorded)."""
         ctx = RecordingContext(raw_context)
@@ -434,7 +463,8 @@ class JobWorker:
         running.add(controller)
         engine = self._engine
         events = job_events.events if job_events is not None else None
-        scope = WalkScope(ctx, params, controller.signal, self.logger, engine, events=events)
+        scope = WalkScope(ctx, params, controller.signal, self.logger, engine, events=events,
+                          job=_Job(self.store, run_id, job_key) if job_key else None)  # fmt: skip
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, controller.signal, self.logger, name=type(node).__name__, executor=engine, node=node,
             incoming_action=incoming, scope=scope,
@@ -464,7 +494,14 @@ class JobWorker:
         return action, ctx
 
     async def _fail(
-        self, run_id: str, node_id: str, phase: str, error: BaseException, job_events: _JobEvents | None = None
+        self,
+        run_id: str,
+        node_id: str,
+        phase: str,
+        error: BaseException,
+        job_events: _JobEvents | None = None,
+        *,
+        state: str = "failed",
     ) -> None:
         original = error.original_error if isinstance(error, WorkflowError) and error.original_error else error
         assert self._store is not None
@@ -476,7 +513,7 @@ class JobWorker:
                 NodeFailed, job_events.node, error=error, phase=event_phase, duration=job_events.duration()
             )
             events = job_events.take()
-        await self._store.fail(run_id, Failure(node_id, phase, type(original).__name__, str(error), events))
+        await self._store.fail(run_id, Failure(node_id, phase, type(original).__name__, str(error), events, state))
 
     async def _skipped(self, run_id: str, node_id: str, graph_key: str, reason: str) -> None:
         """Record ``NodeSkipped`` for a job of a run that has ended (one XADD; errors are logged)."""

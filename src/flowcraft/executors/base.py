@@ -16,7 +16,7 @@ Two roles, two protocols:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..abort import NEVER_ABORTED, AbortController, AbortSignal
@@ -34,6 +34,7 @@ __all__ = [
     "BatchOutcome",
     "Executor",
     "FlowRunner",
+    "NodeJob",
     "RunOptions",
     "WalkScope",
     "first_successor",
@@ -160,6 +161,18 @@ def first_successor(curr: AbstractNode, action: Any) -> AbstractNode | None:
     return bucket[0] if bucket else None
 
 
+@runtime_checkable
+class NodeJob(Protocol):
+    """The job a node runs as, in a durable or distributed run (``WalkScope.job``)."""
+
+    key: str
+    """``run_id:node_id:visit``: the same on every re-delivery of this job."""
+
+    async def memo(self, key: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``'s result, computed once per job and stored; the stored one on a re-run."""
+        ...
+
+
 @dataclasses.dataclass(slots=True)
 class WalkScope:
     """Everything the nodes of one walk share: the run's context and signal, the
@@ -179,6 +192,8 @@ class WalkScope:
     chain: NextFn | None = None
     gate: JoinGate | None = None
     events: EventEmitter | None = None
+    job: NodeJob | None = None
+    """The job this walk's node runs as (durable and distributed runs; ``None`` in memory)."""
 
 
 def resolve_options(flow: Flow, options: RunOptions | None) -> tuple[dict[str, Any], AbortSignal, Logger]:

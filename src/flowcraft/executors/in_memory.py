@@ -133,6 +133,8 @@ class InMemoryExecutor:
             changes.update(middleware=middleware, chain=self.chain_for(middleware, parent.events))
         if args.params is not parent.params:
             changes["params"] = args.params
+        if parent.job is not None:  # the block's inner nodes are not the job
+            changes["job"] = None
         return dataclasses.replace(parent, **changes) if changes else parent
 
     def run_subflow(self, flow: Flow, args: NodeArgs[Any, Any]) -> Coroutine[Any, Any, Any]:

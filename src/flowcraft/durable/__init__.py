@@ -1,0 +1,37 @@
+"""Durable runs: a run survives the death of its process and goes on where it stopped.
+
+:class:`DurableExecutor` runs flows in this process on a :class:`SqliteRunStore` (one
+file, stdlib ``sqlite3``, no server). Every node's result is committed before the next
+node starts; a new process opened on the same file takes over the runs of a process
+that died and finishes them. For many worker processes use
+:class:`~flowcraft.distributed.DistributedExecutor` (Redis), the same engine.
+
+Example:
+    ```python
+    from flowcraft.durable import DurableExecutor
+
+    async with DurableExecutor("runs.db", registry=REGISTRY) as executor:
+        action = await flow.run(ctx, executor=executor)
+    ```
+"""
+
+from ..engine.client import RunHandle, RunStatus
+from ..engine.errors import RunBlockedError, RunConflictError, RunNotFoundError, StoreError
+from ..engine.protocols import RunStore
+from .executor import DurabilityNotSupportedError, DurableExecutor, DurableRunStore
+from .sqlite import RunSummary, SqliteRunStore
+
+__all__ = [
+    "DurabilityNotSupportedError",
+    "DurableExecutor",
+    "DurableRunStore",
+    "RunBlockedError",
+    "RunConflictError",
+    "RunHandle",
+    "RunNotFoundError",
+    "RunStatus",
+    "RunStore",
+    "RunSummary",
+    "SqliteRunStore",
+    "StoreError",
+]

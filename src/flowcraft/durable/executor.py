@@ -1,0 +1,296 @@
+""":class:`DurableExecutor`: durable runs in this process, on a :class:`SqliteRunStore`.
+
+The job engine of the distributed mode (one job per node visit, one atomic commit per
+node), with an asyncio queue in this process instead of BullMQ, and a store that
+outlives the process. Each run is leased to the process running it; a process that
+enters an executor takes over the runs whose lease expired (their process died) and
+runs their pending jobs again, so a run goes on where its last commit left it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from ..context import Context
+from ..engine.client import JobExecutor, RunHandle
+from ..engine.errors import RunConflictError
+from ..engine.jobs import Job
+from ..engine.memory import MemoryJobQueue
+from ..engine.protocols import RunStore
+from ..engine.worker import JobWorker
+from ..executors.base import RunOptions
+from ..flow import Flow
+from ..loggers import Logger
+from .sqlite import RunSummary, SqliteRunStore
+
+__all__ = ["DurabilityNotSupportedError", "DurableExecutor", "DurableRunStore"]
+
+HOST = socket.gethostname()
+
+
+class DurabilityNotSupportedError(TypeError):
+    """The store given to :class:`DurableExecutor` cannot hold durable runs (it lacks leases)."""
+
+
+@runtime_checkable
+class DurableRunStore(RunStore, Protocol):
+    """A :class:`~flowcraft.engine.RunStore` that durable runs can use: leases, the jobs a
+    run still has to run, run listings and retention (:class:`SqliteRunStore`)."""
+
+    async def lease(self, run_id: str, owner: str, ttl: float, *, expect: str | None = None) -> bool:
+        """Take or renew the run's lease (see :meth:`SqliteRunStore.lease`)."""
+        ...
+
+    async def renew(self, owner: str, ttl: float) -> int:
+        """Extend every active run leased to ``owner``."""
+        ...
+
+    async def release(self, owner: str) -> None:
+        """Give up ``owner``'s leases at once."""
+        ...
+
+    async def orphans(self, limit: int = 1000) -> list[tuple[str, str, float]]:
+        """Active runs as ``(run id, owner, lease until)``."""
+        ...
+
+    async def pending_jobs(self, run_id: str) -> list[Job]:
+        """The run's jobs decided on and not finished."""
+        ...
+
+    async def runs(self, state: str | None = None, limit: int = 100) -> list[RunSummary]:
+        """Runs, newest first."""
+        ...
+
+    async def cleanup(self, *, now: float | None = None) -> int:
+        """Remove finished runs past their retention."""
+        ...
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the process named by ``owner`` (``host:pid:nonce``) may still be alive."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != HOST or not pid_text.isdigit():
+        return True  # another machine: only its lease's expiry tells
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class DurableExecutor(JobExecutor):
+    """Runs flows durably in this process: every node's commit is stored, and a run whose
+    process died is finished by the next executor opened on the same store.
+
+    Use it as an async context manager (entering it takes over orphaned runs; leaving it
+    hands this process's unfinished runs over at once). Flows must be rebuildable by
+    another process: built from a blueprint (give ``registry``), or named by a factory
+    (``"package.module:function"``).
+
+    Args:
+        store: a :class:`SqliteRunStore`, or the path of its file.
+        registry: node type → class, for blueprint graphs.
+        dependencies: keyword arguments for node constructors.
+        concurrency: node jobs run at once.
+        lease_ttl: seconds a run's lease lasts without renewal (renewed every third of it);
+            another process takes a run over this long after its process died (at once
+            when that process was on this machine).
+        middleware, logger: as for :class:`~flowcraft.engine.JobWorker`.
+        poll_interval: how often a handle re-reads a run another process runs.
+
+    Raises:
+        DurabilityNotSupportedError: ``store`` cannot hold durable runs.
+
+    Example:
+        ```python
+        async with DurableExecutor("runs.db", registry=REGISTRY) as executor:
+            action = await flow.run(ctx, executor=executor)
+            handle = await executor.start("myapp.flows:make_pipeline", {"n": 1}, run_id="order-42")
+            print(await handle.result())
+        ```
+    """
+
+    def __init__(
+        self,
+        store: DurableRunStore | str = "flowcraft-runs.db",
+        *,
+        registry: Mapping[str, Any] | None = None,
+        dependencies: Mapping[str, Any] | None = None,
+        concurrency: int = 16,
+        lease_ttl: float = 10.0,
+        middleware: Sequence[Any] = (),
+        logger: Logger | None = None,
+        poll_interval: float = 0.25,
+    ) -> None:
+        if isinstance(store, (str, os.PathLike)):
+            store = SqliteRunStore(os.fspath(store))
+        if not isinstance(store, DurableRunStore):
+            missing = [name for name in ("lease", "renew", "release", "orphans", "pending_jobs", "runs", "cleanup")
+                       if not callable(getattr(store, name, None))]  # fmt: skip
+            raise DurabilityNotSupportedError(
+                f"{type(store).__name__} cannot hold durable runs: it has no {', '.join(missing)} "
+                "(use SqliteRunStore, or DistributedExecutor for Redis)"
+            )
+        if lease_ttl <= 0:
+            raise ValueError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+        queue = MemoryJobQueue()
+        super().__init__(store=store, queue=queue, poll_interval=poll_interval)
+        self.durable_store: DurableRunStore = store
+        self.lease_ttl = lease_ttl
+        self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._worker = JobWorker(
+            registry, store=store, queue=queue, dependencies=dependencies, concurrency=concurrency,
+            middleware=middleware, logger=logger,
+        )  # fmt: skip
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._entering: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"DurableExecutor({self.durable_store!r})"
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> DurableExecutor:
+        await self._ensure_running()
+        return self
+
+    async def _ensure_running(self) -> None:
+        if self._stack is not None:
+            return
+        if self._entering is None:
+            self._entering = asyncio.Lock()
+        async with self._entering:
+            if self._stack is not None:
+                return
+            await self.durable_store.ping()
+            stack = contextlib.AsyncExitStack()
+            await stack.enter_async_context(self._worker.running())
+            self._stack = stack
+            await self.recover()
+            self._tasks = [
+                asyncio.ensure_future(self._keep_leases()),
+                asyncio.ensure_future(self._cleanup()),
+            ]
+
+    async def aclose(self) -> None:
+        """Stop running jobs (unfinished runs are handed over at once) and close the store."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks = []
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            try:
+                await stack.aclose()
+            finally:
+                with contextlib.suppress(Exception):
+                    await self.durable_store.release(self.owner)
+        await self.durable_store.aclose()
+
+    async def _keep_leases(self) -> None:
+        """Renew this process's leases every third of their TTL; take over runs that are orphaned meanwhile."""
+        period = self.lease_ttl / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.durable_store.renew(self.owner, self.lease_ttl)
+                await self.recover()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the store is briefly unusable: try again next period
+                self._worker.logger.warn(f"durable executor: renewing leases failed: {error}")
+
+    async def _cleanup(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.durable_store.cleanup()
+            await asyncio.sleep(3600)
+
+    async def recover(self) -> list[str]:
+        """Take over every active run whose lease expired or whose process on this machine
+        died, and run its pending jobs; the ids of the runs taken over."""
+        taken: list[str] = []
+        now = time.time()
+        for run_id, owner, until in await self.durable_store.orphans():
+            if owner == self.owner:
+                continue
+            if owner and until >= now and _owner_alive(owner):
+                continue
+            if await self.durable_store.lease(run_id, self.owner, self.lease_ttl, expect=owner or None):
+                await self.queue.add(await self.durable_store.pending_jobs(run_id))
+                taken.append(run_id)
+        return taken
+
+    # ---- runs ------------------------------------------------------------------------------
+
+    async def start(
+        self,
+        graph: Any,
+        context: Context | Mapping[str, Any] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        events: bool = False,
+    ) -> RunHandle:
+        """Store the run (committed before this returns), then run it in this process.
+
+        ``graph`` is a blueprint (or a flow built from one) or a flow factory (name,
+        function, or a flow it built). Starting an existing ``run_id`` with the same graph
+        returns its handle (the run is not started twice).
+
+        Raises:
+            RunConflictError: ``run_id`` exists with another graph.
+            NotABlueprintFlowError: ``graph`` cannot be rebuilt by another process.
+            CodecError: a context value or param cannot be stored (names the key and type).
+        """
+        await self._ensure_running()
+        handle, start, stored = await self._create_run(graph, context, params=params, run_id=run_id, events=events)
+        if start is None:  # the run exists: the same graph is the same run
+            return self._existing(handle.run_id, await self.store.meta(handle.run_id), stored.key)
+        if await self.durable_store.lease(handle.run_id, self.owner, self.lease_ttl):
+            await self.queue.add([start])
+        return handle
+
+    def _existing(self, run_id: str, meta: Mapping[str, str], key: str) -> RunHandle:
+        if meta.get("blueprint") != key:
+            raise RunConflictError(
+                f"Run {run_id!r} exists with another graph ({meta.get('blueprint', '?')[:12]}..., this one is "
+                f"{key[:12]}...): choose another run id, or start the graph it was started with",
+                run_id=run_id,
+            )
+        return RunHandle(self, run_id)
+
+    async def handle(self, run_id: str) -> RunHandle:
+        """A handle on a stored run (started by any process).
+
+        Raises:
+            RunNotFoundError: there is no such run.
+        """
+        await self._ensure_running()
+        return await super().handle(run_id)
+
+    async def runs(self, state: str | None = None, limit: int = 100) -> list[RunSummary]:
+        """The stored runs, newest first (``state``: only those in it)."""
+        await self._ensure_running()
+        return await self.durable_store.runs(state, limit)
+
+    async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
+        """Run ``flow`` durably and wait for it (see :meth:`JobExecutor.run`)."""
+        await self._ensure_running()
+        return await super().run(flow, context, options)

@@ -1,0 +1,664 @@
+""":class:`SqliteRunStore`: the embedded, durable :class:`~flowcraft.engine.RunStore`.
+
+One file, stdlib :mod:`sqlite3`, no server. Every call runs on one background thread
+(the event loop never blocks on the disk); every write is one ``BEGIN IMMEDIATE``
+transaction, so a node's commit (context delta, action, done record, successors,
+joins) is atomic and deduplicated by job id, as the Redis store's Lua script is.
+Several processes may share one file: SQLite serialises writers, ``busy_timeout``
+waits for the lock, and a write that still finds the file locked is retried, so
+"database is locked" never reaches the caller.
+
+Beyond the engine's protocol it keeps what durable runs need: each run's lease (which
+process runs it, until when), the jobs still to run with the action they carry (so a
+new process can pick them up), memos, run listings, and retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
+
+from ..engine.errors import StoreError
+from ..engine.jobs import ACTIVE_STATES, FINAL_STATES, Commit, Completion, Failure, Job, JobState, NewRun, job_id
+from ..topology import releasable
+from .sqlite_schema import RUN_TABLES, open_database
+
+__all__ = ["RunSummary", "SqliteRunStore"]
+
+T = TypeVar("T")
+
+DEFAULT_RETENTION = 7 * 24 * 3600.0
+"""Seconds a finished run is kept (7 days)."""
+
+_LOCK_RETRY_SECONDS = 60.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One line of :meth:`SqliteRunStore.runs`: a run's id, state and times (seconds since the epoch)."""
+
+    run_id: str
+    state: str
+    created_at: float
+    updated_at: float
+
+
+class _Topic:
+    def __init__(self) -> None:
+        self.queues: set[asyncio.Queue[str]] = set()
+
+
+class _Subscription:
+    """Messages of one topic; ``poll`` looks in the file for what other processes did."""
+
+    def __init__(self, queue: asyncio.Queue[str], poll: Callable[[], Any] | None) -> None:
+        self._queue = queue
+        self._poll = poll
+
+    async def get(self, wait: float) -> str | None:
+        try:
+            return await asyncio.wait_for(self._queue.get(), wait)
+        except TimeoutError:
+            if self._poll is not None:
+                found: str | None = await self._poll()
+                return found
+            return None
+
+
+def _now() -> float:
+    return time.time()
+
+
+class SqliteRunStore:
+    """A :class:`~flowcraft.engine.RunStore` in one SQLite file, shared by any number of processes.
+
+    Args:
+        path: the file (created with its folder's permissions); ``":memory:"`` for a
+            throwaway store.
+        synchronous: ``"NORMAL"`` (the default: a commit survives a process crash; the
+            last commits before a power loss may not) or ``"FULL"`` (survives power loss,
+            slower).
+        busy_timeout: seconds a write waits for another process's lock before retrying.
+        retention: seconds a finished run is kept before :meth:`cleanup` removes it.
+
+    Raises:
+        StoreError: the file is corrupted, another application's, written by a newer
+            Flowcraft, or cannot be created (raised by the first call that opens it).
+
+    Example:
+        ```python
+        store = SqliteRunStore("runs.db")
+        async with DurableExecutor(store, registry=REGISTRY) as executor:
+            ...
+        ```
+    """
+
+    def __init__(
+        self,
+        path: str = "flowcraft-runs.db",
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 5.0,
+        retention: float = DEFAULT_RETENTION,
+    ) -> None:
+        if synchronous.upper() not in ("NORMAL", "FULL", "OFF", "EXTRA"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        if retention <= 0:
+            raise ValueError(f"retention must be > 0 seconds, got {retention!r}")
+        self.path = str(path)
+        self.synchronous = synchronous.upper()
+        self.busy_timeout = busy_timeout
+        self.retention = retention
+        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowcraft-sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._opened = threading.Event()
+        self._topics: dict[str, _Topic] = {}
+        self._control_seen = 0.0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SqliteRunStore({self.path!r})"
+
+    # ---- the background thread ------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = open_database(self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout)
+        return self._db
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreError(f"The run store {self.path!r} is closed", path=self.path)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._on_thread, fn, args)
+
+    async def _tx(self, body: Callable[..., T], *args: Any) -> T:
+        """Run ``body(db, *args)`` in one write transaction on the store's thread."""
+        result: T = await self._call(self._write, body, *args)
+        return result
+
+    def _on_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        db = self._connection()
+        return fn(db, *args)
+
+    def _write(self, db: sqlite3.Connection, body: Callable[..., T], *args: Any) -> T:
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction, retrying while another process holds the lock."""
+        deadline = time.monotonic() + _LOCK_RETRY_SECONDS
+        delay = 0.002
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if _locked(error) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+                    continue
+                raise self._store_error(error) from error
+            try:
+                result = body(db, *args)
+                db.execute("COMMIT")
+                return result
+            except BaseException as error:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                if isinstance(error, sqlite3.OperationalError) and _locked(error) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+                    continue
+                if isinstance(error, sqlite3.Error):
+                    raise self._store_error(error) from error
+                raise
+
+    def _store_error(self, error: sqlite3.Error) -> StoreError:
+        return StoreError(f"Run store {self.path!r}: {error}", path=self.path)
+
+    # ---- notifications in this process -----------------------------------------------------
+
+    def _publish(self, topic: str, message: str) -> None:
+        found = self._topics.get(topic)
+        if found is not None:
+            for queue in found.queues:
+                queue.put_nowait(message)
+
+    @contextlib.asynccontextmanager
+    async def _subscribe(self, topic: str, poll: Callable[[], Any] | None = None) -> AsyncIterator[_Subscription]:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        entry = self._topics.setdefault(topic, _Topic())
+        entry.queues.add(queue)
+        try:
+            yield _Subscription(queue, poll)
+        finally:
+            entry.queues.discard(queue)
+
+    # ---- the RunStore protocol ---------------------------------------------------------------
+
+    async def create(self, run: NewRun) -> bool:
+        """Store the graph and a new run with its start job pending; ``False`` if the run exists."""
+        created = await self._tx(_create, run, _now())
+        return created
+
+    async def graph(self, key: str) -> str | None:
+        """The stored graph text for ``key``, or ``None``."""
+        return await self._call(_graph, key)
+
+    async def meta(self, run_id: str) -> dict[str, str]:
+        """The run's record (empty when there is no such run)."""
+        return await self._call(_meta, run_id)
+
+    async def context(self, run_id: str) -> dict[str, str]:
+        """The run's encoded context."""
+        return await self._call(_context, run_id)
+
+    async def load(self, run_id: str, job_id: str) -> JobState:
+        """Status, params, context and done record of a job, in one read."""
+        return await self._call(_load, run_id, job_id)
+
+    async def commit(self, run_id: str, commit: Commit) -> Completion:
+        """The atomic per-node step: delta, done record, arrivals, releases, pending jobs, end of run."""
+        completion = await self._tx(_commit, run_id, commit, _now())
+        if completion.final:
+            self._publish(f"run:{run_id}", completion.final)
+        return completion
+
+    async def fail(self, run_id: str, failure: Failure) -> bool:
+        """Mark the run failed (or ``failure.state``) if it is still active."""
+        failed = await self._tx(_fail, run_id, failure, _now())
+        if failed:
+            self._publish(f"run:{run_id}", failure.state)
+        return failed
+
+    async def cancel(self, run_id: str, reason: str) -> str:
+        """Mark the run cancelled; the state it ends in (``""``: no such run)."""
+        state = await self._tx(_cancel, run_id, reason, _now())
+        if state == "cancelled":
+            self._publish(f"run:{run_id}", "cancelled")
+            self._publish("control", f"cancel {run_id}")
+        return state
+
+    async def still_pending(self, run_id: str, job_ids: Sequence[str]) -> list[bool]:
+        """Which of ``job_ids`` are decided on and not finished."""
+        return await self._call(_still_pending, run_id, list(job_ids))
+
+    async def add_events(self, run_id: str, events: Sequence[str]) -> None:
+        """Append encoded events to the run's event log (if it records events)."""
+        if events:
+            await self._tx(_add_events, run_id, [("e", text) for text in events])
+            self._publish(f"events:{run_id}", "")
+
+    async def read_events(
+        self, run_id: str, after: str, *, block: float | None, count: int = 500
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Event-log entries after id ``after`` (waiting up to ``block`` s for one)."""
+        mark = int(after.split("-")[0])
+        entries = await self._call(_read_events, run_id, mark, count)
+        if entries or not block:
+            return entries
+        deadline = time.monotonic() + block
+        async with self._subscribe(f"events:{run_id}") as subscription:
+            while not entries and time.monotonic() < deadline:
+                await subscription.get(min(0.05, max(0.0, deadline - time.monotonic())))
+                entries = await self._call(_read_events, run_id, mark, count)
+        return entries
+
+    def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[_Subscription]:
+        """Notifications when the run ends (in this process; other processes are seen by polling)."""
+        return self._subscribe(f"run:{run_id}")
+
+    def subscribe_control(self) -> contextlib.AbstractAsyncContextManager[_Subscription]:
+        """``"cancel <run id>"`` messages: from this process at once, from others when polled."""
+        return self._subscribe("control", self._poll_cancelled)
+
+    async def _poll_cancelled(self) -> str | None:
+        since, self._control_seen = self._control_seen, _now()
+        found = await self._call(_cancelled_since, since - 1.0)
+        for run_id in found[1:]:
+            self._publish("control", f"cancel {run_id}")
+        return f"cancel {found[0]}" if found else None
+
+    async def ping(self) -> None:
+        """Open the file (raising :class:`StoreError` if it cannot be used)."""
+        await self._call(lambda db: None)
+
+    async def aclose(self) -> None:
+        """Close the file and stop the background thread."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._close_connection)
+        self._thread.shutdown(wait=False)
+
+    def _close_connection(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # ---- durable runs ----------------------------------------------------------------------
+
+    async def memo(self, run_id: str, job_id: str, key: str, value: str | None) -> str | None:
+        """The value stored for ``(job, key)``; with ``value``, store it first unless one exists."""
+        return await self._tx(_memo, run_id, job_id, key, value)
+
+    async def lease(self, run_id: str, owner: str, ttl: float, *, expect: str | None = None) -> bool:
+        """Take (or renew) the run's lease for ``owner`` until now + ``ttl``.
+
+        Succeeds when the run is active and its lease is expired, free, already
+        ``owner``'s, or held by ``expect`` (a dead owner being taken over).
+        """
+        return await self._tx(_lease, run_id, owner, ttl, expect, _now())
+
+    async def renew(self, owner: str, ttl: float) -> int:
+        """Extend every active run leased to ``owner``; how many."""
+        return await self._tx(_renew, owner, ttl, _now())
+
+    async def release(self, owner: str) -> None:
+        """Give up ``owner``'s leases at once (a clean shutdown: another process may take over)."""
+        await self._tx(_release, owner)
+
+    async def orphans(self, limit: int = 1000) -> list[tuple[str, str, float]]:
+        """Active runs as ``(run id, owner, lease until)``, expired leases first."""
+        return await self._call(_orphans, limit)
+
+    async def pending_jobs(self, run_id: str) -> list[Job]:
+        """The run's jobs decided on and not finished, ready to enqueue again."""
+        return await self._call(_pending_jobs, run_id)
+
+    async def runs(self, state: str | None = None, limit: int = 100) -> list[RunSummary]:
+        """Runs, newest first (only those in ``state`` when given)."""
+        return await self._call(_runs, state, limit)
+
+    async def set_extra(self, run_id: str, extra: dict[str, Any]) -> None:
+        """Merge ``extra`` into the run's free-form record (e.g. where its registry comes from)."""
+        await self._tx(_set_extra, run_id, json.dumps(extra))
+
+    async def cleanup(self, *, now: float | None = None) -> int:
+        """Remove finished runs older than ``retention`` (and graphs no run uses); how many runs."""
+        return await self._tx(_cleanup, (now if now is not None else _now()) - self.retention)
+
+
+def _locked(error: sqlite3.OperationalError) -> bool:
+    text = str(error)
+    return "locked" in text or "busy" in text
+
+
+# ---- statements (run on the store's thread; ``db`` is its connection) ----------------------
+
+
+def _create(db: sqlite3.Connection, run: NewRun, now: float) -> bool:
+    db.execute(
+        "INSERT INTO graphs (key, text, used_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET used_at = excluded.used_at",
+        (run.graph, run.graph_text, now),
+    )
+    found = db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()
+    if found is not None:
+        return False
+    db.execute(
+        "INSERT INTO runs (run_id, graph, status, params, created_at, updated_at, events) "
+        "VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+        (run.run_id, run.graph, run.params, now, now, 1 if run.started_event is not None else 0),
+    )
+    db.executemany(
+        "INSERT INTO context (run_id, key, value) VALUES (?, ?, ?)",
+        [(run.run_id, key, value) for key, value in run.context.items()],
+    )
+    db.execute("INSERT INTO visits (run_id, node_id, visits) VALUES (?, ?, 1)", (run.run_id, run.start.node_id))
+    db.execute(
+        "INSERT INTO jobs (run_id, job_id, node_id, action) VALUES (?, ?, ?, ?)",
+        (run.run_id, run.start.id, run.start.node_id, run.start.action),
+    )
+    if run.started_event is not None:
+        db.execute("INSERT INTO events (run_id, field, value) VALUES (?, 'e', ?)", (run.run_id, run.started_event))
+    return True
+
+
+def _graph(db: sqlite3.Connection, key: str) -> str | None:
+    row = db.execute("SELECT text FROM graphs WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+_META_COLUMNS = (
+    "status", "graph", "params", "created_at", "updated_at", "ended_at", "last_action", "error_node",
+    "error_phase", "error_type", "error_message", "cancel_reason", "events", "owner", "lease_until", "extra",
+)  # fmt: skip
+
+
+def _meta(db: sqlite3.Connection, run_id: str) -> dict[str, str]:
+    row = db.execute(f"SELECT {', '.join(_META_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return {}
+    meta: dict[str, str] = {}
+    for name, value in zip(_META_COLUMNS, row, strict=True):
+        if value is None or (name == "events" and not value):
+            continue
+        meta[name] = f"{value:.6f}" if isinstance(value, float) else str(value)
+    meta["blueprint"] = meta.pop("graph")
+    return meta
+
+
+def _context(db: sqlite3.Connection, run_id: str) -> dict[str, str]:
+    return {key: value for key, value in db.execute("SELECT key, value FROM context WHERE run_id = ?", (run_id,))}
+
+
+def _load(db: sqlite3.Connection, run_id: str, job_id: str) -> JobState:
+    row = db.execute("SELECT status, params, events FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return JobState(None, None, {}, None)
+    done_row = db.execute("SELECT done FROM jobs WHERE run_id = ? AND job_id = ?", (run_id, job_id)).fetchone()
+    done = _completion(done_row[0]) if done_row is not None and done_row[0] is not None else None
+    return JobState(row[0], row[1], _context(db, run_id), done, bool(row[2]))
+
+
+def _completion(text: str) -> Completion:
+    data = json.loads(text)
+    return Completion("dup", data["a"], tuple((node, jid) for node, jid in data["s"]))
+
+
+def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> Completion:
+    row = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None or row[0] not in ACTIVE_STATES:
+        return Completion("skip", commit.action, ())
+    done_row = db.execute("SELECT done FROM jobs WHERE run_id = ? AND job_id = ?", (run_id, commit.job_id)).fetchone()
+    if done_row is not None and done_row[0] is not None:
+        return _completion(done_row[0])
+    if commit.sets:
+        db.executemany(
+            "INSERT INTO context (run_id, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+            [(run_id, key, value) for key, value in commit.sets.items()],
+        )
+    if commit.deletes:
+        db.executemany("DELETE FROM context WHERE run_id = ? AND key = ?", [(run_id, key) for key in commit.deletes])
+    out: list[tuple[str, str]] = []
+    for arrival in commit.arrivals:
+        node = arrival.node_id
+        if arrival.count <= 1:
+            visit = _bump(db, run_id, node, open_join=False)
+            out.append((node, job_id(run_id, node, visit)))
+            continue
+        found = db.execute("SELECT open FROM visits WHERE run_id = ? AND node_id = ?", (run_id, node)).fetchone()
+        visit = found[0] if found is not None and found[0] else _bump(db, run_id, node, open_join=True)
+        db.execute(
+            "INSERT OR IGNORE INTO arrivals (run_id, node_id, visit, source) VALUES (?, ?, ?, ?)",
+            (run_id, node, visit, commit.node_id),
+        )
+        arrived = db.execute(
+            "SELECT count(*) FROM arrivals WHERE run_id = ? AND node_id = ? AND visit = ?", (run_id, node, visit)
+        ).fetchone()[0]
+        if arrived >= arrival.count:
+            _close_join(db, run_id, node, visit)
+            out.append((node, job_id(run_id, node, visit)))
+    if commit.events:
+        _add_events(db, run_id, [("e", text) for text in commit.events])
+    if out:
+        db.executemany(
+            "INSERT OR IGNORE INTO jobs (run_id, job_id, node_id, action) VALUES (?, ?, ?, ?)",
+            [(run_id, jid, node, commit.action) for node, jid in out],
+        )
+    pending = [
+        row[0]
+        for row in db.execute(
+            "SELECT node_id FROM jobs WHERE run_id = ? AND done IS NULL AND job_id != ?", (run_id, commit.job_id)
+        )
+    ]
+    if not commit.arrivals or not pending:  # a branch ended, or nothing runs: joins may be released
+        waiting = {node: visit for node, visit in db.execute(
+            "SELECT node_id, open FROM visits WHERE run_id = ? AND open > 0", (run_id,)
+        )}  # fmt: skip
+        if waiting:
+            released = []
+            for node in releasable(list(waiting), pending, commit.joins):
+                visit = waiting[node]
+                _close_join(db, run_id, node, visit)
+                released.append((node, job_id(run_id, node, visit)))
+            if released:
+                db.executemany(
+                    "INSERT OR IGNORE INTO jobs (run_id, job_id, node_id, action) VALUES (?, ?, ?, ?)",
+                    [(run_id, jid, node, commit.action) for node, jid in released],
+                )
+                out.extend(released)
+                pending.extend(node for node, _ in released)
+    final = ""
+    if not pending:
+        db.execute(
+            "UPDATE runs SET status = 'completed', last_action = ?, ended_at = ?, updated_at = ? WHERE run_id = ?",
+            (commit.action, now, now, run_id),
+        )
+        _end_events(db, run_id, "completed")
+        final = "completed"
+    else:
+        db.execute("UPDATE runs SET status = 'running', updated_at = ? WHERE run_id = ?", (now, run_id))
+    db.execute(
+        "INSERT INTO jobs (run_id, job_id, node_id, done) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (run_id, job_id) DO UPDATE SET done = excluded.done",
+        (run_id, commit.job_id, commit.node_id, json.dumps({"a": commit.action, "s": out})),
+    )
+    return Completion("ok", commit.action, tuple(out), final)
+
+
+def _bump(db: sqlite3.Connection, run_id: str, node: str, *, open_join: bool) -> int:
+    row = db.execute(
+        "INSERT INTO visits (run_id, node_id, visits, open) VALUES (?, ?, 1, ?) "
+        "ON CONFLICT (run_id, node_id) DO UPDATE SET visits = visits + 1, "
+        "open = CASE WHEN ? THEN visits + 1 ELSE open END RETURNING visits",
+        (run_id, node, 1 if open_join else 0, open_join),
+    ).fetchone()
+    return int(row[0])
+
+
+def _close_join(db: sqlite3.Connection, run_id: str, node: str, visit: int) -> None:
+    db.execute("UPDATE visits SET open = 0 WHERE run_id = ? AND node_id = ?", (run_id, node))
+    db.execute("DELETE FROM arrivals WHERE run_id = ? AND node_id = ? AND visit = ?", (run_id, node, visit))
+
+
+def _end_events(db: sqlite3.Connection, run_id: str, state: str) -> None:
+    if db.execute("SELECT events FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]:
+        db.execute("INSERT INTO events (run_id, field, value) VALUES (?, 'end', ?)", (run_id, state))
+
+
+def _fail(db: sqlite3.Connection, run_id: str, failure: Failure, now: float) -> bool:
+    row = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None or row[0] not in ACTIVE_STATES:
+        return False
+    if failure.events:
+        _add_events(db, run_id, [("e", text) for text in failure.events])
+    db.execute(
+        "UPDATE runs SET status = ?, error_node = ?, error_phase = ?, error_type = ?, error_message = ?, "
+        "ended_at = ?, updated_at = ? WHERE run_id = ?",
+        (failure.state, failure.node_id, failure.phase, failure.error_type, failure.message, now, now, run_id),
+    )
+    _end_events(db, run_id, failure.state)
+    return True
+
+
+def _cancel(db: sqlite3.Connection, run_id: str, reason: str, now: float) -> str:
+    row = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return ""
+    if row[0] in FINAL_STATES:
+        return str(row[0])
+    db.execute(
+        "UPDATE runs SET status = 'cancelled', cancel_reason = ?, ended_at = ?, updated_at = ? WHERE run_id = ?",
+        (reason, now, now, run_id),
+    )
+    _end_events(db, run_id, "cancelled")
+    return "cancelled"
+
+
+def _still_pending(db: sqlite3.Connection, run_id: str, job_ids: list[str]) -> list[bool]:
+    flags = []
+    for jid in job_ids:
+        row = db.execute("SELECT done FROM jobs WHERE run_id = ? AND job_id = ?", (run_id, jid)).fetchone()
+        flags.append(row is not None and row[0] is None)
+    return flags
+
+
+def _add_events(db: sqlite3.Connection, run_id: str, fields: list[tuple[str, str]]) -> None:
+    row = db.execute("SELECT events FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is not None and row[0]:
+        db.executemany(
+            "INSERT INTO events (run_id, field, value) VALUES (?, ?, ?)", [(run_id, f, v) for f, v in fields]
+        )
+
+
+def _read_events(db: sqlite3.Connection, run_id: str, after: int, count: int) -> list[tuple[str, dict[str, str]]]:
+    rows = db.execute(
+        "SELECT id, field, value FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", (run_id, after, count)
+    )
+    return [(f"{row[0]}-0", {row[1]: row[2]}) for row in rows]
+
+
+def _cancelled_since(db: sqlite3.Connection, since: float) -> list[str]:
+    return [
+        row[0] for row in db.execute("SELECT run_id FROM runs WHERE status = 'cancelled' AND updated_at >= ?", (since,))
+    ]
+
+
+def _memo(db: sqlite3.Connection, run_id: str, job_id: str, key: str, value: str | None) -> str | None:
+    if value is not None:
+        db.execute(
+            "INSERT OR IGNORE INTO memos (run_id, job_id, key, value) VALUES (?, ?, ?, ?)", (run_id, job_id, key, value)
+        )
+    row = db.execute(
+        "SELECT value FROM memos WHERE run_id = ? AND job_id = ? AND key = ?", (run_id, job_id, key)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _lease(db: sqlite3.Connection, run_id: str, owner: str, ttl: float, expect: str | None, now: float) -> bool:
+    cursor = db.execute(
+        "UPDATE runs SET owner = ?, lease_until = ? WHERE run_id = ? AND status IN ('pending', 'running') "
+        "AND (owner IS NULL OR owner = ? OR lease_until < ? OR owner = ?)",
+        (owner, now + ttl, run_id, owner, now, expect),
+    )
+    return cursor.rowcount == 1
+
+
+def _renew(db: sqlite3.Connection, owner: str, ttl: float, now: float) -> int:
+    cursor = db.execute(
+        "UPDATE runs SET lease_until = ? WHERE owner = ? AND status IN ('pending', 'running')", (now + ttl, owner)
+    )
+    return cursor.rowcount
+
+
+def _release(db: sqlite3.Connection, owner: str) -> None:
+    db.execute("UPDATE runs SET lease_until = 0 WHERE owner = ? AND status IN ('pending', 'running')", (owner,))
+
+
+def _orphans(db: sqlite3.Connection, limit: int) -> list[tuple[str, str, float]]:
+    rows = db.execute(
+        "SELECT run_id, coalesce(owner, ''), lease_until FROM runs WHERE status IN ('pending', 'running') "
+        "ORDER BY lease_until LIMIT ?",
+        (limit,),
+    )
+    return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+def _pending_jobs(db: sqlite3.Connection, run_id: str) -> list[Job]:
+    row = db.execute("SELECT graph FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return []
+    graph = str(row[0])
+    rows = db.execute("SELECT job_id, node_id, action FROM jobs WHERE run_id = ? AND done IS NULL", (run_id,))
+    return [Job(str(r[0]), run_id, str(r[1]), graph, r[2]) for r in rows]
+
+
+def _runs(db: sqlite3.Connection, state: str | None, limit: int) -> list[RunSummary]:
+    if state is None:
+        rows = db.execute(
+            "SELECT run_id, status, created_at, updated_at FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
+        )
+    else:
+        rows = db.execute(
+            "SELECT run_id, status, created_at, updated_at FROM runs WHERE status = ? ORDER BY created_at DESC LIMIT ?",
+            (state, limit),
+        )
+    return [RunSummary(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in rows]
+
+
+def _set_extra(db: sqlite3.Connection, run_id: str, extra: str) -> None:
+    row = db.execute("SELECT extra FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is not None:
+        merged = {**json.loads(row[0]), **json.loads(extra)}
+        db.execute("UPDATE runs SET extra = ? WHERE run_id = ?", (json.dumps(merged), run_id))
+
+
+def _cleanup(db: sqlite3.Connection, before: float) -> int:
+    finished = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
+    old = [
+        row[0]
+        for row in db.execute(f"SELECT run_id FROM runs WHERE status IN ({finished}) AND ended_at < ?", (before,))
+    ]
+    for table in RUN_TABLES:
+        db.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in old])
+    db.executemany("DELETE FROM runs WHERE run_id = ?", [(run_id,) for run_id in old])
+    db.execute("DELETE FROM graphs WHERE key NOT IN (SELECT graph FROM runs) AND used_at < ?", (before,))
+    return len(old)

@@ -1,0 +1,161 @@
+"""The SQLite file of :class:`~flowcraft.durable.SqliteRunStore`: opening it, checking
+that it is ours and of a version we read, and creating the tables.
+
+The file says what it is in ``PRAGMA application_id`` (``FLOWCRAFT_APP_ID``) and which
+schema it holds in ``PRAGMA user_version``. A file of another application, a corrupted
+file, or one written by a newer Flowcraft is refused with :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from ..engine.errors import StoreError
+
+__all__ = ["FLOWCRAFT_APP_ID", "SCHEMA_VERSION", "open_database"]
+
+FLOWCRAFT_APP_ID = 0x46_4C_43_52  # "FLCR"
+SCHEMA_VERSION = 1
+
+_TABLES = """
+CREATE TABLE graphs (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    used_at REAL NOT NULL
+);
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    graph TEXT NOT NULL,
+    status TEXT NOT NULL,
+    params TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    ended_at REAL,
+    last_action TEXT,
+    error_node TEXT, error_phase TEXT, error_type TEXT, error_message TEXT,
+    cancel_reason TEXT,
+    events INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    extra TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX runs_by_status ON runs (status, updated_at);
+CREATE TABLE context (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE jobs (
+    run_id TEXT NOT NULL, job_id TEXT NOT NULL, node_id TEXT NOT NULL,
+    action TEXT,
+    done TEXT,
+    PRIMARY KEY (run_id, job_id)
+) WITHOUT ROWID;
+CREATE TABLE visits (
+    run_id TEXT NOT NULL, node_id TEXT NOT NULL,
+    visits INTEGER NOT NULL DEFAULT 0,
+    open INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, node_id)
+) WITHOUT ROWID;
+CREATE TABLE arrivals (
+    run_id TEXT NOT NULL, node_id TEXT NOT NULL, visit INTEGER NOT NULL, source TEXT NOT NULL,
+    PRIMARY KEY (run_id, node_id, visit, source)
+) WITHOUT ROWID;
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT NOT NULL
+);
+CREATE INDEX events_by_run ON events (run_id, id);
+CREATE TABLE memos (
+    run_id TEXT NOT NULL, job_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (run_id, job_id, key)
+) WITHOUT ROWID;
+"""
+
+RUN_TABLES = ("context", "jobs", "visits", "arrivals", "events", "memos")
+"""Tables with rows per run (removed with the run)."""
+
+
+def open_database(path: str, *, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
+    """Open (creating if needed) the store file at ``path``, in WAL mode.
+
+    Raises:
+        StoreError: the file is not a SQLite database, belongs to another application,
+            was written by a newer schema, or cannot be created (names the file).
+    """
+    if path != ":memory:":
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise StoreError(f"Cannot create the run store {path!r}: the folder {folder!r} does not exist", path=path)
+    try:
+        connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as error:
+        raise StoreError(f"Cannot open the run store {path!r}: {error}", path=path) from error
+    try:
+        _prepare(connection, path, synchronous, busy_timeout)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _prepare(connection: sqlite3.Connection, path: str, synchronous: str, busy_timeout: float) -> None:
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        app_id, version = _identity(connection)
+        if app_id not in (0, FLOWCRAFT_APP_ID) or (app_id == 0 and version != 0):
+            raise StoreError(
+                f"{path!r} is a SQLite database of another application (application_id {app_id:#x}); "
+                "give the run store a file of its own",
+                path=path,
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"The run store {path!r} was written by a newer Flowcraft (schema {version}, this one reads "
+                f"up to {SCHEMA_VERSION}); upgrade flowcraft-py to use it",
+                path=path,
+            )
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA synchronous = {synchronous}")
+        if version == 0:
+            _create(connection, path)
+    except sqlite3.DatabaseError as error:
+        message = str(error)
+        if "file is not a database" in message or "malformed" in message:
+            raise StoreError(
+                f"{path!r} is not a Flowcraft run store (not a SQLite database, or corrupted: {message})", path=path
+            ) from error
+        if "readonly" in message or "unable to open" in message:
+            raise StoreError(f"Cannot write the run store {path!r}: {message}", path=path) from error
+        raise StoreError(f"Cannot open the run store {path!r}: {message}", path=path) from error
+
+
+def _identity(connection: sqlite3.Connection) -> tuple[int, int]:
+    app_id = connection.execute("PRAGMA application_id").fetchone()[0]
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    return int(app_id), int(version)
+
+
+def _create(connection: sqlite3.Connection, path: str) -> None:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        _, version = _identity(connection)  # another process may have created it meanwhile
+        if version == 0:
+            tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise StoreError(
+                    f"{path!r} is a SQLite database with tables of another application; "
+                    "give the run store a file of its own",
+                    path=path,
+                )
+            for statement in _TABLES.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA application_id = {FLOWCRAFT_APP_ID}")
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise

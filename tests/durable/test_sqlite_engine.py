@@ -1,0 +1,86 @@
+"""The job engine on SqliteRunStore (DurableExecutor): the shared graphs give the same
+final context and action as in memory; runs are stored, listed, found again; starting a
+run id twice is idempotent; another graph under the same id is refused."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import dist_nodes as d
+import pytest
+
+from flowcraft import TypedContext
+from flowcraft.durable import DurableExecutor, RunConflictError, RunNotFoundError, SqliteRunStore
+from flowcraft.engine import flow_from_factory
+
+NAMES = list(d.GRAPHS)
+EXPECTED = {name: d.in_memory(name) for name in NAMES}
+
+
+@pytest.mark.timeout(90)
+def test_same_results_as_in_memory(db_path: str) -> None:
+    async def main() -> dict[str, tuple[Any, dict[str, Any]]]:
+        async with DurableExecutor(db_path, registry=d.REGISTRY) as executor:
+            handles = {}
+            for name in NAMES:
+                graph, initial = d.GRAPHS[name]
+                handles[name] = await executor.start(d.build(graph), initial)
+            return {name: (await h.result(timeout=30), await h.context()) for name, h in handles.items()}
+
+    results = asyncio.run(main())
+    for name in NAMES:
+        assert results[name] == EXPECTED[name], name
+
+
+@pytest.mark.timeout(60)
+def test_flow_run_fills_the_context_and_the_run_is_stored(db_path: str) -> None:
+    expected_ctx = TypedContext()
+    expected_action = asyncio.run(d.make_pipeline().run(expected_ctx))
+
+    async def main() -> tuple[Any, dict[str, Any], list[Any]]:
+        async with DurableExecutor(db_path) as executor:
+            ctx = TypedContext()
+            flow = flow_from_factory("dist_nodes:make_pipeline")
+            action = await flow.run(ctx, executor=executor)
+            return action, ctx.to_dict(), await executor.runs()
+
+    action, ctx, runs = asyncio.run(main())
+    assert (action, ctx) == (expected_action, expected_ctx.to_dict())
+    assert [run.state for run in runs] == ["completed"]
+
+    async def later() -> Any:  # another executor on the same file finds the run
+        async with DurableExecutor(db_path) as executor:
+            handle = await executor.handle(runs[0].run_id)
+            return await handle.result(timeout=5), await handle.context()
+
+    assert asyncio.run(later()) == (expected_action, expected_ctx.to_dict())
+
+
+@pytest.mark.timeout(60)
+def test_starting_a_run_id_twice_returns_the_same_run(db_path: str) -> None:
+    async def main() -> tuple[Any, Any, list[Any]]:
+        async with DurableExecutor(db_path) as executor:
+            first = await executor.start("dist_nodes:make_pipeline", run_id="order-1")
+            second = await executor.start("dist_nodes:make_pipeline", run_id="order-1")
+            return await first.result(timeout=20), await second.result(timeout=20), await executor.runs()
+
+    first, second, runs = asyncio.run(main())
+    assert first == second
+    assert len(runs) == 1
+
+    async def conflict() -> None:
+        async with DurableExecutor(db_path) as executor:
+            await executor.start("dist_nodes:make_other_pipeline", run_id="order-1")
+
+    with pytest.raises(RunConflictError, match=r"Run 'order-1' exists with another graph"):
+        asyncio.run(conflict())
+
+
+def test_an_unknown_run_is_not_found(db_path: str) -> None:
+    async def main() -> None:
+        async with DurableExecutor(SqliteRunStore(db_path)) as executor:
+            await executor.handle("nope")
+
+    with pytest.raises(RunNotFoundError, match=r"Run 'nope' does not exist in SqliteRunStore"):
+        asyncio.run(main())
