@@ -69,11 +69,12 @@ class NodeArgs(Generic[P, E]):
         """``run_id:node_id:visit`` in a durable or distributed run: the same each time this
         node visit is re-run after a crash, different for every other visit. Pass it to an
         external API's idempotency header, or key a ledger with it, to make an effect
-        exactly-once. ``None`` in an in-memory run, and for the inner nodes of a node
-        that runs as one job (a sub-flow's nodes: use the enclosing node's key)."""
+        exactly-once. Nodes that run inside another node's job (a sub-flow's, an
+        in-process parallel block's) get that key plus ``/<node id>#<n>``, stable when
+        they have ids or run one after another. ``None`` in an in-memory run."""
         scope = self.scope
         job = scope.job if scope is not None else None
-        return job.key if job is not None else None
+        return job.key_for(self) if job is not None else None
 
     async def memo(self, key: str, fn: Callable[[], Any]) -> Any:
         """``fn()``'s result (awaited if it returns an awaitable), run once per node visit
@@ -90,7 +91,7 @@ class NodeArgs(Generic[P, E]):
         scope = self.scope
         job = scope.job if scope is not None else None
         if job is not None:
-            return await job.memo(key, fn)
+            return await job.memo(self, key, fn)
         result = fn()
         return await result if inspect.isawaitable(result) else result
 

@@ -109,25 +109,44 @@ def hydrate(
 
 
 class _Job:
-    """A node's job as the node sees it (``args.idempotency_key``, ``args.memo``)."""
+    """The job a node runs as, as its nodes see it (``args.idempotency_key``, ``args.memo``)."""
 
-    __slots__ = ("key", "run_id", "store")
+    __slots__ = ("counts", "inner", "key", "node", "run_id", "store")
 
-    def __init__(self, store: RunStore, run_id: str, key: str) -> None:
+    def __init__(self, store: RunStore, run_id: str, key: str, node: AbstractNode) -> None:
         self.store = store
         self.run_id = run_id
         self.key = key
+        self.node = node
+        self.inner: dict[int, tuple[NodeArgs[Any, Any], str]] = {}
+        self.counts: dict[str, int] = {}
 
-    async def memo(self, key: str, fn: Callable[[], Any]) -> Any:
-        """``fn()``'s result, stored once per job (see :meth:`NodeArgs.memo`)."""
-        stored = await self.store.memo(self.run_id, self.key, key, None)
+    def key_for(self, args: NodeArgs[Any, Any]) -> str:
+        """The job's key for its node; ``key/<node id>#<n>`` for the n-th inner node visit."""
+        node = args.node
+        if node is None or node is self.node:
+            return self.key
+        found = self.inner.get(id(args))
+        if found is not None and found[0] is args:
+            return found[1]
+        label = str(node.id) if node.id is not None else type(node).__name__
+        count = self.counts[label] = self.counts.get(label, 0) + 1
+        key = f"{self.key}/{label}#{count}"
+        self.inner[id(args)] = (args, key)  # holding args keeps its id from being reused
+        return key
+
+    async def memo(self, args: NodeArgs[Any, Any], key: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``'s result, stored once per node visit (see :meth:`NodeArgs.memo`)."""
+        visit = self.key_for(args)
+        name = f"memo {key!r}"
+        stored = await self.store.memo(self.run_id, visit, key, None)
         if stored is not None:
-            return decode(stored, key=f"memo {key!r}")
+            return decode(stored, key=name)
         result = fn()
         if inspect.isawaitable(result):
             result = await result
-        kept = await self.store.memo(self.run_id, self.key, key, encode(result, key=f"memo {key!r}"))
-        return result if kept is None else decode(kept, key=f"memo {key!r}")
+        kept = await self.store.memo(self.run_id, visit, key, encode(result, key=name))
+        return result if kept is None else decode(kept, key=name)
 
 
 class _JobEvents:
@@ -464,7 +483,7 @@ class JobWorker:
         engine = self._engine
         events = job_events.events if job_events is not None else None
         scope = WalkScope(ctx, params, controller.signal, self.logger, engine, events=events,
-                          job=_Job(self.store, run_id, job_key) if job_key else None)  # fmt: skip
+                          job=_Job(self.store, run_id, job_key, node) if job_key else None)  # fmt: skip
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, controller.signal, self.logger, name=type(node).__name__, executor=engine, node=node,
             incoming_action=incoming, scope=scope,

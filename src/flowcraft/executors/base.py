@@ -163,13 +163,15 @@ def first_successor(curr: AbstractNode, action: Any) -> AbstractNode | None:
 
 @runtime_checkable
 class NodeJob(Protocol):
-    """The job a node runs as, in a durable or distributed run (``WalkScope.job``)."""
+    """The job a walk runs in, in a durable or distributed run (``WalkScope.job``): the
+    job's node and the nodes that run inside it (a sub-flow's, an in-process block's)."""
 
-    key: str
-    """``run_id:node_id:visit``: the same on every re-delivery of this job."""
+    def key_for(self, args: NodeArgs[Any, Any]) -> str:
+        """The idempotency key of the node visit ``args`` belongs to (stable across re-runs)."""
+        ...
 
-    async def memo(self, key: str, fn: Callable[[], Any]) -> Any:
-        """``fn()``'s result, computed once per job and stored; the stored one on a re-run."""
+    async def memo(self, args: NodeArgs[Any, Any], key: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``'s result for that visit, computed once and stored; the stored one on a re-run."""
         ...
 
 

@@ -133,8 +133,6 @@ class InMemoryExecutor:
             changes.update(middleware=middleware, chain=self.chain_for(middleware, parent.events))
         if args.params is not parent.params:
             changes["params"] = args.params
-        if parent.job is not None:  # the block's inner nodes are not the job
-            changes["job"] = None
         return dataclasses.replace(parent, **changes) if changes else parent
 
     def run_subflow(self, flow: Flow, args: NodeArgs[Any, Any]) -> Coroutine[Any, Any, Any]:
@@ -149,7 +147,7 @@ class InMemoryExecutor:
         scope = WalkScope(
             args.ctx, args.params, args.signal, args.logger, self,
             middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events),
-            events=events,
+            events=events, job=parent.job if parent is not None else None,
         )  # fmt: skip
         return self.walk(flow.start_node, scope)
 
