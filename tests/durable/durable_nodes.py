@@ -27,6 +27,14 @@ def key_of(name: str) -> str:
     return name.replace("--", "/").replace("__", ":")
 
 
+def log_run(key: str) -> None:
+    """Note one run of a node visit in ``runs.log`` (every run, memoised or not)."""
+    folder = os.environ.get(LEDGER_ENV)
+    if folder:
+        with open(os.path.join(folder, "runs.log"), "a", encoding="utf-8") as log:
+            log.write(key + "\n")
+
+
 def record(key: str) -> str:
     """The external effect of one node visit: appended to the attempts log, and kept in the ledger once per key."""
     folder = os.environ.get(LEDGER_ENV)
@@ -52,10 +60,7 @@ class Step(Node):
         self.with_id(name)
 
     async def prep(self, args: NodeArgs) -> Any:
-        folder = os.environ.get(LEDGER_ENV)
-        if folder:  # every run of the node, memoised or not
-            with open(os.path.join(folder, "runs.log"), "a", encoding="utf-8") as log:
-                log.write(f"{args.idempotency_key}\n")
+        log_run(str(args.idempotency_key))
 
     async def exec(self, args: NodeArgs) -> Any:
         key = args.idempotency_key
