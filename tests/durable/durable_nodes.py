@@ -9,6 +9,7 @@ ran again after a crash (attempts) and what took effect (the ledger).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -105,3 +106,18 @@ def make_twenty() -> Flow:
 
 JOB_NODES = ["start", "prep1", "prep2", "prep3", "loop", "body", "fan", "par", "t1", "t2", "t3", "end"]
 """The nodes that run as jobs of their own (the others run inside ``fan`` and ``par``)."""
+
+
+class Nap(Step):
+    """A step that takes 5 ms (so that runs of several processes overlap)."""
+
+    async def exec(self, args: NodeArgs) -> Any:
+        await asyncio.sleep(0.005)
+        return await super().exec(args)
+
+
+def make_small() -> Flow:
+    """Four steps in a row, 5 ms each."""
+    first = Nap("m1")
+    first.next(Nap("m2")).next(Nap("m3")).next(Nap("m4", "finished"))
+    return Flow(first)

@@ -158,6 +158,8 @@ class DurableExecutor(JobExecutor):
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._entering: asyncio.Lock | None = None
+        self.taken_over: list[str] = []
+        """Ids of the runs this executor took over from processes that died (see :meth:`recover`)."""
 
     def __repr__(self) -> str:
         return f"DurableExecutor({self.durable_store!r})"
@@ -235,6 +237,7 @@ class DurableExecutor(JobExecutor):
             if await self.durable_store.lease(run_id, self.owner, self.lease_ttl, expect=owner or None):
                 await self.queue.add(await self.durable_store.pending_jobs(run_id))
                 taken.append(run_id)
+        self.taken_over.extend(taken)
         return taken
 
     # ---- runs ------------------------------------------------------------------------------

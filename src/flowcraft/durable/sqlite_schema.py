@@ -133,9 +133,9 @@ def _prepare(connection: sqlite3.Connection, path: str, synchronous: str, busy_t
 
 
 def _identity(connection: sqlite3.Connection) -> tuple[int, int]:
-    app_id = connection.execute("PRAGMA application_id").fetchone()[0]
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    return int(app_id), int(version)
+    """The file's application id and schema version, read in one statement (one snapshot)."""
+    row = connection.execute("SELECT * FROM pragma_application_id(), pragma_user_version()").fetchone()
+    return int(row[0]), int(row[1])
 
 
 def _create(connection: sqlite3.Connection, path: str) -> None:
