@@ -95,3 +95,36 @@ def test_kill_9_then_recover(point: str, node: str, tmp_path: Path, reference: t
         assert not again  # the commit held: the new process did not run the node again
     else:  # the job in flight ran again from prep (a block: its inner nodes), under the same keys
         assert again and {key.split("/")[0] for key in again} == {f"r:{node}:1"}, again
+
+
+@pytest.mark.timeout(60)
+def test_recovery_with_another_graph_blocks_the_run(tmp_path: Path) -> None:
+    """The code changed between the crash and the recovery: the run is blocked, and
+    says which nodes differ, instead of running on the wrong graph."""
+    import asyncio
+    import sqlite3
+
+    from flowcraft.durable import DurableExecutor, RunBlockedError
+
+    db = str(tmp_path / "runs.db")
+    crashed = child(db, "r", new_ledger(tmp_path), crash="after_complete:prep1")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    with sqlite3.connect(db) as connection:  # stands for a new deploy: the factory now builds another graph
+        (text,) = connection.execute("SELECT text FROM graphs").fetchone()
+        record = json.loads(text)
+        record["factory"] = "durable_nodes:make_small"
+        connection.execute("UPDATE graphs SET text = ?", (json.dumps(record),))
+
+    async def recover() -> tuple[str, str]:
+        async with DurableExecutor(db) as executor:
+            handle = await executor.handle("r")
+            try:
+                await handle.result(timeout=10)
+            except RunBlockedError as error:
+                return (await handle.status()).state, str(error)
+            return (await handle.status()).state, "not blocked"
+
+    state, message = asyncio.run(recover())
+    assert state == "blocked"
+    assert "Run 'r' is blocked at node 'prep2'" in message
+    assert "(added: m1, m2, m3, m4; removed: body, end, fan, loop, par, prep1, prep2, prep3, start, t1, t2, t3;" in message
