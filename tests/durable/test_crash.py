@@ -127,4 +127,6 @@ def test_recovery_with_another_graph_blocks_the_run(tmp_path: Path) -> None:
     state, message = asyncio.run(recover())
     assert state == "blocked"
     assert "Run 'r' is blocked at node 'prep2'" in message
-    assert "(added: m1, m2, m3, m4; removed: body, end, fan, loop, par, prep1, prep2, prep3, start, t1, t2, t3;" in message
+    assert (
+        "(added: m1, m2, m3, m4; removed: body, end, fan, loop, par, prep1, prep2, prep3, start, t1, t2, t3;" in message
+    )

@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
@@ -39,6 +38,16 @@ DEFAULT_RETENTION = 7 * 24 * 3600.0
 """Seconds a finished run is kept (7 days)."""
 
 _LOCK_RETRY_SECONDS = 60.0
+_CHECKPOINT_EVERY = 500
+"""Commits on the loop's connection between two WAL checkpoints (run on the thread)."""
+
+
+class _Busy(Exception):
+    """The loop's connection found the file locked: the call goes to the thread."""
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,8 +127,10 @@ class SqliteRunStore:
         self.busy_timeout = busy_timeout
         self.retention = retention
         self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowcraft-sqlite")
-        self._db: sqlite3.Connection | None = None
-        self._opened = threading.Event()
+        self._db: sqlite3.Connection | None = None  # the thread's: waits for locks
+        self._fast: sqlite3.Connection | None = None  # the event loop's: never waits
+        self._inflight = 0
+        self._fast_commits = 0
         self._topics: dict[str, _Topic] = {}
         self._control_seen = 0.0
         self._closed = False
@@ -127,37 +138,75 @@ class SqliteRunStore:
     def __repr__(self) -> str:
         return f"SqliteRunStore({self.path!r})"
 
-    # ---- the background thread ------------------------------------------------------------
+    # ---- where statements run ---------------------------------------------------------------
+    #
+    # A call runs at once on the event loop's own connection, which never waits for a lock
+    # (busy_timeout 0): in WAL mode a read or a small commit takes tens of microseconds,
+    # less than a hop to another thread. A call that would wait (another process holds
+    # the write lock), and every call made while one is waiting, goes to the background
+    # thread, whose connection waits (busy_timeout) and retries: the loop never blocks on
+    # a lock, and calls keep their order. WAL checkpoints run on the thread too.
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             self._db = open_database(self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout)
         return self._db
 
+    def _fast_connection(self) -> sqlite3.Connection:
+        if self._fast is None:
+            self._fast = open_database(self.path, synchronous=self.synchronous, busy_timeout=0.0)
+            self._fast.execute("PRAGMA wal_autocheckpoint = 0")
+        return self._fast
+
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(db, *args)``: on the loop when nothing waits, else on the thread."""
         if self._closed:
             raise StoreError(f"The run store {self.path!r} is closed", path=self.path)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._on_thread, fn, args)
+        if not self._inflight:
+            try:
+                return fn(self._fast_connection(), *args)
+            except _Busy:
+                pass
+            except sqlite3.OperationalError as error:
+                if not _locked(error):
+                    raise self._store_error(error) from error
+        return await self._on_thread(fn, args)
 
-    async def _tx(self, body: Callable[..., T], *args: Any) -> T:
-        """Run ``body(db, *args)`` in one write transaction on the store's thread."""
-        result: T = await self._call(self._write, body, *args)
-        return result
+    async def _on_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        self._inflight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, self._run_on_thread, fn, args)
+        finally:
+            self._inflight -= 1
 
-    def _on_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _run_on_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         db = self._connection()
         return fn(db, *args)
 
+    async def _tx(self, body: Callable[..., T], *args: Any) -> T:
+        """Run ``body(db, *args)`` in one write transaction (see :meth:`_call`)."""
+        result: T = await self._call(self._write, body, *args)
+        if self._fast_commits >= _CHECKPOINT_EVERY and not self._inflight:
+            self._fast_commits = 0
+            await self._on_thread(_checkpoint, ())
+        return result
+
     def _write(self, db: sqlite3.Connection, body: Callable[..., T], *args: Any) -> T:
-        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction, retrying while another process holds the lock."""
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction. On the loop's connection a
+        held lock raises :class:`_Busy` at once; on the thread's it is waited for and retried."""
+        waits = db is not self._fast
         deadline = time.monotonic() + _LOCK_RETRY_SECONDS
         delay = 0.002
         while True:
             try:
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
-                if _locked(error) and time.monotonic() < deadline:
+                if not _locked(error):
+                    raise self._store_error(error) from error
+                if not waits:
+                    raise _Busy from error
+                if time.monotonic() < deadline:
                     time.sleep(delay)
                     delay = min(delay * 2, 0.1)
                     continue
@@ -165,14 +214,19 @@ class SqliteRunStore:
             try:
                 result = body(db, *args)
                 db.execute("COMMIT")
+                if not waits:
+                    self._fast_commits += 1
                 return result
             except BaseException as error:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
-                if isinstance(error, sqlite3.OperationalError) and _locked(error) and time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.1)
-                    continue
+                if isinstance(error, sqlite3.OperationalError) and _locked(error):
+                    if not waits:
+                        raise _Busy from error
+                    if time.monotonic() < deadline:
+                        time.sleep(delay)
+                        delay = min(delay * 2, 0.1)
+                        continue
                 if isinstance(error, sqlite3.Error):
                     raise self._store_error(error) from error
                 raise
@@ -295,9 +349,14 @@ class SqliteRunStore:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._close_connection)
         self._thread.shutdown(wait=False)
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
 
     def _close_connection(self) -> None:
         if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._db.close()
             self._db = None
 
@@ -409,11 +468,14 @@ def _context(db: sqlite3.Connection, run_id: str) -> dict[str, str]:
 
 
 def _load(db: sqlite3.Connection, run_id: str, job_id: str) -> JobState:
-    row = db.execute("SELECT status, params, events FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    row = db.execute(
+        "SELECT r.status, r.params, r.events, j.done FROM runs r "
+        "LEFT JOIN jobs j ON j.run_id = r.run_id AND j.job_id = ? WHERE r.run_id = ?",
+        (job_id, run_id),
+    ).fetchone()
     if row is None:
         return JobState(None, None, {}, None)
-    done_row = db.execute("SELECT done FROM jobs WHERE run_id = ? AND job_id = ?", (run_id, job_id)).fetchone()
-    done = _completion(done_row[0]) if done_row is not None and done_row[0] is not None else None
+    done = _completion(row[3]) if row[3] is not None else None
     return JobState(row[0], row[1], _context(db, run_id), done, bool(row[2]))
 
 
@@ -423,12 +485,15 @@ def _completion(text: str) -> Completion:
 
 
 def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> Completion:
-    row = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    row = db.execute(
+        "SELECT r.status, j.done FROM runs r LEFT JOIN jobs j ON j.run_id = r.run_id AND j.job_id = ? "
+        "WHERE r.run_id = ?",
+        (commit.job_id, run_id),
+    ).fetchone()
     if row is None or row[0] not in ACTIVE_STATES:
         return Completion("skip", commit.action, ())
-    done_row = db.execute("SELECT done FROM jobs WHERE run_id = ? AND job_id = ?", (run_id, commit.job_id)).fetchone()
-    if done_row is not None and done_row[0] is not None:
-        return _completion(done_row[0])
+    if row[1] is not None:  # committed before: a redelivery
+        return _completion(row[1])
     if commit.sets:
         db.executemany(
             "INSERT INTO context (run_id, key, value) VALUES (?, ?, ?) "
@@ -459,35 +524,28 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
     if commit.events:
         _add_events(db, run_id, [("e", text) for text in commit.events])
     if out:
-        db.executemany(
-            "INSERT OR IGNORE INTO jobs (run_id, job_id, node_id, action) VALUES (?, ?, ?, ?)",
-            [(run_id, jid, node, commit.action) for node, jid in out],
-        )
-    pending = [
-        row[0]
-        for row in db.execute(
-            "SELECT node_id FROM jobs WHERE run_id = ? AND done IS NULL AND job_id != ?", (run_id, commit.job_id)
-        )
-    ]
-    if not commit.arrivals or not pending:  # a branch ended, or nothing runs: joins may be released
+        _add_jobs(db, run_id, out, commit.action)
+    pending: list[str] | None = None  # read only when needed: a successor just added is pending
+    if not out:
+        pending = _pending_nodes(db, run_id, commit.job_id)
+    if commit.joins and (not commit.arrivals or not pending):  # a branch ended, or nothing runs
         waiting = {node: visit for node, visit in db.execute(
             "SELECT node_id, open FROM visits WHERE run_id = ? AND open > 0", (run_id,)
         )}  # fmt: skip
         if waiting:
+            if pending is None:
+                pending = _pending_nodes(db, run_id, commit.job_id)
             released = []
             for node in releasable(list(waiting), pending, commit.joins):
                 visit = waiting[node]
                 _close_join(db, run_id, node, visit)
                 released.append((node, job_id(run_id, node, visit)))
             if released:
-                db.executemany(
-                    "INSERT OR IGNORE INTO jobs (run_id, job_id, node_id, action) VALUES (?, ?, ?, ?)",
-                    [(run_id, jid, node, commit.action) for node, jid in released],
-                )
+                _add_jobs(db, run_id, released, commit.action)
                 out.extend(released)
                 pending.extend(node for node, _ in released)
     final = ""
-    if not pending:
+    if not out and not pending:
         db.execute(
             "UPDATE runs SET status = 'completed', last_action = ?, ended_at = ?, updated_at = ? WHERE run_id = ?",
             (commit.action, now, now, run_id),
@@ -496,12 +554,31 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         final = "completed"
     else:
         db.execute("UPDATE runs SET status = 'running', updated_at = ? WHERE run_id = ?", (now, run_id))
-    db.execute(
-        "INSERT INTO jobs (run_id, job_id, node_id, done) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (run_id, job_id) DO UPDATE SET done = excluded.done",
-        (run_id, commit.job_id, commit.node_id, json.dumps({"a": commit.action, "s": out})),
-    )
+    record = json.dumps({"a": commit.action, "s": out})
+    marked = db.execute(
+        "UPDATE jobs SET done = ? WHERE run_id = ? AND job_id = ?", (record, run_id, commit.job_id)
+    ).rowcount
+    if not marked:
+        db.execute(
+            "INSERT INTO jobs (run_id, job_id, node_id, done) VALUES (?, ?, ?, ?)",
+            (run_id, commit.job_id, commit.node_id, record),
+        )
     return Completion("ok", commit.action, tuple(out), final)
+
+
+def _add_jobs(db: sqlite3.Connection, run_id: str, jobs: list[tuple[str, str]], action: str) -> None:
+    db.executemany(
+        "INSERT OR IGNORE INTO jobs (run_id, job_id, node_id, action) VALUES (?, ?, ?, ?)",
+        [(run_id, jid, node, action) for node, jid in jobs],
+    )
+
+
+def _pending_nodes(db: sqlite3.Connection, run_id: str, other_than: str) -> list[str]:
+    """The nodes of the run's jobs decided on and not finished (but ``other_than``)."""
+    rows = db.execute(
+        "SELECT node_id FROM jobs WHERE run_id = ? AND done IS NULL AND job_id != ?", (run_id, other_than)
+    )
+    return [row[0] for row in rows]
 
 
 def _bump(db: sqlite3.Connection, run_id: str, node: str, *, open_join: bool) -> int:
@@ -628,6 +705,7 @@ def _pending_jobs(db: sqlite3.Connection, run_id: str) -> list[Job]:
         return []
     graph = str(row[0])
     rows = db.execute("SELECT job_id, node_id, action FROM jobs WHERE run_id = ? AND done IS NULL", (run_id,))
+    # (served by the partial index jobs_pending)
     return [Job(str(r[0]), run_id, str(r[1]), graph, r[2]) for r in rows]
 
 

@@ -51,6 +51,7 @@ CREATE TABLE jobs (
     done TEXT,
     PRIMARY KEY (run_id, job_id)
 ) WITHOUT ROWID;
+CREATE INDEX jobs_pending ON jobs (run_id, job_id) WHERE done IS NULL;
 CREATE TABLE visits (
     run_id TEXT NOT NULL, node_id TEXT NOT NULL,
     visits INTEGER NOT NULL DEFAULT 0,
