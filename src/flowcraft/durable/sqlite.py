@@ -552,7 +552,7 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         )
         _end_events(db, run_id, "completed")
         final = "completed"
-    else:
+    elif row[0] == "pending":  # the first commit (updated_at otherwise moves with the lease)
         db.execute("UPDATE runs SET status = 'running', updated_at = ? WHERE run_id = ?", (now, run_id))
     record = json.dumps({"a": commit.action, "s": out})
     marked = db.execute(
@@ -681,7 +681,8 @@ def _lease(db: sqlite3.Connection, run_id: str, owner: str, ttl: float, expect: 
 
 def _renew(db: sqlite3.Connection, owner: str, ttl: float, now: float) -> int:
     cursor = db.execute(
-        "UPDATE runs SET lease_until = ? WHERE owner = ? AND status IN ('pending', 'running')", (now + ttl, owner)
+        "UPDATE runs SET lease_until = ?, updated_at = ? WHERE owner = ? AND status IN ('pending', 'running')",
+        (now + ttl, now, owner),
     )
     return cursor.rowcount
 

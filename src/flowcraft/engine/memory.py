@@ -281,11 +281,12 @@ class MemoryJobQueue:
     """
 
     def __init__(self, *, attempts: int = 5, retry_delay: float = 0.01) -> None:
-        self._line: asyncio.Queue[tuple[Job, int]] = asyncio.Queue()
+        self._line: asyncio.Queue[tuple[Job, int] | None] = asyncio.Queue()
         self._known: set[str] = set()
         self._attempts = attempts
         self._retry_delay = retry_delay
         self._closing = asyncio.Event()
+        self._serving = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def add(self, jobs: Sequence[Job]) -> None:
@@ -304,19 +305,21 @@ class MemoryJobQueue:
     ) -> None:
         """Run ``processor`` over jobs, ``concurrency`` at a time, until :meth:`close`."""
         slots = asyncio.Semaphore(concurrency)
-        while not self._closing.is_set():
-            getter = asyncio.ensure_future(self._line.get())
-            closing = asyncio.ensure_future(self._closing.wait())
-            await asyncio.wait([getter, closing], return_when=asyncio.FIRST_COMPLETED)
-            closing.cancel()
-            if not getter.done():
-                getter.cancel()
-                break
-            job, attempt = getter.result()
-            await slots.acquire()
-            task = asyncio.ensure_future(self._deliver(processor, job, attempt, on_failed, slots))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self._serving += 1
+        try:
+            while not self._closing.is_set():
+                item = await self._line.get()
+                if item is None or self._closing.is_set():  # close() wakes each serving loop with a None
+                    if item is not None:
+                        self._line.put_nowait(item)
+                    break
+                job, attempt = item
+                await slots.acquire()
+                task = asyncio.ensure_future(self._deliver(processor, job, attempt, on_failed, slots))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        finally:
+            self._serving -= 1
 
     async def _deliver(
         self,
@@ -344,6 +347,8 @@ class MemoryJobQueue:
     async def close(self, *, force: bool = False) -> None:
         """Stop taking jobs; wait for running ones (``force``: cancel them)."""
         self._closing.set()
+        for _ in range(self._serving):
+            self._line.put_nowait(None)
         tasks = list(self._tasks)
         if force:
             for task in tasks:
