@@ -54,7 +54,12 @@ EXPECTED = {
     "TypedContext",
     "UnknownNodeTypeError",
     "WalkScope",
+    # run policies
+    "Budget",
+    "BudgetExceededError",
+    "RetryPolicy",
     # run events
+    "BudgetExceeded",
     "ContextChanged",
     "EventListener",
     "EventStream",

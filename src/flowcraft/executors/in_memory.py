@@ -9,8 +9,9 @@ from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..actions import DEFAULT_ACTION
+from ..budget import BudgetMeter, MemoryBudget
 from ..context import Context, TypedContext
-from ..errors import AbortError, FatalWorkflowError
+from ..errors import AbortError, BudgetExceededError, FatalWorkflowError
 from ..events import EventEmitter, RunCancelled, RunFailed, RunFinished, RunStarted
 from ..middleware import Middleware, NextFn, compose_middleware
 from ..node import AbstractNode, NodeArgs
@@ -19,6 +20,7 @@ from .joins import PARKED, Activation, Cursor, JoinGate
 
 if TYPE_CHECKING:
     from ..abort import AbortSignal
+    from ..budget import Budget
     from ..flow import Flow
 
 __all__ = ["DEFAULT_EXECUTOR", "BatchOutcome", "InMemoryExecutor"]
@@ -40,6 +42,9 @@ class InMemoryExecutor:
         events = None
         if listener is not None:
             events = EventEmitter(listener, logger)
+        budget = options.budget if options is not None else None
+        if budget is not None:
+            return await self._run_metered(flow, ctx, params, signal, logger, events, budget)
         scope = WalkScope(ctx, params, signal, logger, self, chain=self.chain_for((), events), events=events)
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, signal, logger, name=flow.name, executor=self, node=flow, scope=scope
@@ -49,6 +54,58 @@ class InMemoryExecutor:
             signal.throw_if_aborted()
             return action
         return await _observe_run(events, flow, params, self.run_node(args), signal)
+
+    def budget_meter(self, budget: Budget, events: EventEmitter | None) -> BudgetMeter:
+        """The meter of one run with ``budget`` (override to keep the usage elsewhere)."""
+        return MemoryBudget(budget, on_exceeded=events.budget_exceeded if events is not None else None)
+
+    async def _run_metered(
+        self,
+        flow: Flow,
+        ctx: Context,
+        params: dict[str, Any],
+        outer: AbortSignal,
+        logger: Any,
+        events: EventEmitter | None,
+        budget: Budget,
+    ) -> Any:
+        """A run with a budget: its signal also aborts when a limit is exceeded (in-flight
+        nodes stop), and that ends the run with the :class:`BudgetExceededError`."""
+        meter = self.budget_meter(budget, events)
+        signal = meter.controller.signal
+        link = meter.controller.abort
+        outer.add_listener(link)
+        left = meter.time_left()
+        timer = asyncio.get_running_loop().call_later(max(0.0, left), meter.expire) if left is not None else None
+        scope = WalkScope(
+            ctx, params, signal, logger, self, chain=self.chain_for((), events), events=events, budget=meter
+        )
+        args: NodeArgs[Any, Any] = NodeArgs(
+            ctx, params, signal, logger, name=flow.name, executor=self, node=flow, scope=scope
+        )
+
+        async def metered() -> Any:
+            try:
+                await meter.admit(flow)  # the deadline, before anything runs
+                action = await self.run_node(args)
+                signal.throw_if_aborted()
+                return action
+            except (AbortError, FatalWorkflowError) as error:
+                stopped = meter.error
+                if stopped is None or isinstance(error, BudgetExceededError):
+                    raise
+                raise BudgetExceededError(
+                    stopped.kind, stopped.limit, stopped.used, stopped.node_id, usage=stopped.usage
+                ) from error
+
+        try:
+            if events is None:
+                return await metered()
+            return await _observe_run(events, flow, params, metered(), signal)
+        finally:
+            outer.remove_listener(link)
+            if timer is not None:
+                timer.cancel()
 
     async def run_node(self, args: NodeArgs[Any, Any]) -> Any:
         """Run one node's lifecycle (the innermost step of the middleware chain)."""
@@ -77,11 +134,13 @@ class InMemoryExecutor:
         ``cursor`` (branches of a parallel block) is kept on the node being run.
         """
         chain, gate, signal, ctx, logger = scope.chain, scope.gate, scope.signal, scope.ctx, scope.logger
-        next_node, params, new_args = self.get_next_node, scope.params, object.__new__
+        next_node, params, new_args, budget = self.get_next_node, scope.params, object.__new__, scope.budget
         action: Any = None
         while node is not None:
             if signal._aborted:
                 raise signal.error()
+            if budget is not None:
+                await budget.admit(node)
             if cursor is not None:
                 cursor.node = node
             own = node.params
@@ -147,7 +206,7 @@ class InMemoryExecutor:
         scope = WalkScope(
             args.ctx, args.params, args.signal, args.logger, self,
             middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events),
-            events=events,
+            events=events, budget=parent.budget if parent is not None else None,
         )  # fmt: skip
         return self.walk(flow.start_node, scope)
 
@@ -181,6 +240,7 @@ class InMemoryExecutor:
         signal, ctx, logger = scope.signal, scope.ctx, scope.logger
         run = node.run_lifecycle if scope.chain is None else scope.chain
         name = type(node).__name__
+        budget = scope.budget
 
         def item_args(item: Mapping[str, Any]) -> NodeArgs[Any, Any]:
             params = {**base, **item} if item else base
@@ -191,6 +251,8 @@ class InMemoryExecutor:
             for index, item in enumerate(items):
                 if signal._aborted:
                     raise signal.error()
+                if budget is not None:
+                    await budget.admit(node)
                 action = await run(item_args(item))
                 outcomes.append(BatchOutcome(index, item, DEFAULT_ACTION if action is None else action))
             return outcomes
@@ -200,9 +262,13 @@ class InMemoryExecutor:
         async def run_item(index: int, item: Mapping[str, Any]) -> BatchOutcome:
             try:
                 if semaphore is None:
+                    if budget is not None:
+                        await budget.admit(node)
                     action = await run(item_args(item))
                 else:
                     async with semaphore:
+                        if budget is not None:
+                            await budget.admit(node)
                         action = await run(item_args(item))
             except (AbortError, FatalWorkflowError):
                 raise
