@@ -192,7 +192,7 @@ def retry_after(error: BaseException | None) -> float | None:
 # ---- JSON config ---------------------------------------------------------------------------
 
 _MS = 1000.0
-POLICY_CONFIG_KEYS = ("backoff", "maxWait", "jitter", "retryOn", "retryDelay", "maxElapsed")
+POLICY_CONFIG_KEYS = ("backoff", "maxWait", "jitter", "retryOn", "retryDelay")
 """JSON ``config`` keys that make the builder give a node a :class:`RetryPolicy`."""
 
 
@@ -228,8 +228,7 @@ def retry_policy_from_config(config: Mapping[str, Any], base: RetryPolicy | None
     """The policy a JSON ``config`` describes, over ``base`` (times in milliseconds).
 
     Keys: ``maxRetries``, ``retryDelay``/``wait``, ``backoff``, ``maxWait``, ``jitter``,
-    ``retryOn`` (a list of exception names, see :func:`resolve_exception_type`),
-    ``maxElapsed``.
+    ``retryOn`` (a list of exception names, see :func:`resolve_exception_type`).
 
     Raises:
         ValueError, TypeError: a value is invalid; the message starts with the key.
@@ -238,7 +237,6 @@ def retry_policy_from_config(config: Mapping[str, Any], base: RetryPolicy | None
     for key, field, ms in (
         ("maxRetries", "max_attempts", False), ("wait", "wait", True), ("retryDelay", "wait", True),
         ("backoff", "backoff", False), ("maxWait", "max_wait", True), ("jitter", "jitter", False),
-        ("maxElapsed", "max_elapsed", True),
     ):  # fmt: skip
         if key not in config:
             continue
@@ -266,7 +264,6 @@ def retry_policy_from_config(config: Mapping[str, Any], base: RetryPolicy | None
         for key, field, _ms in (
             ("maxRetries", "max_attempts", 0), ("retryDelay" if "retryDelay" in config else "wait", "wait", 0),
             ("backoff", "backoff", 0), ("maxWait", "max_wait", 0), ("jitter", "jitter", 0),
-            ("maxElapsed", "max_elapsed", 0),
         ):  # fmt: skip
             if message.startswith(f"RetryPolicy.{field} "):
                 raise type(error)(f"{key}: {message}") from None
