@@ -78,7 +78,7 @@ class InMemoryExecutor:
         left = meter.time_left()
         timer = asyncio.get_running_loop().call_later(max(0.0, left), meter.expire) if left is not None else None
         scope = WalkScope(
-            ctx, params, signal, logger, self, chain=self.chain_for((), events), events=events, budget=meter
+            ctx, params, signal, logger, self, chain=self.chain_for((), events, meter), events=events, budget=meter
         )
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, signal, logger, name=flow.name, executor=self, node=flow, scope=scope
@@ -134,13 +134,11 @@ class InMemoryExecutor:
         ``cursor`` (branches of a parallel block) is kept on the node being run.
         """
         chain, gate, signal, ctx, logger = scope.chain, scope.gate, scope.signal, scope.ctx, scope.logger
-        next_node, params, new_args, budget = self.get_next_node, scope.params, object.__new__, scope.budget
+        next_node, params, new_args = self.get_next_node, scope.params, object.__new__
         action: Any = None
         while node is not None:
             if signal._aborted:
                 raise signal.error()
-            if budget is not None:
-                await budget.admit(node)
             if cursor is not None:
                 cursor.node = node
             own = node.params
@@ -167,29 +165,38 @@ class InMemoryExecutor:
 
     # ---- scopes -------------------------------------------------------------------------
 
-    def chain_for(self, middleware: Sequence[Middleware], events: EventEmitter | None = None) -> NextFn | None:
-        """The composed middleware chain for a scope (``None``: call nodes directly)."""
+    def chain_for(
+        self, middleware: Sequence[Middleware], events: EventEmitter | None = None, budget: BudgetMeter | None = None
+    ) -> NextFn | None:
+        """The composed middleware chain for a scope (``None``: call nodes directly).
+
+        With a ``budget``, the chain admits each node first (``await budget.admit(node)``),
+        so walks and batch items are metered without a check in their loops.
+        """
         innermost: NextFn = _run_lifecycle
         if type(self).run_node is not InMemoryExecutor.run_node:
             innermost = self.run_node
-        elif not middleware and events is None:
+        elif not middleware and events is None and budget is None:
             return None
         if events is not None:
             innermost = events.observe(innermost)
-        return compose_middleware(middleware, innermost)
+        chain = compose_middleware(middleware, innermost)
+        return chain if budget is None else _admitting(budget, chain)
 
     def _scope_of(self, args: NodeArgs[Any, Any]) -> WalkScope:
         scope = args.scope
         if scope is not None and scope.executor is self:
             return scope
-        return WalkScope(args.ctx, args.params, args.signal, args.logger, self, chain=self.chain_for(()))
+        budget = scope.budget if scope is not None else None
+        chain = self.chain_for((), None, budget)
+        return WalkScope(args.ctx, args.params, args.signal, args.logger, self, chain=chain, budget=budget)
 
     def _block_scope(self, block: Flow, args: NodeArgs[Any, Any], **changes: Any) -> WalkScope:
         """The scope of a parallel or batch block: its parent's, plus its own middleware."""
         parent = self._scope_of(args)
         if block.middleware:
             middleware = parent.middleware + tuple(block.middleware)
-            changes.update(middleware=middleware, chain=self.chain_for(middleware, parent.events))
+            changes.update(middleware=middleware, chain=self.chain_for(middleware, parent.events, parent.budget))
         if args.params is not parent.params:
             changes["params"] = args.params
         return dataclasses.replace(parent, **changes) if changes else parent
@@ -202,11 +209,12 @@ class InMemoryExecutor:
         parent = args.scope
         inherited = parent.inherited if parent is not None else ()
         events = parent.events if parent is not None else None
+        budget = parent.budget if parent is not None else None
         middleware = inherited + tuple(flow.middleware)
         scope = WalkScope(
             args.ctx, args.params, args.signal, args.logger, self,
-            middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events),
-            events=events, budget=parent.budget if parent is not None else None,
+            middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events, budget),
+            events=events, budget=budget,
         )  # fmt: skip
         return self.walk(flow.start_node, scope)
 
@@ -240,7 +248,6 @@ class InMemoryExecutor:
         signal, ctx, logger = scope.signal, scope.ctx, scope.logger
         run = node.run_lifecycle if scope.chain is None else scope.chain
         name = type(node).__name__
-        budget = scope.budget
 
         def item_args(item: Mapping[str, Any]) -> NodeArgs[Any, Any]:
             params = {**base, **item} if item else base
@@ -251,8 +258,6 @@ class InMemoryExecutor:
             for index, item in enumerate(items):
                 if signal._aborted:
                     raise signal.error()
-                if budget is not None:
-                    await budget.admit(node)
                 action = await run(item_args(item))
                 outcomes.append(BatchOutcome(index, item, DEFAULT_ACTION if action is None else action))
             return outcomes
@@ -262,13 +267,9 @@ class InMemoryExecutor:
         async def run_item(index: int, item: Mapping[str, Any]) -> BatchOutcome:
             try:
                 if semaphore is None:
-                    if budget is not None:
-                        await budget.admit(node)
                     action = await run(item_args(item))
                 else:
                     async with semaphore:
-                        if budget is not None:
-                            await budget.admit(node)
                         action = await run(item_args(item))
             except (AbortError, FatalWorkflowError):
                 raise
@@ -308,6 +309,17 @@ async def _observe_run(
         raise
     events.emit(RunFinished, action=action, duration=time.perf_counter() - started)
     return action
+
+
+def _admitting(budget: BudgetMeter, chain: NextFn) -> NextFn:
+    """``chain`` preceded by the budget's admission of the node (a metered run)."""
+
+    async def admitted(args: NodeArgs[Any, Any]) -> Any:
+        assert args.node is not None
+        await budget.admit(args.node)
+        return await chain(args)
+
+    return admitted
 
 
 def _run_lifecycle(args: NodeArgs[Any, Any]) -> Any:
