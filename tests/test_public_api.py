@@ -54,7 +54,12 @@ EXPECTED = {
     "TypedContext",
     "UnknownNodeTypeError",
     "WalkScope",
+    # run policies
+    "Budget",
+    "BudgetExceededError",
+    "RetryPolicy",
     # run events
+    "BudgetExceeded",
     "ContextChanged",
     "EventListener",
     "EventStream",
@@ -138,6 +143,7 @@ ENGINE_NAMES = {
     "JobState", "JobWorker", "MemoryJobQueue", "MemoryRunStore", "NewRun", "NotABlueprintFlowError", "RunError",
     "RunHandle", "RunNotFoundError", "RunStatus", "RunStore", "Subscription", "blueprint_of", "check_queue",
     "check_store", "factory_name", "flow_from_factory", "graph_of", "job_id", "stable_node_ids", "structural_hash",
+    "Charge", "Usage", "StoreBudget",
 }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from .abort import AbortController, AbortSignal, sleep
 from .actions import DEFAULT_ACTION, FILTER_FAILED
+from .budget import Budget
 from .context import (
     Context,
     ContextKey,
@@ -18,6 +19,7 @@ from .context import (
 )
 from .errors import (
     AbortError,
+    BudgetExceededError,
     DanglingEdgeError,
     DuplicateNodeIdError,
     EmptyFlowError,
@@ -57,9 +59,11 @@ from .loggers import ConsoleLogger, Logger, NullLogger, StdlibLogger
 from .middleware import Middleware, NextFn, apply_middleware
 from .node import AbstractNode, ExecNode, Node, NodeArgs, PostNode, PreNode
 from .patterns import BatchFlow, ParallelBatchFlow, ParallelFlow, SequenceFlow
+from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .events import (
+        BudgetExceeded,
         ContextChanged,
         EventListener,
         EventStream,
@@ -101,6 +105,7 @@ __version__ = "0.1.0"
 # Run events and the declarative-graph package load on first use, keeping
 # `import flowcraft` cheap (see the import-time benchmark).
 _LAZY: dict[str, str] = {
+    "BudgetExceeded": "events",
     "ContextChanged": "events",
     "EventListener": "events",
     "EventStream": "events",
@@ -160,6 +165,9 @@ __all__ = [
     "BatchOutcome",
     "BlueprintBuildResult",
     "BlueprintExecutor",
+    "Budget",
+    "BudgetExceeded",
+    "BudgetExceededError",
     "BuildResult",
     "ConsoleLogger",
     "Context",
@@ -208,6 +216,7 @@ __all__ = [
     "PostNode",
     "PreNode",
     "RetryAttempt",
+    "RetryPolicy",
     "RunCancelled",
     "RunEvent",
     "RunFailed",

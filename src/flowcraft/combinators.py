@@ -25,6 +25,8 @@ class DerivedNode(Node[Any, Any, Any]):
         if not isinstance(source, Node):
             raise TypeError(f"{type(self).__name__} needs a Node to wrap, got {type(source).__name__}")
         super().__init__(source.max_retries, source.wait, source.timeout)
+        if source.retry is not None:
+            self.retry = source.retry
         self.source = source
         self.id = source.id
         self.params = dict(source.params)

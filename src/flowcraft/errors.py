@@ -6,6 +6,7 @@ Every exception the library raises on purpose derives from :class:`FlowcraftErro
     ├── AbortError                      a run was cancelled through its AbortSignal
     ├── WorkflowError                   a node failed in prep / exec / post
     │   └── FatalWorkflowError          stop the whole run now: no retry, no fallback
+    │       └── BudgetExceededError     the run used up a limit of its Budget
     ├── NodeTimeoutError (TimeoutError) one exec attempt exceeded Node.timeout
     ├── RunTimeoutError (TimeoutError)  waiting for a run's result timed out
     ├── EmptyFlowError (ValueError)     a Flow with no start node and no logic of its own
@@ -25,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "AbortError",
+    "BudgetExceededError",
     "DanglingEdgeError",
     "DuplicateNodeIdError",
     "EmptyFlowError",
@@ -81,6 +83,47 @@ class WorkflowError(FlowcraftError):
 
 class FatalWorkflowError(WorkflowError):
     """Raise from any node to end the run at once: no further attempts, no fallback."""
+
+
+class BudgetExceededError(FatalWorkflowError):
+    """The run used up a limit of its :class:`~flowcraft.Budget`: it stops, and its
+    in-flight nodes are aborted.
+
+    Attributes:
+        kind: ``"node_runs"``, ``"seconds"`` or a kind the nodes meter (``"tokens"``...).
+        limit: the limit of that kind.
+        used: the usage that crossed it (for ``"node_runs"``, ``used == limit``: the node
+            that would have been one too many was refused).
+        node_id: the node refused, or the node whose charge crossed the limit (``None``
+            when the deadline passed between nodes).
+        usage: the run's usage of every kind when it stopped.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        limit: float,
+        used: float,
+        node_id: str | None = None,
+        *,
+        usage: dict[str, float] | None = None,
+    ) -> None:
+        where = f" at node {node_id!r}" if node_id is not None else ""
+        super().__init__(f"Run budget exceeded{where}: {kind} used {used:g} of {limit:g}", node_id, "budget")
+        self.kind = kind
+        self.limit = limit
+        self.used = used
+        self.node_id = node_id
+        self.usage: dict[str, float] = dict(usage) if usage is not None else {kind: used}
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_budget_error, (self.kind, self.limit, self.used, self.node_id, self.usage))
+
+
+def _rebuild_budget_error(
+    kind: str, limit: float, used: float, node_id: str | None, usage: dict[str, float]
+) -> BudgetExceededError:
+    return BudgetExceededError(kind, limit, used, node_id, usage=usage)
 
 
 class NodeTimeoutError(FlowcraftError, TimeoutError):

@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .errors import AbortError, WorkflowError
+from .errors import AbortError, BudgetExceededError, WorkflowError
 
 if TYPE_CHECKING:
     from .context import Context
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .node import AbstractNode, NodeArgs
 
 __all__ = [
+    "BudgetExceeded",
     "ContextChanged",
     "EventListener",
     "EventStream",
@@ -131,12 +132,31 @@ class NodeSkipped(NodeEvent):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RetryAttempt(NodeEvent):
-    """Attempt ``attempt`` of ``max_attempts`` failed with ``error``; another follows after ``wait`` s."""
+    """Attempt ``attempt`` of ``max_attempts`` failed with ``error``; another follows after
+    ``wait`` s (the delay chosen: backoff, jitter or the error's ``retry_after``)."""
 
     attempt: int
     max_attempts: int
     error: BaseException
     wait: float
+
+    @property
+    def delay(self) -> float:
+        """The delay chosen before the next attempt (``wait``)."""
+        return self.wait
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetExceeded(RunEvent):
+    """The run used up a limit of its budget (``kind``, ``limit``, ``used``) at ``node_id``
+    (``None``: between nodes); ``usage`` holds every kind. The run then fails with
+    :class:`~flowcraft.BudgetExceededError`."""
+
+    kind: str
+    limit: float
+    used: float
+    node_id: str | None
+    usage: dict[str, float]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +207,13 @@ class EventEmitter:
     def retry(self, node: AbstractNode, *, attempt: int, max_attempts: int, error: BaseException, wait: float) -> None:
         """Emit :class:`RetryAttempt`: attempt ``attempt`` of ``node`` failed and another follows."""
         self.node(RetryAttempt, node, attempt=attempt, max_attempts=max_attempts, error=error, wait=wait)
+
+    def budget_exceeded(self, error: BudgetExceededError) -> None:
+        """Emit :class:`BudgetExceeded` for ``error``."""
+        self.emit(
+            BudgetExceeded, kind=error.kind, limit=error.limit, used=error.used, node_id=error.node_id,
+            usage=dict(error.usage),
+        )  # fmt: skip
 
     def fallback(self, node: AbstractNode, *, error: BaseException) -> None:
         """Emit :class:`FallbackUsed`: every attempt of ``node`` failed, its ``exec_fallback`` runs."""

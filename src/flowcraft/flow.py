@@ -17,6 +17,7 @@ from .node import AbstractNode, Node, NodeArgs
 from .topology import iter_reachable
 
 if TYPE_CHECKING:
+    from .budget import Budget
     from .events import EventListener
 
 __all__ = ["Flow", "executor_of"]
@@ -119,6 +120,7 @@ class Flow(Node[Any, Any, Any]):
         controller: AbortController | None = None,
         executor: FlowRunner | None = None,
         on_event: EventListener | None = None,
+        budget: Budget | None = None,
     ) -> Any:
         """Run the flow and return its final action.
 
@@ -130,17 +132,24 @@ class Flow(Node[Any, Any, Any]):
             controller: an ``AbortController`` whose signal cancels the run.
             executor: what runs the graph (``InMemoryExecutor`` by default).
             on_event: called with each :mod:`run event <flowcraft.events>` (see ``EventStream``).
+            budget: limits of the run (:class:`~flowcraft.Budget`): node runs, seconds,
+                costs the nodes meter.
 
         Raises:
             AbortError: the run was aborted.
+            BudgetExceededError: the run used up a limit of its budget.
             WorkflowError: a node failed (names the node and phase).
         """
         runner = executor if executor is not None else DEFAULT_EXECUTOR
-        if params is None and logger is None and signal is None and controller is None and on_event is None:
+        if (
+            params is None and logger is None and signal is None and controller is None and on_event is None
+            and budget is None
+        ):  # fmt: skip
             return await runner.run(self, ctx, None)
         options = RunOptions(
-            params=params, logger=logger, signal=signal, controller=controller, executor=executor, on_event=on_event
-        )
+            params=params, logger=logger, signal=signal, controller=controller, executor=executor, on_event=on_event,
+            budget=budget,
+        )  # fmt: skip
         return await runner.run(self, ctx, options)
 
     def run_sync(self, ctx: Context | None = None, **options: Any) -> Any:

@@ -11,12 +11,16 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
-from .abort import AbortSignal, sleep
+from .abort import AbortSignal
 from .actions import DEFAULT_ACTION
+from .budget import UNLIMITED, NodeBudget
+from .clock import current as current_clock
 from .errors import AbortError, FatalWorkflowError, NodeTimeoutError, WorkflowError
+from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .abort import AbortController
+    from .budget import Budget
     from .context import Context, ContextKey, ContextLens
     from .events import EventListener
     from .executors.base import Executor, FlowRunner, WalkScope
@@ -63,6 +67,17 @@ class NodeArgs(Generic[P, E]):
     def replace(self, **changes: Any) -> NodeArgs[P, E]:
         """A copy with ``changes`` applied (same as :func:`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def budget(self) -> NodeBudget:
+        """The run's :class:`~flowcraft.Budget` as this node sees it:
+        ``await args.budget.charge("tokens", n)``, ``args.budget.remaining("tokens")``.
+
+        A run without a budget gets an unlimited one (charges are checked and ignored).
+        """
+        scope = self.scope
+        meter = scope.budget if scope is not None else None
+        return UNLIMITED if meter is None else NodeBudget(meter, self.node)
 
     @property
     def idempotency_key(self) -> str | None:
@@ -113,6 +128,9 @@ class AbstractNode:
     holds_graph: ClassVar[bool] = False
     """Whether ``exec`` walks an inner graph (flows, parallel blocks, batches): a dry
     run still runs it, so the whole path is visited."""
+    is_structural: ClassVar[bool] = False
+    """Wiring a graph compiler inserts (mappers, containers, joins): never counted as a
+    node run by a :class:`~flowcraft.Budget`."""
     fires_on_first_arrival: ClassVar[bool] = False
     """A join of exclusive branches (a conditional join): it never waits for a second
     predecessor (see :func:`flowcraft.topology.fan_in`)."""
@@ -222,10 +240,14 @@ class Node(AbstractNode, Generic[P, E, A]):
     Lifecycle methods may be ``def`` or ``async def``; which is detected once per class.
 
     Args:
-        max_retries: total number of ``exec`` attempts (≥ 1).
+        max_retries: total number of ``exec`` attempts (≥ 1); shorthand for
+            ``retry=RetryPolicy(max_attempts=max_retries, wait=wait)``.
         wait: seconds to sleep between attempts (abortable).
         timeout: seconds one ``exec`` attempt may take (``None`` = unbounded). Only an
             ``async def exec`` can be interrupted.
+        retry: a :class:`~flowcraft.RetryPolicy` (backoff, jitter, which errors to
+            retry); giving it together with ``max_retries`` or ``wait`` is a ``ValueError``.
+            ``node.max_retries`` and ``node.wait`` mirror it; setting either changes it.
 
     Example::
 
@@ -253,16 +275,40 @@ class Node(AbstractNode, Generic[P, E, A]):
         cls._post_mode = _call_mode(cls.post, Node.post)
         cls._fallback_is_async = _is_async(cls.exec_fallback)
 
-    def __init__(self, max_retries: int = 1, wait: float = 0.0, timeout: float | None = None) -> None:
+    retry: RetryPolicy | None = None
+    """The retry policy (``None``: the ``max_retries``/``wait`` shorthand: a fixed wait,
+    every error retried)."""
+
+    def __init__(
+        self,
+        max_retries: int = 1,
+        wait: float = 0.0,
+        timeout: float | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         super().__init__()
+        if retry is not None and (max_retries != 1 or wait != 0.0):
+            raise ValueError(
+                f"{_describe(self)}: give either retry=RetryPolicy(...) or max_retries/wait (its shorthand), not both"
+            )
         self.max_retries = max_retries
         self.wait = wait
         self.timeout = timeout
+        if retry is not None:
+            self.retry = retry
 
     # Validated on assignment so the builder's config and direct edits are checked too.
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _CHECKED_OPTIONS:
             value = _CHECKED_OPTIONS[name](self, value)
+            if name == "retry":
+                if value is not None:  # max_retries / wait mirror the policy
+                    object.__setattr__(self, "max_retries", value.max_attempts)
+                    object.__setattr__(self, "wait", value.wait)
+            elif name != "timeout" and self.retry is not None:
+                field = "max_attempts" if name == "max_retries" else "wait"
+                object.__setattr__(self, "retry", dataclasses.replace(self.retry, **{field: value}))
         object.__setattr__(self, name, value)
 
     # ---- lifecycle hooks -------------------------------------------------------------
@@ -371,37 +417,57 @@ class Node(AbstractNode, Generic[P, E, A]):
 
     async def _exec_with_retries(self, args: NodeArgs[Any, Any]) -> Any:
         attempts = self.max_retries
+        policy = self.retry
         signal = args.signal
-        last_error: Exception | None = None
-        for attempt in range(1, attempts + 1):
+        scope = args.scope
+        meter = scope.budget if scope is not None else None
+        clock = current_clock()
+        deadline = None
+        if policy is not None and policy.max_elapsed is not None:
+            deadline = clock.monotonic() + policy.max_elapsed
+        attempt = 0
+        while True:
+            attempt += 1
             if attempt > 1:
                 signal.throw_if_aborted()
+                if meter is not None:
+                    await meter.check(self)
             try:
                 return await self._attempt(args)
             except (AbortError, FatalWorkflowError):
                 raise
             except Exception as error:
-                last_error = error
-                if attempt < attempts:
-                    args.logger.warn(
-                        f"Attempt {attempt}/{attempts} failed for node {_describe(self)}; retrying",
-                        node=self.id,
-                        error=error,
-                    )
-                    scope = args.scope
-                    if scope is not None and scope.events is not None:
-                        scope.events.retry(self, attempt=attempt, max_attempts=attempts, error=error, wait=self.wait)
-                    if self.wait > 0:
-                        await sleep(self.wait, signal)
-        assert last_error is not None
-        return await self._fallback(args, last_error)
+                if attempt >= attempts:
+                    return await self._fallback(args, error, attempt)
+                if policy is None:
+                    delay = self.wait
+                else:
+                    if not policy.should_retry(error):
+                        return await self._fallback(args, error, attempt, "is not retried by the node's RetryPolicy")
+                    delay = policy.delay(attempt, error, clock)
+                    if deadline is not None and clock.monotonic() + delay > deadline:
+                        reason = f"another attempt would end past max_elapsed={policy.max_elapsed:g} s"
+                        return await self._fallback(args, error, attempt, reason)
+                args.logger.warn(
+                    f"Attempt {attempt}/{attempts} failed for node {_describe(self)}; retrying in {delay:g} s",
+                    node=self.id,
+                    error=error,
+                    attempt=attempt,
+                    delay=delay,
+                )
+                if scope is not None and scope.events is not None:
+                    scope.events.retry(self, attempt=attempt, max_attempts=attempts, error=error, wait=delay)
+                if delay > 0:
+                    await clock.sleep(delay, signal)
 
-    async def _fallback(self, args: NodeArgs[Any, Any], error: Exception) -> Any:
-        args.logger.error(
-            f"All {self.max_retries} attempt(s) failed for node {_describe(self)}; running exec_fallback",
-            node=self.id,
-            error=error,
-        )
+    async def _fallback(
+        self, args: NodeArgs[Any, Any], error: Exception, attempts: int | None = None, stopped: str = ""
+    ) -> Any:
+        if stopped:
+            message = f"Attempt {attempts} of node {_describe(self)} failed and {stopped}; running exec_fallback"
+        else:
+            message = f"All {self.max_retries} attempt(s) failed for node {_describe(self)}; running exec_fallback"
+        args.logger.error(message, node=self.id, error=error)
         args.signal.throw_if_aborted()
         args.error = error
         scope = args.scope
@@ -424,6 +490,7 @@ class Node(AbstractNode, Generic[P, E, A]):
         controller: AbortController | None = None,
         executor: FlowRunner | None = None,
         on_event: EventListener | None = None,
+        budget: Budget | None = None,
     ) -> Any:
         """Run this node alone (wrapped in a flow); takes the same options as ``Flow.run``.
 
@@ -446,6 +513,7 @@ class Node(AbstractNode, Generic[P, E, A]):
             controller=controller,
             executor=executor,
             on_event=on_event,
+            budget=budget,
         )
 
     def map(self, fn: Callable[[E], NewE | Awaitable[NewE]]) -> Node[P, NewE, Any]:
@@ -501,10 +569,19 @@ def _check_timeout(node: Node[Any, Any, Any], value: Any) -> float | None:
     return float(value)
 
 
+def _check_retry(node: Node[Any, Any, Any], value: Any) -> RetryPolicy | None:
+    if value is not None and not isinstance(value, RetryPolicy):
+        raise TypeError(
+            f"retry of {_describe(node)} must be a RetryPolicy or None, got {type(value).__name__}: {value!r}"
+        )
+    return value
+
+
 _CHECKED_OPTIONS: dict[str, Callable[[Any, Any], Any]] = {
     "max_retries": _check_retries,
     "wait": _check_wait,
     "timeout": _check_timeout,
+    "retry": _check_retry,
 }
 
 

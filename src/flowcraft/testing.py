@@ -16,11 +16,14 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import random
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from .abort import NEVER_ABORTED, AbortSignal
+from .clock import Clock, install
 from .context import Context, TypedContext
 from .engine.memory import MemoryJobQueue, MemoryRunStore
 from .events import NodeEvent, NodeFinished, RunEvent
@@ -29,6 +32,7 @@ from .node import AbstractNode, NodeArgs
 
 __all__ = [
     "EventRecorder",
+    "FakeClock",
     "LifecycleResult",
     "MemoryJobQueue",
     "MemoryRunStore",
@@ -37,6 +41,54 @@ __all__ = [
 ]
 
 EventT = TypeVar("EventT", bound=RunEvent)
+
+
+class FakeClock(Clock):
+    """A clock for tests of run policies: retry sleeps return at once and advance
+    :attr:`now`, jitter comes from a fixed ``seed``, budget deadlines read :attr:`now`.
+
+    Example::
+
+        with FakeClock(seed=1) as clock:
+            await flow.run(ctx)
+        assert clock.sleeps == [1.0, 2.0]  # the retry delays, in order
+    """
+
+    def __init__(self, start: float = 0.0, *, seed: int = 0) -> None:
+        super().__init__()
+        self._random = random.Random(seed)
+        self.now = start
+        self.sleeps: list[float] = []
+        self._previous: list[Clock] = []
+
+    def monotonic(self) -> float:
+        """:attr:`now`."""
+        return self.now
+
+    def time(self) -> float:
+        """:attr:`now`."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward (a node "taking" ``seconds``)."""
+        self.now += seconds
+
+    async def sleep(self, seconds: float, signal: AbortSignal | None) -> None:
+        """Record ``seconds`` in :attr:`sleeps` and advance :attr:`now` (one loop turn, no real wait)."""
+        if signal is not None:
+            signal.throw_if_aborted()
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+        if signal is not None:
+            signal.throw_if_aborted()
+
+    def __enter__(self) -> FakeClock:
+        self._previous.append(install(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        install(self._previous.pop())
 
 
 class RecordingLogger(LevelLogger):

@@ -498,3 +498,36 @@ def test_missing_redis_extra_names_the_install_command_once(tmp_path: Path):
         line = one_error_line(result)
         assert line.count("pip install") == 1 and line.count("extra") == 1, line
         assert "bullmq is missing" in line
+
+
+# ---- run budgets ------------------------------------------------------------------------------
+
+
+def test_run_with_max_nodes_stops_the_run_and_exits_1(workdir: Path):
+    result = flowcraft(
+        "run", "graph.json", "--registry", "mynodes:REGISTRY", "--max-nodes", "1", "--progress", "none", cwd=workdir
+    )  # fmt: skip
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "run failed" in line and "node_runs used 1 of 1" in line and "'two'" in line
+    out = json.loads(result.stdout)
+    assert out["error"]["phase"] == "budget" and out["context"] == {"n": 1}
+
+
+def test_run_within_max_nodes_and_max_seconds_finishes(workdir: Path):
+    result = flowcraft(
+        "run", "graph.json", "--registry", "mynodes:REGISTRY", "--max-nodes", "2", "--max-seconds", "30",
+        "--progress", "none", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["context"] == {"n": 6}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "match"), [("--max-nodes", "0", "--max-nodes: Budget.max_node_runs must be > 0"),
+                                   ("--max-seconds", "-1", "--max-seconds: Budget.max_seconds must be > 0")]
+)  # fmt: skip
+def test_bad_budget_options_are_usage_errors(workdir: Path, option: str, value: str, match: str):
+    result = flowcraft("run", "graph.json", "--registry", "mynodes:REGISTRY", option, value, cwd=workdir)
+    assert result.returncode == 2
+    assert match in one_error_line(result)

@@ -135,6 +135,22 @@ class Probe(Base):
         return "again" if i < int(limit) else "done"
 
 
+class Tally(Base):
+    """Leaves a file ``<data.dir>/<nodeId>.<pid>.<n>`` as it runs (a side effect outside
+    the store, to count real node runs), then optionally charges ``data.tokens``."""
+
+    async def exec(self, args: NodeArgs) -> None:
+        folder = self.data.get("dir")
+        if folder:
+            touch(os.path.join(folder, f"{self.data['nodeId']}.{os.getpid()}.{id(args)}"))
+        delay = float(self.data.get("delay", 0))
+        if delay:
+            await sleep(delay, args.signal)
+        tokens = self.data.get("tokens")
+        if tokens:
+            await args.budget.charge("tokens", float(tokens))
+
+
 REGISTRY = create_node_registry(
     {
         "mark": Mark,
@@ -149,6 +165,7 @@ REGISTRY = create_node_registry(
         "flaky": Flaky,
         "sub": Noop,
         "probe": Probe,
+        "tally": Tally,
     }
 )
 

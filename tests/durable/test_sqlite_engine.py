@@ -84,3 +84,19 @@ def test_an_unknown_run_is_not_found(db_path: str) -> None:
 
     with pytest.raises(RunNotFoundError, match=r"Run 'nope' does not exist in SqliteRunStore"):
         asyncio.run(main())
+
+
+@pytest.mark.timeout(60)
+def test_a_budget_stops_a_durable_run_after_k_node_runs(db_path: str) -> None:
+    from flowcraft import Budget, BudgetExceededError
+
+    async def main() -> tuple[Any, Any]:
+        async with DurableExecutor(db_path) as executor:
+            handle = await executor.start("dist_nodes:make_pipeline", budget=Budget(max_node_runs=3))
+            with pytest.raises(BudgetExceededError) as caught:
+                await handle.result(timeout=20)
+            return caught.value, await handle.status()
+
+    error, status = asyncio.run(main())
+    assert (error.kind, error.limit, error.used) == ("node_runs", 3, 3)
+    assert status.state == "failed" and status.usage == {"node_runs": 3}

@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--detach", action="store_true", help="with --executor redis: print the run id (a bare line) and exit"
     )
     run.add_argument("--json", action="store_true", help='with --detach: print {"run_id": ...} instead')
+    run.add_argument(
+        "--max-nodes", type=int, metavar="N", help="run budget: stop the run (failed) when node N+1 would start"
+    )
+    run.add_argument("--max-seconds", type=float, metavar="S", help="run budget: stop the run after S seconds")
     _builder_options(run)
 
     validate = commands.add_parser("validate", help="check a graph file and list every error and warning")
@@ -240,7 +244,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_command(
             args.graph, args.registry, options, context=args.context, params=args.param, executor=args.executor,
             redis=RedisTarget(args.redis, args.queue, args.prefix), progress=args.progress, detach=args.detach,
-            as_json=args.json,
+            as_json=args.json, max_nodes=args.max_nodes, max_seconds=args.max_seconds,
         )  # fmt: skip
     if args.command == "validate":
         from .graphs import validate_command  # local import: startup speed

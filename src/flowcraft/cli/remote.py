@@ -18,6 +18,7 @@ from .output import print_result, progress_display, to_json
 from .progress import ProgressDisplay
 
 if TYPE_CHECKING:
+    from ..budget import Budget
     from ..distributed import DistributedExecutor, RunHandle, RunStatus
 
 __all__ = ["cancel_command", "require_distributed", "run_distributed", "status_command"]
@@ -67,6 +68,8 @@ def _status_dict(status: RunStatus) -> dict[str, Any]:
         }
     if status.cancel_reason:
         out["cancel_reason"] = status.cancel_reason
+    if status.usage is not None:
+        out["usage"] = status.usage
     if status.created_at is not None:
         out["created_at"] = status.created_at
     if status.ended_at is not None:
@@ -86,6 +89,7 @@ def run_distributed(
     detach: bool,
     as_json: bool = False,
     node_ids: Collection[str] | None = None,
+    budget: Budget | None = None,
 ) -> int:
     """Start the run on the Redis workers; wait for it unless ``detach``.
 
@@ -99,7 +103,7 @@ def run_distributed(
     display = None if detach else progress_display(progress, stream, node_ids)
 
     async def work(executor: DistributedExecutor) -> tuple[Any, dict[str, Any], BaseException | None, str]:
-        handle = await executor.start(blueprint, context, params=params, events=display is not None)
+        handle = await executor.start(blueprint, context, params=params, events=display is not None, budget=budget)
         if detach:
             return None, {}, None, handle.run_id
         if progress != "none":

@@ -6,10 +6,11 @@ import asyncio
 import sys
 from typing import Any
 
+from ..budget import Budget
 from ..context import TypedContext
 from ..errors import AbortError, GraphError, WorkflowError
 from ..graph import BuildResult
-from .errors import EXIT_FAILED, EXIT_OK, CliError
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from .loading import BuilderOptions, RedisTarget, load_builder, parse_context, parse_params, read_graph
 from .output import print_result, progress_display
 from .progress import ProgressDisplay
@@ -38,8 +39,14 @@ def run_command(
     progress: str,
     detach: bool,
     as_json: bool = False,
+    max_nodes: int | None = None,
+    max_seconds: float | None = None,
 ) -> int:
-    """Build the graph file with the registry, run it, print the action and context as JSON."""
+    """Build the graph file with the registry, run it, print the action and context as JSON.
+
+    ``max_nodes`` / ``max_seconds`` give the run a :class:`~flowcraft.Budget`.
+    """
+    budget = _budget(max_nodes, max_seconds)
     graph = read_graph(path)
     initial = parse_context(context)
     run_params = parse_params(params)
@@ -59,13 +66,14 @@ def run_command(
             detach=detach,
             as_json=as_json,
             node_ids=_user_node_ids(result),
+            budget=budget,
         )
     if detach:
         raise CliError("--detach needs --executor redis (an in-memory run lives in this process)")
     display = progress_display(progress, sys.stderr, _user_node_ids(result))
     ctx = TypedContext(initial)
     try:
-        action = asyncio.run(_run_in_memory(result, ctx, run_params, display))
+        action = asyncio.run(_run_in_memory(result, ctx, run_params, display, budget))
     except (WorkflowError, AbortError) as error:
         print_result(None, ctx.to_dict(), error)
         what = "cancelled" if isinstance(error, AbortError) else "failed"
@@ -74,13 +82,27 @@ def run_command(
     return EXIT_OK
 
 
+def _budget(max_nodes: int | None, max_seconds: float | None) -> Budget | None:
+    if max_nodes is None and max_seconds is None:
+        return None
+    try:
+        return Budget(max_node_runs=max_nodes, max_seconds=max_seconds)
+    except (TypeError, ValueError) as error:
+        option = "--max-nodes" if "max_node_runs" in str(error) else "--max-seconds"
+        raise CliError(f"{option}: {error}", EXIT_USAGE) from None
+
+
 async def _run_in_memory(
-    result: BuildResult, ctx: TypedContext, params: dict[str, Any], display: ProgressDisplay | None
+    result: BuildResult,
+    ctx: TypedContext,
+    params: dict[str, Any],
+    display: ProgressDisplay | None,
+    budget: Budget | None = None,
 ) -> Any:
     stop = asyncio.Event()
     ticker = asyncio.ensure_future(display.tick(stop)) if display is not None and display.live else None
     try:
-        return await result.flow.run(ctx, params=params, on_event=display)
+        return await result.flow.run(ctx, params=params, on_event=display, budget=budget)
     finally:
         if ticker is not None:
             stop.set()

@@ -7,10 +7,12 @@ prefix ``flowcraft``::
     flowcraft:blueprint:<sha256>          STRING  the run's graph: blueprint JSON (content hash) or a factory
                                                   record (structural hash); TTL BLUEPRINT_TTL
     flowcraft:control                     CHANNEL "cancel <run id>" messages for every worker
-    flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, ttl, last action, error
+    flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, ttl, last action, error,
+                                                  budget (JSON) and usage (JSON kind -> amount, CHARGE)
     flowcraft:run:{<id>}:ctx              HASH    context: key name -> codec-encoded value
     flowcraft:run:{<id>}:pending          HASH    job id -> node id of jobs decided on but not finished yet
-    flowcraft:run:{<id>}:done             HASH    job id -> {"a": action, "j": [[node id, job id], ...]}
+    flowcraft:run:{<id>}:done             HASH    job id -> {"a": action, "j": [[node id, job id], ...]};
+                                                  "charge:<job id>:<kind>" marks of deduplicated charges
     flowcraft:run:{<id>}:visits           HASH    node id -> last visit number handed out
     flowcraft:run:{<id>}:open             HASH    fan-in node id -> visit currently collecting arrivals
     flowcraft:run:{<id>}:join:<node>:<v>  SET     predecessors that reached visit <v> of a fan-in node

@@ -22,11 +22,11 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..engine.jobs import Commit, Completion, Failure, JobState, NewRun, job_id_prefix
+from ..engine.jobs import Charge, Commit, Completion, Failure, JobState, NewRun, Usage, job_id_prefix
 from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, MEMO_TTL, Keys, RunKeys
 from .queue import map_backend_errors_async
 
-__all__ = ["COMPLETE", "RedisRunStore", "connect", "parse_done"]
+__all__ = ["CHARGE", "COMPLETE", "RedisRunStore", "connect", "parse_done"]
 
 _FINISH = """
 local function finish(default_ttl, stream, state)
@@ -150,21 +150,51 @@ return result
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 )
 
-# KEYS: meta ctx pending done visits open events stream
-# ARGV: ttl join_prefix node phase error_type message now state event*
+# KEYS: meta ctx pending done visits open events stream control
+# ARGV: ttl join_prefix node phase error_type message now run_id abort state ndetails (k v)* event*
 FAIL = (
     _FINISH
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'pending' and status ~= 'running' then return 0 end
-for x = 9, #ARGV do redis.call('XADD', KEYS[8], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[x]) end
-redis.call('HSET', KEYS[1], 'status', ARGV[8], 'error_node', ARGV[3], 'error_phase', ARGV[4],
+local i = 12
+local n = tonumber(ARGV[11])
+for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for x = i, #ARGV do redis.call('XADD', KEYS[8], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[x]) end
+redis.call('HSET', KEYS[1], 'status', ARGV[10], 'error_node', ARGV[3], 'error_phase', ARGV[4],
   'error_type', ARGV[5], 'error_message', ARGV[6], 'ended_at', ARGV[7])
-finish(tonumber(ARGV[1]), KEYS[8], ARGV[8])
-redis.call('PUBLISH', KEYS[7], ARGV[8])
+finish(tonumber(ARGV[1]), KEYS[8], ARGV[10])
+redis.call('PUBLISH', KEYS[7], ARGV[10])
+if ARGV[9] == '1' then redis.call('PUBLISH', KEYS[9], 'cancel ' .. ARGV[8]) end
 return 1
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 )
+
+# KEYS: meta done
+# ARGV: kind amount limit ('' = none) admit ('1'/'0') key ('' = none)
+# The steps of RunStore.charge: usage is a JSON object in meta's "usage" field; a keyed
+# charge leaves the mark "charge:<key>:<kind>" in the done hash (expires with the run).
+CHARGE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'pending' and status ~= 'running' then return {'inactive', '0'} end
+local kind, amount, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local raw = redis.call('HGET', KEYS[1], 'usage')
+local usage = {}
+if raw then usage = cjson.decode(raw) end
+local used = tonumber(usage[kind]) or 0
+local mark = nil
+if ARGV[5] ~= '' then
+  mark = 'charge:' .. ARGV[5] .. ':' .. kind
+  if redis.call('HEXISTS', KEYS[2], mark) == 1 then return {'ok', tostring(used)} end
+end
+if ARGV[4] == '1' and limit and used + amount > limit then return {'exceeded', tostring(used)} end
+used = used + amount
+usage[kind] = used
+redis.call('HSET', KEYS[1], 'usage', cjson.encode(usage))
+if mark then redis.call('HSET', KEYS[2], mark, '1') end
+if limit and used > limit then return {'exceeded', tostring(used)} end
+return {'ok', tostring(used)}
+"""
 
 # KEYS: meta ctx pending done visits open events stream control
 # ARGV: ttl join_prefix reason now run_id
@@ -183,7 +213,7 @@ return 'cancelled'
 )
 
 # KEYS: meta ctx pending visits stream
-# ARGV: blueprint_hash params now ttl nctx (k v)* nstart (node job)* [run_started_event]
+# ARGV: blueprint_hash params now ttl nctx (k v)* nstart (node job)* budget ('' = none) [run_started_event]
 CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'blueprint', ARGV[1], 'params', ARGV[2], 'created_at', ARGV[3],
@@ -197,6 +227,8 @@ for _ = 1, n do
   redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i])
   i = i + 2
 end
+if ARGV[i] ~= '' then redis.call('HSET', KEYS[1], 'budget', ARGV[i]) end
+i = i + 1
 if ARGV[i] then
   redis.call('HSET', KEYS[1], 'events', '1')
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', @MAXLEN@, '*', 'e', ARGV[i])
@@ -266,6 +298,7 @@ class RedisRunStore:
         self._cancel = self.client.register_script(CANCEL)
         self._create = self.client.register_script(CREATE)
         self._add_events = self.client.register_script(ADD_EVENTS)
+        self._charge = self.client.register_script(CHARGE)
 
     def __repr__(self) -> str:
         host = self.redis_url.rsplit("@", 1)[-1]  # never show a password
@@ -292,7 +325,7 @@ class RedisRunStore:
         args: list[Any] = [run.graph, run.params, _now(), self.run_ttl, len(run.context)]
         for key, value in run.context.items():
             args += [key, value]
-        args += [1, run.start.node_id, run.start.id]
+        args += [1, run.start.node_id, run.start.id, run.budget or ""]
         if run.started_event is not None:
             args.append(run.started_event)
         async with map_backend_errors_async():
@@ -362,11 +395,11 @@ class RedisRunStore:
         rk = self.keys.run(run_id)
         async with map_backend_errors_async():
             pipe = self.client.pipeline(transaction=False)
-            pipe.hmget(rk.meta, "status", "params", "events")
+            pipe.hmget(rk.meta, "status", "params", "events", "budget", "usage")
             pipe.hgetall(rk.ctx)
             pipe.hget(rk.done, job_id)
-            (status, params, events), context, done = await pipe.execute()
-        return JobState(status, params, context, parse_done(done) if done else None, bool(events))
+            (status, params, events, budget, usage), context, done = await pipe.execute()
+        return JobState(status, params, context, parse_done(done) if done else None, bool(events), budget, usage)
 
     async def add_events(self, run_id: str, events: Sequence[str]) -> None:
         """Append encoded events to the run's event stream (if it still exists)."""
@@ -437,15 +470,30 @@ class RedisRunStore:
     async def fail(self, run_id: str, failure: Failure) -> bool:
         """Mark the run failed (or ``failure.state``) if it is still active, and wake its clients."""
         rk = self.keys.run(run_id)
+        details: list[str] = []
+        for key, value in failure.details.items():
+            details += [key, value]
         async with map_backend_errors_async():
             result = await self._fail(
-                keys=self._fixed(rk),
+                keys=[*self._fixed(rk), self.keys.control],
                 args=[
                     self.run_ttl, rk.join_prefix, failure.node_id, failure.phase, failure.error_type,
-                    failure.message, _now(), failure.state, *failure.events,
+                    failure.message, _now(), run_id, "1" if failure.abort_running else "0", failure.state,
+                    len(failure.details), *details, *failure.events,
                 ],
             )  # fmt: skip
         return bool(result)
+
+    async def charge(self, run_id: str, charge: Charge) -> Usage:
+        """Atomically add to the run's usage of a kind (:data:`CHARGE`; see ``RunStore.charge``)."""
+        rk = self.keys.run(run_id)
+        limit = "" if charge.limit is None else repr(float(charge.limit))
+        async with map_backend_errors_async():
+            state, used = await self._charge(
+                keys=[rk.meta, rk.done],
+                args=[charge.kind, repr(float(charge.amount)), limit, "1" if charge.admit else "0", charge.key or ""],
+            )
+        return Usage(str(state), float(used))
 
 
 def _now() -> str:

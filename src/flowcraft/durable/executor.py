@@ -16,8 +16,9 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
+from ..budget import Budget
 from ..context import Context
 from ..engine.client import JobExecutor, RunHandle
 from ..engine.errors import RunConflictError
@@ -136,7 +137,7 @@ class DurableExecutor(JobExecutor):
         poll_interval: float = 0.25,
     ) -> None:
         if isinstance(store, (str, os.PathLike)):
-            store = SqliteRunStore(os.fspath(store))
+            store = cast(DurableRunStore, SqliteRunStore(os.fspath(store)))
         if not isinstance(store, DurableRunStore):
             missing = [name for name in ("lease", "renew", "release", "orphans", "pending_jobs", "runs", "cleanup")
                        if not callable(getattr(store, name, None))]  # fmt: skip
@@ -250,6 +251,7 @@ class DurableExecutor(JobExecutor):
         params: Mapping[str, Any] | None = None,
         run_id: str | None = None,
         events: bool = False,
+        budget: Budget | None = None,
     ) -> RunHandle:
         """Store the run (committed before this returns), then run it in this process.
 
@@ -263,7 +265,9 @@ class DurableExecutor(JobExecutor):
             CodecError: a context value or param cannot be stored (names the key and type).
         """
         await self._ensure_running()
-        handle, start, stored = await self._create_run(graph, context, params=params, run_id=run_id, events=events)
+        handle, start, stored = await self._create_run(
+            graph, context, params=params, run_id=run_id, events=events, budget=budget
+        )
         if start is None:  # the run exists: the same graph is the same run
             return self._existing(handle.run_id, await self.store.meta(handle.run_id), stored.key)
         if await self.durable_store.lease(handle.run_id, self.owner, self.lease_ttl):

@@ -26,7 +26,19 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 from ..engine.errors import StoreError
-from ..engine.jobs import ACTIVE_STATES, FINAL_STATES, Commit, Completion, Failure, Job, JobState, NewRun, job_id
+from ..engine.jobs import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    Charge,
+    Commit,
+    Completion,
+    Failure,
+    Job,
+    JobState,
+    NewRun,
+    Usage,
+    job_id,
+)
 from ..topology import releasable
 from .sqlite_schema import RUN_TABLES, open_database
 
@@ -152,19 +164,21 @@ class SqliteRunStore:
             self._db = open_database(self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout)
         return self._db
 
-    def _fast_connection(self) -> sqlite3.Connection:
+    def _open_fast(self) -> None:
+        """Open the loop's connection (on the thread: opening may wait for another process)."""
         if self._fast is None:
-            self._fast = open_database(self.path, synchronous=self.synchronous, busy_timeout=0.0)
-            self._fast.execute("PRAGMA wal_autocheckpoint = 0")
-        return self._fast
+            fast = open_database(self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout)
+            fast.execute("PRAGMA busy_timeout = 0")
+            fast.execute("PRAGMA wal_autocheckpoint = 0")
+            self._fast = fast
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(db, *args)``: on the loop when nothing waits, else on the thread."""
         if self._closed:
             raise StoreError(f"The run store {self.path!r} is closed", path=self.path)
-        if not self._inflight:
+        if not self._inflight and self._fast is not None:
             try:
-                return fn(self._fast_connection(), *args)
+                return fn(self._fast, *args)
             except _Busy:
                 pass
             except sqlite3.OperationalError as error:
@@ -182,6 +196,7 @@ class SqliteRunStore:
 
     def _run_on_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         db = self._connection()
+        self._open_fast()
         return fn(db, *args)
 
     async def _tx(self, body: Callable[..., T], *args: Any) -> T:
@@ -287,7 +302,13 @@ class SqliteRunStore:
         failed = await self._tx(_fail, run_id, failure, _now())
         if failed:
             self._publish(f"run:{run_id}", failure.state)
+            if failure.abort_running:
+                self._publish("control", f"cancel {run_id}")
         return failed
+
+    async def charge(self, run_id: str, charge: Charge) -> Usage:
+        """Atomically add to the run's usage of a kind (the steps of ``RunStore.charge``)."""
+        return await self._tx(_charge, run_id, charge)
 
     async def cancel(self, run_id: str, reason: str) -> str:
         """Mark the run cancelled; the state it ends in (``""``: no such run)."""
@@ -421,9 +442,9 @@ def _create(db: sqlite3.Connection, run: NewRun, now: float) -> bool:
     if found is not None:
         return False
     db.execute(
-        "INSERT INTO runs (run_id, graph, status, params, created_at, updated_at, events) "
-        "VALUES (?, ?, 'pending', ?, ?, ?, ?)",
-        (run.run_id, run.graph, run.params, now, now, 1 if run.started_event is not None else 0),
+        "INSERT INTO runs (run_id, graph, status, params, created_at, updated_at, events, budget) "
+        "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
+        (run.run_id, run.graph, run.params, now, now, 1 if run.started_event is not None else 0, run.budget),
     )
     db.executemany(
         "INSERT INTO context (run_id, key, value) VALUES (?, ?, ?)",
@@ -447,6 +468,7 @@ def _graph(db: sqlite3.Connection, key: str) -> str | None:
 _META_COLUMNS = (
     "status", "graph", "params", "created_at", "updated_at", "ended_at", "last_action", "error_node",
     "error_phase", "error_type", "error_message", "cancel_reason", "events", "owner", "lease_until", "extra",
+    "budget", "usage", "details",
 )  # fmt: skip
 
 
@@ -460,6 +482,7 @@ def _meta(db: sqlite3.Connection, run_id: str) -> dict[str, str]:
             continue
         meta[name] = f"{value:.6f}" if isinstance(value, float) else str(value)
     meta["blueprint"] = meta.pop("graph")
+    meta.update(json.loads(meta.pop("details", "{}")))
     return meta
 
 
@@ -469,14 +492,14 @@ def _context(db: sqlite3.Connection, run_id: str) -> dict[str, str]:
 
 def _load(db: sqlite3.Connection, run_id: str, job_id: str) -> JobState:
     row = db.execute(
-        "SELECT r.status, r.params, r.events, j.done FROM runs r "
+        "SELECT r.status, r.params, r.events, j.done, r.budget, r.usage FROM runs r "
         "LEFT JOIN jobs j ON j.run_id = r.run_id AND j.job_id = ? WHERE r.run_id = ?",
         (job_id, run_id),
     ).fetchone()
     if row is None:
         return JobState(None, None, {}, None)
     done = _completion(row[3]) if row[3] is not None else None
-    return JobState(row[0], row[1], _context(db, run_id), done, bool(row[2]))
+    return JobState(row[0], row[1], _context(db, run_id), done, bool(row[2]), row[4], row[5])
 
 
 def _completion(text: str) -> Completion:
@@ -609,11 +632,34 @@ def _fail(db: sqlite3.Connection, run_id: str, failure: Failure, now: float) -> 
         _add_events(db, run_id, [("e", text) for text in failure.events])
     db.execute(
         "UPDATE runs SET status = ?, error_node = ?, error_phase = ?, error_type = ?, error_message = ?, "
-        "ended_at = ?, updated_at = ? WHERE run_id = ?",
-        (failure.state, failure.node_id, failure.phase, failure.error_type, failure.message, now, now, run_id),
-    )
+        "ended_at = ?, updated_at = ?, details = ? WHERE run_id = ?",
+        (failure.state, failure.node_id, failure.phase, failure.error_type, failure.message, now, now,
+         json.dumps(dict(failure.details)) if failure.details else None, run_id),
+    )  # fmt: skip
     _end_events(db, run_id, failure.state)
     return True
+
+
+def _charge(db: sqlite3.Connection, run_id: str, charge: Charge) -> Usage:
+    row = db.execute("SELECT status, usage FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None or row[0] not in ACTIVE_STATES:
+        return Usage("inactive", 0.0)
+    usage: dict[str, float] = json.loads(row[1]) if row[1] else {}
+    kind, limit = charge.kind, charge.limit
+    used = float(usage.get(kind, 0.0))
+    if charge.key is not None:
+        seen = db.execute(
+            "INSERT OR IGNORE INTO charges (run_id, key, kind) VALUES (?, ?, ?)", (run_id, charge.key, kind)
+        ).rowcount
+        if not seen:
+            return Usage("ok", used)
+    if charge.admit and limit is not None and used + charge.amount > limit:
+        if charge.key is not None:  # refused: the key was not applied
+            db.execute("DELETE FROM charges WHERE run_id = ? AND key = ? AND kind = ?", (run_id, charge.key, kind))
+        return Usage("exceeded", used)
+    used = usage[kind] = used + charge.amount
+    db.execute("UPDATE runs SET usage = ? WHERE run_id = ?", (json.dumps(usage), run_id))
+    return Usage("exceeded" if limit is not None and used > limit else "ok", used)
 
 
 def _cancel(db: sqlite3.Connection, run_id: str, reason: str, now: float) -> str:

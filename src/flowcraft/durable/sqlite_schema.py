@@ -38,6 +38,9 @@ CREATE TABLE runs (
     events INTEGER NOT NULL DEFAULT 0,
     owner TEXT,
     lease_until REAL NOT NULL DEFAULT 0,
+    budget TEXT,
+    usage TEXT,
+    details TEXT,
     extra TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX runs_by_status ON runs (status, updated_at);
@@ -69,13 +72,17 @@ CREATE TABLE events (
     value TEXT NOT NULL
 );
 CREATE INDEX events_by_run ON events (run_id, id);
+CREATE TABLE charges (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL,
+    PRIMARY KEY (run_id, key, kind)
+) WITHOUT ROWID;
 CREATE TABLE memos (
     run_id TEXT NOT NULL, job_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (run_id, job_id, key)
 ) WITHOUT ROWID;
 """
 
-RUN_TABLES = ("context", "jobs", "visits", "arrivals", "events", "memos")
+RUN_TABLES = ("context", "jobs", "visits", "arrivals", "events", "memos", "charges")
 """Tables with rows per run (removed with the run)."""
 
 

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from .client import JobExecutor, RunError, RunHandle, RunStatus, blueprint_of, graph_of
 from .errors import GraphMismatchError, NotABlueprintFlowError, RunNotFoundError
-from .jobs import Arrival, Commit, Completion, Failure, Job, JobState, NewRun, job_id
+from .jobs import Arrival, Charge, Commit, Completion, Failure, Job, JobState, NewRun, Usage, job_id
 from .memory import MemoryJobQueue, MemoryRunStore
+from .metering import StoreBudget
 from .plan import JobPlan, factory_name, flow_from_factory, stable_node_ids, structural_hash
 from .protocols import JobQueue, RunStore, Subscription, check_queue, check_store
 from .worker import JobWorker
 
 __all__ = [
     "Arrival",
+    "Charge",
     "Commit",
     "Completion",
     "Failure",
@@ -43,7 +45,9 @@ __all__ = [
     "RunNotFoundError",
     "RunStatus",
     "RunStore",
+    "StoreBudget",
     "Subscription",
+    "Usage",
     "blueprint_of",
     "check_queue",
     "check_store",

@@ -12,8 +12,9 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from ..budget import Budget
 from ..context import Context, TypedContext
-from ..errors import AbortError, RunTimeoutError, WorkflowError
+from ..errors import AbortError, BudgetExceededError, RunTimeoutError, WorkflowError
 from ..events import EventEmitter, RunCancelled, RunEvent, RunFailed, RunFinished, RunStarted
 from ..executors.base import NULL_LOGGER, RunOptions
 from ..flow import Flow
@@ -30,6 +31,7 @@ from .errors import (
 )
 from .eventlog import END_FIELD, EVENT_FIELD, decode_event, encode_event
 from .jobs import STOPPED_STATES, Job, NewRun, job_id
+from .metering import encode_budget
 from .plan import (
     FACTORY_ATTRIBUTE,
     JobPlan,
@@ -62,7 +64,12 @@ class RunError:
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunStatus:
     """A snapshot of a run: ``state`` is pending / running / completed / failed / cancelled
-    / blocked (its graph changed since it started: the error says how)."""
+    / blocked (its graph changed since it started: the error says how).
+
+    ``usage`` is the budget usage the store keeps (kind -> amount; ``None`` for a run
+    without budget charges); ``exceeded`` is the ``(kind, limit, used)`` of the budget
+    limit a failed run exceeded.
+    """
 
     run_id: str
     state: str
@@ -71,6 +78,8 @@ class RunStatus:
     cancel_reason: str | None = None
     created_at: float | None = None
     ended_at: float | None = None
+    usage: dict[str, float] | None = None
+    exceeded: tuple[str, float, float] | None = None
 
     @property
     def finished(self) -> bool:
@@ -174,9 +183,14 @@ class RunHandle:
                 meta.get("error_message", ""),
             )  # fmt: skip
         last = meta.get("last_action")
+        usage = meta.get("usage")
+        exceeded = None
+        if "budget_kind" in meta:
+            exceeded = (meta["budget_kind"], float(meta.get("budget_limit", "0")), float(meta.get("budget_used", "0")))
         return RunStatus(
             self.run_id, meta.get("status", "pending"), decode_action(last) if last else None, error,
             meta.get("cancel_reason"), _float(meta.get("created_at")), _float(meta.get("ended_at")),
+            {str(k): float(v) for k, v in json.loads(usage).items()} if usage else None, exceeded,
         )  # fmt: skip
 
     async def context(self) -> dict[str, Any]:
@@ -271,6 +285,7 @@ class RunHandle:
 
         Raises:
             AbortError: the run was cancelled.
+            BudgetExceededError: the run used up a limit of its budget.
             WorkflowError: a node failed (``node_name`` and ``phase`` say where).
             RunTimeoutError: ``timeout`` seconds passed first (the run goes on).
             RunNotFoundError: the run does not exist (or Redis lost it).
@@ -297,6 +312,9 @@ class RunHandle:
         if status.state == "blocked":
             raise RunBlockedError(f"Run {self.run_id!r} is blocked at node {error.node_id!r}: {error.message}",
                                   run_id=self.run_id)  # fmt: skip
+        if status.exceeded is not None and error.type == BudgetExceededError.__name__:
+            kind, limit, used = status.exceeded
+            raise BudgetExceededError(kind, limit, used, error.node_id, usage=status.usage or {kind: used})
         original = RemoteNodeError(f"{error.type}: {error.message}", type_name=error.type)
         raise WorkflowError(error.message, error.node_id, error.phase, original)
 
@@ -394,6 +412,7 @@ class JobExecutor:
         params: Mapping[str, Any] | None = None,
         run_id: str | None = None,
         events: bool = False,
+        budget: Budget | None = None,
     ) -> RunHandle:
         """Store the graph and the run, enqueue its start job, and return a handle at once.
 
@@ -405,11 +424,17 @@ class JobExecutor:
         :meth:`RunHandle.events`. Off by default: a run without events costs nothing
         extra. ``flow.run(..., on_event=listener)`` turns it on by itself.
 
+        With ``budget`` (a :class:`~flowcraft.Budget`) the workers check it before each
+        node and each retry; the usage is kept in the store and updated atomically, so
+        any number of workers never overshoot a limit. Its ``max_seconds`` counts from now.
+
         Raises:
             NotABlueprintFlowError: ``graph`` is none of these (the message names both ways).
             CodecError: a context value or param cannot be encoded (names the key and type).
         """
-        handle, start, _ = await self._create_run(graph, context, params=params, run_id=run_id, events=events)
+        handle, start, _ = await self._create_run(
+            graph, context, params=params, run_id=run_id, events=events, budget=budget
+        )
         if start is None:
             raise ValueError(f"A run with id {handle.run_id!r} already exists")
         await self.queue.add([start])
@@ -423,6 +448,7 @@ class JobExecutor:
         params: Mapping[str, Any] | None,
         run_id: str | None,
         events: bool,
+        budget: Budget | None = None,
     ) -> tuple[RunHandle, Job | None, StoredGraph]:
         """Store the graph and the run; the handle, the start job (``None``: the run existed), the graph."""
         stored = graph_of(graph)
@@ -437,8 +463,11 @@ class JobExecutor:
             started_event = encode_event(
                 RunStarted(run_id=run_id, time=time.time(), flow=stored.name, params=dict(params or {}))
             )
+        if budget is not None and not isinstance(budget, Budget):
+            raise TypeError(f"budget must be a flowcraft.Budget, got {type(budget).__name__}: {budget!r}")
+        budget_text = encode_budget(budget, time.time()) if budget is not None else None
         created = await self.store.create(
-            NewRun(run_id, stored.key, stored.text, params_text, encoded, start, started_event)
+            NewRun(run_id, stored.key, stored.text, params_text, encoded, start, started_event, budget_text)
         )
         return RunHandle(self, run_id), start if created else None, stored
 
@@ -483,7 +512,8 @@ class JobExecutor:
         emitter: EventEmitter | None,
     ) -> Any:
         run_id = emitter.run_id if emitter is not None else None
-        handle = await self.start(flow, ctx, params=params, run_id=run_id, events=emitter is not None)
+        budget = options.budget if options is not None else None
+        handle = await self.start(flow, ctx, params=params, run_id=run_id, events=emitter is not None, budget=budget)
         started = time.perf_counter()
         pump = asyncio.ensure_future(self._pump(handle, emitter)) if emitter is not None else None
         signal = None

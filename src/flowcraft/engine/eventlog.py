@@ -34,7 +34,7 @@ _TYPES: dict[str, type[ev.RunEvent]] = {
     cls.__name__: cls
     for cls in (
         ev.RunStarted, ev.RunFinished, ev.RunFailed, ev.RunCancelled, ev.NodeStarted, ev.NodeFinished,
-        ev.NodeFailed, ev.NodeSkipped, ev.RetryAttempt, ev.FallbackUsed, ev.ContextChanged,
+        ev.NodeFailed, ev.NodeSkipped, ev.RetryAttempt, ev.FallbackUsed, ev.ContextChanged, ev.BudgetExceeded,
     )
 }  # fmt: skip
 

@@ -17,12 +17,14 @@ __all__ = [
     "FINAL_STATES",
     "STOPPED_STATES",
     "Arrival",
+    "Charge",
     "Commit",
     "Completion",
     "Failure",
     "Job",
     "JobState",
     "NewRun",
+    "Usage",
     "job_id",
     "job_id_prefix",
 ]
@@ -87,6 +89,10 @@ class NewRun:
     start: Job
     started_event: str | None = None
     """An encoded ``RunStarted``: when given, the run records its events."""
+    budget: str | None = None
+    """The run's :class:`~flowcraft.Budget` as JSON (``Budget.to_dict()`` plus ``"started"``,
+    the wall-clock start time): stored with the run and returned by ``load`` as
+    :attr:`JobState.budget`. ``None``: the run has no budget."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +106,11 @@ class JobState:
     """The job's commit, when it has one already (a redelivery)."""
     events: bool = False
     """Whether the run records events (workers then write node events)."""
+    budget: str | None = None
+    """The run's budget JSON as given to ``create`` (:attr:`NewRun.budget`), or ``None``."""
+    usage: str | None = None
+    """The run's usage so far as a JSON object (kind -> number), as ``charge`` keeps it;
+    ``None`` before the first charge."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -159,4 +170,40 @@ class Failure:
     error_type: str
     message: str
     events: Sequence[str] = ()
+    details: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Extra fields stored in the run's record with the error (a budget's ``budget_kind``,
+    ``budget_limit``, ``budget_used``)."""
+    abort_running: bool = False
+    """Also tell every worker to abort the run's running nodes (the ``"cancel <run id>"``
+    control message that :meth:`RunStore.cancel` sends), as a budget exceeded does."""
     state: str = "failed"
+    """The state the run ends in: ``"failed"``, or ``"blocked"`` (see the class docstring)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Charge:
+    """One atomic change to a run's budget usage (see :meth:`RunStore.charge`)."""
+
+    kind: str
+    """``"node_runs"`` or a kind the nodes meter (``"tokens"``)."""
+    amount: float
+    """How much to add (>= 0)."""
+    limit: float | None
+    """The limit of ``kind`` (``None``: not limited, just count)."""
+    admit: bool = False
+    """``True``: all or nothing — refused (usage unchanged) when ``used + amount > limit``
+    (node runs: the (k+1)-th is refused with ``used == k``). ``False``: always added,
+    refused when the total is over ``limit`` (a node's charge that crosses the limit)."""
+    key: str | None = None
+    """Deduplication: a charge with a key already applied to this kind (a job id, for a
+    redelivered job's node run) changes nothing and is accepted."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Usage:
+    """What :meth:`RunStore.charge` answers: ``state`` is ``"ok"`` (accepted),
+    ``"exceeded"`` (refused or over the limit) or ``"inactive"`` (no such run, or it has
+    ended: nothing changed); ``used`` is the kind's usage after the call."""
+
+    state: str
+    used: float

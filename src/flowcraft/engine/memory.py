@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Sequence
 
 from ..topology import releasable
-from .jobs import ACTIVE_STATES, Commit, Completion, Failure, Job, JobState, NewRun, job_id
+from .jobs import ACTIVE_STATES, Charge, Commit, Completion, Failure, Job, JobState, NewRun, Usage, job_id
 from .protocols import JobFailed, JobProcessor
 
 __all__ = ["MemoryJobQueue", "MemoryRunStore"]
@@ -56,6 +57,8 @@ class _Run:
     arrivals: dict[tuple[str, int], set[str]] = dataclasses.field(default_factory=dict)
     stream: list[tuple[str, dict[str, str]]] = dataclasses.field(default_factory=list)
     appended: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    usage: dict[str, float] = dataclasses.field(default_factory=dict)
+    charged: set[tuple[str, str]] = dataclasses.field(default_factory=set)
 
 
 class MemoryRunStore:
@@ -105,6 +108,8 @@ class MemoryRunStore:
         if run.run_id in self._runs:
             return False
         meta = {"status": "pending", "blueprint": run.graph, "params": run.params, "created_at": _now()}
+        if run.budget is not None:
+            meta["budget"] = run.budget
         record = _Run(meta, dict(run.context))
         record.visits[run.start.node_id] = 1
         record.pending[run.start.id] = run.start.node_id
@@ -135,8 +140,9 @@ class MemoryRunStore:
             return JobState(None, None, {}, None)
         meta = run.meta
         return JobState(
-            meta.get("status"), meta.get("params"), dict(run.ctx), run.done.get(job_id), bool(meta.get("events"))
-        )
+            meta.get("status"), meta.get("params"), dict(run.ctx), run.done.get(job_id), bool(meta.get("events")),
+            meta.get("budget"), meta.get("usage"),
+        )  # fmt: skip
 
     async def commit(self, run_id: str, commit: Commit) -> Completion:
         """The atomic per-node step (the same steps as the Redis script, in Python)."""
@@ -197,8 +203,28 @@ class MemoryRunStore:
             status=failure.state, error_node=failure.node_id, error_phase=failure.phase, error_type=failure.error_type,
             error_message=failure.message, ended_at=_now(),
         )  # fmt: skip
+        run.meta.update(failure.details)
         self._finish(run_id, run, failure.state)
+        if failure.abort_running:
+            self._publish("control", f"cancel {run_id}")
         return True
+
+    async def charge(self, run_id: str, charge: Charge) -> Usage:
+        """Atomically add to the run's usage of a kind (the steps of ``RunStore.charge``)."""
+        run = self._runs.get(run_id)
+        if run is None or run.meta.get("status") not in ACTIVE_STATES:
+            return Usage("inactive", 0.0)
+        kind, limit = charge.kind, charge.limit
+        used = run.usage.get(kind, 0.0)
+        if charge.key is not None and (charge.key, kind) in run.charged:
+            return Usage("ok", used)
+        if charge.admit and limit is not None and used + charge.amount > limit:
+            return Usage("exceeded", used)
+        used = run.usage[kind] = used + charge.amount
+        if charge.key is not None:
+            run.charged.add((charge.key, kind))
+        run.meta["usage"] = json.dumps(run.usage)
+        return Usage("exceeded" if limit is not None and used > limit else "ok", used)
 
     async def cancel(self, run_id: str, reason: str) -> str:
         """Mark the run cancelled and tell every worker."""

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
-from .jobs import Commit, Completion, Failure, Job, JobState, NewRun
+from .jobs import Charge, Commit, Completion, Failure, Job, JobState, NewRun, Usage
 
 __all__ = ["JobFailed", "JobProcessor", "JobQueue", "RunStore", "Subscription", "check_queue", "check_store"]
 
@@ -73,7 +73,36 @@ class RunStore(Protocol):
         ...
 
     async def fail(self, run_id: str, failure: Failure) -> bool:
-        """Mark the run failed if it is still active (and wake its followers)."""
+        """Mark the run failed if it is still active (and wake its followers).
+
+        ``failure.details`` are stored in the run's record too (``meta``); with
+        ``failure.abort_running`` every worker is also told to abort the run's running
+        nodes (the control message of :meth:`cancel`, after the run is marked failed).
+        """
+        ...
+
+    async def charge(self, run_id: str, charge: Charge) -> Usage:
+        """Atomically add ``charge.amount`` to the run's usage of ``charge.kind`` (budgets).
+
+        One indivisible step (concurrent charges from any number of workers never
+        overshoot a limit):
+
+        1. the run is unknown or not active (``pending``/``running``) → ``Usage("inactive", 0.0)``;
+           nothing changes;
+        2. ``charge.key`` is set and a charge with that key was already applied to this
+           kind → ``Usage("ok", used)``; nothing changes (a redelivered job's node run);
+        3. ``used`` is the kind's current usage (0 when never charged).
+           ``charge.admit``: if ``limit`` is set and ``used + amount > limit`` →
+           ``Usage("exceeded", used)``, nothing changes; else ``used += amount``, remember
+           the key, ``Usage("ok", used)``.
+           Not ``admit``: ``used += amount``, remember the key; ``Usage("exceeded", used)``
+           if ``limit`` is set and ``used > limit``, else ``Usage("ok", used)``.
+
+        The usage of every kind is kept with the run and returned by :meth:`load` as
+        ``JobState.usage`` (a JSON object kind → number) and by :meth:`meta` under the
+        ``"usage"`` field (same JSON). Charging never ends the run by itself: the worker
+        that gets ``"exceeded"`` calls :meth:`fail` (with ``abort_running``).
+        """
         ...
 
     async def cancel(self, run_id: str, reason: str) -> str:

@@ -37,8 +37,16 @@ from typing import Any
 
 from ..abort import AbortController
 from ..actions import DEFAULT_ACTION
-from ..errors import AbortError, GraphError, WorkflowError
-from ..events import ContextChanged, EventEmitter, NodeFailed, NodeFinished, NodeSkipped, NodeStarted, RunEvent
+from ..errors import AbortError, BudgetExceededError, GraphError, WorkflowError
+from ..events import (
+    ContextChanged,
+    EventEmitter,
+    NodeFailed,
+    NodeFinished,
+    NodeSkipped,
+    NodeStarted,
+    RunEvent,
+)
 from ..executors.base import WalkScope
 from ..executors.in_memory import InMemoryExecutor
 from ..flow import Flow
@@ -51,6 +59,7 @@ from .codec import decode, decode_action, encode, encode_action
 from .errors import BackendError, BlueprintNotFoundError, CodecError, GraphMismatchError, NotABlueprintFlowError
 from .eventlog import encode_event
 from .jobs import ACTIVE_STATES, Commit, Failure, Job
+from .metering import StoreBudget, failure_details
 from .plan import JobPlan, describe_change, flow_from_factory
 from .protocols import JobQueue, RunStore, check_queue, check_store
 from .recording import RecordingContext
@@ -410,12 +419,24 @@ class JobWorker:
             action = None  # branches start fresh (no incoming action), as in memory
             targets: Sequence[AbstractNode] = node.branches
         else:
+            meter = None
+            if state.budget is not None:
+                meter = StoreBudget(store, run_id, state.budget, state.usage)
+                try:
+                    await meter.admit(node, key=job.id)  # the deadline, then one more node run
+                except BudgetExceededError as error:
+                    if state.events:
+                        job_events = _JobEvents(run_id, node, self.logger)
+                    await self._fail(run_id, node_id, "budget", error, job_events, started=False)
+                    return
+                except AbortError:  # the run has ended meanwhile
+                    return
             if state.events:
                 job_events = _JobEvents(run_id, node, self.logger)
                 job_events.events.node(NodeStarted, node)
                 job_events.sent = asyncio.ensure_future(store.add_events(run_id, job_events.take()))
             outcome = await self._run_node(
-                run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events, job.id
+                run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events, meter, job.id
             )
             if outcome is None:
                 return
@@ -466,6 +487,7 @@ class JobWorker:
         raw_context: Mapping[str, str],
         incoming: Any,
         job_events: _JobEvents | None = None,
+        meter: StoreBudget | None = None,
         job_key: str = "",
     ) -> tuple[Any, RecordingContext] | None:
         """Run the node's lifecycle; ``None`` when it failed or was aborted (already recorded)."""
@@ -482,7 +504,13 @@ class JobWorker:
         running.add(controller)
         engine = self._engine
         events = job_events.events if job_events is not None else None
-        scope = WalkScope(ctx, params, controller.signal, self.logger, engine, events=events,
+        timer = None
+        if meter is not None:  # a budget exceeded in this job also aborts it (nested nodes)
+            meter.controller.signal.add_listener(controller.abort)
+            left = meter.time_left()
+            if left is not None:
+                timer = asyncio.get_running_loop().call_later(max(0.0, left), meter.expire)
+        scope = WalkScope(ctx, params, controller.signal, self.logger, engine, events=events, budget=meter,
                           job=_Job(self.store, run_id, job_key, node) if job_key else None)  # fmt: skip
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, controller.signal, self.logger, name=type(node).__name__, executor=engine, node=node,
@@ -496,6 +524,9 @@ class JobWorker:
             action = await chain(args)
         except AbortError as error:
             assert self._store is not None
+            if meter is not None and meter.error is not None:
+                await self._fail(run_id, node_id, "budget", meter.error, job_events)
+                return None
             if job_events is not None:
                 await job_events.wait_sent()
             await self._store.cancel(run_id, str(error))
@@ -507,6 +538,8 @@ class JobWorker:
             await self._fail(run_id, node_id, "middleware", error, job_events)
             return None
         finally:
+            if timer is not None:
+                timer.cancel()
             running.discard(controller)
             if not running:
                 self._running.pop(run_id, None)
@@ -520,19 +553,31 @@ class JobWorker:
         error: BaseException,
         job_events: _JobEvents | None = None,
         *,
+        started: bool = True,
         state: str = "failed",
     ) -> None:
+        """Fail the run; a budget exceeded also aborts the run's nodes running on any worker."""
         original = error.original_error if isinstance(error, WorkflowError) and error.original_error else error
         assert self._store is not None
+        budget = error if isinstance(error, BudgetExceededError) else None
         events: list[str] = []
         if job_events is not None:
             await job_events.wait_sent()
-            event_phase = error.phase if isinstance(error, WorkflowError) else phase
-            job_events.events.node(
-                NodeFailed, job_events.node, error=error, phase=event_phase, duration=job_events.duration()
-            )
+            if budget is not None:
+                job_events.events.budget_exceeded(budget)
+            if started:
+                event_phase = error.phase if isinstance(error, WorkflowError) else phase
+                job_events.events.node(
+                    NodeFailed, job_events.node, error=error, phase=event_phase, duration=job_events.duration()
+                )
             events = job_events.take()
-        await self._store.fail(run_id, Failure(node_id, phase, type(original).__name__, str(error), events, state))
+        failure = Failure(node_id, phase, type(original).__name__, str(error), events, state=state)
+        if budget is not None:
+            failure = Failure(
+                budget.node_id or node_id, "budget", type(budget).__name__, str(budget), events,
+                failure_details(budget), abort_running=True,
+            )  # fmt: skip
+        await self._store.fail(run_id, failure)
 
     async def _skipped(self, run_id: str, node_id: str, graph_key: str, reason: str) -> None:
         """Record ``NodeSkipped`` for a job of a run that has ended (one XADD; errors are logged)."""

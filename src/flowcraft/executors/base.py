@@ -24,6 +24,7 @@ from ..loggers import Logger, NullLogger
 from ..middleware import Middleware, NextFn
 
 if TYPE_CHECKING:
+    from ..budget import Budget, BudgetMeter
     from ..context import Context
     from ..events import EventEmitter, EventListener
     from ..flow import Flow
@@ -46,7 +47,8 @@ NULL_LOGGER = NullLogger()
 
 @dataclasses.dataclass(slots=True)
 class RunOptions:
-    """Options of one run: ``params``, ``logger``, ``signal``, ``controller``, ``executor``, ``on_event``.
+    """Options of one run: ``params``, ``logger``, ``signal``, ``controller``, ``executor``,
+    ``on_event``, ``budget``.
 
     When both ``signal`` and ``controller`` are given, ``signal`` wins.
     """
@@ -57,6 +59,7 @@ class RunOptions:
     controller: AbortController | None = None
     executor: FlowRunner | None = None
     on_event: EventListener | None = None
+    budget: Budget | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -181,7 +184,9 @@ class WalkScope:
     params they inherit, the middleware that wraps them, and fan-in bookkeeping.
 
     ``chain`` is the middleware composed once for the scope (``None`` when there is no
-    middleware); ``inherited`` is what nested flows inherit (``use(mw, inherit=True)``).
+    middleware); ``inherited`` is what nested flows inherit (``use(mw, inherit=True)``);
+    ``budget`` meters the run's :class:`~flowcraft.Budget` (``None``: no budget) — a walk
+    calls ``await budget.admit(node)`` before each node.
     """
 
     ctx: Context
@@ -194,6 +199,7 @@ class WalkScope:
     chain: NextFn | None = None
     gate: JoinGate | None = None
     events: EventEmitter | None = None
+    budget: BudgetMeter | None = None
     job: NodeJob | None = None
     """The job this walk's node runs as (durable and distributed runs; ``None`` in memory)."""
 

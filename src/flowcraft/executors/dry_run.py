@@ -3,10 +3,15 @@ run, ``exec`` never does (sub-flows and parallel blocks are walked too)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..budget import BudgetMeter, MemoryBudget
 from ..node import NodeArgs
 from .in_memory import InMemoryExecutor
+
+if TYPE_CHECKING:
+    from ..budget import Budget
+    from ..events import EventEmitter
 
 __all__ = ["DryRunExecutor"]
 
@@ -17,6 +22,11 @@ class DryRunExecutor(InMemoryExecutor):
     Flows (and parallel/batch blocks) still run their ``exec``, which walks their inner
     graph — so the whole path is visited. ``post`` sees ``exec_res=None``.
     """
+
+    def budget_meter(self, budget: Budget, events: EventEmitter | None) -> BudgetMeter:
+        """A dry run counts node runs only: no deadline, charges are checked but not counted."""
+        on_exceeded = events.budget_exceeded if events is not None else None
+        return MemoryBudget(budget, on_exceeded=on_exceeded, node_runs_only=True)
 
     async def run_node(self, args: NodeArgs[Any, Any]) -> Any:
         """Run ``prep`` and ``post`` (the full lifecycle for flows) and log the visit."""

@@ -9,8 +9,9 @@ from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..actions import DEFAULT_ACTION
+from ..budget import BudgetMeter, MemoryBudget
 from ..context import Context, TypedContext
-from ..errors import AbortError, FatalWorkflowError
+from ..errors import AbortError, BudgetExceededError, FatalWorkflowError
 from ..events import EventEmitter, RunCancelled, RunFailed, RunFinished, RunStarted
 from ..middleware import Middleware, NextFn, compose_middleware
 from ..node import AbstractNode, NodeArgs
@@ -19,6 +20,7 @@ from .joins import PARKED, Activation, Cursor, JoinGate
 
 if TYPE_CHECKING:
     from ..abort import AbortSignal
+    from ..budget import Budget
     from ..flow import Flow
 
 __all__ = ["DEFAULT_EXECUTOR", "BatchOutcome", "InMemoryExecutor"]
@@ -40,6 +42,9 @@ class InMemoryExecutor:
         events = None
         if listener is not None:
             events = EventEmitter(listener, logger)
+        budget = options.budget if options is not None else None
+        if budget is not None:
+            return await self._run_metered(flow, ctx, params, signal, logger, events, budget)
         scope = WalkScope(ctx, params, signal, logger, self, chain=self.chain_for((), events), events=events)
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, signal, logger, name=flow.name, executor=self, node=flow, scope=scope
@@ -49,6 +54,58 @@ class InMemoryExecutor:
             signal.throw_if_aborted()
             return action
         return await _observe_run(events, flow, params, self.run_node(args), signal)
+
+    def budget_meter(self, budget: Budget, events: EventEmitter | None) -> BudgetMeter:
+        """The meter of one run with ``budget`` (override to keep the usage elsewhere)."""
+        return MemoryBudget(budget, on_exceeded=events.budget_exceeded if events is not None else None)
+
+    async def _run_metered(
+        self,
+        flow: Flow,
+        ctx: Context,
+        params: dict[str, Any],
+        outer: AbortSignal,
+        logger: Any,
+        events: EventEmitter | None,
+        budget: Budget,
+    ) -> Any:
+        """A run with a budget: its signal also aborts when a limit is exceeded (in-flight
+        nodes stop), and that ends the run with the :class:`BudgetExceededError`."""
+        meter = self.budget_meter(budget, events)
+        signal = meter.controller.signal
+        link = meter.controller.abort
+        outer.add_listener(link)
+        left = meter.time_left()
+        timer = asyncio.get_running_loop().call_later(max(0.0, left), meter.expire) if left is not None else None
+        scope = WalkScope(
+            ctx, params, signal, logger, self, chain=self.chain_for((), events, meter), events=events, budget=meter
+        )
+        args: NodeArgs[Any, Any] = NodeArgs(
+            ctx, params, signal, logger, name=flow.name, executor=self, node=flow, scope=scope
+        )
+
+        async def metered() -> Any:
+            try:
+                await meter.admit(flow)  # the deadline, before anything runs
+                action = await self.run_node(args)
+                signal.throw_if_aborted()
+                return action
+            except (AbortError, FatalWorkflowError) as error:
+                stopped = meter.error
+                if stopped is None or isinstance(error, BudgetExceededError):
+                    raise
+                raise BudgetExceededError(
+                    stopped.kind, stopped.limit, stopped.used, stopped.node_id, usage=stopped.usage
+                ) from error
+
+        try:
+            if events is None:
+                return await metered()
+            return await _observe_run(events, flow, params, metered(), signal)
+        finally:
+            outer.remove_listener(link)
+            if timer is not None:
+                timer.cancel()
 
     async def run_node(self, args: NodeArgs[Any, Any]) -> Any:
         """Run one node's lifecycle (the innermost step of the middleware chain)."""
@@ -108,29 +165,38 @@ class InMemoryExecutor:
 
     # ---- scopes -------------------------------------------------------------------------
 
-    def chain_for(self, middleware: Sequence[Middleware], events: EventEmitter | None = None) -> NextFn | None:
-        """The composed middleware chain for a scope (``None``: call nodes directly)."""
+    def chain_for(
+        self, middleware: Sequence[Middleware], events: EventEmitter | None = None, budget: BudgetMeter | None = None
+    ) -> NextFn | None:
+        """The composed middleware chain for a scope (``None``: call nodes directly).
+
+        With a ``budget``, the chain admits each node first (``await budget.admit(node)``),
+        so walks and batch items are metered without a check in their loops.
+        """
         innermost: NextFn = _run_lifecycle
         if type(self).run_node is not InMemoryExecutor.run_node:
             innermost = self.run_node
-        elif not middleware and events is None:
+        elif not middleware and events is None and budget is None:
             return None
         if events is not None:
             innermost = events.observe(innermost)
-        return compose_middleware(middleware, innermost)
+        chain = compose_middleware(middleware, innermost)
+        return chain if budget is None else _admitting(budget, chain)
 
     def _scope_of(self, args: NodeArgs[Any, Any]) -> WalkScope:
         scope = args.scope
         if scope is not None and scope.executor is self:
             return scope
-        return WalkScope(args.ctx, args.params, args.signal, args.logger, self, chain=self.chain_for(()))
+        budget = scope.budget if scope is not None else None
+        chain = self.chain_for((), None, budget)
+        return WalkScope(args.ctx, args.params, args.signal, args.logger, self, chain=chain, budget=budget)
 
     def _block_scope(self, block: Flow, args: NodeArgs[Any, Any], **changes: Any) -> WalkScope:
         """The scope of a parallel or batch block: its parent's, plus its own middleware."""
         parent = self._scope_of(args)
         if block.middleware:
             middleware = parent.middleware + tuple(block.middleware)
-            changes.update(middleware=middleware, chain=self.chain_for(middleware, parent.events))
+            changes.update(middleware=middleware, chain=self.chain_for(middleware, parent.events, parent.budget))
         if args.params is not parent.params:
             changes["params"] = args.params
         return dataclasses.replace(parent, **changes) if changes else parent
@@ -143,11 +209,12 @@ class InMemoryExecutor:
         parent = args.scope
         inherited = parent.inherited if parent is not None else ()
         events = parent.events if parent is not None else None
+        budget = parent.budget if parent is not None else None
         middleware = inherited + tuple(flow.middleware)
         scope = WalkScope(
             args.ctx, args.params, args.signal, args.logger, self,
-            middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events),
-            events=events, job=parent.job if parent is not None else None,
+            middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events, budget),
+            events=events, budget=budget, job=parent.job if parent is not None else None,
         )  # fmt: skip
         return self.walk(flow.start_node, scope)
 
@@ -242,6 +309,17 @@ async def _observe_run(
         raise
     events.emit(RunFinished, action=action, duration=time.perf_counter() - started)
     return action
+
+
+def _admitting(budget: BudgetMeter, chain: NextFn) -> NextFn:
+    """``chain`` preceded by the budget's admission of the node (a metered run)."""
+
+    async def admitted(args: NodeArgs[Any, Any]) -> Any:
+        assert args.node is not None
+        await budget.admit(args.node)
+        return await chain(args)
+
+    return admitted
 
 
 def _run_lifecycle(args: NodeArgs[Any, Any]) -> Any:

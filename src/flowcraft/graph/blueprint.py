@@ -27,6 +27,7 @@ from ..executors.in_memory import InMemoryExecutor
 from ..flow import Flow
 from ..node import AbstractNode, Node
 from ..patterns import ParallelFlow
+from ..retry import POLICY_CONFIG_KEYS, RetryPolicy, retry_policy_from_config
 from .internal_nodes import CONDITIONAL_JOIN_TYPE, OUTPUT_MAPPER_TYPE, PARALLEL_CONTAINER_TYPE
 from .models import GraphEdge, GraphNode, WorkflowBlueprint
 from .registry import NodeFactory, ensure_registry
@@ -157,6 +158,17 @@ def _apply_config(node: AbstractNode, graph_node: GraphNode, i: int) -> None:
             "options.",
             node_id=graph_node.id,
         )
+    if node.retry is not None or any(key in config for key in POLICY_CONFIG_KEYS):
+        try:
+            node.retry = retry_policy_from_config(config, node.retry or RetryPolicy(node.max_retries, node.wait))
+        except (TypeError, ValueError) as error:
+            field = str(error).split(":", 1)[0].split("[", 1)[0]
+            raise InvalidGraphError(
+                f"Node {graph_node.id!r}: config.{error}",
+                node_id=graph_node.id,
+                path=f"nodes[{i}].config.{field}",
+            ) from None
+        config = {"timeout": config["timeout"]} if "timeout" in config else {}
     for key, attr, scale in (("maxRetries", "max_retries", None), ("wait", "wait", _MS), ("timeout", "timeout", _MS)):
         if key not in config:
             continue

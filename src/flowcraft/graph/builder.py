@@ -44,6 +44,7 @@ from ..errors import (
     UnknownNodeTypeError,
 )
 from ..loggers import Logger, NullLogger
+from ..retry import resolve_exception_type
 from .blueprint import BlueprintExecutor
 from .internal_nodes import (
     CONDITIONAL_JOIN_TYPE,
@@ -258,6 +259,8 @@ class GraphBuilder:
                     path=f"nodes[{i}].type",
                 )
             kinds[node.id] = is_sub
+            if node.config and "retryOn" in node.config:
+                _check_retry_on(node.config["retryOn"], prefix + node.id, where, i)
 
         nodes: list[GraphNode] = []
         edges: list[GraphEdge] = []
@@ -511,6 +514,19 @@ class GraphBuilder:
         index[ROOT_PARALLEL_START_ID] = root
         edges.extend(GraphEdge(ROOT_PARALLEL_START_ID, start) for start in starts)
         return ROOT_PARALLEL_START_ID
+
+
+def _check_retry_on(names: Any, node_id: str, where: str, i: int) -> None:
+    """Resolve ``config.retryOn`` now, so an unknown exception name is a build error."""
+    for j, name in enumerate(names if isinstance(names, list) else [names]):
+        try:
+            resolve_exception_type(name)
+        except ValueError as error:
+            raise InvalidGraphError(
+                f"Node {node_id!r}{where}: config.retryOn[{j}]: {error}",
+                node_id=node_id,
+                path=f"nodes[{i}].config.retryOn[{j}]",
+            ) from None
 
 
 def _owner(node: GraphNode) -> str:

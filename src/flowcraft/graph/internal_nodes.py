@@ -67,6 +67,8 @@ def _mappings(data: Mapping[str, Any] | None, kind: str) -> dict[str, str]:
 class _Forwarding(Node[Any, Any, Any]):
     """A structural node whose action is the action it was reached with."""
 
+    is_structural: ClassVar[bool] = True
+
     def post(self, args: NodeArgs[Any, Any]) -> Any:
         """The incoming action (``DEFAULT_ACTION`` at a start)."""
         return DEFAULT_ACTION if args.incoming_action is None else args.incoming_action
@@ -92,6 +94,8 @@ class InputMappingNode(Node[Any, Any, Any]):
     A parent key missing from the context is reported through the logger and skipped
     (as in Flowcraft TS).
     """
+
+    is_structural: ClassVar[bool] = True
 
     def __init__(self, data: Mapping[str, Any] | None = None, **_dependencies: Any) -> None:
         super().__init__()
@@ -119,6 +123,7 @@ class SubWorkflowContainerNode(Node[Any, Any, Any]):
     """Marks an inlined sub-workflow; does nothing (passed through)."""
 
     is_passthrough: ClassVar[bool] = True
+    is_structural: ClassVar[bool] = True
 
     def __init__(self, data: Mapping[str, Any] | None = None, **_dependencies: Any) -> None:
         super().__init__()
@@ -144,6 +149,7 @@ class ParallelBranchContainer(ParallelFlow):
     """
 
     is_passthrough: ClassVar[bool] = True
+    is_structural: ClassVar[bool] = True
 
     def __init__(self, data: Mapping[str, Any] | None = None, **_dependencies: Any) -> None:
         super().__init__()

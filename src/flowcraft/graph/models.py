@@ -24,7 +24,7 @@ from ..errors import InvalidGraphError
 
 __all__ = ["GraphEdge", "GraphNode", "WorkflowBlueprint", "WorkflowGraph"]
 
-_CONFIG_KEYS = ("maxRetries", "wait", "timeout")
+_CONFIG_KEYS = ("maxRetries", "wait", "timeout", "retryDelay", "backoff", "maxWait", "jitter", "retryOn")
 _NODE_KEYS = frozenset({"id", "type", "data", "config"})
 _EDGE_KEYS = frozenset({"source", "target", "action", "id"})
 
@@ -123,6 +123,20 @@ def _check_config(config: Mapping[str, Any], path: str) -> None:
             raise _fail(where, "a number of milliseconds >= 0", value)
         if key == "timeout" and value is not None and (not number or value <= 0):
             raise _fail(where, "a number of milliseconds > 0 or null", value)
+        if key in ("retryDelay", "maxWait") and (not number or value < 0):
+            raise _fail(where, "a number of milliseconds >= 0", value)
+        if key == "backoff" and (not number or value < 1):
+            raise _fail(where, "a number >= 1", value)
+        if key == "jitter" and (not number or not 0 <= value <= 1):
+            raise _fail(where, "a number in [0, 1]", value)
+        if key == "retryOn" and not (
+            isinstance(value, list) and value and all(isinstance(name, str) and name for name in value)
+        ):
+            raise _fail(where, 'a non-empty list of exception names ("TimeoutError", "package.module.Error")', value)
+    if "wait" in config and "retryDelay" in config:
+        raise InvalidGraphError(
+            f"{path}: give retryDelay or wait (the same delay), not both", path=f"{path}.retryDelay"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +144,9 @@ class GraphNode:
     """One node of a graph or blueprint: ``id``, registry ``type``, ``data`` and ``config``.
 
     ``config`` uses Flowcraft's JSON names and units: ``maxRetries``, ``wait`` and
-    ``timeout`` in milliseconds. Treat ``data`` as read-only.
+    ``timeout`` in milliseconds, and the retry policy's ``retryDelay`` (= ``wait``),
+    ``backoff``, ``maxWait`` (ms), ``jitter`` and ``retryOn`` (exception names).
+    Treat ``data`` as read-only.
 
     ``extra`` holds the fields of the JSON node that this library does not interpret
     (``position``, ``label``, an explicit ``"config": null``...): the builder carries them
