@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
-from .abort import AbortSignal, sleep
+from .abort import NEVER_ABORTED, AbortSignal, sleep
 from .actions import DEFAULT_ACTION
 from .errors import AbortError, FatalWorkflowError, NodeTimeoutError, WorkflowError
 
@@ -44,6 +44,8 @@ class NodeArgs(Generic[P, E]):
     ctx: Context
     params: dict[str, Any]
     signal: AbortSignal
+    """The run's abort signal. An executor may pass ``None``: it means "never aborted"
+    (a node's lifecycle replaces it with a signal that never aborts)."""
     logger: Logger
     prep_res: P = None  # type: ignore[assignment]
     exec_res: E = None  # type: ignore[assignment]
@@ -269,7 +271,9 @@ class Node(AbstractNode, Generic[P, E, A]):
     async def run_lifecycle(self, args: NodeArgs[Any, Any], *, skip_exec: bool = False) -> Any:
         """Run ``prep`` → ``exec`` (with retries, timeout, fallback) → ``post``; return the action."""
         signal = args.signal
-        if signal._aborted:
+        if signal is None:  # "never aborted" (a custom executor passing options.signal as is)
+            signal = args.signal = NEVER_ABORTED
+        elif signal._aborted:
             raise signal.error()
         result: Any = None
         mode = self._prep_mode

@@ -8,6 +8,7 @@ import time
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..abort import NEVER_ABORTED
 from ..actions import DEFAULT_ACTION
 from ..context import Context, TypedContext
 from ..errors import AbortError, FatalWorkflowError
@@ -123,7 +124,8 @@ class InMemoryExecutor:
         scope = args.scope
         if scope is not None and scope.executor is self:
             return scope
-        return WalkScope(args.ctx, args.params, args.signal, args.logger, self, chain=self.chain_for(()))
+        signal = NEVER_ABORTED if args.signal is None else args.signal
+        return WalkScope(args.ctx, args.params, signal, args.logger, self, chain=self.chain_for(()))
 
     def _block_scope(self, block: Flow, args: NodeArgs[Any, Any], **changes: Any) -> WalkScope:
         """The scope of a parallel or batch block: its parent's, plus its own middleware."""
@@ -144,8 +146,9 @@ class InMemoryExecutor:
         inherited = parent.inherited if parent is not None else ()
         events = parent.events if parent is not None else None
         middleware = inherited + tuple(flow.middleware)
+        signal = NEVER_ABORTED if args.signal is None else args.signal  # None: never aborted
         scope = WalkScope(
-            args.ctx, args.params, args.signal, args.logger, self,
+            args.ctx, args.params, signal, args.logger, self,
             middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events),
             events=events,
         )  # fmt: skip
