@@ -196,7 +196,13 @@ class Node(AbstractNode, Generic[P, E, A]):
         max_retries: total number of ``exec`` attempts (≥ 1).
         wait: seconds to sleep between attempts (abortable).
         timeout: seconds one ``exec`` attempt may take (``None`` = unbounded). Only an
-            ``async def exec`` can be interrupted.
+            ``async def exec`` can be interrupted, so a timeout on a node whose ``exec``
+            is a plain ``def`` is refused (``ValueError``).
+
+    Sync (plain ``def``) lifecycle methods run on the event loop: while one runs, nothing
+    else in the process does — parallel branches and batch items with sync methods run
+    one after another. For blocking work, write ``async def exec`` and await
+    ``asyncio.to_thread(...)``.
 
     Example::
 
@@ -471,6 +477,13 @@ def _check_timeout(node: Node[Any, Any, Any], value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(f"timeout of {_describe(node)} must be a number of seconds > 0 or None, got {value!r}")
+    if type(node)._exec_mode == 1:
+        # A sync exec runs on the event loop and blocks it: the timeout could never fire.
+        raise ValueError(
+            f"timeout of {_describe(node)} cannot interrupt its sync `def exec`, which runs on the event loop: "
+            "make it `async def exec` (blocking code: `return await asyncio.to_thread(work, ...)`), "
+            "or drop the timeout"
+        )
     return float(value)
 
 
