@@ -160,7 +160,7 @@ class InMemoryExecutor:
         """Walk ``branches`` concurrently with fan-in; the final actions of the walks that ended."""
         parent = self._scope_of(args)
         nested = parent.gate is not None
-        gate = parent.gate if parent.gate is not None else JoinGate(block)
+        gate = parent.gate if parent.gate is not None else JoinGate(block, parent.logger)
         scope = self._block_scope(block, args, gate=gate)
         return await Activation(self, scope, gate, limit, nested).run(block, branches)
 
