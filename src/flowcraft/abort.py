@@ -8,6 +8,7 @@ between batch items. Node code that waits for a long time should use :func:`slee
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,14 +18,18 @@ __all__ = ["AbortController", "AbortSignal", "sleep"]
 
 AbortListener = Callable[[Any], object]
 
+_log = logging.getLogger("flowcraft")
+
 
 class AbortSignal:
     """Tells whether a run was aborted, and why; observed by nodes and executors.
 
     Create one through :class:`AbortController`; it is aborted once and stays aborted.
     ``AbortController.abort()`` may be called from any thread: waiting coroutines
-    (``wait()``, :func:`sleep`) are woken on their own event loop. Listeners run in the
-    thread that aborts.
+    (``wait()``, :func:`sleep`) are woken first, on their own event loop; then the
+    listeners run, in the thread that aborts (a listener that touches a loop must use
+    ``loop.call_soon_threadsafe``). A listener that raises is logged (logger
+    ``"flowcraft"``) and the others still run.
     """
 
     __slots__ = ("_aborted", "_listeners", "_reason", "_waiters")
@@ -85,12 +90,15 @@ class AbortSignal:
             return
         self._aborted = True
         self._reason = AbortError("The workflow was aborted.") if reason is None else reason
-        listeners, self._listeners = self._listeners, []
-        for listener in listeners:
-            listener(self._reason)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             _resolve_soon(waiter, self._reason)
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            try:
+                listener(self._reason)
+            except Exception:  # one broken listener must not stop the others (or the abort)
+                _log.exception("abort listener %r raised; the abort goes on", listener)
 
 
 class AbortController:

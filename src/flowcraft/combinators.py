@@ -8,6 +8,7 @@ in several branches at once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from .actions import DEFAULT_ACTION, FILTER_FAILED
@@ -67,40 +68,48 @@ class MappedNode(DerivedNode):
         return DEFAULT_ACTION
 
 
-class _Verdict:
-    __slots__ = ("passed", "value")
-
-    def __init__(self, value: Any, passed: bool) -> None:
-        self.value = value
-        self.passed = passed
+# The verdict of the filter that ran last in this task, for the NodeArgs of that call.
+# Out of band, so the value a filter passes on (to ``to_context``, ``map``, ``tap``,
+# middleware) is the value itself; per task (a context variable) and per call (the
+# args), so concurrent runs of one node never mix verdicts.
+_VERDICT: ContextVar[tuple[NodeArgs[Any, Any], bool] | None] = ContextVar("flowcraft_filter_verdict", default=None)
 
 
 class FilteredNode(DerivedNode):
     """``source.filter(predicate)``: ``DEFAULT_ACTION`` if the result passes, else ``FILTER_FAILED``.
 
-    The verdict travels with the result of each call, so concurrent runs don't mix them.
+    ``exec`` returns the source's result unchanged; the verdict of each call is kept out
+    of band (per task and per call), so concurrent runs don't mix them and the nodes
+    wrapping a filter see the value. Chained filters must all hold.
     """
 
     def __init__(self, source: Node[Any, Any, Any], predicate: Callable[[Any], Any]) -> None:
         super().__init__(source)
         self.predicate = predicate
 
-    async def _judge(self, args: NodeArgs[Any, Any], value: Any) -> _Verdict:
-        passed = bool(await maybe_await(self.predicate(value)))
+    async def _judge(self, args: NodeArgs[Any, Any], result: Any) -> Any:
+        value = await maybe_await(result)
+        inner = _VERDICT.get()  # set by a filter this one wraps, during this same call
+        passed = (inner is None or inner[0] is not args or inner[1]) and bool(await maybe_await(self.predicate(value)))
         if not passed:
             args.logger.debug(f"[filter] predicate rejected the result of {self.name}")
-        return _Verdict(value, passed)
+        _VERDICT.set((args, passed))
+        return value
 
     async def exec(self, args: NodeArgs[Any, Any]) -> Any:
-        return await self._judge(args, await maybe_await(self.source.exec(args)))
+        _VERDICT.set(None)
+        return await self._judge(args, self.source.exec(args))
 
     async def exec_fallback(self, args: NodeArgs[Any, Any]) -> Any:
-        return await self._judge(args, await maybe_await(self.source.exec_fallback(args)))
+        _VERDICT.set(None)
+        return await self._judge(args, self.source.exec_fallback(args))
 
     async def post(self, args: NodeArgs[Any, Any]) -> Any:
-        verdict: _Verdict = args.exec_res
-        args.exec_res = verdict.value
-        return DEFAULT_ACTION if verdict.passed else FILTER_FAILED
+        verdict = _VERDICT.get()
+        if verdict is None or verdict[0] is not args:  # exec did not run (a dry run)
+            return DEFAULT_ACTION
+        _VERDICT.set(None)
+        return DEFAULT_ACTION if verdict[1] else FILTER_FAILED
 
 
 class TappedNode(DerivedNode):

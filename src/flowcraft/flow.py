@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .abort import AbortController, AbortSignal
-from .context import Context
+from .context import Context, TypedContext
 from .errors import EmptyFlowError, EventLoopRunningError
 from .executors.base import Executor, FlowRunner, RunOptions
 from .executors.in_memory import DEFAULT_EXECUTOR
@@ -136,16 +137,22 @@ class Flow(Node[Any, Any, Any]):
                 costs the nodes meter.
 
         Raises:
+            TypeError: ``ctx`` is not a ``Context``, ``signal`` not an ``AbortSignal``,
+                ``controller`` not an ``AbortController``, or ``logger`` lacks the logger
+                methods (checked before anything runs; the message says what to pass).
             AbortError: the run was aborted.
             BudgetExceededError: the run used up a limit of its budget.
             WorkflowError: a node failed (names the node and phase).
         """
         runner = executor if executor is not None else DEFAULT_EXECUTOR
+        if ctx is not None and type(ctx) is not TypedContext and not isinstance(ctx, Context):
+            raise TypeError(_bad_context(ctx))
         if (
             params is None and logger is None and signal is None and controller is None and on_event is None
             and budget is None
         ):  # fmt: skip
             return await runner.run(self, ctx, None)
+        _check_run_options(signal, controller, logger)
         options = RunOptions(
             params=params, logger=logger, signal=signal, controller=controller, executor=executor, on_event=on_event,
             budget=budget,
@@ -176,6 +183,40 @@ class Flow(Node[Any, Any, Any]):
 
     def _nodes(self) -> Iterator[AbstractNode]:
         return iter_reachable([self.start_node]) if self.start_node is not None else iter(())
+
+
+def _bad_context(ctx: object) -> str:
+    kind = type(ctx).__name__
+    hint = f"TypedContext({ctx!r})" if isinstance(ctx, dict) else "TypedContext() or your own Context implementation"
+    return f"run(): ctx must be a Context (get/set/has/delete/keys/values/entries/to_dict), got {kind}: pass {hint}"
+
+
+def _check_run_options(signal: object, controller: object, logger: object) -> None:
+    """The ``TypeError`` for a ``signal``, ``controller`` or ``logger`` of the wrong kind."""
+    if signal is not None and not isinstance(signal, AbortSignal):
+        hint = (
+            "pass signal=controller.signal, or controller=controller"
+            if isinstance(signal, AbortController)
+            else "pass an AbortController's .signal"
+        )
+        raise TypeError(f"run(): signal= must be an AbortSignal, got {type(signal).__name__}: {hint}")
+    if controller is not None and not isinstance(controller, AbortController):
+        hint = (
+            "pass it as signal=, or pass the AbortController that owns it as controller="
+            if isinstance(controller, AbortSignal)
+            else "pass an AbortController(), or its .signal as signal="
+        )
+        raise TypeError(f"run(): controller= must be an AbortController, got {type(controller).__name__}: {hint}")
+    if logger is not None and (isinstance(logger, logging.Logger) or not isinstance(logger, Logger)):
+        hint = (
+            "wrap a standard library logger as StdlibLogger(logger)"
+            if isinstance(logger, logging.Logger)
+            else "pass ConsoleLogger(), StdlibLogger(logging.getLogger(...)), or an object with those methods"
+        )
+        raise TypeError(
+            f"run(): logger= must have debug/info/warn/error(message, **context) methods, "
+            f"got {type(logger).__name__}: {hint}"
+        )
 
 
 class _NodeRunner(Flow):

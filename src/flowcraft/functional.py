@@ -74,7 +74,7 @@ def transform_node(*transforms: ContextTransform) -> Node[Any, Any, Any]:
 
 
 def pipeline(*nodes: AbstractNode) -> SequenceFlow:
-    """A :class:`SequenceFlow` of ``nodes``."""
+    """A :class:`SequenceFlow` of ``nodes`` (none: a flow that runs nothing and returns ``DEFAULT_ACTION``)."""
     return SequenceFlow(*nodes)
 
 

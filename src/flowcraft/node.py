@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
-from .abort import AbortSignal
+from .abort import NEVER_ABORTED, AbortSignal
 from .actions import DEFAULT_ACTION
 from .budget import UNLIMITED, NodeBudget
 from .clock import current as current_clock
@@ -48,6 +48,8 @@ class NodeArgs(Generic[P, E]):
     ctx: Context
     params: dict[str, Any]
     signal: AbortSignal
+    """The run's abort signal. An executor may pass ``None``: it means "never aborted"
+    (a node's lifecycle replaces it with a signal that never aborts)."""
     logger: Logger
     prep_res: P = None  # type: ignore[assignment]
     exec_res: E = None  # type: ignore[assignment]
@@ -244,10 +246,16 @@ class Node(AbstractNode, Generic[P, E, A]):
             ``retry=RetryPolicy(max_attempts=max_retries, wait=wait)``.
         wait: seconds to sleep between attempts (abortable).
         timeout: seconds one ``exec`` attempt may take (``None`` = unbounded). Only an
-            ``async def exec`` can be interrupted.
+            ``async def exec`` can be interrupted, so a timeout on a node whose ``exec``
+            is a plain ``def`` is refused (``ValueError``).
         retry: a :class:`~flowcraft.RetryPolicy` (backoff, jitter, which errors to
             retry); giving it together with ``max_retries`` or ``wait`` is a ``ValueError``.
             ``node.max_retries`` and ``node.wait`` mirror it; setting either changes it.
+
+    Sync (plain ``def``) lifecycle methods run on the event loop: while one runs, nothing
+    else in the process does — parallel branches and batch items with sync methods run
+    one after another. For blocking work, write ``async def exec`` and await
+    ``asyncio.to_thread(...)``.
 
     Example::
 
@@ -346,7 +354,9 @@ class Node(AbstractNode, Generic[P, E, A]):
     async def run_lifecycle(self, args: NodeArgs[Any, Any], *, skip_exec: bool = False) -> Any:
         """Run ``prep`` → ``exec`` (with retries, timeout, fallback) → ``post``; return the action."""
         signal = args.signal
-        if signal._aborted:
+        if signal is None:  # "never aborted" (a custom executor passing options.signal as is)
+            signal = args.signal = NEVER_ABORTED
+        elif signal._aborted:
             raise signal.error()
         result: Any = None
         mode = self._prep_mode
@@ -566,6 +576,13 @@ def _check_timeout(node: Node[Any, Any, Any], value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(f"timeout of {_describe(node)} must be a number of seconds > 0 or None, got {value!r}")
+    if type(node)._exec_mode == 1:
+        # A sync exec runs on the event loop and blocks it: the timeout could never fire.
+        raise ValueError(
+            f"timeout of {_describe(node)} cannot interrupt its sync `def exec`, which runs on the event loop: "
+            "make it `async def exec` (blocking code: `return await asyncio.to_thread(work, ...)`), "
+            "or drop the timeout"
+        )
     return float(value)
 
 

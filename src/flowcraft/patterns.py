@@ -34,7 +34,10 @@ class _Bounded(Flow):
 
 
 class SequenceFlow(Flow):
-    """A flow running ``nodes`` one after another (each ``next``-ed to the following one)."""
+    """A flow running ``nodes`` one after another (each ``next``-ed to the following one).
+
+    An empty sequence runs nothing and returns ``DEFAULT_ACTION`` (as in Flowcraft TS).
+    """
 
     def __init__(self, *nodes: AbstractNode) -> None:
         super().__init__()
@@ -42,6 +45,12 @@ class SequenceFlow(Flow):
             current = self.start(nodes[0])
             for node in nodes[1:]:
                 current = current.next(node)
+
+    async def exec(self, args: NodeArgs[Any, Any]) -> Any:
+        """Walk the sequence; the last action (``DEFAULT_ACTION`` when it is empty)."""
+        if self.start_node is None:
+            return DEFAULT_ACTION
+        return await executor_of(args).run_subflow(self, args)
 
 
 class ParallelFlow(_Bounded):

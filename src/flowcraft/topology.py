@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FanIn",
+    "describe_double_visit",
+    "double_visits",
     "fan_in",
     "iter_reachable",
     "linked_nodes",
@@ -78,6 +80,36 @@ def iter_reachable(
             if id(nxt) not in seen:
                 seen.add(id(nxt))
                 queue.append(nxt)
+
+
+def double_visits(roots: Iterable[AbstractNode]) -> list[tuple[AbstractNode, AbstractNode]]:
+    """``(node, block)`` for each node that a parallel block's branches reach and that is
+    also one of the block's own successors: it runs twice, once inside the block and once
+    after it. Every block reachable from ``roots`` is checked."""
+    found: list[tuple[AbstractNode, AbstractNode]] = []
+    for block in iter_reachable(roots):
+        branches = block.branches
+        if not branches or not block.successors:
+            continue
+        after = {id(node) for bucket in block.successors.values() for node in bucket}
+
+        def inside(node: AbstractNode, block: AbstractNode = block) -> Iterable[AbstractNode]:
+            return () if node is block else linked_nodes(node)
+
+        found.extend((node, block) for node in iter_reachable(branches, inside) if id(node) in after)
+    return found
+
+
+def describe_double_visit(node: AbstractNode, block: AbstractNode) -> str:
+    """The warning for a :func:`double_visits` pair, naming the node and the block."""
+
+    def name(n: AbstractNode) -> str:
+        return type(n).__name__ if n.id is None else f"{n.id!r} ({type(n).__name__})"
+
+    return (
+        f"node {name(node)} is reached by a branch of parallel block {name(block)} and is also that block's "
+        "successor: it runs twice, once inside the block and once after it. Wire it to one of the two."
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -61,6 +61,34 @@ def test_listeners_are_called_once_and_can_be_removed():
     assert late == ["r"]
 
 
+def test_abort_wakes_waiters_first_and_isolates_each_listener(caplog):
+    # A listener that raises is logged and the next one still runs; waiters are woken
+    # before any listener runs, so a broken listener can never leave wait() hanging.
+    controller = AbortController()
+    signal = controller.signal
+    calls = []
+
+    def broken(reason):
+        calls.append(("broken", inner.done()))  # the waiter's future is already resolved
+        raise RuntimeError("listener bug")
+
+    async def main():
+        nonlocal inner
+        waiter = asyncio.ensure_future(signal.wait())
+        await asyncio.sleep(0)  # the waiter is registered
+        (inner,) = signal._waiters
+        signal.add_listener(broken)
+        signal.add_listener(lambda reason: calls.append(("after", reason)))
+        with caplog.at_level("ERROR", logger="flowcraft"):
+            controller.abort("stop")  # does not raise
+        return await asyncio.wait_for(waiter, 1.0)
+
+    inner = None
+    assert asyncio.run(main()) == "stop"
+    assert calls == [("broken", True), ("after", "stop")]
+    assert any("listener bug" in r.getMessage() or "listener bug" in str(r.exc_info) for r in caplog.records)
+
+
 def test_wait_returns_the_reason_when_aborted():
     async def main():
         controller = AbortController()

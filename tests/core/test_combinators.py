@@ -148,6 +148,33 @@ def test_filter_exposes_the_value_not_the_verdict_after_post():
     assert seen == [(7, FILTER_FAILED)]
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_combinators_after_filter_see_the_value_not_a_wrapper(keep):
+    # SPEC §8.21: the filter's verdict travels out of band; what it passes on is the value.
+    seen = []
+    ctx = TypedContext()
+    stored = Source(value=7).filter(lambda x: keep).to_context("k")
+    assert run(Flow(stored).run(ctx)) is DEFAULT_ACTION
+    assert run(ctx.get("k")) == 7
+    mapped = Source(value=7).filter(lambda x: keep).map(lambda x: seen.append(("map", x)) or x * 2).to_context("m")
+    run(Flow(mapped).run(ctx))
+    assert run(ctx.get("m")) == 14
+    tapped = Source(value=7).filter(lambda x: keep).tap(lambda x: seen.append(("tap", x)))
+    assert run(Flow(tapped).run()) is (DEFAULT_ACTION if keep else FILTER_FAILED)
+    assert seen == [("map", 7), ("tap", 7)]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "action"),
+    [(True, True, DEFAULT_ACTION), (True, False, FILTER_FAILED), (False, True, FILTER_FAILED)],
+)
+def test_chained_filters_both_must_hold(first, second, action):
+    seen = []
+    node = Source(value=7).filter(lambda x: seen.append(x) or first).filter(lambda x: seen.append(x) or second)
+    assert run(Flow(node).run()) is action
+    assert set(seen) == {7}
+
+
 def test_tap_side_effect_passes_result_through():
     tapped = []
     node = Source(value=2).tap(tapped.append)

@@ -309,6 +309,19 @@ class LifecycleExecutor:
         return await self.engine.run_batch(block, node, items, args, **options)
 
 
+class NoSignalExecutor(LifecycleExecutor):
+    """Written from the guide with ``options.signal`` as is: ``NodeArgs.signal`` is ``None``
+    (never aborted) when the run was given no signal (SPEC §8.18)."""
+
+    async def run(self, flow: Flow, context: Any = None, options: RunOptions | None = None) -> Any:
+        options = options or RunOptions()
+        ctx = context if context is not None else TypedContext()
+        params = {**flow.params, **(options.params or {})}
+        logger = options.logger or NullLogger()
+        args = NodeArgs(ctx, params, options.signal, logger, name=flow.name, executor=self, node=flow)  # type: ignore[arg-type]
+        return await flow.run_lifecycle(args)
+
+
 class RunnerOnly:
     """Only ``run`` (a FlowRunner), yet puts itself in ``NodeArgs.executor``."""
 
@@ -317,7 +330,13 @@ class RunnerOnly:
         return await flow.run_lifecycle(args)
 
 
-EXECUTORS: list[Callable[[], Any]] = [InMemoryExecutor, ObservingExecutor, RoutingExecutor, LifecycleExecutor]
+EXECUTORS: list[Callable[[], Any]] = [
+    InMemoryExecutor,
+    ObservingExecutor,
+    RoutingExecutor,
+    LifecycleExecutor,
+    NoSignalExecutor,
+]
 
 
 def test_lifecycle_executor_satisfies_the_protocol():
@@ -361,3 +380,55 @@ def test_walks_set_every_node_args_field():
     for args in seen:
         values = {field.name: getattr(args, field.name) for field in dataclasses.fields(NodeArgs)}
         assert values["node"] is not None and values["scope"] is not None
+
+
+def test_a_node_lifecycle_with_no_signal_is_never_aborted():
+    """``NodeArgs.signal=None`` through every phase: retries with a wait, the fallback, a walk."""
+    attempts: list[int] = []
+
+    class Flaky(Node):
+        def __init__(self) -> None:
+            super().__init__(max_retries=3, wait=0.001)
+
+        def exec(self, args: NodeArgs) -> Any:
+            attempts.append(1)
+            raise ValueError("always")
+
+        def exec_fallback(self, args: NodeArgs) -> Any:
+            return "fell back"
+
+        async def post(self, args: NodeArgs) -> Any:
+            await args.ctx.set("result", args.exec_res)
+            return "done"
+
+    async def main() -> tuple[Any, Any]:
+        ctx = TypedContext()
+        node = Flaky()
+        action = await node.run_lifecycle(NodeArgs(ctx, {}, None, NullLogger()))  # type: ignore[arg-type]
+        inner = SequenceFlow(Put("a"), Put("b"))
+        flow_action = await inner.run_lifecycle(NodeArgs(ctx, {}, None, NullLogger(), node=inner))  # type: ignore[arg-type]
+        return action, (flow_action, ctx.to_dict())
+
+    action, (flow_action, final) = asyncio.run(main())
+    assert action == "done" and len(attempts) == 3
+    assert flow_action == DEFAULT_ACTION
+    assert final == {"result": "fell back", "a": True, "b": True}
+
+
+def test_engine_walks_called_directly_with_no_signal():
+    """A custom executor may hand the engine's walks NodeArgs with ``signal=None``."""
+    engine = InMemoryExecutor()
+
+    async def main() -> dict[str, Any]:
+        ctx = TypedContext()
+
+        def args() -> NodeArgs:
+            return NodeArgs(ctx, {}, None, NullLogger(), executor=engine)  # type: ignore[arg-type]
+
+        await engine.run_subflow(SequenceFlow(Put("a"), Put("b")), args())
+        block = ParallelFlow()
+        await engine.run_parallel(block, [Put("c"), Put("d")], args())
+        await engine.run_batch(block, Put("e"), [{}, {}], args(), concurrent=False)
+        return ctx.to_dict()
+
+    assert asyncio.run(main()) == {"a": True, "b": True, "c": True, "d": True, "e": True}

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from flowcraft import (
     DEFAULT_ACTION,
     AbortController,
@@ -246,3 +248,58 @@ def test_run_sync_from_a_plain_script():
 
 def test_run_sync_in_this_thread_when_no_loop():
     assert Flow(Step("a", action="x")).run_sync(TypedContext()) == "x"
+
+
+# ---- run() checks its inputs (SPEC §8.19) ----------------------------------------------
+
+
+def _run_inputs_error(start, *args, **options) -> str:
+    with pytest.raises(TypeError) as caught:
+        run(start(*args, **options))
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("how", ["flow", "node"])
+def test_run_refuses_a_signal_that_is_not_an_abort_signal(how):
+    ran = []
+    node = Step("a").tap(ran.append) if how == "node" else Flow(Step("a").tap(ran.append))
+    message = _run_inputs_error(node.run, TypedContext(), signal=AbortController())
+    assert "signal=" in message and "AbortSignal" in message and "AbortController" in message
+    assert "controller.signal" in message
+    assert ran == []
+
+
+def test_run_refuses_a_controller_that_is_not_an_abort_controller():
+    message = _run_inputs_error(Flow(Step("a")).run, TypedContext(), controller=AbortController().signal)
+    assert "controller=" in message and "AbortController" in message and "got AbortSignal" in message
+    assert "signal=" in message
+
+
+def test_run_refuses_a_plain_dict_as_context():
+    ran = []
+    message = _run_inputs_error(Flow(Step("a").tap(ran.append)).run, {"a": 1})
+    assert "ctx" in message and "Context" in message and "got dict" in message and "TypedContext(" in message
+    assert ran == []
+    message = _run_inputs_error(Step("a").run, {"a": 1}, params={"x": 1})
+    assert "got dict" in message
+
+
+def test_run_refuses_a_logger_without_the_logger_methods():
+    import logging
+
+    message = _run_inputs_error(Flow(Step("a")).run, TypedContext(), logger=print)
+    assert "logger=" in message and "debug" in message and "ConsoleLogger" in message
+    message = _run_inputs_error(Flow(Step("a")).run, TypedContext(), logger=logging.getLogger("x"))
+    assert "StdlibLogger" in message
+
+
+def test_run_accepts_any_context_and_logger_with_the_methods():
+    class Quiet:
+        def debug(self, message, /, **context): ...
+        def info(self, message, /, **context): ...
+        def warn(self, message, /, **context): ...
+        def error(self, message, /, **context): ...
+
+    ctx = TypedContext()
+    assert run(Flow(Step("a")).run(ctx, logger=Quiet(), signal=AbortController().signal)) is not None
+    assert run(ctx.get("trail")) == ["a"]

@@ -59,11 +59,17 @@ def test_pipeline_is_a_sequence_flow():
     assert run(ctx.get("trail")) == ["a", "b", "c"]
 
 
-def test_sequence_flow_empty_is_an_empty_flow():
-    from flowcraft import EmptyFlowError
+def test_empty_sequence_flow_and_pipeline_run_nothing_and_return_default():
+    # SPEC §8.17 (as in Flowcraft TS); a bare Flow() keeps raising EmptyFlowError (test_errors).
+    from flowcraft import DEFAULT_ACTION
 
-    with pytest.raises(EmptyFlowError):
-        run(SequenceFlow().run())
+    assert run(SequenceFlow().run()) is DEFAULT_ACTION
+    assert run(pipeline().run()) is DEFAULT_ACTION
+    empty = pipeline()
+    empty.next(Step("after"))
+    ctx = TypedContext()
+    assert run(Flow(empty).run(ctx)) is DEFAULT_ACTION
+    assert run(ctx.get("trail")) == ["after"]
 
 
 def test_compose_sync_and_async():

@@ -10,7 +10,7 @@ import pytest
 
 from flowcraft import DEFAULT_ACTION, Flow, Node, ParallelFlow, TypedContext, WorkflowError
 
-from .helpers import Step, run
+from .helpers import RecordingLogger, Step, run
 
 
 class Timed(Node):
@@ -473,3 +473,43 @@ def test_concurrency_limit_with_a_join():
     assert state["max"] == 2
     assert state["done"] == 4
     assert run(ctx.get("trail")) == ["join"]
+
+
+# ---- a node wired as a branch's successor and as the block's successor runs twice ------------
+
+
+def _double_wired():
+    b, c, x = Step("b"), Step("c"), Step("x")
+    block = ParallelFlow([b, c]).with_id("fan")
+    b.next(x)  # x runs inside the block, after b ...
+    block.next(x)  # ... and again after the whole block
+    return Flow(block), x
+
+
+def test_validate_flow_warns_about_a_node_that_runs_twice():
+    from flowcraft.graph import validate_flow
+
+    flow, _ = _double_wired()
+    (issue,) = validate_flow(flow)
+    assert issue.node_id == "x" and issue.type == "RunsTwice"
+    assert "'x'" in issue.message and "'fan'" in issue.message and "twice" in issue.message
+    assert [i.node_id for i in validate_flow(Flow(Flow(Step("a")).next(flow)))] == ["x"]  # nested flows too
+    # nothing to report for ordinary fan-in
+    b, c, join = Step("b"), Step("c"), Step("join")
+    b.next(join)
+    c.next(join)
+    block = ParallelFlow([b, c])
+    block.next(Step("after"))
+    assert validate_flow(Flow(block)) == []
+
+
+def test_the_engine_warns_once_when_it_analyses_a_block_with_a_node_that_runs_twice():
+    flow, _ = _double_wired()
+    logger = RecordingLogger()
+    ctx = TypedContext()
+    run(flow.run(ctx, logger=logger))
+    assert run(ctx.get("trail")).count("x") == 2  # the documented behaviour stays
+    (warning,) = [m for m in logger.messages("warn") if "twice" in m]
+    assert "'x'" in warning and "'fan'" in warning
+    run(flow.run(TypedContext(), logger=logger))  # the analysis is cached: no second warning
+    assert len([m for m in logger.messages("warn") if "twice" in m]) == 1

@@ -281,3 +281,48 @@ def test_timeout_error_raised_by_exec_itself_is_not_a_node_timeout():
     with pytest.raises(WorkflowError) as info:
         run(Flow(OwnTimeout(timeout=10)).run())
     assert type(info.value.__cause__) is TimeoutError
+
+
+# ---- a sync exec cannot be interrupted: a timeout on it is refused (SPEC §8.23) -------------
+
+
+class SyncWork(Node):
+    def exec(self, args):
+        time.sleep(0.2)  # blocks the event loop: asyncio.timeout could never fire
+        return "done"
+
+
+def test_a_timeout_on_a_sync_exec_is_refused_at_construction():
+    with pytest.raises(ValueError, match=r"timeout of SyncWork .*sync `def exec`.*async def exec.*asyncio.to_thread"):
+        SyncWork(timeout=0.05)
+
+
+def test_setting_a_timeout_on_a_sync_exec_node_later_is_refused_naming_it():
+    node = SyncWork().with_id("crunch")
+    with pytest.raises(ValueError, match=r"timeout of 'crunch' \(SyncWork\)"):
+        node.timeout = 0.05
+    assert node.timeout is None
+    assert run(Flow(node).run()) is not None  # without a timeout it runs as before
+
+
+def test_a_timeout_from_graph_config_on_a_sync_exec_is_a_graph_error():
+    from flowcraft import InvalidGraphError
+    from flowcraft.graph import GraphBuilder
+
+    class SyncTask(SyncWork):
+        def __init__(self, data=None, **deps):
+            super().__init__()
+
+    graph = {"nodes": [{"id": "a", "type": "t", "config": {"timeout": 50}}], "edges": []}
+    with pytest.raises(InvalidGraphError, match=r"'a'.*config.timeout.*sync `def exec`"):
+        GraphBuilder({"t": SyncTask}).build(graph)
+
+
+def test_a_timeout_on_an_async_exec_or_a_node_without_exec_is_accepted():
+    assert Slow([0], timeout=0.05).timeout == 0.05
+
+    class OnlyPost(Node):
+        def post(self, args):
+            return "x"
+
+    assert OnlyPost(timeout=1).timeout == 1.0

@@ -6,13 +6,17 @@ refused at construction."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import dist_nodes as d
 import pytest
 
-from flowcraft import TypedContext
+from flowcraft import AbortController, AbortError, TypedContext
 from flowcraft.engine import JobExecutor, JobWorker, MemoryJobQueue, MemoryRunStore, flow_from_factory
+from flowcraft.graph import BlueprintExecutor
 
 NAMES = list(d.GRAPHS)
 
@@ -79,3 +83,51 @@ def test_a_backend_missing_a_method_is_refused_at_construction() -> None:
         JobExecutor(store=NoCommit(), queue=MemoryJobQueue())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"MemoryRunStore cannot be the engine's queue: it has no add, .*serve"):
         JobWorker(d.REGISTRY, store=MemoryRunStore(), queue=MemoryRunStore())  # type: ignore[arg-type]
+
+
+def abort_from_a_thread_once_started(started: Path, controller: AbortController) -> threading.Thread:
+    """A thread that aborts ``controller`` once a blocker wrote its marker in ``started``."""
+
+    def body() -> None:
+        deadline = time.monotonic() + 20
+        while not any(started.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        controller.abort("from another thread")
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread
+
+
+def blocked_graph(started: Path) -> dict[str, Any]:
+    return {
+        "nodes": [d.node("a"), d.node("x", "blocker", started_dir=str(started), seconds=10), d.node("after")],
+        "edges": [d.edge("a", "x"), d.edge("x", "after")],
+    }
+
+
+@pytest.mark.timeout(60)
+def test_abort_from_another_thread_cancels_the_run(tmp_path: Path) -> None:
+    # The executor's abort listener runs in the aborting thread: it must hand the cancel
+    # to the run's loop (call_soon_threadsafe), and signal.wait() must wake (issue 10 item 7).
+    started = tmp_path / "started"
+    started.mkdir()
+    flow = BlueprintExecutor(d.build(blocked_graph(started)), d.REGISTRY).flow
+    controller = AbortController()
+
+    async def body(executor: JobExecutor) -> tuple[float, Any, dict[str, Any]]:
+        waiter = asyncio.ensure_future(controller.signal.wait())
+        thread = abort_from_a_thread_once_started(started, controller)
+        begun = time.monotonic()
+        ctx = TypedContext()
+        with pytest.raises(AbortError, match="from another thread"):
+            await flow.run(ctx, executor=executor, controller=controller)
+        elapsed = time.monotonic() - begun
+        reason = await asyncio.wait_for(waiter, 2)
+        thread.join(5)
+        return elapsed, reason, ctx.to_dict()
+
+    elapsed, reason, ctx = asyncio.run(on_engine(1, body))
+    assert elapsed < 5  # the blocker sleeps 10 s unless the run is cancelled
+    assert reason == "from another thread"
+    assert "mark:after" not in ctx

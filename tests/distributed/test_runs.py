@@ -17,7 +17,7 @@ import dist_nodes as d
 import pytest
 import redis
 
-from flowcraft import AbortError, RunTimeoutError, WorkflowError
+from flowcraft import AbortController, AbortError, RunTimeoutError, TypedContext, WorkflowError
 from flowcraft.distributed import (
     BackendConnectionError,
     CodecError,
@@ -26,7 +26,7 @@ from flowcraft.distributed import (
 )
 from flowcraft.distributed.keys import Keys
 from flowcraft.engine.plan import blueprint_hash, canonical_json
-from flowcraft.graph import GraphBuilder
+from flowcraft.graph import BlueprintExecutor, GraphBuilder
 
 from .conftest import Space
 
@@ -76,6 +76,33 @@ def test_cancel_stops_running_nodes_on_two_workers(space: Space) -> None:
     status, ctx = asyncio.run(main())
     assert status.state == "cancelled"
     assert "collected" not in ctx  # no further node started
+
+
+@pytest.mark.timeout(60)
+def test_abort_from_another_thread_cancels_a_redis_run(space: Space) -> None:
+    from test_memory_backend import abort_from_a_thread_once_started, blocked_graph
+
+    started = space.tmp / "started"
+    started.mkdir()
+    flow = BlueprintExecutor(d.build(blocked_graph(started)), d.REGISTRY).flow
+    controller = AbortController()
+    space.start_workers(1)
+
+    async def main() -> tuple[float, Any]:
+        async with space.executor(poll_interval=0.2) as executor:
+            waiter = asyncio.ensure_future(controller.signal.wait())
+            thread = abort_from_a_thread_once_started(started, controller)
+            begun = time.monotonic()
+            with pytest.raises(AbortError, match="from another thread"):
+                await flow.run(TypedContext(), executor=executor, controller=controller)
+            elapsed = time.monotonic() - begun
+            reason = await asyncio.wait_for(waiter, 2)
+            thread.join(5)
+            return elapsed, reason
+
+    elapsed, reason = asyncio.run(main())
+    assert elapsed < 8  # the blocker sleeps 10 s unless the run is cancelled
+    assert reason == "from another thread"
 
 
 @pytest.mark.timeout(60)

@@ -145,3 +145,44 @@ def test_run_events_round_trip_through_the_event_codec() -> None:
 def test_run_keys_include_the_event_stream() -> None:
     rk = Keys("p").run("abc")
     assert rk.stream == "p:run:{abc}:stream"
+
+
+def _progress_line(event: object) -> str:
+    import io
+
+    from flowcraft.cli.progress import ProgressDisplay
+    from flowcraft.engine.eventlog import decode_event, encode_event
+
+    out = io.StringIO()
+    ProgressDisplay(out, live=False)(decode_event(encode_event(event)))
+    return out.getvalue().split("] ", 1)[1].rstrip("\n")
+
+
+def test_distributed_progress_names_the_real_error_type_once_and_the_message_once() -> None:
+    from flowcraft import WorkflowError
+    from flowcraft.distributed import CodecError
+    from flowcraft.events import NodeFailed, RetryAttempt
+
+    def failed(error: BaseException, phase: str = "exec") -> NodeFailed:
+        return NodeFailed(
+            run_id="r", time=1.0, node_id="boom", node_name="Fail", error=error, phase=phase, duration=0.1
+        )
+
+    wrapped = WorkflowError(
+        "Node 'boom' (Fail) failed in exec: ValueError: bad input", "boom", "exec", ValueError("bad input")
+    )
+    assert _progress_line(failed(wrapped)) == "FAILED   boom in exec: ValueError: bad input"
+
+    # a CodecError's type_name is the type of the value it could not encode, not an error type
+    codec = CodecError(
+        "Context key 'handle' holds a builtins.object, which cannot be sent", key="handle", type_name="builtins.object"
+    )
+    line = _progress_line(failed(codec, "post"))
+    assert (
+        line == "FAILED   boom in post: CodecError: Context key 'handle' holds a builtins.object, which cannot be sent"
+    )
+
+    retry = RetryAttempt(
+        run_id="r", time=1.0, node_id="boom", node_name="Fail", attempt=1, max_attempts=2, error=KeyError("k"), wait=0.0
+    )
+    assert _progress_line(retry) == "retry    boom attempt 1/2 failed: KeyError: 'k'"

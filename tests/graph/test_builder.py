@@ -94,6 +94,26 @@ def test_conditional_join_fires_on_first_arrival(route: str, branch: str) -> Non
     assert (action, ctx["log"]) == ("end", ["check", branch, "d"])
 
 
+@pytest.mark.parametrize("route", ["true", "false"])
+@pytest.mark.parametrize("via", ["memory", "blueprint_executor"])
+def test_conditional_join_hands_over_with_the_default_action(route: str, via: str) -> None:
+    # start -"true"-> path-true -> converge, start -"false"-> converge: the join is reached
+    # by "false" directly from the conditional node, and must still run converge (SPEC §8.20).
+    g = graph(
+        [node("start", "check", action=route), node("path-true"), node("converge", action="end")],
+        [edge("start", "path-true", "true"), edge("path-true", "converge"), edge("start", "converge", "false")],
+    )
+    builder = GraphBuilder(REG, conditional_node_types=["check"])
+    if via == "memory":
+        flow = builder.build(g).flow
+        action, ctx = run(flow)
+    else:
+        executor = BlueprintExecutor(builder.build_blueprint(g).blueprint.to_dict(), REG)
+        action, ctx = run(executor.flow, executor=executor)
+    expected = ["start", "path-true", "converge"] if route == "true" else ["start", "converge"]
+    assert (action, ctx["log"]) == ("end", expected)
+
+
 def test_without_conditional_type_the_convergence_would_wait() -> None:
     # Documented reason for conditional_node_types: the builder cannot know branches are exclusive.
     g = graph(

@@ -27,8 +27,11 @@ _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def _describe_error(error: BaseException) -> str:
+    """``"<type>: <message>"`` of the error a node raised (the real type, once)."""
     original = getattr(error, "original_error", None)
     shown = original if isinstance(original, BaseException) else error
+    if getattr(shown, "names_its_type", False):  # a RemoteNodeError: "<remote type>: <message>"
+        return str(shown)
     return f"{type(shown).__name__}: {shown}"
 
 

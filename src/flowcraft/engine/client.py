@@ -520,9 +520,16 @@ class JobExecutor:
         if options is not None:
             signal = options.signal or (options.controller.signal if options.controller is not None else None)
         cancelling: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+        ended = False
+
+        def cancel(reason: Any) -> None:
+            if not ended:
+                cancelling.append(loop.create_task(handle.cancel(str(reason))))
 
         def on_abort(reason: Any) -> None:
-            cancelling.append(asyncio.ensure_future(handle.cancel(str(reason))))
+            # Runs in the thread that aborts (any thread): hand the cancel to the run's loop.
+            loop.call_soon_threadsafe(cancel, reason)
 
         if signal is not None:
             signal.add_listener(on_abort)
@@ -534,6 +541,7 @@ class JobExecutor:
             outcome = error
             raise
         finally:
+            ended = True
             if signal is not None:
                 signal.remove_listener(on_abort)
             for task in cancelling:

@@ -118,9 +118,19 @@ class RemoteNodeError(DistributedError):
     message cross processes); the ``original_error`` of the :class:`WorkflowError` that
     ``RunHandle.result()`` raises."""
 
+    names_its_type = True
+    """Its message is ``"<remote type>: <remote message>"``: shown as is (not prefixed
+    with ``RemoteNodeError``) where errors are described."""
+
     def __init__(self, message: str, *, type_name: str) -> None:
         super().__init__(message)
         self.type_name = type_name
+
+    @property
+    def remote_message(self) -> str:
+        """The remote error's own message (without its type name)."""
+        text, prefix = str(self), f"{self.type_name}: "
+        return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 class RunConflictError(DistributedError):

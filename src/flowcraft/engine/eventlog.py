@@ -41,17 +41,32 @@ _TYPES: dict[str, type[ev.RunEvent]] = {
 _ERROR_TAG = "__error__"
 
 
+def _type_and_message(error: BaseException) -> tuple[str, str]:
+    """The type name and own message of ``error``; a :class:`RemoteNodeError` stands in
+    for the remote error (another error's ``type_name``, e.g. a ``CodecError``'s, names
+    something else)."""
+    if isinstance(error, RemoteNodeError):
+        return error.type_name, error.remote_message
+    return type(error).__name__, str(error)
+
+
 def error_fields(error: BaseException) -> dict[str, Any]:
-    """What crosses processes of an exception: type name, message, and node/phase if known."""
-    out: dict[str, Any] = {_ERROR_TAG: True, "message": str(error)}
+    """What crosses processes of an exception: type name, message, and node/phase if known.
+
+    For a :class:`~flowcraft.WorkflowError`, ``message`` is its own (naming the node) and
+    ``type``/``detail`` are the type and message of the error it wraps.
+    """
     if isinstance(error, WorkflowError):
+        out: dict[str, Any] = {_ERROR_TAG: True, "message": str(error)}
         original = error.original_error if error.original_error is not None else error
         out["node"] = error.node_name
         out["phase"] = error.phase
-        out["type"] = getattr(original, "type_name", None) or type(original).__name__
-    else:
-        out["type"] = getattr(error, "type_name", None) or type(error).__name__
-    return out
+        out["type"], detail = _type_and_message(original)
+        if original is not error:
+            out["detail"] = detail
+        return out
+    type_name, message = _type_and_message(error)
+    return {_ERROR_TAG: True, "message": message, "type": type_name}
 
 
 def rebuild_error(data: dict[str, Any]) -> BaseException:
@@ -59,7 +74,8 @@ def rebuild_error(data: dict[str, Any]) -> BaseException:
     type_name = str(data.get("type") or "Exception")
     message = str(data.get("message") or "")
     if "node" in data or "phase" in data:
-        original = RemoteNodeError(f"{type_name}: {message}", type_name=type_name)
+        detail = data.get("detail")
+        original = RemoteNodeError(f"{type_name}: {message if detail is None else detail}", type_name=type_name)
         node, phase = data.get("node"), data.get("phase")
         node_name = None if node is None else str(node)
         return WorkflowError(message, node_name, None if phase is None else str(phase), original)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..abort import NEVER_ABORTED
 from ..actions import DEFAULT_ACTION
 from ..budget import BudgetMeter, MemoryBudget
 from ..context import Context, TypedContext
@@ -189,7 +190,8 @@ class InMemoryExecutor:
             return scope
         budget = scope.budget if scope is not None else None
         chain = self.chain_for((), None, budget)
-        return WalkScope(args.ctx, args.params, args.signal, args.logger, self, chain=chain, budget=budget)
+        signal = NEVER_ABORTED if args.signal is None else args.signal
+        return WalkScope(args.ctx, args.params, signal, args.logger, self, chain=chain, budget=budget)
 
     def _block_scope(self, block: Flow, args: NodeArgs[Any, Any], **changes: Any) -> WalkScope:
         """The scope of a parallel or batch block: its parent's, plus its own middleware."""
@@ -211,8 +213,9 @@ class InMemoryExecutor:
         events = parent.events if parent is not None else None
         budget = parent.budget if parent is not None else None
         middleware = inherited + tuple(flow.middleware)
+        signal = NEVER_ABORTED if args.signal is None else args.signal  # None: never aborted
         scope = WalkScope(
-            args.ctx, args.params, args.signal, args.logger, self,
+            args.ctx, args.params, signal, args.logger, self,
             middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events, budget),
             events=events, budget=budget, job=parent.job if parent is not None else None,
         )  # fmt: skip
@@ -224,7 +227,7 @@ class InMemoryExecutor:
         """Walk ``branches`` concurrently with fan-in; the final actions of the walks that ended."""
         parent = self._scope_of(args)
         nested = parent.gate is not None
-        gate = parent.gate if parent.gate is not None else JoinGate(block)
+        gate = parent.gate if parent.gate is not None else JoinGate(block, parent.logger)
         scope = self._block_scope(block, args, gate=gate)
         return await Activation(self, scope, gate, limit, nested).run(block, branches)
 

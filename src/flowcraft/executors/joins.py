@@ -20,9 +20,10 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..topology import FanIn, iter_reachable, node_fan_in, wiring_stamp
+from ..topology import FanIn, describe_double_visit, double_visits, iter_reachable, node_fan_in, wiring_stamp
 
 if TYPE_CHECKING:
+    from ..loggers import Logger
     from ..node import AbstractNode
     from .base import WalkScope
     from .in_memory import InMemoryExecutor
@@ -43,8 +44,12 @@ PARKED: Any = _Parked()
 _COUNTS_CACHE_ATTR = "_flowcraft_join_counts"
 
 
-def _fan_in(block: AbstractNode) -> FanIn[AbstractNode]:
-    """The block's fan-in, recomputed only when a node reachable from it was rewired."""
+def _fan_in(block: AbstractNode, logger: Logger | None = None) -> FanIn[AbstractNode]:
+    """The block's fan-in, recomputed only when a node reachable from it was rewired.
+
+    When it is (re)computed, a node that runs twice (:func:`~flowcraft.topology.double_visits`)
+    is reported to ``logger`` as a warning.
+    """
     cached: tuple[tuple[AbstractNode, ...], int, FanIn[AbstractNode]] | None = block.__dict__.get(_COUNTS_CACHE_ATTR)
     if cached is not None:
         nodes, stamp, fan = cached
@@ -53,6 +58,9 @@ def _fan_in(block: AbstractNode) -> FanIn[AbstractNode]:
     nodes = tuple(iter_reachable([block]))
     fan = node_fan_in(block)
     object.__setattr__(block, _COUNTS_CACHE_ATTR, (nodes, wiring_stamp(nodes), fan))
+    if logger is not None:
+        for node, inner in double_visits([block]):
+            logger.warn(describe_double_visit(node, inner), node=node.id)
     return fan
 
 
@@ -70,8 +78,8 @@ class JoinGate:
 
     __slots__ = ("active", "arrivals", "cursors", "expected", "fan", "root")
 
-    def __init__(self, block: AbstractNode) -> None:
-        self.fan = _fan_in(block)
+    def __init__(self, block: AbstractNode, logger: Logger | None = None) -> None:
+        self.fan = _fan_in(block, logger)
         self.expected = self.fan.expected
         self.arrivals: dict[AbstractNode, set[int]] = {}
         self.active = 0

@@ -10,6 +10,7 @@ from .analysis import (
     check_for_cycles,
     create_node_rule,
     is_node_type,
+    validate_flow,
     validate_graph,
 )
 from .blueprint import BlueprintExecutor, BlueprintFlow
@@ -57,5 +58,6 @@ __all__ = [
     "is_node_type",
     "sanitize_graph",
     "sanitize_id",
+    "validate_flow",
     "validate_graph",
 ]

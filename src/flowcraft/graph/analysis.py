@@ -2,16 +2,21 @@
 
 A *validator* is ``(analysis, graph) -> list[GraphIssue]``. Ready-made ones:
 :func:`check_for_cycles`, :func:`check_default_action_strings`; build your own with
-:func:`create_node_rule`, and run several with :func:`validate_graph`.
+:func:`create_node_rule`, and run several with :func:`validate_graph`. Programmatic
+flows are checked with :func:`validate_flow`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+from ..topology import describe_double_visit, double_visits, iter_reachable, linked_nodes
 from .models import WorkflowGraph
+
+if TYPE_CHECKING:
+    from ..node import AbstractNode
 
 __all__ = [
     "AnalyzedNode",
@@ -23,6 +28,7 @@ __all__ = [
     "check_for_cycles",
     "create_node_rule",
     "is_node_type",
+    "validate_flow",
     "validate_graph",
 ]
 
@@ -191,3 +197,24 @@ def validate_graph(graph: WorkflowGraph | Mapping[str, Any], *validators: GraphV
     graph = WorkflowGraph.coerce(graph)
     analysis = analyze_graph(graph)
     return [issue for validator in validators for issue in validator(analysis, graph)]
+
+
+def validate_flow(flow: AbstractNode) -> list[GraphIssue]:
+    """Warnings about a programmatic flow's wiring (nested flows included).
+
+    ``RunsTwice``: a node that a parallel block's branches reach and that is also the
+    block's own successor runs twice, once inside the block and once after it.
+    """
+
+    def linked_or_inner(node: AbstractNode) -> Iterator[AbstractNode]:
+        yield from linked_nodes(node)
+        start = getattr(node, "start_node", None)  # a flow's inner graph
+        if start is not None:
+            yield start
+
+    return [
+        GraphIssue(
+            type(node).__name__ if node.id is None else str(node.id), "RunsTwice", describe_double_visit(node, block)
+        )
+        for node, block in double_visits(iter_reachable([flow], linked_or_inner))
+    ]

@@ -7,11 +7,13 @@ Wiring rules (what a blueprint's edges mean at run time):
 - A parallel container's outgoing edges become its branches (``nodes_to_run``); its
   ``successors`` stay empty, because the branches walk on by themselves.
 - Actions out of an inlined sub-workflow: an output mapper returns the action it was
-  reached with. So every action-less edge into an output mapper (or into a conditional
-  join, which also passes the action on) is wired for ``DEFAULT_ACTION`` *and* for each
+  reached with. So every action-less edge into an output mapper is wired for
+  ``DEFAULT_ACTION`` *and* for each
   action the mapper itself has outgoing edges for — unless the source node has its own
   edge for that action. With ``sub -"approved"-> ok``, the sub-workflow's terminal node
   returning ``"approved"`` reaches the output mapper, which returns ``"approved"``.
+- A conditional join returns ``DEFAULT_ACTION`` whatever action it was reached by, so its
+  one (default) edge to the convergence node always fires.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ..flow import Flow
 from ..node import AbstractNode, Node
 from ..patterns import ParallelFlow
 from ..retry import POLICY_CONFIG_KEYS, RetryPolicy, retry_policy_from_config
-from .internal_nodes import CONDITIONAL_JOIN_TYPE, OUTPUT_MAPPER_TYPE, PARALLEL_CONTAINER_TYPE
+from .internal_nodes import OUTPUT_MAPPER_TYPE, PARALLEL_CONTAINER_TYPE
 from .models import GraphEdge, GraphNode, WorkflowBlueprint
 from .registry import NodeFactory, ensure_registry
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BlueprintExecutor"]
 
-_FORWARDING_TYPES = frozenset({OUTPUT_MAPPER_TYPE, CONDITIONAL_JOIN_TYPE})
+_FORWARDING_TYPES = frozenset({OUTPUT_MAPPER_TYPE})
 _MS = 1000.0
 
 

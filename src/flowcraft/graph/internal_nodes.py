@@ -10,7 +10,8 @@ Their type names are Flowcraft's, so blueprints are interchangeable with Flowcra
 - ``__internal_sub_workflow_container__`` (:class:`SubWorkflowContainerNode`) marks where
   a sub-workflow was inlined; passed through.
 - ``__internal_conditional_join__`` (:class:`ConditionalJoinNode`) joins the exclusive
-  branches of a conditional node; fires on the first arrival and passes the action on.
+  branches of a conditional node; fires on the first arrival and hands over to the
+  convergence node with the default action, whatever action it was reached by.
 - ``__internal_parallel_container__`` (:class:`ParallelBranchContainer`) runs several
   successors of one action as concurrent branches (with correct fan-in).
 """
@@ -129,8 +130,12 @@ class SubWorkflowContainerNode(Node[Any, Any, Any]):
         super().__init__()
 
 
-class ConditionalJoinNode(_Forwarding):
-    """Where the exclusive branches of a conditional node meet: fires on first arrival."""
+class ConditionalJoinNode(Node[Any, Any, Any]):
+    """Where the exclusive branches of a conditional node meet: fires on first arrival.
+
+    Its action is always ``DEFAULT_ACTION`` (its one edge, to the convergence node, is a
+    default edge), whichever action a branch reached it by (``check -"no"-> join``).
+    """
 
     is_passthrough: ClassVar[bool] = True
     fires_on_first_arrival: ClassVar[bool] = True
