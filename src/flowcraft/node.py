@@ -61,7 +61,7 @@ class NodeArgs(Generic[P, E]):
     """The action of the node that handed control to this one (``None`` at a start)."""
 
     def replace(self, **changes: Any) -> NodeArgs[P, E]:
-        """A copy with ``changes`` applied (same as :func:`dataclasses.replace`)."""
+        """A copy with ``changes`` applied (same as `dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
 
 
@@ -73,7 +73,7 @@ def _describe(node: AbstractNode) -> str:
 class AbstractNode:
     """The base of every node and flow: identity, params and successors.
 
-    Subclasses implement :meth:`run_lifecycle`.
+    Subclasses implement [`run_lifecycle`][flowcraft.AbstractNode.run_lifecycle].
     """
 
     _wiring: int = 0  # wiring changes of this node (see topology.wiring_stamp)
@@ -84,7 +84,7 @@ class AbstractNode:
     run still runs it, so the whole path is visited."""
     fires_on_first_arrival: ClassVar[bool] = False
     """A join of exclusive branches (a conditional join): it never waits for a second
-    predecessor (see :func:`flowcraft.topology.fan_in`)."""
+    predecessor (see `flowcraft.topology.fan_in`)."""
 
     @property
     def branches(self) -> tuple[AbstractNode, ...]:
@@ -196,8 +196,8 @@ class Node(AbstractNode, Generic[P, E, A]):
         timeout: seconds one ``exec`` attempt may take (``None`` = unbounded). Only an
             ``async def exec`` can be interrupted.
 
-    Example::
-
+    Examples:
+        ```python
         class Fetch(Node[str, dict, str]):
             async def prep(self, args):
                 return await args.ctx.get("url")
@@ -206,6 +206,7 @@ class Node(AbstractNode, Generic[P, E, A]):
             async def post(self, args):
                 await args.ctx.set("page", args.exec_res)
                 return "ok"
+        ```
     """
 
     # How to call each phase, decided once per class: 0 = not overridden (skip the call),
