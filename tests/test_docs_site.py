@@ -215,13 +215,15 @@ def test_every_internal_link_and_anchor_resolves(site: Path):
 
 
 def test_code_blocks_fit_the_page():
-    """Docs code blocks stay within 85 columns (the page's width): no clipped comments."""
+    """Docs code blocks stay within 78 columns (what a 1280 px window shows): no clipped comments."""
     long = []
     for page in sorted(DOCS.rglob("*.md")):
         text = page.read_text()
-        for block in re.finditer(r"^```\w*[^\n]*\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE):
+        for block in re.finditer(r"^```(\w*)[^\n]*\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE):
+            if block.group(1) == "mermaid":
+                continue  # drawn, not shown as code
             start = text[: block.start()].count("\n") + 2
-            for offset, line in enumerate(block.group(1).splitlines()):
-                if len(line) > 85:
+            for offset, line in enumerate(block.group(2).splitlines()):
+                if len(line) > 78:
                     long.append(f"{page.relative_to(ROOT)}:{start + offset}: {len(line)} columns")
     assert not long, "\n".join(long)
