@@ -8,6 +8,10 @@ match ``MERMAID_INTEGRITY``), then ``dist/mermaid.min.js`` is added to the site 
 ``assets/javascripts/mermaid.min.js`` and listed in ``extra_javascript``. A built page
 never refers to a CDN; ``tests/test_docs_site.py`` checks it.
 
+**Example sources.** Each folder of ``examples/`` (and ``examples/quickstart.py``) gets a
+generated page, ``examples/<name>.md``, listing its source files, so the Examples page
+can link to the code it describes (``mkdocs.yml`` lists these pages in the nav).
+
 **Links out of ``docs/``.** Pages such as ``docs/custom-executors.md`` link to ``../README.md`` so that they work when
 read on a code host. MkDocs cannot resolve those (and ``--strict`` fails on them), so this
 hook checks that each target exists in the repository — a missing one is a warning, which
@@ -74,11 +78,41 @@ def on_config(config: Any, **_: Any) -> Any:
     return config
 
 
+SOURCE_LANGUAGES = {".py": "python", ".json": "json", ".txt": "text"}
+
+
+def example_pages(examples: Path = ROOT / "examples") -> dict[str, str]:
+    """``{"examples/<name>.md": markdown}``: one page of source files per example."""
+    pages = {"examples/quickstart.md": _source_page("examples/quickstart.py", [examples / "quickstart.py"])}
+    for folder in sorted(examples.iterdir()):
+        if folder.is_dir() and not folder.name.startswith(("_", ".")) and folder.name != "__pycache__":
+            sources = [
+                path
+                for path in sorted(folder.rglob("*"))
+                if path.suffix in (".py", ".json")
+                and path.name != "__init__.py"
+                and "__pycache__" not in path.parts
+                and path.stat().st_size < 20_000
+            ]
+            pages[f"examples/{folder.name}.md"] = _source_page(f"examples/{folder.name}/", sources)
+    return pages
+
+
+def _source_page(title: str, sources: list[Path]) -> str:
+    lines = [f"# {title}", "", "The source, as in the repository. [All examples](../examples.md).", ""]
+    for path in sources:
+        language = SOURCE_LANGUAGES.get(path.suffix, "text")
+        lines += [f"## `{path.relative_to(ROOT).as_posix()}`", "", f"````{language}", path.read_text().rstrip(), "````", ""]
+    return "\n".join(lines)
+
+
 def on_files(files: Any, config: Any, **_: Any) -> Any:
-    """Add the vendored ``mermaid.min.js`` to the site."""
+    """Add the vendored ``mermaid.min.js`` and the example source pages to the site."""
     from mkdocs.structure.files import File
 
     files.append(File.generated(config, MERMAID_SITE_PATH, abs_src_path=str(vendored_mermaid())))
+    for src_uri, content in example_pages().items():
+        files.append(File.generated(config, src_uri, content=content))
     return files
 
 _LINK = re.compile(r"\[([^\]]+)\]\((\.\./[^)\s#]+)(#[^)\s]*)?\)")
