@@ -37,7 +37,7 @@ PAGES = {
     "declarative": "declarative/@3600",
     "distributed": "distributed/@3000",
     "benchmarks": "benchmarks/@3600",
-    "api-core": "api/core/@2400",
+    "api-nodes-and-flows": "api/nodes/@2400",  # the core API page
 }
 
 

@@ -10,6 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+# The first test using `site` builds it, and the first build fetches Mermaid (npm pack).
+pytestmark = pytest.mark.timeout(300)
 
 
 def nav_pages() -> list[str]:

@@ -12,7 +12,7 @@ FlowcraftError
 ├── EmptyFlowError (ValueError)     a Flow with no start node and no logic of its own
 ├── EventLoopRunningError (RuntimeError)  run_sync() called inside a running loop
 └── GraphError (ValueError)         a declarative graph or blueprint is invalid
-    ├── InvalidGraphError           malformed input (carries a ``path``)
+    ├── InvalidGraphError           malformed input (carries a path)
     ├── UnknownNodeTypeError        a node type missing from the registry
     ├── DanglingEdgeError           an edge names a node that does not exist
     ├── DuplicateNodeIdError        two nodes share one id
