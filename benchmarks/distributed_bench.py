@@ -1,9 +1,11 @@
 """Distributed-mode benchmark (standalone): node jobs/s through flowcraft.distributed
 next to raw BullMQ in the same run, hop latency, and Redis commands per node job, incl. inside Lua.
 
-    python benchmarks/distributed_bench.py [--width 1000] [--chain 1000]
+    python benchmarks/distributed_bench.py [--width 1000] [--chain 1000] [--json OUT.json]
+    python benchmarks/distributed_bench.py --render OUT.json   # the docs section, markdown
 
 Starts a private redis-server on a free loopback port; needs the ``redis`` extra.
+``--json`` also writes the figures (``benchmarks/charts.py`` draws them).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -152,7 +155,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--chain", type=int, default=1000)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--render", type=Path, help="print the docs section for this results file, then exit")
     args = parser.parse_args()
+    if args.render:
+        print(render(json.loads(args.render.read_text())))
+        return
+    doc: dict = {"meta": {"date": time.strftime("%Y-%m-%d", time.gmtime()), "width": args.width, "chain": args.chain},
+                 "fanout": []}  # fmt: skip
     tmp = Path(tempfile.mkdtemp())
     (tmp / "bench_nodes.py").write_text(NODES)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
@@ -168,6 +178,9 @@ async def main() -> None:
             label = f"flowcraft fan-out {args.width}, {workers} worker(s)"
             print(f"{label:44} {elapsed:8.3f} {jobs / elapsed:9.0f} {jobs / elapsed / raw_rate:7.2f}"
                   f"   ({commands / jobs:.1f} Redis commands per node job, incl. inside Lua)")  # fmt: skip
+            doc["fanout"].append({"workers": workers, "raw_s": round(raw, 3), "raw_jobs_per_s": round(raw_rate),
+                                  "flowcraft_s": round(elapsed, 3), "flowcraft_jobs_per_s": round(jobs / elapsed),
+                                  "commands_per_job": round(commands / jobs, 1)})  # fmt: skip
         raw_chain = await raw_bullmq(url, 1, args.chain, chain=True)
         elapsed, commands = await flowcraft_run(url, 1, chain(args.chain), env)
         raw_hop, hop = raw_chain / args.chain * 1000, elapsed / args.chain * 1000
@@ -176,6 +189,41 @@ async def main() -> None:
         print(f"{'flowcraft chain ' + str(args.chain) + ', 1 worker':44} {elapsed:8.3f} {args.chain / elapsed:9.0f}"
               f"   {hop:.2f} ms/hop = {hop / raw_hop:.2f}x raw; "
               f"{commands / args.chain:.1f} commands/job incl. Lua")  # fmt: skip
+        doc["chain"] = {"raw_s": round(raw_chain, 3), "raw_ms_per_hop": round(raw_hop, 2),
+                        "flowcraft_s": round(elapsed, 3), "flowcraft_ms_per_hop": round(hop, 2),
+                        "commands_per_job": round(commands / args.chain, 1)}  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def render(doc: dict) -> str:
+    """The "Distributed" section of docs/benchmarks.md: the chart, then one table."""
+    meta, chain = doc["meta"], doc["chain"]
+    lines = [
+        "## Distributed: node jobs through BullMQ + Redis",
+        "",
+        f"Measured by `benchmarks/distributed_bench.py` ({meta['date']}) against raw BullMQ in the same run",
+        "(trivial jobs, same number of workers); figures in `benchmarks/results/distributed.json`.",
+        "",
+        "![Node jobs per second against raw BullMQ, by workers](assets/benchmarks/distributed.svg)",
+        "",
+        "| workload | time | jobs/s | vs raw | Redis commands per job |",
+        "|---|---|---|---|---|",
+    ]
+    for row in doc["fanout"]:
+        workers = f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}"
+        lines.append(f"| raw BullMQ, {meta['width']:,} trivial jobs, {workers} | {row['raw_s']:.3f} s "
+                     f"| {row['raw_jobs_per_s']:,} | 1.00 | — |")  # fmt: skip
+        ratio = row["flowcraft_jobs_per_s"] / row["raw_jobs_per_s"]
+        lines.append(f"| Flowcraft fan-out {meta['width']:,}, {workers} | {row['flowcraft_s']:.3f} s "
+                     f"| {row['flowcraft_jobs_per_s']:,} | {ratio:.2f} | {row['commands_per_job']} |")  # fmt: skip
+    hop = chain["flowcraft_ms_per_hop"] / chain["raw_ms_per_hop"]
+    lines.append(f"| raw BullMQ chain, each job adds the next | {chain['raw_s']:.3f} s "
+                 f"| {chain['raw_ms_per_hop']} ms/hop | 1.00 | — |")  # fmt: skip
+    lines.append(f"| Flowcraft chain {meta['chain']:,}, 1 worker | {chain['flowcraft_s']:.3f} s "
+                 f"| {chain['flowcraft_ms_per_hop']} ms/hop | {hop:.2f}x the hop "
+                 f"| {chain['commands_per_job']} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

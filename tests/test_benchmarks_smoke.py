@@ -69,8 +69,8 @@ def test_smoke_run_produces_rows_for_flowcraft_and_the_floors(tmp_path: Path) ->
     assert doc["results"]["startup.hello@1"]["asyncio"]["samples"]
     text = report.read_text()
     assert "| Flowcraft for Python |" in text
-    assert "| plain asyncio (floor) |" in text
-    assert "## Targets (issue 4)" in text
+    assert "÷ its floor's minimum (plain asyncio for Python" in text  # each cell is against the floor
+    assert "## Targets\n" in text and "issue" not in text.lower()
 
 
 def test_a_missing_runtime_or_an_unavailable_builder_is_a_problem() -> None:

@@ -1,4 +1,4 @@
-"""The markdown report: the issue's targets checked, then every case side by side.
+"""The markdown report: charts, the targets checked, then every case side by side.
 
 ``python -m flowbench.report RESULTS.json [OUT.md]`` renders a results file written by
 ``python benchmarks/run.py`` (to stdout without ``OUT.md``).
@@ -13,7 +13,6 @@ Python peer's time, or its floor ratio with Flowcraft TS's floor ratio.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,12 @@ from typing import Any
 __all__ = ["evaluate_targets", "main", "render"]
 
 FLOWCRAFT = "flowcraft"
+# (file in docs/assets/benchmarks/, alt text): drawn by benchmarks/charts.py
+CHARTS = [
+    ("per-node.svg", "W1: cost per node of a chain of no-op nodes, every runtime"),
+    ("fan-out.svg", "W2: fan-out and join against asyncio.gather"),
+    ("batch.svg", "W3: parallel batches against asyncio.gather"),
+]
 
 
 def _fmt_time(seconds: float) -> str:
@@ -186,17 +191,22 @@ def render(doc: dict[str, Any]) -> str:
     ]
     for note in doc.get("notes", []):
         lines.append(f"- **Note**: {note}")
-    lines += ["", "## Targets (issue 4)", "", "| target | goal | Flowcraft for Python | met |", "|---|---|---|---|"]
+    lines += ["", "## Charts", ""]
+    lines.append("Drawn from the results files by `benchmarks/charts.py` (minimum of all samples).")
+    for name, alt in CHARTS:
+        lines += ["", f"![{alt}](assets/benchmarks/{name})"]
+    lines += ["", "## Targets", "", "| target | goal | Flowcraft for Python | met |", "|---|---|---|---|"]
     for row in evaluate_targets(doc):
         met = {True: "yes", False: "**no**", None: "n/a"}[row["met"]]
         lines.append(f"| {row['label']} | {row['goal']} | {row['measured']} | {met} |")
 
     lines += ["", "## All cases", ""]
     lines.append(
-        "`x floor`: min ÷ the floor's min (plain asyncio for Python, plain JS for node). "
-        "`Flowcraft ÷`: Flowcraft for Python's min ÷ this runtime's min (Python peers), or Flowcraft's "
-        "x floor ÷ this runtime's x floor (Flowcraft TS); below 1 means Flowcraft is faster."
+        "Each cell is a runtime's minimum ÷ its floor's minimum (plain asyncio for Python, plain JS "
+        "for node): 1.00x is the floor, lower is better. The Flowcraft column also gives its "
+        "minimum time (or memory). Every sample is in `benchmarks/results/latest.json`."
     )
+    peers = [name for name, entry in r.runtimes.items() if entry.get("floor") != name]
     current_group = None
     for key, by_runtime in r.results.items():
         workload_id, size_text = key.rsplit("@", 1)
@@ -205,41 +215,21 @@ def render(doc: dict[str, Any]) -> str:
         if workload["group"] != current_group:
             current_group = workload["group"]
             lines += ["", f"### {current_group}", ""]
-        unit = workload["unit"]
+            lines.append("| case | " + " | ".join(r.runtimes[name]["label"] for name in peers) + " |")
+            lines.append("|---|" + "---|" * len(peers))
         size_label = "" if workload["size_name"] == "-" else f", {workload['size_name']} = {size:,}"
-        lines += [f"**{workload_id}** — {workload['title']}{size_label}", ""]
-        per_header = f" per {workload['per']} |" if workload.get("per") else ""
-        lines.append(f"| runtime | min | median |{per_header} x floor | Flowcraft ÷ |")
-        lines.append("|---|---|---|" + ("---|" if per_header else "") + "---|---|")
-        ours = r.best(workload_id, size, FLOWCRAFT)
-        ours_ratio = r.floor_ratio(workload_id, size, FLOWCRAFT)
-        for name in _runtime_order(r):
+        cells = []
+        for name in peers:
             slot = by_runtime.get(name)
-            entry = r.runtimes[name]
-            if slot is None:
+            if slot is None or not slot["samples"]:
+                why = slot.get("na") or slot.get("error") if slot else None
+                cells.append(f"n/a ({why})" if why else "—")
                 continue
-            label = entry["label"]
-            if not slot["samples"]:
-                why = slot.get("na") or slot.get("error") or "no sample"
-                blank = "| — " * (4 if per_header else 3)
-                lines.append(f"| {label} | n/a: {why} {blank}|")
-                continue
-            samples = slot["samples"]
-            best, median = min(samples), statistics.median(samples)
-            per = f" {_per(best, size, unit)} |" if per_header else ""
-            ratio = r.floor_ratio(workload_id, size, name)
-            versus = "—"
-            if name != FLOWCRAFT and entry.get("floor") != name:
-                if entry["lang"] == "python" and ours is not None and name != "asyncio":
-                    versus = _ratio(ours / best)
-                elif entry["lang"] == "node" and name != "js" and ours_ratio and ratio:
-                    versus = _ratio(ours_ratio / ratio)
-            extra = slot.get("extra")
-            if extra and unit == "bytes":
-                graph, run = min(extra["graph"]), min(extra["run"])
-                label = f"{label} (graph {_per(graph, size, unit)} + run {_per(run, size, unit)} per branch)"
-            lines.append(f"| {label} | {_fmt(best, unit)} | {_fmt(median, unit)} |{per} {_ratio(ratio)} | {versus} |")
-        lines.append("")
+            cell = _ratio(r.floor_ratio(workload_id, size, name))
+            if name == FLOWCRAFT:
+                cell += f" ({_fmt(min(slot['samples']), workload['unit'])})"
+            cells.append(cell)
+        lines.append(f"| {workload['title']}{size_label} | " + " | ".join(cells) + " |")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -1,4 +1,4 @@
-"""``python -m flowcraft``: the command line (see :mod:`flowcraft.cli`)."""
+"""``python -m flowcraft``: the command line (see [`flowcraft.cli`][flowcraft.cli])."""
 
 import sys
 

@@ -1,7 +1,8 @@
-"""Cooperative cancellation: :class:`AbortController`, :class:`AbortSignal` and :func:`sleep`.
+"""Cooperative cancellation: [`AbortController`][flowcraft.AbortController],
+[`AbortSignal`][flowcraft.AbortSignal] and [`sleep`][flowcraft.sleep].
 
 A run checks its signal before each phase, between retry attempts, between nodes and
-between batch items. Node code that waits for a long time should use :func:`sleep` or
+between batch items. Node code that waits for a long time should use [`sleep`][flowcraft.sleep] or
 ``await signal.wait()`` so an abort interrupts it at once.
 """
 
@@ -24,10 +25,10 @@ _log = logging.getLogger("flowcraft")
 class AbortSignal:
     """Tells whether a run was aborted, and why; observed by nodes and executors.
 
-    Create one through :class:`AbortController`; it is aborted once and stays aborted.
+    Create one through [`AbortController`][flowcraft.AbortController]; it is aborted once and stays aborted.
     ``AbortController.abort()`` may be called from any thread: waiting coroutines
-    (``wait()``, :func:`sleep`) are woken first, on their own event loop; then the
-    listeners run, in the thread that aborts (a listener that touches a loop must use
+    (``wait()``, [`sleep`][flowcraft.sleep]) are woken first, on their own event loop; then
+    the listeners run, in the thread that aborts (a listener that touches a loop must use
     ``loop.call_soon_threadsafe``). A listener that raises is logged (logger
     ``"flowcraft"``) and the others still run.
     """
@@ -47,7 +48,7 @@ class AbortSignal:
 
     @property
     def reason(self) -> Any:
-        """The value given to ``abort(reason)``; an :class:`AbortError` when none was given."""
+        """The value given to ``abort(reason)``; an [`AbortError`][flowcraft.AbortError] when none was given."""
         return self._reason
 
     def add_listener(self, listener: AbortListener) -> None:
@@ -75,12 +76,12 @@ class AbortSignal:
                 self._waiters.remove(future)
 
     def throw_if_aborted(self) -> None:
-        """Raise :class:`AbortError` if the signal has aborted."""
+        """Raise [`AbortError`][flowcraft.AbortError] if the signal has aborted."""
         if self._aborted:
             raise self.error()
 
     def error(self) -> AbortError:
-        """A fresh :class:`AbortError` describing this abort (carrying ``reason``)."""
+        """A fresh [`AbortError`][flowcraft.AbortError] describing this abort (carrying ``reason``)."""
         reason = self._reason
         message = str(reason) if isinstance(reason, AbortError) else f"The workflow was aborted: {reason!r}"
         return AbortError(message, reason=reason)
@@ -102,13 +103,14 @@ class AbortSignal:
 
 
 class AbortController:
-    """Owns an :class:`AbortSignal` and aborts it.
+    """Owns an [`AbortSignal`][flowcraft.AbortSignal] and aborts it.
 
-    Example::
-
+    Examples:
+        ```python
         controller = AbortController()
         task = asyncio.create_task(flow.run(ctx, controller=controller))
         controller.abort("user pressed stop")
+        ```
     """
 
     __slots__ = ("signal",)
@@ -141,7 +143,7 @@ NEVER_ABORTED = AbortSignal()
 
 
 async def sleep(seconds: float, signal: AbortSignal | None = None) -> None:
-    """Sleep ``seconds``, raising :class:`AbortError` as soon as ``signal`` aborts."""
+    """Sleep ``seconds``, raising [`AbortError`][flowcraft.AbortError] as soon as ``signal`` aborts."""
     if signal is None or signal is NEVER_ABORTED:
         await asyncio.sleep(seconds)
         return

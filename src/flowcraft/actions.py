@@ -1,4 +1,5 @@
-"""The two built-in actions: :data:`DEFAULT_ACTION` and :data:`FILTER_FAILED`."""
+"""The two built-in actions: [`DEFAULT_ACTION`][flowcraft.DEFAULT_ACTION] and
+[`FILTER_FAILED`][flowcraft.FILTER_FAILED]."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The shared state of a run: the :class:`Context` protocol, :class:`TypedContext`,
-typed :class:`ContextKey` names, and lenses for declarative updates."""
+"""The shared state of a run: the [`Context`][flowcraft.Context] protocol, [`TypedContext`][flowcraft.TypedContext],
+typed [`ContextKey`][flowcraft.ContextKey] names, and lenses for declarative updates."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ class ContextKey(str, Generic[T]):
     It *is* its name (a ``str`` subclass), so two keys with one name address the same
     entry, a plain string works too, and keys survive serialization between processes.
 
-    Example::
-
+    Examples:
+        ```python
         USER = ContextKey[dict[str, str]]("user")
         await ctx.set(USER, {"name": "Ada"})
         user = await ctx.get(USER)        # typed as dict[str, str] | None
+        ```
     """
 
     __slots__ = ()
@@ -47,7 +48,7 @@ class ContextKey(str, Generic[T]):
 
 
 def context_key(name: str, type: type[T] | None = None) -> ContextKey[T]:  # noqa: A002
-    """Create a :class:`ContextKey`; ``type`` only informs the type checker."""
+    """Create a [`ContextKey`][flowcraft.ContextKey]; ``type`` only informs the type checker."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"a context key needs a non-empty string name, got {name!r}")
     return ContextKey(name)
@@ -57,17 +58,19 @@ def context_key(name: str, type: type[T] | None = None) -> ContextKey[T]:  # noq
 class Context(Protocol):
     """The shared, mutable state of one run; async so it can live in a remote store.
 
-    Implement it to back a run with another store. Example::
+    Implement it to back a run with another store. Example:
 
-        class RedisContext:
-            async def get(self, key, default=None): ...
-            async def set(self, key, value): ...; return self
-            async def has(self, key): ...
-            async def delete(self, key): ...
-            def keys(self): ...
-            def values(self): ...
-            def entries(self): ...
-            def to_dict(self): ...
+    ```python
+    class RedisContext:
+        async def get(self, key, default=None): ...
+        async def set(self, key, value): ...; return self
+        async def has(self, key): ...
+        async def delete(self, key): ...
+        def keys(self): ...
+        def values(self): ...
+        def entries(self): ...
+        def to_dict(self): ...
+    ```
     """
 
     @overload
@@ -102,7 +105,7 @@ class Context(Protocol):
 
 
 class TypedContext:
-    """A :class:`Context` backed by a dict (the default for in-memory runs).
+    """A [`Context`][flowcraft.Context] backed by a dict (the default for in-memory runs).
 
     ``initial`` is a mapping or an iterable of ``(key, value)`` pairs.
     """
@@ -163,18 +166,18 @@ _MISSING = object()
 
 
 def key_name(key: object) -> str:
-    """The plain-string name of a context key (a ``str`` or :class:`ContextKey`)."""
+    """The plain-string name of a context key (a ``str`` or [`ContextKey`][flowcraft.ContextKey])."""
     if isinstance(key, str):
         return str.__str__(key)
     raise TypeError(f"context keys must be str or ContextKey, got {type(key).__name__}: {key!r}")
 
 
 ContextTransform = Callable[[Context], Awaitable[Context]]
-"""An async function that changes a context and returns it (see :func:`lens`)."""
+"""An async function that changes a context and returns it (see [`lens`][flowcraft.lens])."""
 
 
 class ContextLens(Generic[T]):
-    """Reads and builds updates for one context key. Create with :func:`lens`."""
+    """Reads and builds updates for one context key. Create with [`lens`][flowcraft.lens]."""
 
     __slots__ = ("key",)
 
@@ -206,7 +209,7 @@ class ContextLens(Generic[T]):
 
 
 def lens(key: ContextKey[T] | str) -> ContextLens[T]:
-    """A :class:`ContextLens` for ``key``."""
+    """A [`ContextLens`][flowcraft.ContextLens] for ``key``."""
     return ContextLens(key)
 
 

@@ -1,23 +1,25 @@
 """The exception tree of Flowcraft.
 
-Every exception the library raises on purpose derives from :class:`FlowcraftError`::
+Every exception the library raises on purpose derives from [`FlowcraftError`][flowcraft.FlowcraftError]:
 
-    FlowcraftError
-    ├── AbortError                      a run was cancelled through its AbortSignal
-    ├── WorkflowError                   a node failed in prep / exec / post
-    │   └── FatalWorkflowError          stop the whole run now: no retry, no fallback
-    │       └── BudgetExceededError     the run used up a limit of its Budget
-    ├── NodeTimeoutError (TimeoutError) one exec attempt exceeded Node.timeout
-    ├── RunTimeoutError (TimeoutError)  waiting for a run's result timed out
-    ├── EmptyFlowError (ValueError)     a Flow with no start node and no logic of its own
-    ├── EventLoopRunningError (RuntimeError)  run_sync() called inside a running loop
-    └── GraphError (ValueError)         a declarative graph or blueprint is invalid
-        ├── InvalidGraphError           malformed input (carries a ``path``)
-        ├── UnknownNodeTypeError        a node type missing from the registry
-        ├── DanglingEdgeError           an edge names a node that does not exist
-        ├── DuplicateNodeIdError        two nodes share one id
-        ├── MissingSubWorkflowError     a sub-workflow cannot be resolved
-        └── NoStartNodeError            no node without predecessors
+```text
+FlowcraftError
+├── AbortError                      a run was cancelled through its AbortSignal
+├── WorkflowError                   a node failed in prep / exec / post
+│   └── FatalWorkflowError          stop the whole run now: no retry, no fallback
+│       └── BudgetExceededError     the run used up a limit of its Budget
+├── NodeTimeoutError (TimeoutError) one exec attempt exceeded Node.timeout
+├── RunTimeoutError (TimeoutError)  waiting for a run's result timed out
+├── EmptyFlowError (ValueError)     a Flow with no start node and no logic of its own
+├── EventLoopRunningError (RuntimeError)  run_sync() called inside a running loop
+└── GraphError (ValueError)         a declarative graph or blueprint is invalid
+    ├── InvalidGraphError           malformed input (carries a path)
+    ├── UnknownNodeTypeError        a node type missing from the registry
+    ├── DanglingEdgeError           an edge names a node that does not exist
+    ├── DuplicateNodeIdError        two nodes share one id
+    ├── MissingSubWorkflowError     a sub-workflow cannot be resolved
+    └── NoStartNodeError            no node without predecessors
+```
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class FlowcraftError(Exception):
 
 
 class AbortError(FlowcraftError):
-    """The run was aborted (cancelled) through its :class:`~flowcraft.AbortSignal`.
+    """The run was aborted (cancelled) through its [`AbortSignal`][flowcraft.AbortSignal].
 
     ``reason`` is whatever was passed to ``AbortController.abort(reason)``.
     """
@@ -143,7 +145,7 @@ class RunTimeoutError(FlowcraftError, TimeoutError):
 
 
 class EmptyFlowError(FlowcraftError, ValueError):
-    """A :class:`~flowcraft.Flow` has no start node and no ``exec`` logic of its own."""
+    """A [`Flow`][flowcraft.Flow] has no start node and no ``exec`` logic of its own."""
 
 
 class EventLoopRunningError(FlowcraftError, RuntimeError):

@@ -5,15 +5,16 @@ as it happens (run started/finished/failed/cancelled, node started/finished/fail
 skipped, retry attempts, fallbacks used, context keys changed). When no listener is
 given, nothing is built and the run pays nothing. A listener that raises is logged
 and ignored: it can never break a run. Listeners are plain functions; to consume events
-asynchronously, pass an :class:`EventStream` and iterate over it.
+asynchronously, pass an [`EventStream`][flowcraft.EventStream] and iterate over it.
 
-Example::
-
+Examples:
+    ```python
     def show(event: RunEvent) -> None:
         if isinstance(event, NodeFinished):
             print(f"{event.node_id} -> {event.action!r} in {event.duration:.3f}s")
 
     await flow.run(ctx, on_event=show)
+    ```
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ class ContextChanged(NodeEvent):
 
 
 EventListener = Callable[[RunEvent], object]
-"""A function called with each :class:`RunEvent` (its return value is ignored)."""
+"""A function called with each [`RunEvent`][flowcraft.RunEvent] (its return value is ignored)."""
 
 
 def _node_id(node: AbstractNode | None) -> str | None:
@@ -205,7 +206,8 @@ class EventEmitter:
         self.emit(event_type, node_id=_node_id(node), node_name=name, **fields)
 
     def retry(self, node: AbstractNode, *, attempt: int, max_attempts: int, error: BaseException, wait: float) -> None:
-        """Emit :class:`RetryAttempt`: attempt ``attempt`` of ``node`` failed and another follows."""
+        """Emit [`RetryAttempt`][flowcraft.RetryAttempt]: attempt ``attempt`` of ``node`` failed
+        and another follows."""
         self.node(RetryAttempt, node, attempt=attempt, max_attempts=max_attempts, error=error, wait=wait)
 
     def budget_exceeded(self, error: BudgetExceededError) -> None:
@@ -216,7 +218,8 @@ class EventEmitter:
         )  # fmt: skip
 
     def fallback(self, node: AbstractNode, *, error: BaseException) -> None:
-        """Emit :class:`FallbackUsed`: every attempt of ``node`` failed, its ``exec_fallback`` runs."""
+        """Emit [`FallbackUsed`][flowcraft.FallbackUsed]: every attempt of ``node`` failed, its
+        ``exec_fallback`` runs."""
         self.node(FallbackUsed, node, error=error)
 
     def observe(self, innermost: NextFn) -> NextFn:
@@ -253,7 +256,7 @@ class EventEmitter:
 
 
 class ChangeRecorder:
-    """A :class:`~flowcraft.Context` view that records which keys are set or deleted."""
+    """A [`Context`][flowcraft.Context] view that records which keys are set or deleted."""
 
     __slots__ = ("inner", "keys_deleted", "keys_set")
 
@@ -310,13 +313,14 @@ _TERMINAL = (RunFinished, RunFailed, RunCancelled)
 class EventStream:
     """A listener you can iterate over asynchronously; iteration ends with the run.
 
-    Example::
-
+    Examples:
+        ```python
         stream = EventStream()
         task = asyncio.create_task(flow.run(ctx, on_event=stream))
         async for event in stream:
             print(event)
         await task
+        ```
     """
 
     def __init__(self) -> None:

@@ -31,8 +31,8 @@ def executor_of(args: NodeArgs[Any, Any]) -> Executor:
     the default in-memory one.
 
     Raises:
-        TypeError: ``args.executor`` lacks a method of the :class:`Executor` protocol
-            (a bare :class:`FlowRunner` put itself there).
+        TypeError: ``args.executor`` lacks a method of the [`Executor`][flowcraft.Executor] protocol
+            (a bare [`FlowRunner`][flowcraft.FlowRunner] put itself there).
     """
     executor = args.executor
     if executor is None:
@@ -57,12 +57,13 @@ class Flow(Node[Any, Any, Any]):
 
     Its action is the last action of its inner graph, so an outer flow can branch on it.
 
-    Example::
-
+    Examples:
+        ```python
         flow = Flow()
         flow.start(Load()).next(Transform()).next(Save())
         flow.use(timing_middleware)
         await flow.run(TypedContext({"path": "in.csv"}))
+        ```
     """
 
     holds_graph = True
@@ -132,8 +133,8 @@ class Flow(Node[Any, Any, Any]):
             signal: an ``AbortSignal`` that cancels the run; wins over ``controller``.
             controller: an ``AbortController`` whose signal cancels the run.
             executor: what runs the graph (``InMemoryExecutor`` by default).
-            on_event: called with each :mod:`run event <flowcraft.events>` (see ``EventStream``).
-            budget: limits of the run (:class:`~flowcraft.Budget`): node runs, seconds,
+            on_event: called with each run event (see ``EventStream``).
+            budget: limits of the run ([`Budget`][flowcraft.Budget]): node runs, seconds,
                 costs the nodes meter.
 
         Raises:
@@ -160,7 +161,7 @@ class Flow(Node[Any, Any, Any]):
         return await runner.run(self, ctx, options)
 
     def run_sync(self, ctx: Context | None = None, **options: Any) -> Any:
-        """Run the flow from synchronous code (a script); same options as :meth:`run`.
+        """Run the flow from synchronous code (a script); same options as [`run`][flowcraft.Flow.run].
 
         Raises:
             EventLoopRunningError: called while an event loop is running in this thread.

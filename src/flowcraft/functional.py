@@ -67,14 +67,14 @@ class _TransformNode(Node[Any, Any, Any]):
 
 
 def transform_node(*transforms: ContextTransform) -> Node[Any, Any, Any]:
-    """A node that applies context ``transforms`` (from :func:`~flowcraft.lens`) in order."""
+    """A node that applies context ``transforms`` (from [`lens`][flowcraft.lens]) in order."""
     for transform in transforms:
         _require_callable(transform, "transform_node()")
     return _TransformNode(compose_context(*transforms))
 
 
 def pipeline(*nodes: AbstractNode) -> SequenceFlow:
-    """A :class:`SequenceFlow` of ``nodes`` (none: a flow that runs nothing and returns ``DEFAULT_ACTION``)."""
+    """A [`SequenceFlow`][flowcraft.SequenceFlow] of ``nodes`` (none: a flow that runs nothing and returns ``DEFAULT_ACTION``)."""
     return SequenceFlow(*nodes)
 
 

@@ -1,7 +1,7 @@
-"""Loggers: the :class:`Logger` protocol and three implementations.
+"""Loggers: the [`Logger`][flowcraft.Logger] protocol and three implementations.
 
 A run logs retry warnings, fallbacks and executor messages to the logger passed to
-``run(logger=...)``; the default :class:`NullLogger` is silent.
+``run(logger=...)``; the default [`NullLogger`][flowcraft.NullLogger] is silent.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ _LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warn": 30, "error": 40}
 class Logger(Protocol):
     """Anything with ``debug/info/warn/error(message, **context)``.
 
-    Example::
-
+    Examples:
+        ```python
         class PrintLogger:
             def debug(self, message: str, /, **context: Any) -> None: ...
             def info(self, message: str, /, **context: Any) -> None: print(message, context)
             def warn(self, message: str, /, **context: Any) -> None: print("WARN", message)
             def error(self, message: str, /, **context: Any) -> None: print("ERROR", message)
+        ```
     """
 
     def debug(self, message: str, /, **context: Any) -> None:
@@ -70,15 +71,16 @@ class NullLogger:
 
 
 class LevelLogger:
-    """Base for loggers: implement :meth:`log`; ``debug/info/warn/error`` are provided.
+    """Base for loggers: implement `log`; ``debug/info/warn/error`` are provided.
 
-    Example::
-
+    Examples:
+        ```python
         class ListLogger(LevelLogger):
             def __init__(self):
                 self.lines = []
             def log(self, level, message, context):
                 self.lines.append((level, message, context))
+        ```
     """
 
     def log(self, level: LogLevel, message: str, context: dict[str, Any]) -> None:
@@ -129,7 +131,7 @@ _STDLIB_LEVELS: dict[str, int] = {
 
 
 class StdlibLogger(LevelLogger):
-    """Adapts a :class:`logging.Logger`; the context goes into the record's ``extra``."""
+    """Adapts a [`logging.Logger`][flowcraft.Logger]; the context goes into the record's ``extra``."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger if logger is not None else logging.getLogger("flowcraft")

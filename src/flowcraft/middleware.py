@@ -5,8 +5,8 @@ by passing a modified copy of ``args`` to ``next``, short-circuit by not calling
 (its return value becomes the action), or raise to stop the run. The first middleware
 added is the outermost.
 
-Example::
-
+Examples:
+    ```python
     async def timing(args, next):
         started = time.perf_counter()
         try:
@@ -15,6 +15,7 @@ Example::
             args.logger.info(f"{args.name} took {time.perf_counter() - started:.3f}s")
 
     flow.use(timing)
+    ```
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class NodeArgs(Generic[P, E]):
     """The action of the node that handed control to this one (``None`` at a start)."""
 
     def replace(self, **changes: Any) -> NodeArgs[P, E]:
-        """A copy with ``changes`` applied (same as :func:`dataclasses.replace`)."""
+        """A copy with ``changes`` applied (same as `dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
 
     @property
@@ -121,7 +121,7 @@ def _describe(node: AbstractNode) -> str:
 class AbstractNode:
     """The base of every node and flow: identity, params and successors.
 
-    Subclasses implement :meth:`run_lifecycle`.
+    Subclasses implement [`run_lifecycle`][flowcraft.AbstractNode.run_lifecycle].
     """
 
     _wiring: int = 0  # wiring changes of this node (see topology.wiring_stamp)
@@ -135,7 +135,7 @@ class AbstractNode:
     node run by a :class:`~flowcraft.Budget`."""
     fires_on_first_arrival: ClassVar[bool] = False
     """A join of exclusive branches (a conditional join): it never waits for a second
-    predecessor (see :func:`flowcraft.topology.fan_in`)."""
+    predecessor (see `flowcraft.topology.fan_in`)."""
 
     @property
     def branches(self) -> tuple[AbstractNode, ...]:
@@ -257,8 +257,8 @@ class Node(AbstractNode, Generic[P, E, A]):
     one after another. For blocking work, write ``async def exec`` and await
     ``asyncio.to_thread(...)``.
 
-    Example::
-
+    Examples:
+        ```python
         class Fetch(Node[str, dict, str]):
             async def prep(self, args):
                 return await args.ctx.get("url")
@@ -267,6 +267,7 @@ class Node(AbstractNode, Generic[P, E, A]):
             async def post(self, args):
                 await args.ctx.set("page", args.exec_res)
                 return "ok"
+        ```
     """
 
     # How to call each phase, decided once per class: 0 = not overridden (skip the call),

@@ -157,7 +157,7 @@ class BatchFlow(_BatchBase):
 class ParallelBatchFlow(_Bounded, _BatchBase):
     """Runs ``node_to_run`` once per item, concurrently (at most ``concurrency`` at once).
 
-    Every item runs; a failing item is logged and reported in its :class:`BatchOutcome`
+    Every item runs; a failing item is logged and reported in its [`BatchOutcome`][flowcraft.BatchOutcome]
     (``args.exec_res`` in ``post``) rather than stopping the others.
     """
 

@@ -3,8 +3,8 @@
 ``MemoryRunStore`` and ``MemoryJobQueue`` are the job engine's in-memory backends: run
 a flow through ``flowcraft.engine.JobExecutor`` and ``JobWorker`` without a server.
 
-Example::
-
+Examples:
+    ```python
     from flowcraft.testing import RecordingLogger, EventRecorder, run_lifecycle
 
     async def test_fetch_node():
@@ -12,6 +12,7 @@ Example::
         assert result.action == "ok"
         assert result.exec_res == {...}
         assert result.context == {"url": "x", "page": {...}}
+    ```
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Graph shape: traversal, stable node ids, and the fan-in rule every engine uses.
 
-**The fan-in rule** (:func:`fan_in`), in one place for the in-memory join gate
-(:mod:`flowcraft.executors.joins`), the job engine (:mod:`flowcraft.engine`) and the
+**The fan-in rule** (`fan_in`), in one place for the in-memory join gate
+(`flowcraft.executors.joins`), the job engine ([`flowcraft.engine`][flowcraft.engine]) and the
 Redis scripts, which receive its numbers instead of deriving them:
 
 1. A *join* is a node with more than one distinct predecessor among the nodes that can
@@ -13,7 +13,7 @@ Redis scripts, which receive its numbers instead of deriving them:
    join a graph builder inserts) is not a join: it runs on its first arrival.
 4. A waiting join is released early — it runs with the arrivals it has — when a
    branch ends (a node hands control to no one) or nothing runs any more, if no running
-   node and no other waiting join can still reach it (:meth:`FanIn.releasable`). When
+   node and no other waiting join can still reach it (`FanIn.releasable`). When
    nothing runs and every waiting join can reach another (a cycle), they are all
    released.
 
@@ -203,5 +203,5 @@ def _first_arrival(node: AbstractNode) -> bool:
 
 
 def node_fan_in(root: AbstractNode) -> FanIn[AbstractNode]:
-    """:func:`fan_in` over live nodes: successors and parallel branches are the edges."""
+    """`fan_in` over live nodes: successors and parallel branches are the edges."""
     return fan_in(root, linked_nodes, _first_arrival)

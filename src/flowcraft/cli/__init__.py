@@ -1,18 +1,20 @@
 """The ``flowcraft`` command line (also ``python -m flowcraft``).
 
-Commands::
+Commands:
 
-    flowcraft run GRAPH.json --registry module:NAME [--context JSON|@file] [--param k=v ...]
-                             [--executor memory|redis --redis URL] [--progress auto|live|plain|none]
-                             [--detach [--json]]
-    flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--json]
-    flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
-    flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [--concurrency N]
-                     [--dependencies module:NAME] [--middleware module:NAME ...] [--lock-duration S]
-                     [--stalled-interval S] [--shutdown-grace S] [--log-level LEVEL]
-    flowcraft status RUN_ID [--redis URL] [--context]
-    flowcraft cancel RUN_ID [--redis URL] [--reason TEXT]
-    flowcraft --version
+```bash
+flowcraft run GRAPH.json --registry module:NAME [--context JSON|@file] [--param k=v ...]
+                         [--executor memory|redis --redis URL] [--progress auto|live|plain|none]
+                         [--detach [--json]]
+flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--json]
+flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
+flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [--concurrency N]
+                 [--dependencies module:NAME] [--middleware module:NAME ...] [--lock-duration S]
+                 [--stalled-interval S] [--shutdown-grace S] [--log-level LEVEL]
+flowcraft status RUN_ID [--redis URL] [--context]
+flowcraft cancel RUN_ID [--redis URL] [--reason TEXT]
+flowcraft --version
+```
 
 ``--registry`` names a node registry (a mapping of node type to class), a configured
 ``GraphBuilder``, or a function of no arguments returning either; its module is imported

@@ -184,7 +184,7 @@ class BuilderOptions:
 
 
 def load_builder(ref: str, options: BuilderOptions | None = None) -> GraphBuilder:
-    """The :class:`GraphBuilder` behind ``--registry ref``.
+    """The [`GraphBuilder`][flowcraft.graph.GraphBuilder] behind ``--registry ref``.
 
     ``ref`` names a registry mapping (type → node class), a configured ``GraphBuilder``,
     or a function of no arguments returning either.

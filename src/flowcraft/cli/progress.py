@@ -1,4 +1,4 @@
-"""Live progress of a run on the terminal, driven by :mod:`run events <flowcraft.events>`."""
+"""Live progress of a run on the terminal, driven by run events."""
 
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ T = TypeVar("T")
 
 
 def require_distributed() -> Any:
-    """The ``flowcraft.distributed`` module, or a :class:`CliError` (exit 3) naming the extra to install."""
+    """The ``flowcraft.distributed`` module, or a [`CliError`][flowcraft.cli.CliError] (exit 3)
+    naming the extra to install."""
     try:
         # local import: the redis extra is optional; only the distributed commands load it
         import flowcraft.distributed as distributed

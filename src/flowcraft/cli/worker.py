@@ -1,7 +1,7 @@
 """``flowcraft worker``: the command line of a distributed worker.
 
-The options are parsed by the ``flowcraft`` parser (:mod:`flowcraft.cli`); this module
-loads what they name and runs a :class:`~flowcraft.distributed.Worker`. A first SIGTERM
+The options are parsed by the ``flowcraft`` parser ([`flowcraft.cli`][flowcraft.cli]); this module
+loads what they name and runs a [`Worker`][flowcraft.distributed.Worker]. A first SIGTERM
 or SIGINT lets running jobs finish for ``--shutdown-grace`` seconds, then releases them
 to stalled-job recovery; a second releases them at once. The process exits 0 either way.
 """

@@ -3,16 +3,19 @@ run by any number of worker processes, with Redis holding each run's state.
 
 Needs the optional extra: ``pip install 'flowcraft-py[redis]'`` (BullMQ and redis-py).
 
-Example::
-
+Examples:
+    ```python
     from flowcraft.distributed import DistributedExecutor
 
     async with DistributedExecutor("redis://localhost:6379/0") as executor:
         action = await flow.run(ctx, executor=executor)   # flow built by GraphBuilder
+    ```
 
-and, on each worker host::
+and, on each worker host:
 
-    flowcraft worker --registry myapp.nodes:REGISTRY --redis redis://host:6379/0
+```bash
+flowcraft worker --registry myapp.nodes:REGISTRY --redis redis://host:6379/0
+```
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The distributed client: :class:`DistributedExecutor` is the job engine's client over
-Redis (:class:`~.store.RedisRunStore`) and BullMQ (:class:`~.queue.BullMQJobQueue`)."""
+"""The distributed client: [`DistributedExecutor`][flowcraft.distributed.DistributedExecutor] is
+the job engine's client over
+Redis ([`RedisRunStore`][flowcraft.distributed.RedisRunStore]) and BullMQ
+([`BullMQJobQueue`][flowcraft.distributed.BullMQJobQueue])."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ __all__ = ["DistributedExecutor", "RunError", "RunHandle", "RunStatus", "bluepri
 
 
 class DistributedExecutor(JobExecutor):
-    """Runs flows as one queue job per node, on any number of :class:`~.worker.Worker` processes.
+    """Runs flows as one queue job per node, on any number of [`Worker`][flowcraft.distributed.Worker] processes.
 
     Flows built from a blueprint, and programmatic flows named by a factory
     (``"package.module:function"``), run alike.
@@ -25,12 +27,13 @@ class DistributedExecutor(JobExecutor):
         poll_interval: how often ``result()`` re-reads the status besides pub/sub.
         connection_grace: seconds ``result()`` rides out an unreachable Redis before raising.
 
-    Example::
-
+    Examples:
+        ```python
         async with DistributedExecutor("redis://localhost:6379/0") as executor:
             action = await flow.run(ctx, executor=executor)        # flow built by GraphBuilder
             handle = await executor.start("myapp.flows:make_pipeline", {"n": 1})
             print(await handle.result(timeout=30))
+        ```
     """
 
     def __init__(

@@ -2,27 +2,29 @@
 
 All run keys share the hash tag ``{<run id>}`` so that one run lives in one Redis
 Cluster slot (the Lua steps touch several of them atomically). Layout, with the default
-prefix ``flowcraft``::
+prefix ``flowcraft``:
 
-    flowcraft:blueprint:<sha256>          STRING  the run's graph: blueprint JSON (content hash) or a factory
-                                                  record (structural hash); TTL BLUEPRINT_TTL
-    flowcraft:control                     CHANNEL "cancel <run id>" messages for every worker
-    flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, ttl, last action, error,
-                                                  budget (JSON) and usage (JSON kind -> amount, CHARGE)
-    flowcraft:run:{<id>}:ctx              HASH    context: key name -> codec-encoded value
-    flowcraft:run:{<id>}:pending          HASH    job id -> node id of jobs decided on but not finished yet
-    flowcraft:run:{<id>}:done             HASH    job id -> {"a": action, "j": [[node id, job id], ...]};
-                                                  "charge:<job id>:<kind>" marks of deduplicated charges
-    flowcraft:run:{<id>}:visits           HASH    node id -> last visit number handed out
-    flowcraft:run:{<id>}:open             HASH    fan-in node id -> visit currently collecting arrivals
-    flowcraft:run:{<id>}:join:<node>:<v>  SET     predecessors that reached visit <v> of a fan-in node
-    flowcraft:run:{<id>}:events           CHANNEL published once when the run ends
-    flowcraft:run:{<id>}:memos            HASH    "<job id> <key>" -> memoised value (args.memo); TTL MEMO_TTL
-    flowcraft:run:{<id>}:stream           STREAM  run events (only for runs started with events=True;
-                                                  capped near EVENT_STREAM_MAXLEN entries)
+```text
+flowcraft:blueprint:<sha256>          STRING  the run's graph: blueprint JSON (content hash) or a factory
+                                              record (structural hash); TTL BLUEPRINT_TTL
+flowcraft:control                     CHANNEL "cancel <run id>" messages for every worker
+flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, ttl, last action, error,
+                                              budget (JSON) and usage (JSON kind -> amount, CHARGE)
+flowcraft:run:{<id>}:ctx              HASH    context: key name -> codec-encoded value
+flowcraft:run:{<id>}:pending          HASH    job id -> node id of jobs decided on but not finished yet
+flowcraft:run:{<id>}:done             HASH    job id -> {"a": action, "j": [[node id, job id], ...]};
+                                              "charge:<job id>:<kind>" marks of deduplicated charges
+flowcraft:run:{<id>}:visits           HASH    node id -> last visit number handed out
+flowcraft:run:{<id>}:open             HASH    fan-in node id -> visit currently collecting arrivals
+flowcraft:run:{<id>}:join:<node>:<v>  SET     predecessors that reached visit <v> of a fan-in node
+flowcraft:run:{<id>}:events           CHANNEL published once when the run ends
+flowcraft:run:{<id>}:memos            HASH    "<job id> <key>" -> memoised value (args.memo); TTL MEMO_TTL
+flowcraft:run:{<id>}:stream           STREAM  run events (only for runs started with events=True;
+                                              capped near EVENT_STREAM_MAXLEN entries)
+```
 
 BullMQ keeps its own keys under ``<prefix>:<queue>:*``. Every run key gets
-the client's ``run_ttl`` (default :data:`RUN_TTL`, stored in ``meta``) once the run ends.
+the client's ``run_ttl`` (default `RUN_TTL`, stored in ``meta``) once the run ends.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The BullMQ job queue: the only module that imports BullMQ.
 
-:class:`BullMQJobQueue` adds node jobs and runs a processor over them, and
-:func:`map_backend_errors` turns BullMQ's and redis-py's exceptions into our own
-:class:`~flowcraft.distributed.errors.BackendError` subclasses at the boundary
-(:data:`ERROR_MAP` lists every mapping; a test proves each one). Another engine can be
+[`BullMQJobQueue`][flowcraft.distributed.BullMQJobQueue] adds node jobs and runs a processor over them, and
+`map_backend_errors` turns BullMQ's and redis-py's exceptions into our own
+[`BackendError`][flowcraft.distributed.BackendError] subclasses at the boundary
+(`ERROR_MAP` lists every mapping; a test proves each one). Another engine can be
 put behind the same small surface later.
 """
 
@@ -58,7 +58,8 @@ ERROR_MAP: tuple[tuple[type[BaseException], type[BackendError]], ...] = (
 
 
 def map_backend_error(error: BaseException) -> BaseException:
-    """Our :class:`BackendError` for a BullMQ / redis-py error; anything else unchanged."""
+    """Our [`BackendError`][flowcraft.distributed.BackendError] for a BullMQ / redis-py error;
+    anything else unchanged."""
     if isinstance(error, BackendError):
         return error
     for source, target in ERROR_MAP:
@@ -83,7 +84,7 @@ def map_backend_errors() -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def map_backend_errors_async() -> AsyncIterator[None]:
-    """``async with`` form of :func:`map_backend_errors`."""
+    """``async with`` form of `map_backend_errors`."""
     with map_backend_errors():
         yield
 
@@ -93,7 +94,7 @@ def _connection(redis_url: str) -> str:
 
 
 class BullMQJobQueue:
-    """The :class:`~flowcraft.engine.JobQueue` on BullMQ: deterministic job ids (adding an
+    """The [`JobQueue`][flowcraft.engine.JobQueue] on BullMQ: deterministic job ids (adding an
     id that exists is a no-op), stalled-job recovery for workers that die.
 
     Jobs are retried ``attempts`` times (with backoff) when their processor raises —
@@ -170,7 +171,8 @@ class BullMQJobQueue:
         concurrency: int,
         on_failed: JobFailed | None = None,
     ) -> None:
-        """Run ``processor`` over the queue's jobs, ``concurrency`` at a time, until :meth:`close`."""
+        """Run ``processor`` over the queue's jobs, ``concurrency`` at a time, until
+        [`close`][flowcraft.distributed.BullMQJobQueue.close]."""
         opts: dict[str, Any] = {
             "connection": _connection(self._redis_url),
             "prefix": self._prefix,

@@ -1,10 +1,10 @@
 """Run state in Redis: context hash, delta write-back, done records, join sets, pending
 set, status, cancellation and pub/sub.
 
-Every step that must be atomic is one Lua script (:data:`COMPLETE`, :data:`FAIL`,
-:data:`CANCEL`, :data:`CREATE`); reads are single pipelined round trips. Values are
-codec-encoded text (:mod:`.codec`) — never pickles. Redis errors leave this module as
-our own :class:`~flowcraft.distributed.errors.BackendError` subclasses.
+Every step that must be atomic is one Lua script (`COMPLETE`, `FAIL`,
+`CANCEL`, `CREATE`); reads are single pipelined round trips. Values are
+codec-encoded text (`codec`) — never pickles. Redis errors leave this module as
+our own [`BackendError`][flowcraft.distributed.BackendError] subclasses.
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ return #ARGV
 
 
 def parse_done(record: str) -> Completion:
-    """The :class:`Completion` a stored done record stands for (outcome ``"dup"``)."""
+    """The [`Completion`][flowcraft.engine.Completion] a stored done record stands for (outcome ``"dup"``)."""
     data = json.loads(record)
     pairs = data.get("j") or []
     successors = tuple((str(p[0]), str(p[1])) for p in pairs) if isinstance(pairs, list) else ()
@@ -260,7 +260,7 @@ def _completion(result: Sequence[Any]) -> Completion:
 
 
 class _PubSub:
-    """A :class:`~flowcraft.engine.Subscription` over a redis-py pub/sub connection."""
+    """A [`Subscription`][flowcraft.engine.Subscription] over a redis-py pub/sub connection."""
 
     def __init__(self, pubsub: aioredis.client.PubSub) -> None:
         self._pubsub = pubsub
@@ -285,7 +285,7 @@ def connect(redis_url: str, *, single: bool = False) -> aioredis.Redis:
 
 
 class RedisRunStore:
-    """The :class:`~flowcraft.engine.RunStore` on Redis: every write step one Lua script."""
+    """The [`RunStore`][flowcraft.engine.RunStore] on Redis: every write step one Lua script."""
 
     def __init__(self, redis_url: str, *, prefix: str, run_ttl: int, blueprint_ttl: int = BLUEPRINT_TTL) -> None:
         self.keys = Keys(prefix)
@@ -378,7 +378,7 @@ class RedisRunStore:
         return self.subscription(self.keys.control)
 
     async def ping(self) -> None:
-        """Raise a :class:`BackendError` if Redis cannot be reached."""
+        """Raise a [`BackendError`][flowcraft.distributed.BackendError] if Redis cannot be reached."""
         async with map_backend_errors_async():
             await self.client.ping()
 
@@ -444,7 +444,7 @@ class RedisRunStore:
         return [value is not None for value in values]
 
     async def commit(self, run_id: str, commit: Commit) -> Completion:
-        """The atomic per-node step (:data:`COMPLETE`): delta, done record, arrivals,
+        """The atomic per-node step (`COMPLETE`): delta, done record, arrivals,
         releases, pending set, end of run; ``commit.events`` are appended to the stream."""
         rk = self.keys.run(run_id)
         args: list[Any] = [

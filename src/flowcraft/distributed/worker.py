@@ -1,8 +1,8 @@
-"""Distributed workers: :class:`Worker` is the job engine's worker over Redis and BullMQ.
+"""Distributed workers: [`Worker`][flowcraft.distributed.Worker] is the job engine's worker over Redis and BullMQ.
 
 Run one from the command line (``flowcraft worker --registry pkg.mod:REGISTRY --redis
-URL``) or from code (:meth:`Worker.run`). What one job does is described in
-:mod:`flowcraft.engine.worker`.
+URL``) or from code (`Worker.run`). What one job does is described in
+`flowcraft.engine.worker`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Worker(JobWorker):
         registry: node type → class (the mapping the builder uses); factory-named
             flows need none.
         redis_url: ``redis://`` / ``rediss://`` URL, with auth if needed.
-        queue, prefix: must match the :class:`~.executor.DistributedExecutor`'s.
+        queue, prefix: must match the [`DistributedExecutor`][flowcraft.distributed.DistributedExecutor]'s.
         dependencies: keyword arguments for node constructors.
         concurrency: jobs run at once by this worker.
         lock_duration, stalled_interval: seconds; a job held by a dead worker is
@@ -37,10 +37,11 @@ class Worker(JobWorker):
         middleware: wraps every node this worker runs (in addition to the flow's own).
         logger: the logger nodes receive (silent by default).
 
-    Example::
-
+    Examples:
+        ```python
         worker = Worker(REGISTRY, "redis://localhost:6379/0")
         await worker.run()          # until await worker.close() or a signal
+        ```
     """
 
     def __init__(

@@ -1,15 +1,16 @@
 """The job engine: runs a flow as one job per node visit, through two seams.
 
-- :class:`RunStore` — run records, context, done records, joins, pending jobs, events;
+- [`RunStore`][flowcraft.engine.RunStore] — run records, context, done records, joins, pending jobs, events;
   one atomic, idempotent commit per node.
-- :class:`JobQueue` — delivers jobs at least once.
+- [`JobQueue`][flowcraft.engine.JobQueue] — delivers jobs at least once.
 
-:class:`JobExecutor` starts runs and follows them (a :class:`~flowcraft.FlowRunner`);
-:class:`JobWorker` runs their jobs. Backends: Redis + BullMQ in
-:mod:`flowcraft.distributed`, in-memory ones in :mod:`flowcraft.testing`. Which nodes
+[`JobExecutor`][flowcraft.engine.JobExecutor] starts runs and follows them (a [`FlowRunner`][flowcraft.FlowRunner]);
+[`JobWorker`][flowcraft.engine.JobWorker] runs their jobs. Backends: Redis + BullMQ in
+[`flowcraft.distributed`][flowcraft.distributed], in-memory ones in
+[`flowcraft.testing`][flowcraft.testing]. Which nodes
 are joins and when they fire comes from the one fan-in rule,
-:func:`flowcraft.topology.fan_in`. A flow runs as jobs when another process can rebuild
-it: built from a blueprint, or named by a factory (:func:`flow_from_factory`).
+`flowcraft.topology.fan_in`. A flow runs as jobs when another process can rebuild
+it: built from a blueprint, or named by a factory ([`flow_from_factory`][flowcraft.engine.flow_from_factory]).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The client side of the job engine: :class:`JobExecutor` starts runs, :class:`RunHandle` follows them."""
+"""The client side of the job engine: [`JobExecutor`][flowcraft.engine.JobExecutor] starts runs,
+[`RunHandle`][flowcraft.engine.RunHandle] follows them."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ log = logging.getLogger("flowcraft.engine")
 __all__ = ["JobExecutor", "RunError", "RunHandle", "RunStatus", "StoredGraph", "blueprint_of", "graph_of"]
 
 BLUEPRINT_ATTRIBUTE = "blueprint"
-"""The attribute holding a :class:`WorkflowBlueprint`: ``BlueprintFlow.blueprint``
+"""The attribute holding a [`WorkflowBlueprint`][flowcraft.graph.WorkflowBlueprint]: ``BlueprintFlow.blueprint``
 (the flow of ``GraphBuilder.build`` and ``BlueprintExecutor``)."""
 
 
@@ -158,7 +159,9 @@ def _float(text: str | None) -> float | None:
 
 
 class RunHandle:
-    """Follows one run: ``run_id``, :meth:`result`, :meth:`status`, :meth:`context`, :meth:`cancel`."""
+    """Follows one run: ``run_id``, [`result`][flowcraft.engine.RunHandle.result],
+    [`status`][flowcraft.engine.RunHandle.status], [`context`][flowcraft.engine.RunHandle.context],
+    [`cancel`][flowcraft.engine.RunHandle.cancel]."""
 
     def __init__(self, executor: JobExecutor, run_id: str) -> None:
         self.run_id = run_id
@@ -168,7 +171,8 @@ class RunHandle:
         return f"RunHandle({self.run_id!r})"
 
     async def status(self) -> RunStatus:
-        """The run's current state (raises :class:`RunNotFoundError` for an unknown run)."""
+        """The run's current state (raises [`RunNotFoundError`][flowcraft.engine.RunNotFoundError]
+        for an unknown run)."""
         meta = await self._executor.store.meta(self.run_id)
         if not meta:
             raise RunNotFoundError(
@@ -199,20 +203,22 @@ class RunHandle:
         return {key: decode(value, key=key) for key, value in raw.items()}
 
     async def events(self, *, block: float = 1.0) -> AsyncIterator[RunEvent]:
-        """Iterate over the run's :mod:`events <flowcraft.events>`, from ``RunStarted`` to
+        """Iterate over the run's events, from ``RunStarted`` to
         the final ``RunFinished`` / ``RunFailed`` / ``RunCancelled`` (then iteration ends).
 
         Works for runs started with ``events=True`` (``DistributedExecutor.start``) or
         through ``flow.run(..., on_event=...)``, from any client and at any time while the
         run's keys exist: the events already written are replayed first. Node events
         come from the workers; errors are rebuilt from their type name and message
-        (:class:`~flowcraft.WorkflowError` around a :class:`RemoteNodeError`).
+        ([`WorkflowError`][flowcraft.WorkflowError] around a
+        [`RemoteNodeError`][flowcraft.distributed.RemoteNodeError]).
 
-        Example::
-
+        Examples:
+            ```python
             handle = await executor.start(blueprint, ctx, events=True)
             async for event in handle.events():
                 print(event)
+            ```
 
         Args:
             block: seconds each blocking read waits before the run's state is checked.
@@ -340,12 +346,13 @@ class RunHandle:
 
 
 class JobExecutor:
-    """Runs flows as one job per node through a :class:`RunStore` and a :class:`JobQueue`;
-    :class:`~flowcraft.engine.JobWorker` processes (any number, anywhere) run the jobs.
+    """Runs flows as one job per node through a [`RunStore`][flowcraft.engine.RunStore] and a
+    [`JobQueue`][flowcraft.engine.JobQueue];
+    [`JobWorker`][flowcraft.engine.JobWorker] processes (any number, anywhere) run the jobs.
 
-    A :class:`~flowcraft.FlowRunner`: ``await flow.run(ctx, executor=executor)``. The
+    A [`FlowRunner`][flowcraft.FlowRunner]: ``await flow.run(ctx, executor=executor)``. The
     flow must be one another process can rebuild — built from a blueprint, or named by a
-    factory (:func:`graph_of`).
+    factory ([`graph_of`][flowcraft.engine.graph_of]).
 
     Args:
         store, queue: the backends, shared with the workers.
@@ -419,9 +426,9 @@ class JobExecutor:
         ``graph`` is a blueprint (or its dict, or a flow built from one), a flow factory
         (``"package.module:function"`` or the function), or a flow a factory built.
 
-        With ``events=True`` the run records its :mod:`run events <flowcraft.events>`
+        With ``events=True`` the run records its run events
         (workers add node events as they go); follow them from any client with
-        :meth:`RunHandle.events`. Off by default: a run without events costs nothing
+        [`RunHandle.events`][flowcraft.engine.RunHandle.events]. Off by default: a run without events costs nothing
         extra. ``flow.run(..., on_event=listener)`` turns it on by itself.
 
         With ``budget`` (a :class:`~flowcraft.Budget`) the workers check it before each
@@ -484,8 +491,8 @@ class JobExecutor:
     async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
         """Run ``flow`` (built from a blueprint) across the workers; fills ``context`` with the final state.
 
-        With ``options.on_event`` the listener receives the run's :mod:`events
-        <flowcraft.events>` in order, in this event loop: ``RunStarted``, the workers' node
+        With ``options.on_event`` the listener receives the run's events in order, in this event
+        loop: ``RunStarted``, the workers' node
         events, then one of ``RunFinished`` / ``RunFailed`` / ``RunCancelled``
         (``run_id`` is the distributed run id). A listener that raises is logged and ignored.
 

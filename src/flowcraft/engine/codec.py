@@ -4,7 +4,7 @@ Plain JSON covers ``str``, ``int``, ``float``, ``bool``, ``None``, ``list`` and 
 with string keys. Other supported types are written as ``{"__fc__": tag, "v": ...}``:
 ``datetime``, ``date``, ``time``, ``timedelta``, ``Decimal``, ``UUID``, ``bytes``,
 ``set``, ``frozenset``, ``tuple``, dicts with non-string keys, and the action sentinels
-(``DEFAULT_ACTION``, ``FILTER_FAILED``). Anything else raises :class:`CodecError`
+(``DEFAULT_ACTION``, ``FILTER_FAILED``). Anything else raises [`CodecError`][flowcraft.distributed.CodecError]
 naming the key and the type. Nothing is ever pickled or evaluated.
 """
 
@@ -115,7 +115,8 @@ def _hashable(value: Any) -> Any:
 
 
 def encode(value: Any, *, key: str = "<value>") -> str:
-    """Encode ``value`` as text; raises :class:`CodecError` naming ``key`` and the type."""
+    """Encode ``value`` as text; raises [`CodecError`][flowcraft.distributed.CodecError] naming
+    ``key`` and the type."""
     if type(value) is str:
         return json.dumps(value, ensure_ascii=False)
     try:
@@ -129,7 +130,7 @@ def encode(value: Any, *, key: str = "<value>") -> str:
 
 
 def decode(text: str | bytes, *, key: str = "<value>") -> Any:
-    """Decode text made by :func:`encode` (never unpickles or evaluates anything)."""
+    """Decode text made by [`encode`][flowcraft.distributed.encode] (never unpickles or evaluates anything)."""
     try:
         return json.loads(text, object_hook=_decode_tagged)
     except (ValueError, TypeError, KeyError, IndexError) as error:
@@ -144,5 +145,5 @@ def encode_action(action: Any) -> str:
 
 
 def decode_action(text: str | bytes | None) -> Any:
-    """Decode an action made by :func:`encode_action` (``None`` stays ``None``)."""
+    """Decode an action made by `encode_action` (``None`` stays ``None``)."""
     return None if text is None else decode(text, key="<action>")

@@ -1,4 +1,4 @@
-"""Errors of the job engine and distributed execution (all :class:`~flowcraft.FlowcraftError`)::
+"""Errors of the job engine and distributed execution (all [`FlowcraftError`][flowcraft.FlowcraftError])::
 
 FlowcraftError
 └── DistributedError
@@ -43,7 +43,7 @@ __all__ = [
 
 
 class DistributedError(FlowcraftError):
-    """Root of the errors raised by :mod:`flowcraft.distributed`."""
+    """Root of the errors raised by [`flowcraft.distributed`][flowcraft.distributed]."""
 
 
 class BackendError(DistributedError):
@@ -115,7 +115,7 @@ class GraphMismatchError(DistributedError):
 
 class RemoteNodeError(DistributedError):
     """Stands in for the exception a node raised on a worker (only its type name and
-    message cross processes); the ``original_error`` of the :class:`WorkflowError` that
+    message cross processes); the ``original_error`` of the [`WorkflowError`][flowcraft.WorkflowError] that
     ``RunHandle.result()`` raises."""
 
     names_its_type = True

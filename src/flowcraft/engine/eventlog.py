@@ -1,12 +1,12 @@
 """Run events as text, for the per-run Redis event stream of distributed runs.
 
-:func:`encode_event` turns a :class:`~flowcraft.events.RunEvent` into codec JSON
-(:mod:`.codec`): ``{"t": <event class name>, <field>: <value>, ...}``. Errors cannot
+`encode_event` turns a [`RunEvent`][flowcraft.RunEvent] into codec JSON
+(`codec`): ``{"t": <event class name>, <field>: <value>, ...}``. Errors cannot
 cross processes as objects, so they travel as their type name, message, and the node and
-phase of a :class:`~flowcraft.WorkflowError`; :func:`decode_event` rebuilds them as a
-:class:`~flowcraft.WorkflowError` (when a node and phase were known) around a
-:class:`~.errors.RemoteNodeError` naming the original type, or as the bare
-:class:`~.errors.RemoteNodeError`. Nothing is unpickled or evaluated.
+phase of a [`WorkflowError`][flowcraft.WorkflowError]; `decode_event` rebuilds them as a
+[`WorkflowError`][flowcraft.WorkflowError] (when a node and phase were known) around a
+[`RemoteNodeError`][flowcraft.distributed.RemoteNodeError] naming the original type, or as the bare
+[`RemoteNodeError`][flowcraft.distributed.RemoteNodeError]. Nothing is unpickled or evaluated.
 
 Stream entries hold one field: ``e`` (an encoded event) or ``end`` (the run's final
 state, written atomically with it; readers stop there).
@@ -70,7 +70,7 @@ def error_fields(error: BaseException) -> dict[str, Any]:
 
 
 def rebuild_error(data: dict[str, Any]) -> BaseException:
-    """The client-side stand-in of an error encoded by :func:`error_fields`."""
+    """The client-side stand-in of an error encoded by `error_fields`."""
     type_name = str(data.get("type") or "Exception")
     message = str(data.get("message") or "")
     if "node" in data or "phase" in data:

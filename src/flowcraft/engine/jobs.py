@@ -1,7 +1,7 @@
 """The records that cross the engine's two seams: jobs, run creation, commits.
 
 One job is one visit of one node of one run. Its id is deterministic — the only
-place the format is written is :func:`job_id` — so that a job decided twice (a
+place the format is written is [`job_id`][flowcraft.engine.job_id] — so that a job decided twice (a
 redelivery, a retried commit) is the same job, and the run store deduplicates its
 commit.
 """
@@ -68,18 +68,18 @@ class Job:
 
     @classmethod
     def from_data(cls, job_id: str, data: Mapping[str, Any]) -> Job:
-        """The job behind a queue payload (see :meth:`to_data`)."""
+        """The job behind a queue payload (see [`to_data`][flowcraft.engine.Job.to_data])."""
         action = data.get("a")
         return cls(job_id, str(data["r"]), str(data["n"]), str(data["b"]), action if isinstance(action, str) else None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NewRun:
-    """What :meth:`RunStore.create <flowcraft.engine.RunStore.create>` stores, atomically."""
+    """What [RunStore.create][flowcraft.engine.RunStore.create] stores, atomically."""
 
     run_id: str
     graph: str
-    """The graph's key (see :attr:`Job.graph`)."""
+    """The graph's key (see [`Job.graph`][flowcraft.engine.Job.graph])."""
     graph_text: str
     """The stored graph: blueprint JSON, or ``{"factory": "pkg.mod:fn"}``."""
     params: str
@@ -119,7 +119,7 @@ class Arrival:
 
     node_id: str
     count: int
-    """Distinct arrivals that make it run (1: not a join), from :func:`flowcraft.topology.fan_in`."""
+    """Distinct arrivals that make it run (1: not a join), from `flowcraft.topology.fan_in`."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

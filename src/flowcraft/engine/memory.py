@@ -1,4 +1,5 @@
-"""In-memory backends of the job engine: :class:`MemoryRunStore` and :class:`MemoryJobQueue`.
+"""In-memory backends of the job engine: [`MemoryRunStore`][flowcraft.engine.MemoryRunStore] and
+[`MemoryJobQueue`][flowcraft.engine.MemoryJobQueue].
 
 Real implementations of the two protocols, kept in one process (no persistence, no
 expiry): the contract suite runs the engine over them as it does over Redis, and users
@@ -62,7 +63,7 @@ class _Run:
 
 
 class MemoryRunStore:
-    """A :class:`~flowcraft.engine.RunStore` in this process's memory."""
+    """A [`RunStore`][flowcraft.engine.RunStore] in this process's memory."""
 
     def __init__(self) -> None:
         self._graphs: dict[str, str] = {}
@@ -299,11 +300,11 @@ def _now() -> str:
 
 
 class MemoryJobQueue:
-    """A :class:`~flowcraft.engine.JobQueue` in this process: at-least-once delivery,
+    """A [`JobQueue`][flowcraft.engine.JobQueue] in this process: at-least-once delivery,
     ``attempts`` deliveries per job, ids deduplicated while queued or running.
 
-    Every :meth:`serve` loop on one queue takes jobs from the same line (several
-    in-process workers share it); :meth:`close` stops them all.
+    Every [`serve`][flowcraft.engine.MemoryJobQueue.serve] loop on one queue takes jobs from the same line (several
+    in-process workers share it); [`close`][flowcraft.engine.MemoryJobQueue.close] stops them all.
     """
 
     def __init__(self, *, attempts: int = 5, retry_delay: float = 0.01) -> None:
@@ -329,7 +330,8 @@ class MemoryJobQueue:
         concurrency: int,
         on_failed: JobFailed | None = None,
     ) -> None:
-        """Run ``processor`` over jobs, ``concurrency`` at a time, until :meth:`close`."""
+        """Run ``processor`` over jobs, ``concurrency`` at a time, until
+        [`close`][flowcraft.engine.MemoryJobQueue.close]."""
         slots = asyncio.Semaphore(concurrency)
         self._serving += 1
         try:

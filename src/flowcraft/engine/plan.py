@@ -1,6 +1,6 @@
 """What the job engine needs to know about a runnable graph: stable node ids, where a
 run starts, which jobs a node hands on to, the fan-in facts of the one rule
-(:func:`flowcraft.topology.fan_in`), and how a graph is stored and recognised.
+(`flowcraft.topology.fan_in`), and how a graph is stored and recognised.
 
 Two kinds of graph can run as jobs, because another process must be able to rebuild
 them: a flow built from a blueprint (stored as its canonical JSON, keyed by content
@@ -39,7 +39,8 @@ __all__ = [
 ]
 
 FACTORY_ATTRIBUTE = "factory"
-"""The attribute :func:`flow_from_factory` sets on the flows it builds: the factory's name."""
+"""The attribute [`flow_from_factory`][flowcraft.engine.flow_from_factory] sets on the flows it
+builds: the factory's name."""
 
 
 def canonical_json(blueprint: WorkflowBlueprint) -> str:
@@ -205,7 +206,8 @@ class JobPlan:
 
     @property
     def structural_hash(self) -> str:
-        """:func:`structural_hash` of this graph (the key a factory flow's runs pin)."""
+        """[`structural_hash`][flowcraft.engine.JobPlan.structural_hash] of this graph (the key a
+        factory flow's runs pin)."""
         return structural_hash(self.start, self.ids)
 
     @property

@@ -1,17 +1,19 @@
-"""The job engine's two seams: :class:`RunStore` and :class:`JobQueue`.
+"""The job engine's two seams: [`RunStore`][flowcraft.engine.RunStore] and [`JobQueue`][flowcraft.engine.JobQueue].
 
-The engine (:class:`~flowcraft.engine.JobExecutor` starts and follows runs,
-:class:`~flowcraft.engine.JobWorker` runs their node jobs) talks to these two and to
-nothing else. Backends: Redis + BullMQ (:mod:`flowcraft.distributed`), and the
-in-memory pair of :mod:`flowcraft.testing` (``MemoryRunStore``, ``MemoryJobQueue``),
+The engine ([`JobExecutor`][flowcraft.engine.JobExecutor] starts and follows runs,
+[`JobWorker`][flowcraft.engine.JobWorker] runs their node jobs) talks to these two and to
+nothing else. Backends: Redis + BullMQ ([`flowcraft.distributed`][flowcraft.distributed]), and the
+in-memory pair of [`flowcraft.testing`][flowcraft.testing] (``MemoryRunStore``, ``MemoryJobQueue``),
 which the contract suite runs over as well.
 
-Example — an engine over the in-memory backends, in one process::
+Example — an engine over the in-memory backends, in one process:
 
-    store, queue = MemoryRunStore(), MemoryJobQueue()
-    worker = JobWorker(REGISTRY, store=store, queue=queue)
-    async with JobExecutor(store=store, queue=queue) as executor, worker.running():
-        action = await flow.run(ctx, executor=executor)
+```python
+store, queue = MemoryRunStore(), MemoryJobQueue()
+worker = JobWorker(REGISTRY, store=store, queue=queue)
+async with JobExecutor(store=store, queue=queue) as executor, worker.running():
+    action = await flow.run(ctx, executor=executor)
+```
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ class Subscription(Protocol):
 class RunStore(Protocol):
     """Run state: records, context, done records, joins, pending jobs, events.
 
-    Every write a job makes is one atomic :meth:`commit`, deduplicated by job id.
-    Values are encoded text (:mod:`flowcraft.engine.codec`).
+    Every write a job makes is one atomic [`commit`][flowcraft.engine.RunStore.commit], deduplicated by job id.
+    Values are encoded text (`flowcraft.engine.codec`).
     """
 
     async def create(self, run: NewRun) -> bool:
@@ -164,7 +166,8 @@ class JobQueue(Protocol):
         concurrency: int,
         on_failed: JobFailed | None = None,
     ) -> None:
-        """Run ``processor`` over jobs, ``concurrency`` at a time, until :meth:`close`."""
+        """Run ``processor`` over jobs, ``concurrency`` at a time, until
+        [`close`][flowcraft.engine.JobQueue.close]."""
         ...
 
     async def close(self, *, force: bool = False) -> None:
@@ -191,7 +194,7 @@ def _check(obj: object, protocol: type[Any], role: str) -> None:
 
 
 def check_store(store: object) -> RunStore:
-    """``store`` typed, after checking it has every method of :class:`RunStore`.
+    """``store`` typed, after checking it has every method of [`RunStore`][flowcraft.engine.RunStore].
 
     Raises:
         TypeError: naming the object and each missing method.
@@ -202,7 +205,7 @@ def check_store(store: object) -> RunStore:
 
 
 def check_queue(queue: object) -> JobQueue:
-    """``queue`` typed, after checking it has every method of :class:`JobQueue`.
+    """``queue`` typed, after checking it has every method of [`JobQueue`][flowcraft.engine.JobQueue].
 
     Raises:
         TypeError: naming the object and each missing method.

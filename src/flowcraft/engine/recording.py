@@ -15,9 +15,9 @@ _MISSING: Any = object()
 
 
 class RecordingContext:
-    """A :class:`~flowcraft.Context` over encoded values that records its changes.
+    """A [`Context`][flowcraft.Context] over encoded values that records its changes.
 
-    Values are decoded on first read. :meth:`delta` returns the encoded values of the
+    Values are decoded on first read. `delta` returns the encoded values of the
     keys set and the names of the keys deleted since creation.
     """
 

@@ -1,5 +1,6 @@
-"""Running node jobs: :class:`JobWorker` takes jobs from a :class:`JobQueue` and runs
-them against a :class:`RunStore`.
+"""Running node jobs: [`JobWorker`][flowcraft.engine.JobWorker] takes jobs from a
+[`JobQueue`][flowcraft.engine.JobQueue] and runs
+them against a [`RunStore`][flowcraft.engine.RunStore].
 
 One job is one visit of one node (see DISTRIBUTED.md, "One job, step by step"):
 
@@ -7,9 +8,9 @@ One job is one visit of one node (see DISTRIBUTED.md, "One job, step by step"):
    has ended; a redelivered job with a done record only re-enqueues the successors it
    decided on that are still pending;
 2. run the node's lifecycle (its flow's middleware around it) on a
-   :class:`~.recording.RecordingContext`, with an abort signal cancelled through the
+   `RecordingContext`, with an abort signal cancelled through the
    store's control messages; passed-through containers fan out their branches;
-3. the atomic commit (:meth:`RunStore.commit`): delta, done record, arrivals with the
+3. the atomic commit ([`RunStore.commit`][flowcraft.engine.RunStore.commit]): delta, done record, arrivals with the
    fan-in rule's counts and release facts, pending set, end of run;
 4. enqueue the successor jobs (ids from the store, one round trip).
 
@@ -213,8 +214,9 @@ class JobWorker:
 
     Args:
         registry: node type → class, for blueprint graphs (factory flows need none).
-        store, queue: the engine's backends (:class:`RunStore`, :class:`JobQueue`),
-            shared with the :class:`~flowcraft.engine.JobExecutor` that starts runs.
+        store, queue: the engine's backends ([`RunStore`][flowcraft.engine.RunStore],
+            [`JobQueue`][flowcraft.engine.JobQueue]),
+            shared with the [`JobExecutor`][flowcraft.engine.JobExecutor] that starts runs.
         dependencies: keyword arguments for node constructors.
         concurrency: jobs run at once by this worker.
         middleware: wraps every node this worker runs (in addition to the flow's own).
@@ -223,10 +225,11 @@ class JobWorker:
     Raises:
         TypeError: ``store`` or ``queue`` lacks a method of its protocol (named).
 
-    Example::
-
+    Examples:
+        ```python
         worker = JobWorker(REGISTRY, store=MemoryRunStore(), queue=MemoryJobQueue())
         await worker.run()          # until await worker.close()
+        ```
     """
 
     def __init__(
@@ -269,19 +272,20 @@ class JobWorker:
         raise TypeError(f"{type(self).__name__} needs store= and queue= (a RunStore and a JobQueue)")
 
     async def connect(self) -> None:
-        """Open the backends (``run()`` does it; call it to use :meth:`process` directly)."""
+        """Open the backends (``run()`` does it; call it to use
+        [`process`][flowcraft.engine.JobWorker.process] directly)."""
         if self._store is None or self._queue is None:
             self._store, self._queue = await self._open()
         await self._store.ping()
 
     @property
     def store(self) -> RunStore:
-        """The run store (after :meth:`connect`)."""
+        """The run store (after [`connect`][flowcraft.engine.JobWorker.connect])."""
         assert self._store is not None, "call connect() first"
         return self._store
 
     async def run(self) -> None:
-        """Process jobs until :meth:`close` is called."""
+        """Process jobs until [`close`][flowcraft.engine.JobWorker.close] is called."""
         await self.connect()
         assert self._queue is not None
         subscribed = asyncio.Event()
@@ -323,7 +327,8 @@ class JobWorker:
             self._closed.set()
 
     async def aclose(self) -> None:
-        """Close the connections opened by :meth:`connect` (``run()`` does it on exit)."""
+        """Close the connections opened by [`connect`][flowcraft.engine.JobWorker.connect]
+        (``run()`` does it on exit)."""
         await self._shutdown()
 
     async def _shutdown(self) -> None:

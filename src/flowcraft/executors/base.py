@@ -1,13 +1,13 @@
-"""The executor contract: the :class:`FlowRunner` and :class:`Executor` protocols,
-:class:`RunOptions`, and the kit a custom executor is built from (:class:`WalkScope`,
-:func:`resolve_options`, :class:`BatchOutcome`).
+"""The executor contract: the [`FlowRunner`][flowcraft.FlowRunner] and [`Executor`][flowcraft.Executor] protocols,
+[`RunOptions`][flowcraft.RunOptions], and the kit a custom executor is built from ([`WalkScope`][flowcraft.WalkScope],
+`resolve_options`, [`BatchOutcome`][flowcraft.BatchOutcome]).
 
 Two roles, two protocols:
 
-- a :class:`FlowRunner` runs a whole flow: ``flow.run(ctx, executor=runner)`` calls
+- a [`FlowRunner`][flowcraft.FlowRunner] runs a whole flow: ``flow.run(ctx, executor=runner)`` calls
   ``runner.run(...)``. The distributed and durable executors are flow runners: the
   nodes run elsewhere, one job each.
-- an :class:`Executor` is a flow runner that also walks graphs in this process. Nodes
+- an [`Executor`][flowcraft.Executor] is a flow runner that also walks graphs in this process. Nodes
   that hold a graph (a sub-flow, a parallel block, a batch) call it through
   ``args.executor`` — ``run_subflow``, ``run_parallel``, ``run_batch`` — so the same
   engine (with its middleware, events and fan-in) walks every level of a run.
@@ -96,8 +96,8 @@ _set_index, _set_params, _set_action, _set_error = (
 class FlowRunner(Protocol):
     """Anything ``flow.run(ctx, executor=...)`` accepts: runs a whole flow.
 
-    Example::
-
+    Examples:
+        ```python
         class Timed:
             async def run(self, flow, context=None, options=None):
                 started = time.perf_counter()
@@ -105,6 +105,7 @@ class FlowRunner(Protocol):
                     return await InMemoryExecutor().run(flow, context, options)
                 finally:
                     print(f"{flow.name} took {time.perf_counter() - started:.3f}s")
+        ```
     """
 
     async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
@@ -118,14 +119,16 @@ class Executor(FlowRunner, Protocol):
 
     Flows, parallel blocks and batches call these methods on the executor that runs
     them, so every level of a run goes through one engine. Subclass
-    :class:`~flowcraft.InMemoryExecutor` rather than writing all four from scratch.
+    [`InMemoryExecutor`][flowcraft.InMemoryExecutor] rather than writing all four from scratch.
 
-    Example — an executor that logs every node it runs::
+    Example — an executor that logs every node it runs:
 
-        class LoggingExecutor(InMemoryExecutor):
-            async def run_node(self, args):
-                print("running", args.name)
-                return await super().run_node(args)
+    ```python
+    class LoggingExecutor(InMemoryExecutor):
+        async def run_node(self, args):
+            print("running", args.name)
+            return await super().run_node(args)
+    ```
     """
 
     def run_subflow(self, flow: Flow, args: NodeArgs[Any, Any]) -> Awaitable[Any]:

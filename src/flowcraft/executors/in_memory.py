@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_EXECUTOR", "BatchOutcome", "InMemoryExecutor"]
 class InMemoryExecutor:
     """Runs flows in this process. Stateless: one instance can run many flows at once.
 
-    Subclass and override :meth:`run_node` to observe or change how each node runs.
+    Subclass and override [`run_node`][flowcraft.InMemoryExecutor.run_node] to observe or change how each node runs.
     """
 
     async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
@@ -244,7 +244,7 @@ class InMemoryExecutor:
         """Run ``node``'s lifecycle once per item of params.
 
         Sequentially, the first failure is raised; concurrently, every item runs and each
-        failure is logged and reported in its :class:`BatchOutcome`.
+        failure is logged and reported in its [`BatchOutcome`][flowcraft.BatchOutcome].
         """
         scope = self._block_scope(block, args, gate=None)
         base = {**args.params, **node.params} if node.params else args.params

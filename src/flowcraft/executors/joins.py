@@ -4,11 +4,11 @@ When a parallel block runs, its branches walk on concurrently. A node that more 
 one branch can reach (a *join*) runs once: each arriving branch stops there, and the
 last expected arrival carries on with the join. Which nodes are joins, how many
 arrivals each waits for, and when a waiting join is released early all come from the
-one fan-in rule, :func:`flowcraft.topology.fan_in`, applied to the outermost block of
+one fan-in rule, `flowcraft.topology.fan_in`, applied to the outermost block of
 the walk — the job engine applies the same rule to a whole run.
 
 A predecessor may never arrive (it took another action, or it ended the run). Each
-running branch keeps a :class:`Cursor` on the node it is at; when a branch ends, the
+running branch keeps a `Cursor` on the node it is at; when a branch ends, the
 gate asks the rule which waiting joins no running branch and no other waiting join can
 still reach, and releases them.
 """
@@ -102,7 +102,7 @@ class JoinGate:
 
     def release(self, *, quiescent: bool) -> list[AbstractNode]:
         """Waiting joins that can get no further arrival (``quiescent``: nothing runs any
-        more), by :meth:`FanIn.releasable`."""
+        more), by `FanIn.releasable`."""
         waiting = list(self.arrivals)
         ready = self.fan.releasable(waiting, () if quiescent else [cursor.node for cursor in self.cursors])
         for node in ready:

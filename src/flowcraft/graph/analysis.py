@@ -1,9 +1,11 @@
 """Static analysis of declarative graphs: degrees, start nodes, cycles, and validators.
 
 A *validator* is ``(analysis, graph) -> list[GraphIssue]``. Ready-made ones:
-:func:`check_for_cycles`, :func:`check_default_action_strings`; build your own with
-:func:`create_node_rule`, and run several with :func:`validate_graph`. Programmatic
-flows are checked with :func:`validate_flow`.
+[`check_for_cycles`][flowcraft.graph.check_for_cycles],
+[`check_default_action_strings`][flowcraft.graph.check_default_action_strings]; build your own with
+[`create_node_rule`][flowcraft.graph.create_node_rule], and run several with
+[`validate_graph`][flowcraft.graph.validate_graph]. Programmatic
+flows are checked with [`validate_flow`][flowcraft.graph.validate_flow].
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class AnalyzedNode:
 
 @dataclass(frozen=True, slots=True)
 class GraphAnalysis:
-    """What :func:`analyze_graph` found.
+    """What [`analyze_graph`][flowcraft.graph.analyze_graph] found.
 
     ``cycles`` are paths that repeat their first id at the end, e.g. ``["a", "b", "a"]``.
     """
@@ -158,7 +160,7 @@ def check_default_action_strings(analysis: GraphAnalysis, graph: WorkflowGraph) 
 
 
 def is_node_type(node_type: str) -> Callable[[AnalyzedNode], bool]:
-    """A filter for :func:`create_node_rule`: nodes of type ``node_type``."""
+    """A filter for [`create_node_rule`][flowcraft.graph.create_node_rule]: nodes of type ``node_type``."""
     return lambda node: node.type == node_type
 
 
@@ -170,12 +172,13 @@ def create_node_rule(
 
     ``check`` returns an issue, several issues, or ``None``.
 
-    Example::
-
+    Examples:
+        ```python
         needs_prompt = create_node_rule(
             is_node_type("llm"),
             lambda n: None if n.data.get("prompt") else GraphIssue(n.id, "MissingPrompt", "llm needs a prompt"),
         )
+        ```
     """
 
     def validator(analysis: GraphAnalysis, graph: WorkflowGraph) -> list[GraphIssue]:

@@ -1,5 +1,6 @@
-"""Hydrating blueprints: :class:`BlueprintExecutor` turns a :class:`WorkflowBlueprint`
-into live nodes wired into a :class:`~flowcraft.Flow`, and runs it in memory.
+"""Hydrating blueprints: [`BlueprintExecutor`][flowcraft.graph.BlueprintExecutor] turns a
+[`WorkflowBlueprint`][flowcraft.graph.WorkflowBlueprint]
+into live nodes wired into a [`Flow`][flowcraft.Flow], and runs it in memory.
 
 Wiring rules (what a blueprint's edges mean at run time):
 
@@ -61,10 +62,11 @@ class BlueprintExecutor:
     The blueprint is validated once, here: the start node, every map entry and every
     edge must name nodes it contains.
 
-    Example::
-
+    Examples:
+        ```python
         executor = BlueprintExecutor(blueprint_dict, {"fetch": Fetch}, {"http": client})
         action = await executor.flow.run(TypedContext(), executor=executor)
+        ```
     """
 
     def __init__(
@@ -95,7 +97,7 @@ class BlueprintExecutor:
         """Run this executor's own flow in memory and return its final action.
 
         Raises:
-            ValueError: ``flow`` is not :attr:`flow` (use an ``InMemoryExecutor`` for other flows).
+            ValueError: ``flow`` is not `flow` (use an ``InMemoryExecutor`` for other flows).
         """
         if flow is not self.flow:
             raise ValueError(

@@ -1,5 +1,7 @@
-"""The graph compiler: :class:`GraphBuilder` turns a :class:`WorkflowGraph` into a flat,
-serializable :class:`WorkflowBlueprint` (and, with :meth:`GraphBuilder.build`, into a
+"""The graph compiler: [`GraphBuilder`][flowcraft.graph.GraphBuilder] turns a
+[`WorkflowGraph`][flowcraft.graph.WorkflowGraph] into a flat,
+serializable [`WorkflowBlueprint`][flowcraft.graph.WorkflowBlueprint] (and, with
+[`GraphBuilder.build`][flowcraft.graph.GraphBuilder.build], into a
 runnable flow).
 
 Compilation, in order (each pass is linear in nodes + edges; adjacency maps only):
@@ -83,13 +85,14 @@ def sanitize_id(node_id: str) -> str:
 class SubWorkflowResolver(Protocol):
     """Finds the graph of a sub-workflow by the ``workflowId`` in a node's data.
 
-    Example::
-
+    Examples:
+        ```python
         class DictResolver:
             def __init__(self, graphs):
                 self.graphs = graphs
             def get_graph(self, workflow_id):
                 return self.graphs.get(workflow_id)
+        ```
     """
 
     def get_graph(self, workflow_id: str | int) -> WorkflowGraph | Mapping[str, Any] | None:
@@ -99,14 +102,15 @@ class SubWorkflowResolver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class BlueprintBuildResult:
-    """What :meth:`GraphBuilder.build_blueprint` returns."""
+    """What [`GraphBuilder.build_blueprint`][flowcraft.graph.GraphBuilder.build_blueprint] returns."""
 
     blueprint: WorkflowBlueprint
 
 
 @dataclass(frozen=True, slots=True)
 class BuildResult:
-    """What :meth:`GraphBuilder.build` returns: a runnable flow and the fan-in metadata.
+    """What [`GraphBuilder.build`][flowcraft.graph.GraphBuilder.build] returns: a runnable flow and
+    the fan-in metadata.
 
     ``predecessor_id_map`` maps every flattened node id to its distinct direct
     predecessors; ``original_predecessor_id_map`` to its original producer ids.
@@ -131,11 +135,12 @@ class GraphBuilder:
         conditional_node_types: types whose outgoing edges are exclusive branches.
         logger: receives warnings (e.g. an edge using the literal action ``"default"``).
 
-    Example::
-
+    Examples:
+        ```python
         builder = GraphBuilder({"fetch": Fetch, "save": Save}, {"http": client})
         result = builder.build(graph_dict)
         await result.flow.run(TypedContext())
+        ```
     """
 
     def __init__(
@@ -160,7 +165,7 @@ class GraphBuilder:
     # ---- public API ------------------------------------------------------------------------
 
     def build_blueprint(self, graph: WorkflowGraph | Mapping[str, Any]) -> BlueprintBuildResult:
-        """Compile ``graph`` (or its dict form) into a :class:`WorkflowBlueprint`.
+        """Compile ``graph`` (or its dict form) into a [`WorkflowBlueprint`][flowcraft.graph.WorkflowBlueprint].
 
         Raises:
             InvalidGraphError: malformed input (``path`` says where).
@@ -175,7 +180,8 @@ class GraphBuilder:
 
     def build(self, graph: WorkflowGraph | Mapping[str, Any]) -> BuildResult:
         """Compile ``graph`` and hydrate it into a runnable flow (same errors as
-        :meth:`build_blueprint`, plus :class:`~flowcraft.GraphError` for a node class
+        [`build_blueprint`][flowcraft.graph.GraphBuilder.build_blueprint], plus
+        [`GraphError`][flowcraft.GraphError] for a node class
         that cannot be constructed)."""
         blueprint, predecessors = self._compile(graph)
         predecessor_ids = {node.id: list(predecessors.get(node.id, ())) for node in blueprint.nodes}

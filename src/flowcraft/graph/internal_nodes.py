@@ -2,17 +2,19 @@
 
 Their type names are Flowcraft's, so blueprints are interchangeable with Flowcraft TS:
 
-- ``__internal_input_mapper__`` (:class:`InputMappingNode`) copies parent context keys
+- ``__internal_input_mapper__`` ([`InputMappingNode`][flowcraft.graph.InputMappingNode]) copies parent context keys
   into the keys a sub-workflow reads, before its start nodes.
-- ``__internal_output_mapper__`` (:class:`OutputMappingNode`) copies a sub-workflow's
+- ``__internal_output_mapper__`` ([`OutputMappingNode`][flowcraft.graph.OutputMappingNode]) copies a sub-workflow's
   results back to parent keys after its terminal nodes, and returns the action the
   sub-workflow ended with (so ``sub -"approved"-> ok`` works).
-- ``__internal_sub_workflow_container__`` (:class:`SubWorkflowContainerNode`) marks where
+- ``__internal_sub_workflow_container__``
+  ([`SubWorkflowContainerNode`][flowcraft.graph.SubWorkflowContainerNode]) marks where
   a sub-workflow was inlined; passed through.
-- ``__internal_conditional_join__`` (:class:`ConditionalJoinNode`) joins the exclusive
+- ``__internal_conditional_join__`` ([`ConditionalJoinNode`][flowcraft.graph.ConditionalJoinNode]) joins the exclusive
   branches of a conditional node; fires on the first arrival and hands over to the
   convergence node with the default action, whatever action it was reached by.
-- ``__internal_parallel_container__`` (:class:`ParallelBranchContainer`) runs several
+- ``__internal_parallel_container__``
+  ([`ParallelBranchContainer`][flowcraft.graph.ParallelBranchContainer]) runs several
   successors of one action as concurrent branches (with correct fan-in).
 """
 
@@ -172,4 +174,5 @@ INTERNAL_NODE_TYPES: Final[Mapping[str, type[Node[Any, Any, Any]]]] = {
     CONDITIONAL_JOIN_TYPE: ConditionalJoinNode,
     PARALLEL_CONTAINER_TYPE: ParallelBranchContainer,
 }
-"""The internal type names and the classes :func:`create_node_registry` adds for them."""
+"""The internal type names and the classes
+[`create_node_registry`][flowcraft.graph.create_node_registry] adds for them."""

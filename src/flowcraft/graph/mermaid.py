@@ -82,9 +82,10 @@ def _arrow(source: str, target: str, action: Any, *, branch: bool = False) -> st
 def generate_mermaid(source: Flow | WorkflowBlueprint | WorkflowGraph | Mapping[str, Any]) -> str:
     """Mermaid ``graph TD`` text for a flow, a blueprint or a graph (or their dict forms).
 
-    Example::
-
+    Examples:
+        ```python
         print(generate_mermaid(GraphBuilder(registry).build(graph).flow))
+        ```
     """
     if isinstance(source, Flow):
         return _from_flow(source)
@@ -117,7 +118,7 @@ def _from_graph(nodes: tuple[GraphNode, ...], edges: tuple[GraphEdge, ...]) -> s
 
 
 def _graph_field(node: AbstractNode, key: str) -> str | None:
-    """``id``/``type`` of the graph node ``node`` was built from (a :class:`GraphNode`
+    """``id``/``type`` of the graph node ``node`` was built from (a [`GraphNode`][flowcraft.graph.GraphNode]
     or its dict form), when it has one."""
     graph_data = node.graph_data
     value = graph_data.get(key) if isinstance(graph_data, Mapping) else getattr(graph_data, key, None)

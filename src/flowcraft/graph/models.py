@@ -1,11 +1,11 @@
-"""The declarative formats: :class:`WorkflowGraph` (what people write) and
-:class:`WorkflowBlueprint` (what the builder compiles it to).
+"""The declarative formats: [`WorkflowGraph`][flowcraft.graph.WorkflowGraph] (what people write) and
+[`WorkflowBlueprint`][flowcraft.graph.WorkflowBlueprint] (what the builder compiles it to).
 
 Both read and write Flowcraft's camelCase JSON, so files are interchangeable with
 Flowcraft TS. ``from_dict`` checks the *shape* of the input and raises
-:class:`~flowcraft.errors.InvalidGraphError` with a ``path`` such as ``nodes[3].id``;
+[`InvalidGraphError`][flowcraft.InvalidGraphError] with a ``path`` such as ``nodes[3].id``;
 references between nodes (unknown types, dangling edges, duplicate ids) are checked by
-the builder and by :class:`~flowcraft.graph.BlueprintExecutor`.
+the builder and by [`BlueprintExecutor`][flowcraft.graph.BlueprintExecutor].
 
 Fields this library does not interpret (a visual editor's ``position`` or ``label``, an
 explicit ``"action": ""`` or ``"config": null``...) are kept in ``extra`` and written back
@@ -151,7 +151,8 @@ class GraphNode:
     ``extra`` holds the fields of the JSON node that this library does not interpret
     (``position``, ``label``, an explicit ``"config": null``...): the builder carries them
     into the blueprint unchanged and ``to_dict`` writes them back, in the order the keys
-    were read (:attr:`key_order`). A ``data`` that was not read and is still empty is left
+    were read ([`key_order`][flowcraft.graph.GraphNode.key_order]). A ``data`` that was not read
+    and is still empty is left
     out, so files round-trip unchanged. Treat ``extra`` as read-only too.
     """
 
@@ -238,7 +239,8 @@ class GraphEdge:
 
     ``extra`` holds the fields this library does not interpret (``label``, an explicit
     ``"action": ""`` or ``null``...), carried into the blueprint and written back by
-    ``to_dict`` in the order read (:attr:`key_order`), as for :class:`GraphNode`.
+    ``to_dict`` in the order read ([`key_order`][flowcraft.graph.GraphEdge.key_order]), as for
+    [`GraphNode`][flowcraft.graph.GraphNode].
     """
 
     source: str
@@ -372,12 +374,13 @@ def _load_json(text: str | bytes) -> Any:
 class WorkflowGraph:
     """A declarative workflow: ``nodes`` and ``edges`` (Flowcraft's JSON graph format).
 
-    Example::
-
+    Examples:
+        ```python
         graph = WorkflowGraph.from_dict({
             "nodes": [{"id": "load", "type": "load"}, {"id": "save", "type": "save"}],
             "edges": [{"source": "load", "target": "save"}],
         })
+        ```
     """
 
     nodes: tuple[GraphNode, ...] = ()
@@ -438,7 +441,8 @@ class WorkflowBlueprint:
 
     @classmethod
     def from_dict(cls, raw: Any) -> WorkflowBlueprint:
-        """Parse the JSON form (shape only; :class:`BlueprintExecutor` checks references).
+        """Parse the JSON form (shape only;
+        [`BlueprintExecutor`][flowcraft.graph.BlueprintExecutor] checks references).
 
         Raises:
             InvalidGraphError: the input is not shaped like a blueprint.

@@ -14,7 +14,7 @@ NodeFactory: TypeAlias = Callable[..., AbstractNode]
 """A node class or factory, called as ``factory(data={...}, **dependencies)``."""
 
 NodeRegistry: TypeAlias = Mapping[str, NodeFactory]
-"""Maps a graph node ``type`` to its :data:`NodeFactory`."""
+"""Maps a graph node ``type`` to its [`NodeFactory`][flowcraft.graph.NodeFactory]."""
 
 
 def create_node_registry(
@@ -24,9 +24,10 @@ def create_node_registry(
 
     Entries given here win over the internal ones, so a structural node can be replaced.
 
-    Example::
-
+    Examples:
+        ```python
         registry = create_node_registry({"fetch": FetchNode, "summarize": SummarizeNode})
+        ```
     """
     registry: dict[str, NodeFactory] = dict(INTERNAL_NODE_TYPES)
     for source in (mapping or {}, more):

@@ -27,12 +27,13 @@ def sanitize_graph(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Keep only ``id/type/data/config`` on nodes and ``id/source/target/action`` on edges.
 
     Keys that are absent (or an empty ``config`` / ``action``, as Flowcraft TS drops them)
-    are left out. The result can be passed to :meth:`WorkflowGraph.from_dict`.
+    are left out. The result can be passed to [`WorkflowGraph.from_dict`][flowcraft.graph.WorkflowGraph.from_dict].
 
-    Example::
-
+    Examples:
+        ```python
         sanitize_graph({"nodes": [{"id": "a", "type": "t", "position": {"x": 1}}], "edges": []})
         # {"nodes": [{"id": "a", "type": "t"}], "edges": []}
+        ```
     """
     if not isinstance(raw, Mapping):
         raise InvalidGraphError(f"graph: expected an object, got {type(raw).__name__}", path="graph")

@@ -1,5 +1,5 @@
 """Optional integrations with third-party packages, each behind an import guard.
 
-- :mod:`flowcraft.integrations.opentelemetry` — spans for runs and nodes
+- [`flowcraft.integrations.opentelemetry`][flowcraft.integrations.opentelemetry] — spans for runs and nodes
   (``pip install 'flowcraft-py[otel]'``).
 """

@@ -2,7 +2,7 @@
 
 Install the extra first: ``pip install 'flowcraft-py[otel]'``.
 
-:class:`OpenTelemetryListener` is a :mod:`run event <flowcraft.events>` listener. Pass
+[`OpenTelemetryListener`][flowcraft.integrations.opentelemetry.OpenTelemetryListener] is a run event listener. Pass
 it to ``flow.run(ctx, on_event=listener)``:
 
 - the **run span** (``flowcraft.run <flow>``) starts at ``RunStarted`` and ends at
@@ -22,12 +22,13 @@ Attributes: ``flowcraft.run.id``, ``flowcraft.flow``, ``flowcraft.node.id``,
 ``flowcraft.node.fallback``, ``flowcraft.node.phase`` and ``flowcraft.error`` on failure
 (the span status is ``ERROR`` and the exception is recorded).
 
-Example::
-
+Examples:
+    ```python
     from flowcraft.integrations.opentelemetry import OpenTelemetryListener
 
     tracing = OpenTelemetryListener()          # uses the global tracer provider
     await flow.run(ctx, on_event=tracing)
+    ```
 
 The listener must receive events synchronously (pass it as ``on_event`` directly, or
 call it from a synchronous fan-out listener) so that it runs in the task that runs each
