@@ -95,6 +95,7 @@ API_MODULES = [
     "flowcraft",
     "flowcraft.graph",
     "flowcraft.engine",
+    "flowcraft.durable",
     "flowcraft.distributed",
     "flowcraft.testing",
     "flowcraft.integrations.opentelemetry",

@@ -1,14 +1,14 @@
 """Run budgets: a number of node runs, a wall-clock deadline, and costs the nodes meter.
 
-Give a run a :class:`Budget` (``flow.run(ctx, budget=Budget(...))``, or
+Give a run a [`Budget`][flowcraft.budget.Budget] (``flow.run(ctx, budget=Budget(...))``, or
 ``JobExecutor.start(..., budget=...)``). The executor checks it before each node and each
 retry; nodes meter their own costs with ``await args.budget.charge("tokens", n)`` and
 read what is left with ``args.budget.remaining("tokens")``. Exceeding any limit raises
-:class:`~flowcraft.BudgetExceededError` (a :class:`~flowcraft.FatalWorkflowError`): the
+[`BudgetExceededError`][flowcraft.BudgetExceededError] (a [`FatalWorkflowError`][flowcraft.FatalWorkflowError]): the
 run stops and its in-flight nodes are aborted.
 
-Example::
-
+Examples:
+    ```python
     class Ask(Node):
         async def exec(self, args):
             reply = await llm.complete(args.prep_res)
@@ -16,6 +16,7 @@ Example::
             return reply.text
 
     await flow.run(ctx, budget=Budget(max_node_runs=50, max_seconds=120, limits={"tokens": 200_000}))
+    ```
 
 Node runs count the user's nodes: not the top-level flow, not nested flows, parallel
 blocks or batch flows themselves (their inner nodes and items count), not the wiring a
@@ -109,7 +110,7 @@ class Budget:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Budget:
-        """The budget :meth:`to_dict` wrote."""
+        """The budget ``to_dict`` wrote."""
         return cls(data.get("maxNodeRuns"), data.get("maxSeconds"), dict(data.get("limits") or {}))
 
 
@@ -126,13 +127,13 @@ def _node_id(node: AbstractNode | None) -> str | None:
 
 
 class BudgetMeter:
-    """The usage of one run against its :class:`Budget`, shared by all of its nodes.
+    """The usage of one run against its [`Budget`][flowcraft.budget.Budget], shared by all of its nodes.
 
-    Executors call :meth:`admit` before each node and :meth:`check` before each retry;
-    nodes reach the meter through ``args.budget`` (a :class:`NodeBudget`). Subclasses
-    implement :meth:`_add` (the atomic compare-and-add on the usage they keep).
+    Executors call ``admit`` before each node and ``check`` before each retry;
+    nodes reach the meter through ``args.budget`` (a [`NodeBudget`][flowcraft.budget.NodeBudget]). Subclasses
+    implement ``_add`` (the atomic compare-and-add on the usage they keep).
 
-    ``controller`` is aborted (with the :class:`BudgetExceededError` as reason) when a
+    ``controller`` is aborted (with the [`BudgetExceededError`][flowcraft.budget.BudgetExceededError] as reason) when a
     limit is exceeded, so the run's in-flight nodes stop.
     """
 
@@ -335,7 +336,7 @@ class NodeBudget:
 
     ``await charge(kind, n)`` meters a cost, ``remaining(kind)`` and ``used(kind)`` read
     the usage (``math.inf`` remains of a kind that is not limited). Without a budget,
-    ``args.budget`` is :data:`UNLIMITED`: charges are checked and ignored.
+    ``args.budget`` is [`UNLIMITED`][flowcraft.budget.UNLIMITED]: charges are checked and ignored.
     """
 
     __slots__ = ("meter", "node")

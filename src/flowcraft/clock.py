@@ -1,7 +1,7 @@
 """Time and chance for run policies: the one seam tests replace.
 
 Retry delays (sleeps, jitter, ``max_elapsed``) and budget deadlines read the clock
-through :func:`current`; :class:`flowcraft.testing.FakeClock` installs a clock that never
+through [`current`][flowcraft.clock.current]; [`flowcraft.testing.FakeClock`][flowcraft.testing.FakeClock] installs a clock that never
 really sleeps and draws jitter from a fixed seed.
 """
 
@@ -30,7 +30,7 @@ class Clock:
         return time.time()
 
     async def sleep(self, seconds: float, signal: AbortSignal | None) -> None:
-        """Sleep ``seconds``; raises :class:`~flowcraft.AbortError` as soon as ``signal`` aborts."""
+        """Sleep ``seconds``; raises [`AbortError`][flowcraft.AbortError] as soon as ``signal`` aborts."""
         await sleep(seconds, signal)
 
     def uniform(self, low: float, high: float) -> float:

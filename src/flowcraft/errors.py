@@ -88,7 +88,7 @@ class FatalWorkflowError(WorkflowError):
 
 
 class BudgetExceededError(FatalWorkflowError):
-    """The run used up a limit of its :class:`~flowcraft.Budget`: it stops, and its
+    """The run used up a limit of its [`Budget`][flowcraft.Budget]: it stops, and its
     in-flight nodes are aborted.
 
     Attributes:

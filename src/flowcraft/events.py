@@ -151,7 +151,7 @@ class RetryAttempt(NodeEvent):
 class BudgetExceeded(RunEvent):
     """The run used up a limit of its budget (``kind``, ``limit``, ``used``) at ``node_id``
     (``None``: between nodes); ``usage`` holds every kind. The run then fails with
-    :class:`~flowcraft.BudgetExceededError`."""
+    [`BudgetExceededError`][flowcraft.BudgetExceededError]."""
 
     kind: str
     limit: float
@@ -211,7 +211,7 @@ class EventEmitter:
         self.node(RetryAttempt, node, attempt=attempt, max_attempts=max_attempts, error=error, wait=wait)
 
     def budget_exceeded(self, error: BudgetExceededError) -> None:
-        """Emit :class:`BudgetExceeded` for ``error``."""
+        """Emit [`BudgetExceeded`][flowcraft.events.BudgetExceeded] for ``error``."""
         self.emit(
             BudgetExceeded, kind=error.kind, limit=error.limit, used=error.used, node_id=error.node_id,
             usage=dict(error.usage),

@@ -72,7 +72,7 @@ class NodeArgs(Generic[P, E]):
 
     @property
     def budget(self) -> NodeBudget:
-        """The run's :class:`~flowcraft.Budget` as this node sees it:
+        """The run's [`Budget`][flowcraft.Budget] as this node sees it:
         ``await args.budget.charge("tokens", n)``, ``args.budget.remaining("tokens")``.
 
         A run without a budget gets an unlimited one (charges are checked and ignored).
@@ -99,7 +99,7 @@ class NodeArgs(Generic[P, E]):
         of this visit after a crash returns the stored value without calling ``fn``.
         In an in-memory run ``fn`` simply runs.
 
-        Example:
+        Examples:
             ```python
             async def exec(self, args):
                 return await args.memo("charge", lambda: payments.charge(order))
@@ -132,7 +132,7 @@ class AbstractNode:
     run still runs it, so the whole path is visited."""
     is_structural: ClassVar[bool] = False
     """Wiring a graph compiler inserts (mappers, containers, joins): never counted as a
-    node run by a :class:`~flowcraft.Budget`."""
+    node run by a [`Budget`][flowcraft.Budget]."""
     fires_on_first_arrival: ClassVar[bool] = False
     """A join of exclusive branches (a conditional join): it never waits for a second
     predecessor (see `flowcraft.topology.fan_in`)."""
@@ -248,7 +248,7 @@ class Node(AbstractNode, Generic[P, E, A]):
         timeout: seconds one ``exec`` attempt may take (``None`` = unbounded). Only an
             ``async def exec`` can be interrupted, so a timeout on a node whose ``exec``
             is a plain ``def`` is refused (``ValueError``).
-        retry: a :class:`~flowcraft.RetryPolicy` (backoff, jitter, which errors to
+        retry: a [`RetryPolicy`][flowcraft.RetryPolicy] (backoff, jitter, which errors to
             retry); giving it together with ``max_retries`` or ``wait`` is a ``ValueError``.
             ``node.max_retries`` and ``node.wait`` mirror it; setting either changes it.
 

@@ -4,16 +4,18 @@ attempts, and which errors are worth another attempt.
 After failed attempt *n* the delay is ``d = min(max_wait, wait * backoff ** (n - 1))``,
 drawn uniformly from ``[d * (1 - jitter), d]`` — never above the cap. An error with a
 ``retry_after`` attribute (seconds, e.g. from an HTTP ``Retry-After`` header) sets that
-attempt's delay instead. Aborts, :class:`asyncio.CancelledError` and
-:class:`~flowcraft.FatalWorkflowError` are never retried.
+attempt's delay instead. Aborts, ``asyncio.CancelledError`` and
+[`FatalWorkflowError`][flowcraft.FatalWorkflowError] are never retried.
 
-Example — an LLM call that backs off on rate limits but not on bad requests::
+Example — an LLM call that backs off on rate limits but not on bad requests:
 
-    policy = RetryPolicy(
-        max_attempts=5, wait=1.0, backoff=2.0, max_wait=30.0, jitter=0.5,
-        retry_on=(RateLimitError, TimeoutError), give_up_on=BadRequestError,
-    )
-    node = CallModel(retry=policy)
+```python
+policy = RetryPolicy(
+    max_attempts=5, wait=1.0, backoff=2.0, max_wait=30.0, jitter=0.5,
+    retry_on=(RateLimitError, TimeoutError), give_up_on=BadRequestError,
+)
+node = CallModel(retry=policy)
+```
 """
 
 from __future__ import annotations
@@ -193,7 +195,7 @@ def retry_after(error: BaseException | None) -> float | None:
 
 _MS = 1000.0
 POLICY_CONFIG_KEYS = ("backoff", "maxWait", "jitter", "retryOn", "retryDelay")
-"""JSON ``config`` keys that make the builder give a node a :class:`RetryPolicy`."""
+"""JSON ``config`` keys that make the builder give a node a [`RetryPolicy`][flowcraft.retry.RetryPolicy]."""
 
 
 def resolve_exception_type(name: str) -> type[BaseException]:
@@ -228,7 +230,7 @@ def retry_policy_from_config(config: Mapping[str, Any], base: RetryPolicy | None
     """The policy a JSON ``config`` describes, over ``base`` (times in milliseconds).
 
     Keys: ``maxRetries``, ``retryDelay``/``wait``, ``backoff``, ``maxWait``, ``jitter``,
-    ``retryOn`` (a list of exception names, see :func:`resolve_exception_type`).
+    ``retryOn`` (a list of exception names, see [`resolve_exception_type`][flowcraft.retry.resolve_exception_type]).
 
     Raises:
         ValueError, TypeError: a value is invalid; the message starts with the key.

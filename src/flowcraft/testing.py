@@ -46,13 +46,14 @@ EventT = TypeVar("EventT", bound=RunEvent)
 
 class FakeClock(Clock):
     """A clock for tests of run policies: retry sleeps return at once and advance
-    :attr:`now`, jitter comes from a fixed ``seed``, budget deadlines read :attr:`now`.
+    ``now``, jitter comes from a fixed ``seed``, budget deadlines read ``now``.
 
-    Example::
-
+    Examples:
+        ```python
         with FakeClock(seed=1) as clock:
             await flow.run(ctx)
         assert clock.sleeps == [1.0, 2.0]  # the retry delays, in order
+        ```
     """
 
     def __init__(self, start: float = 0.0, *, seed: int = 0) -> None:
@@ -63,11 +64,11 @@ class FakeClock(Clock):
         self._previous: list[Clock] = []
 
     def monotonic(self) -> float:
-        """:attr:`now`."""
+        """``now``."""
         return self.now
 
     def time(self) -> float:
-        """:attr:`now`."""
+        """``now``."""
         return self.now
 
     def advance(self, seconds: float) -> None:
@@ -75,7 +76,7 @@ class FakeClock(Clock):
         self.now += seconds
 
     async def sleep(self, seconds: float, signal: AbortSignal | None) -> None:
-        """Record ``seconds`` in :attr:`sleeps` and advance :attr:`now` (one loop turn, no real wait)."""
+        """Record ``seconds`` in ``sleeps`` and advance ``now`` (one loop turn, no real wait)."""
         if signal is not None:
             signal.throw_if_aborted()
         self.sleeps.append(seconds)

@@ -101,7 +101,7 @@ def double_visits(roots: Iterable[AbstractNode]) -> list[tuple[AbstractNode, Abs
 
 
 def describe_double_visit(node: AbstractNode, block: AbstractNode) -> str:
-    """The warning for a :func:`double_visits` pair, naming the node and the block."""
+    """The warning for a [`double_visits`][flowcraft.topology.double_visits] pair, naming the node and the block."""
 
     def name(n: AbstractNode) -> str:
         return type(n).__name__ if n.id is None else f"{n.id!r} ({type(n).__name__})"

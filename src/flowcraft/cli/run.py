@@ -44,7 +44,7 @@ def run_command(
 ) -> int:
     """Build the graph file with the registry, run it, print the action and context as JSON.
 
-    ``max_nodes`` / ``max_seconds`` give the run a :class:`~flowcraft.Budget`.
+    ``max_nodes`` / ``max_seconds`` give the run a [`Budget`][flowcraft.Budget].
     """
     budget = _budget(max_nodes, max_seconds)
     graph = read_graph(path)

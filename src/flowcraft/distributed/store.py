@@ -485,7 +485,7 @@ class RedisRunStore:
         return bool(result)
 
     async def charge(self, run_id: str, charge: Charge) -> Usage:
-        """Atomically add to the run's usage of a kind (:data:`CHARGE`; see ``RunStore.charge``)."""
+        """Atomically add to the run's usage of a kind (``CHARGE``; see ``RunStore.charge``)."""
         rk = self.keys.run(run_id)
         limit = "" if charge.limit is None else repr(float(charge.limit))
         async with map_backend_errors_async():

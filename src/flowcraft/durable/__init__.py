@@ -1,12 +1,12 @@
 """Durable runs: a run survives the death of its process and goes on where it stopped.
 
-:class:`DurableExecutor` runs flows in this process on a :class:`SqliteRunStore` (one
+[`DurableExecutor`][flowcraft.durable.DurableExecutor] runs flows in this process on a [`SqliteRunStore`][flowcraft.durable.SqliteRunStore] (one
 file, stdlib ``sqlite3``, no server). Every node's result is committed before the next
 node starts; a new process opened on the same file takes over the runs of a process
 that died and finishes them. For many worker processes use
-:class:`~flowcraft.distributed.DistributedExecutor` (Redis), the same engine.
+[`DistributedExecutor`][flowcraft.distributed.DistributedExecutor] (Redis), the same engine.
 
-Example:
+Examples:
     ```python
     from flowcraft.durable import DurableExecutor
 

@@ -1,4 +1,4 @@
-""":class:`DurableExecutor`: durable runs in this process, on a :class:`SqliteRunStore`.
+"""[`DurableExecutor`][flowcraft.durable.executor.DurableExecutor]: durable runs in this process, on a [`SqliteRunStore`][flowcraft.durable.executor.SqliteRunStore].
 
 The job engine of the distributed mode (one job per node visit, one atomic commit per
 node), with an asyncio queue in this process instead of BullMQ, and a store that
@@ -37,16 +37,16 @@ HOST = socket.gethostname()
 
 
 class DurabilityNotSupportedError(TypeError):
-    """The store given to :class:`DurableExecutor` cannot hold durable runs (it lacks leases)."""
+    """The store given to [`DurableExecutor`][flowcraft.durable.executor.DurableExecutor] cannot hold durable runs (it lacks leases)."""
 
 
 @runtime_checkable
 class DurableRunStore(RunStore, Protocol):
-    """A :class:`~flowcraft.engine.RunStore` that durable runs can use: leases, the jobs a
-    run still has to run, run listings and retention (:class:`SqliteRunStore`)."""
+    """A [`RunStore`][flowcraft.engine.RunStore] that durable runs can use: leases, the jobs a
+    run still has to run, run listings and retention ([`SqliteRunStore`][flowcraft.durable.executor.SqliteRunStore])."""
 
     async def lease(self, run_id: str, owner: str, ttl: float, *, expect: str | None = None) -> bool:
-        """Take or renew the run's lease (see :meth:`SqliteRunStore.lease`)."""
+        """Take or renew the run's lease (see [`SqliteRunStore.lease`][flowcraft.durable.SqliteRunStore.lease])."""
         ...
 
     async def renew(self, owner: str, ttl: float) -> int:
@@ -102,20 +102,20 @@ class DurableExecutor(JobExecutor):
     (``"package.module:function"``).
 
     Args:
-        store: a :class:`SqliteRunStore`, or the path of its file.
+        store: a [`SqliteRunStore`][flowcraft.durable.executor.SqliteRunStore], or the path of its file.
         registry: node type → class, for blueprint graphs.
         dependencies: keyword arguments for node constructors.
         concurrency: node jobs run at once.
         lease_ttl: seconds a run's lease lasts without renewal (renewed every third of it);
             another process takes a run over this long after its process died (at once
             when that process was on this machine).
-        middleware, logger: as for :class:`~flowcraft.engine.JobWorker`.
+        middleware, logger: as for [`JobWorker`][flowcraft.engine.JobWorker].
         poll_interval: how often a handle re-reads a run another process runs.
 
     Raises:
         DurabilityNotSupportedError: ``store`` cannot hold durable runs.
 
-    Example:
+    Examples:
         ```python
         async with DurableExecutor("runs.db", registry=REGISTRY) as executor:
             action = await flow.run(ctx, executor=executor)
@@ -160,7 +160,7 @@ class DurableExecutor(JobExecutor):
         self._tasks: list[asyncio.Task[None]] = []
         self._entering: asyncio.Lock | None = None
         self.taken_over: list[str] = []
-        """Ids of the runs this executor took over from processes that died (see :meth:`recover`)."""
+        """Ids of the runs this executor took over from processes that died (see [`recover`][flowcraft.durable.DurableExecutor.recover])."""
 
     def __repr__(self) -> str:
         return f"DurableExecutor({self.durable_store!r})"
@@ -298,6 +298,6 @@ class DurableExecutor(JobExecutor):
         return await self.durable_store.runs(state, limit)
 
     async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
-        """Run ``flow`` durably and wait for it (see :meth:`JobExecutor.run`)."""
+        """Run ``flow`` durably and wait for it (see [`JobExecutor.run`][flowcraft.engine.JobExecutor.run])."""
         await self._ensure_running()
         return await super().run(flow, context, options)

@@ -1,6 +1,6 @@
-""":class:`SqliteRunStore`: the embedded, durable :class:`~flowcraft.engine.RunStore`.
+"""[`SqliteRunStore`][flowcraft.durable.sqlite.SqliteRunStore]: the embedded, durable [`RunStore`][flowcraft.engine.RunStore].
 
-One file, stdlib :mod:`sqlite3`, no server. Every call runs on one background thread
+One file, stdlib [`sqlite3`][flowcraft.durable.sqlite.sqlite3], no server. Every call runs on one background thread
 (the event loop never blocks on the disk); every write is one ``BEGIN IMMEDIATE``
 transaction, so a node's commit (context delta, action, done record, successors,
 joins) is atomic and deduplicated by job id, as the Redis store's Lua script is.
@@ -64,7 +64,7 @@ def _checkpoint(db: sqlite3.Connection) -> None:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunSummary:
-    """One line of :meth:`SqliteRunStore.runs`: a run's id, state and times (seconds since the epoch)."""
+    """One line of [`SqliteRunStore.runs`][flowcraft.durable.sqlite.SqliteRunStore.runs]: a run's id, state and times (seconds since the epoch)."""
 
     run_id: str
     state: str
@@ -99,7 +99,7 @@ def _now() -> float:
 
 
 class SqliteRunStore:
-    """A :class:`~flowcraft.engine.RunStore` in one SQLite file, shared by any number of processes.
+    """A [`RunStore`][flowcraft.engine.RunStore] in one SQLite file, shared by any number of processes.
 
     Args:
         path: the file (created with its folder's permissions); ``":memory:"`` for a
@@ -108,13 +108,13 @@ class SqliteRunStore:
             last commits before a power loss may not) or ``"FULL"`` (survives power loss,
             slower).
         busy_timeout: seconds a write waits for another process's lock before retrying.
-        retention: seconds a finished run is kept before :meth:`cleanup` removes it.
+        retention: seconds a finished run is kept before [`cleanup`][flowcraft.durable.SqliteRunStore.cleanup] removes it.
 
     Raises:
         StoreError: the file is corrupted, another application's, written by a newer
             Flowcraft, or cannot be created (raised by the first call that opens it).
 
-    Example:
+    Examples:
         ```python
         store = SqliteRunStore("runs.db")
         async with DurableExecutor(store, registry=REGISTRY) as executor:
@@ -200,7 +200,7 @@ class SqliteRunStore:
         return fn(db, *args)
 
     async def _tx(self, body: Callable[..., T], *args: Any) -> T:
-        """Run ``body(db, *args)`` in one write transaction (see :meth:`_call`)."""
+        """Run ``body(db, *args)`` in one write transaction (see [`_call`][flowcraft.durable.SqliteRunStore._call])."""
         result: T = await self._call(self._write, body, *args)
         if self._fast_commits >= _CHECKPOINT_EVERY and not self._inflight:
             self._fast_commits = 0
@@ -209,7 +209,7 @@ class SqliteRunStore:
 
     def _write(self, db: sqlite3.Connection, body: Callable[..., T], *args: Any) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction. On the loop's connection a
-        held lock raises :class:`_Busy` at once; on the thread's it is waited for and retried."""
+        held lock raises [`_Busy`][flowcraft.durable.sqlite._Busy] at once; on the thread's it is waited for and retried."""
         waits = db is not self._fast
         deadline = time.monotonic() + _LOCK_RETRY_SECONDS
         delay = 0.002
@@ -359,7 +359,7 @@ class SqliteRunStore:
         return f"cancel {found[0]}" if found else None
 
     async def ping(self) -> None:
-        """Open the file (raising :class:`StoreError` if it cannot be used)."""
+        """Open the file (raising [`StoreError`][flowcraft.durable.sqlite.StoreError] if it cannot be used)."""
         await self._call(lambda db: None)
 
     async def aclose(self) -> None:

@@ -1,9 +1,9 @@
-"""The SQLite file of :class:`~flowcraft.durable.SqliteRunStore`: opening it, checking
+"""The SQLite file of [`SqliteRunStore`][flowcraft.durable.SqliteRunStore]: opening it, checking
 that it is ours and of a version we read, and creating the tables.
 
 The file says what it is in ``PRAGMA application_id`` (``FLOWCRAFT_APP_ID``) and which
 schema it holds in ``PRAGMA user_version``. A file of another application, a corrupted
-file, or one written by a newer Flowcraft is refused with :class:`StoreError`.
+file, or one written by a newer Flowcraft is refused with [`StoreError`][flowcraft.durable.sqlite_schema.StoreError].
 """
 
 from __future__ import annotations

@@ -431,7 +431,7 @@ class JobExecutor:
         [`RunHandle.events`][flowcraft.engine.RunHandle.events]. Off by default: a run without events costs nothing
         extra. ``flow.run(..., on_event=listener)`` turns it on by itself.
 
-        With ``budget`` (a :class:`~flowcraft.Budget`) the workers check it before each
+        With ``budget`` (a [`Budget`][flowcraft.Budget]) the workers check it before each
         node and each retry; the usage is kept in the store and updated atomically, so
         any number of workers never overshoot a limit. Its ``max_seconds`` counts from now.
 

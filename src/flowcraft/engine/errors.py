@@ -1,5 +1,6 @@
-"""Errors of the job engine and distributed execution (all [`FlowcraftError`][flowcraft.FlowcraftError])::
+"""Errors of the job engine and distributed execution (all [`FlowcraftError`][flowcraft.FlowcraftError]):
 
+```text
 FlowcraftError
 └── DistributedError
     ├── BackendError                      Redis / the queue failed (mapped by queue.py)
@@ -16,6 +17,7 @@ FlowcraftError
     ├── RunConflictError                   a run id that exists with another graph
     ├── RunBlockedError                    the run's graph changed since it started (names what changed)
     └── StoreError                         a run store file that is corrupted, foreign, newer, or unwritable
+```
 """
 
 from __future__ import annotations

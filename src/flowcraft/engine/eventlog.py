@@ -42,7 +42,7 @@ _ERROR_TAG = "__error__"
 
 
 def _type_and_message(error: BaseException) -> tuple[str, str]:
-    """The type name and own message of ``error``; a :class:`RemoteNodeError` stands in
+    """The type name and own message of ``error``; a [`RemoteNodeError`][flowcraft.engine.eventlog.RemoteNodeError] stands in
     for the remote error (another error's ``type_name``, e.g. a ``CodecError``'s, names
     something else)."""
     if isinstance(error, RemoteNodeError):
@@ -53,7 +53,7 @@ def _type_and_message(error: BaseException) -> tuple[str, str]:
 def error_fields(error: BaseException) -> dict[str, Any]:
     """What crosses processes of an exception: type name, message, and node/phase if known.
 
-    For a :class:`~flowcraft.WorkflowError`, ``message`` is its own (naming the node) and
+    For a [`WorkflowError`][flowcraft.WorkflowError], ``message`` is its own (naming the node) and
     ``type``/``detail`` are the type and message of the error it wraps.
     """
     if isinstance(error, WorkflowError):

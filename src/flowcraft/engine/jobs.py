@@ -90,9 +90,9 @@ class NewRun:
     started_event: str | None = None
     """An encoded ``RunStarted``: when given, the run records its events."""
     budget: str | None = None
-    """The run's :class:`~flowcraft.Budget` as JSON (``Budget.to_dict()`` plus ``"started"``,
+    """The run's [`Budget`][flowcraft.Budget] as JSON (``Budget.to_dict()`` plus ``"started"``,
     the wall-clock start time): stored with the run and returned by ``load`` as
-    :attr:`JobState.budget`. ``None``: the run has no budget."""
+    [`JobState.budget`][flowcraft.engine.jobs.JobState.budget]. ``None``: the run has no budget."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -107,7 +107,7 @@ class JobState:
     events: bool = False
     """Whether the run records events (workers then write node events)."""
     budget: str | None = None
-    """The run's budget JSON as given to ``create`` (:attr:`NewRun.budget`), or ``None``."""
+    """The run's budget JSON as given to ``create`` ([`NewRun.budget`][flowcraft.engine.jobs.NewRun.budget]), or ``None``."""
     usage: str | None = None
     """The run's usage so far as a JSON object (kind -> number), as ``charge`` keeps it;
     ``None`` before the first charge."""
@@ -175,14 +175,14 @@ class Failure:
     ``budget_limit``, ``budget_used``)."""
     abort_running: bool = False
     """Also tell every worker to abort the run's running nodes (the ``"cancel <run id>"``
-    control message that :meth:`RunStore.cancel` sends), as a budget exceeded does."""
+    control message that [`RunStore.cancel`][flowcraft.engine.RunStore.cancel] sends), as a budget exceeded does."""
     state: str = "failed"
     """The state the run ends in: ``"failed"``, or ``"blocked"`` (see the class docstring)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Charge:
-    """One atomic change to a run's budget usage (see :meth:`RunStore.charge`)."""
+    """One atomic change to a run's budget usage (see [`RunStore.charge`][flowcraft.engine.RunStore.charge])."""
 
     kind: str
     """``"node_runs"`` or a kind the nodes meter (``"tokens"``)."""
@@ -201,7 +201,7 @@ class Charge:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Usage:
-    """What :meth:`RunStore.charge` answers: ``state`` is ``"ok"`` (accepted),
+    """What [`RunStore.charge`][flowcraft.engine.RunStore.charge] answers: ``state`` is ``"ok"`` (accepted),
     ``"exceeded"`` (refused or over the limit) or ``"inactive"`` (no such run, or it has
     ended: nothing changed); ``used`` is the kind's usage after the call."""
 

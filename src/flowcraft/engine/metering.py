@@ -1,5 +1,5 @@
-"""Budgets of job-engine runs: :class:`StoreBudget` keeps a run's usage in its
-:class:`~flowcraft.engine.RunStore`, where every change is one atomic ``charge``.
+"""Budgets of job-engine runs: [`StoreBudget`][flowcraft.engine.metering.StoreBudget] keeps a run's usage in its
+[`RunStore`][flowcraft.engine.RunStore], where every change is one atomic ``charge``.
 
 Each worker builds one per job from the run's stored budget; the store compares and
 adds atomically, so any number of workers never overshoot a limit. ``remaining`` and
@@ -35,7 +35,7 @@ class StoreBudget(BudgetMeter):
     Args:
         store: the run store (its ``charge`` is the atomic step).
         run_id: the run.
-        text: the stored budget JSON (:func:`encode_budget`).
+        text: the stored budget JSON (``encode_budget``).
         usage: the stored usage JSON (``JobState.usage``), or ``None``.
     """
 

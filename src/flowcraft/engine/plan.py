@@ -121,7 +121,7 @@ def structural_hash(start: AbstractNode, ids: Mapping[AbstractNode, str]) -> str
 
 def node_shapes(ids: Mapping[AbstractNode, str]) -> dict[str, str]:
     """A short digest of each node's part of the shape (class, params, edges), by node id:
-    what :func:`describe_change` compares to say which nodes changed."""
+    what ``describe_change`` compares to say which nodes changed."""
     return {
         line[0]: hashlib.sha256(json.dumps(line[1:], separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
         for line in _shape_lines(ids)
@@ -129,7 +129,7 @@ def node_shapes(ids: Mapping[AbstractNode, str]) -> dict[str, str]:
 
 
 def describe_change(before: Mapping[str, str], after: Mapping[str, str]) -> str:
-    """Which node ids were added, removed or changed between two :func:`node_shapes`."""
+    """Which node ids were added, removed or changed between two ``node_shapes``."""
     added = sorted(set(after) - set(before))
     removed = sorted(set(before) - set(after))
     changed = sorted(node for node in set(before) & set(after) if before[node] != after[node])
@@ -212,5 +212,5 @@ class JobPlan:
 
     @property
     def shapes(self) -> dict[str, str]:
-        """:func:`node_shapes` of this graph (stored with a factory flow's runs)."""
+        """``node_shapes`` of this graph (stored with a factory flow's runs)."""
         return node_shapes(self.ids)

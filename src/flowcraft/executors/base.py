@@ -188,7 +188,7 @@ class WalkScope:
 
     ``chain`` is the middleware composed once for the scope (``None`` when there is no
     middleware); ``inherited`` is what nested flows inherit (``use(mw, inherit=True)``);
-    ``budget`` meters the run's :class:`~flowcraft.Budget` (``None``: no budget) — a walk
+    ``budget`` meters the run's [`Budget`][flowcraft.Budget] (``None``: no budget) — a walk
     calls ``await budget.admit(node)`` before each node.
     """
 

@@ -47,7 +47,7 @@ _COUNTS_CACHE_ATTR = "_flowcraft_join_counts"
 def _fan_in(block: AbstractNode, logger: Logger | None = None) -> FanIn[AbstractNode]:
     """The block's fan-in, recomputed only when a node reachable from it was rewired.
 
-    When it is (re)computed, a node that runs twice (:func:`~flowcraft.topology.double_visits`)
+    When it is (re)computed, a node that runs twice ([`double_visits`][flowcraft.topology.double_visits])
     is reported to ``logger`` as a warning.
     """
     cached: tuple[tuple[AbstractNode, ...], int, FanIn[AbstractNode]] | None = block.__dict__.get(_COUNTS_CACHE_ATTR)
