@@ -1,7 +1,8 @@
 """Time and chance for run policies: the one seam tests replace.
 
 Retry delays (sleeps, jitter, ``max_elapsed``) and budget deadlines read the clock
-through [`current`][flowcraft.clock.current]; [`flowcraft.testing.FakeClock`][flowcraft.testing.FakeClock] installs a clock that never
+through [`current`][flowcraft.clock.current]; [`flowcraft.testing.FakeClock`][flowcraft.testing.FakeClock]
+installs a clock that never
 really sleeps and draws jitter from a fixed seed.
 """
 

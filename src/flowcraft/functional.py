@@ -74,7 +74,8 @@ def transform_node(*transforms: ContextTransform) -> Node[Any, Any, Any]:
 
 
 def pipeline(*nodes: AbstractNode) -> SequenceFlow:
-    """A [`SequenceFlow`][flowcraft.SequenceFlow] of ``nodes`` (none: a flow that runs nothing and returns ``DEFAULT_ACTION``)."""
+    """A [`SequenceFlow`][flowcraft.SequenceFlow] of ``nodes`` (none: a flow that runs nothing and returns
+    ``DEFAULT_ACTION``)."""
     return SequenceFlow(*nodes)
 
 

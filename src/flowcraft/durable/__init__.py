@@ -1,6 +1,7 @@
 """Durable runs: a run survives the death of its process and goes on where it stopped.
 
-[`DurableExecutor`][flowcraft.durable.DurableExecutor] runs flows in this process on a [`SqliteRunStore`][flowcraft.durable.SqliteRunStore] (one
+[`DurableExecutor`][flowcraft.durable.DurableExecutor] runs flows in this process on a
+[`SqliteRunStore`][flowcraft.durable.SqliteRunStore] (one
 file, stdlib ``sqlite3``, no server). Every node's result is committed before the next
 node starts; a new process opened on the same file takes over the runs of a process
 that died and finishes them. For many worker processes use

@@ -1,4 +1,5 @@
-"""[`DurableExecutor`][flowcraft.durable.executor.DurableExecutor]: durable runs in this process, on a [`SqliteRunStore`][flowcraft.durable.executor.SqliteRunStore].
+"""[`DurableExecutor`][flowcraft.durable.executor.DurableExecutor]: durable runs in this process, on a
+[`SqliteRunStore`][flowcraft.durable.executor.SqliteRunStore].
 
 The job engine of the distributed mode (one job per node visit, one atomic commit per
 node), with an asyncio queue in this process instead of BullMQ, and a store that
@@ -37,7 +38,8 @@ HOST = socket.gethostname()
 
 
 class DurabilityNotSupportedError(TypeError):
-    """The store given to [`DurableExecutor`][flowcraft.durable.executor.DurableExecutor] cannot hold durable runs (it lacks leases)."""
+    """The store given to [`DurableExecutor`][flowcraft.durable.executor.DurableExecutor] cannot hold durable
+    runs (it lacks leases)."""
 
 
 @runtime_checkable
@@ -160,7 +162,8 @@ class DurableExecutor(JobExecutor):
         self._tasks: list[asyncio.Task[None]] = []
         self._entering: asyncio.Lock | None = None
         self.taken_over: list[str] = []
-        """Ids of the runs this executor took over from processes that died (see [`recover`][flowcraft.durable.DurableExecutor.recover])."""
+        """Ids of the runs this executor took over from processes that died (see
+        [`recover`][flowcraft.durable.DurableExecutor.recover])."""
 
     def __repr__(self) -> str:
         return f"DurableExecutor({self.durable_store!r})"

@@ -1,6 +1,7 @@
-"""[`SqliteRunStore`][flowcraft.durable.sqlite.SqliteRunStore]: the embedded, durable [`RunStore`][flowcraft.engine.RunStore].
+"""[`SqliteRunStore`][flowcraft.durable.sqlite.SqliteRunStore]: the embedded, durable
+[`RunStore`][flowcraft.engine.RunStore].
 
-One file, stdlib [`sqlite3`][flowcraft.durable.sqlite.sqlite3], no server. Every call runs on one background thread
+One file, stdlib ``sqlite3``, no server. Every call runs on one background thread
 (the event loop never blocks on the disk); every write is one ``BEGIN IMMEDIATE``
 transaction, so a node's commit (context delta, action, done record, successors,
 joins) is atomic and deduplicated by job id, as the Redis store's Lua script is.
@@ -64,7 +65,8 @@ def _checkpoint(db: sqlite3.Connection) -> None:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunSummary:
-    """One line of [`SqliteRunStore.runs`][flowcraft.durable.sqlite.SqliteRunStore.runs]: a run's id, state and times (seconds since the epoch)."""
+    """One line of [`SqliteRunStore.runs`][flowcraft.durable.sqlite.SqliteRunStore.runs]: a run's id, state and
+    times (seconds since the epoch)."""
 
     run_id: str
     state: str
@@ -108,7 +110,8 @@ class SqliteRunStore:
             last commits before a power loss may not) or ``"FULL"`` (survives power loss,
             slower).
         busy_timeout: seconds a write waits for another process's lock before retrying.
-        retention: seconds a finished run is kept before [`cleanup`][flowcraft.durable.SqliteRunStore.cleanup] removes it.
+        retention: seconds a finished run is kept before [`cleanup`][flowcraft.durable.SqliteRunStore.cleanup]
+        removes it.
 
     Raises:
         StoreError: the file is corrupted, another application's, written by a newer
@@ -209,7 +212,8 @@ class SqliteRunStore:
 
     def _write(self, db: sqlite3.Connection, body: Callable[..., T], *args: Any) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction. On the loop's connection a
-        held lock raises [`_Busy`][flowcraft.durable.sqlite._Busy] at once; on the thread's it is waited for and retried."""
+        held lock raises [`_Busy`][flowcraft.durable.sqlite._Busy] at once; on the thread's it is waited for
+        and retried."""
         waits = db is not self._fast
         deadline = time.monotonic() + _LOCK_RETRY_SECONDS
         delay = 0.002

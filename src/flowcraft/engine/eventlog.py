@@ -42,7 +42,8 @@ _ERROR_TAG = "__error__"
 
 
 def _type_and_message(error: BaseException) -> tuple[str, str]:
-    """The type name and own message of ``error``; a [`RemoteNodeError`][flowcraft.engine.eventlog.RemoteNodeError] stands in
+    """The type name and own message of ``error``; a
+    [`RemoteNodeError`][flowcraft.engine.eventlog.RemoteNodeError] stands in
     for the remote error (another error's ``type_name``, e.g. a ``CodecError``'s, names
     something else)."""
     if isinstance(error, RemoteNodeError):

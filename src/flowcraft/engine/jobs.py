@@ -107,7 +107,8 @@ class JobState:
     events: bool = False
     """Whether the run records events (workers then write node events)."""
     budget: str | None = None
-    """The run's budget JSON as given to ``create`` ([`NewRun.budget`][flowcraft.engine.jobs.NewRun.budget]), or ``None``."""
+    """The run's budget JSON as given to ``create`` ([`NewRun.budget`][flowcraft.engine.jobs.NewRun.budget]),
+    or ``None``."""
     usage: str | None = None
     """The run's usage so far as a JSON object (kind -> number), as ``charge`` keeps it;
     ``None`` before the first charge."""

@@ -79,7 +79,8 @@ class RunStore(Protocol):
 
         ``failure.details`` are stored in the run's record too (``meta``); with
         ``failure.abort_running`` every worker is also told to abort the run's running
-        nodes (the control message of [`cancel`][flowcraft.engine.protocols.RunStore.cancel], after the run is marked failed).
+        nodes (the control message of [`cancel`][flowcraft.engine.protocols.RunStore.cancel], after the run is
+        marked failed).
         """
         ...
 
@@ -100,8 +101,10 @@ class RunStore(Protocol):
            Not ``admit``: ``used += amount``, remember the key; ``Usage("exceeded", used)``
            if ``limit`` is set and ``used > limit``, else ``Usage("ok", used)``.
 
-        The usage of every kind is kept with the run and returned by [`load`][flowcraft.engine.protocols.RunStore.load] as
-        ``JobState.usage`` (a JSON object kind → number) and by [`meta`][flowcraft.engine.protocols.RunStore.meta] under the
+        The usage of every kind is kept with the run and returned by
+        [`load`][flowcraft.engine.protocols.RunStore.load] as
+        ``JobState.usage`` (a JSON object kind → number) and by
+        [`meta`][flowcraft.engine.protocols.RunStore.meta] under the
         ``"usage"`` field (same JSON). Charging never ends the run by itself: the worker
         that gets ``"exceeded"`` calls [`fail`][flowcraft.engine.protocols.RunStore.fail] (with ``abort_running``).
         """

@@ -146,7 +146,8 @@ class _Job:
         return key
 
     async def memo(self, args: NodeArgs[Any, Any], key: str, fn: Callable[[], Any]) -> Any:
-        """``fn()``'s result, stored once per node visit (see [`NodeArgs.memo`][flowcraft.engine.worker.NodeArgs.memo])."""
+        """``fn()``'s result, stored once per node visit (see
+        [`NodeArgs.memo`][flowcraft.engine.worker.NodeArgs.memo])."""
         visit = self.key_for(args)
         name = f"memo {key!r}"
         stored = await self.store.memo(self.run_id, visit, key, None)

@@ -71,7 +71,8 @@ class InMemoryExecutor:
         budget: Budget,
     ) -> Any:
         """A run with a budget: its signal also aborts when a limit is exceeded (in-flight
-        nodes stop), and that ends the run with the [`BudgetExceededError`][flowcraft.executors.in_memory.BudgetExceededError]."""
+        nodes stop), and that ends the run with the
+        [`BudgetExceededError`][flowcraft.executors.in_memory.BudgetExceededError]."""
         meter = self.budget_meter(budget, events)
         signal = meter.controller.signal
         link = meter.controller.abort
