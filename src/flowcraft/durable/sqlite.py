@@ -110,8 +110,8 @@ class SqliteRunStore:
             last commits before a power loss may not) or ``"FULL"`` (survives power loss,
             slower).
         busy_timeout: seconds a write waits for another process's lock before retrying.
-        retention: seconds a finished run is kept before [`cleanup`][flowcraft.durable.SqliteRunStore.cleanup]
-        removes it.
+        retention: seconds a finished run is kept before
+            [`cleanup`][flowcraft.durable.SqliteRunStore.cleanup] removes it.
 
     Raises:
         StoreError: the file is corrupted, another application's, written by a newer
@@ -212,7 +212,7 @@ class SqliteRunStore:
 
     def _write(self, db: sqlite3.Connection, body: Callable[..., T], *args: Any) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction. On the loop's connection a
-        held lock raises [`_Busy`][flowcraft.durable.sqlite._Busy] at once; on the thread's it is waited for
+        held lock raises ``_Busy`` at once; on the thread's it is waited for
         and retried."""
         waits = db is not self._fast
         deadline = time.monotonic() + _LOCK_RETRY_SECONDS
