@@ -385,9 +385,14 @@ class RedisRunStore:
     # ---- worker side ---------------------------------------------------------------------
 
     async def graph(self, key: str) -> str | None:
-        """The stored graph text (blueprint JSON or factory record), or ``None``."""
+        """The stored graph text (blueprint JSON or factory record), or ``None``.
+
+        Reading it renews its TTL: a graph expires ``blueprint_ttl`` seconds after the last
+        worker read it, not after its run started (workers re-read the graphs they use
+        hourly), so a long run never loses its graph.
+        """
         async with map_backend_errors_async():
-            result = await self.client.get(self.keys.blueprint(key))
+            result = await self.client.getex(self.keys.blueprint(key), ex=self.blueprint_ttl)
         return cast("str | None", result)
 
     async def load(self, run_id: str, job_id: str) -> JobState:

@@ -70,6 +70,8 @@ __all__ = ["JobWorker"]
 log = logging.getLogger("flowcraft.engine.worker")
 
 CRASH_ENV = "FLOWCRAFT_TEST_CRASH_AT"
+GRAPH_REREAD = 3600.0
+"""Seconds after which a worker reads a graph it uses again (renewing its TTL on Redis)."""
 CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "after_complete",
                  "before_enqueue": "after_complete"}  # fmt: skip
 
@@ -77,9 +79,10 @@ CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "
 class _Hydrated:
     """A graph hydrated once per worker: its job plan and the middleware chain of each node."""
 
-    __slots__ = ("chains", "flow", "middleware", "plan")
+    __slots__ = ("chains", "flow", "middleware", "plan", "read_at")
 
     def __init__(self, flow: Flow, middleware: Sequence[Any] = ()) -> None:
+        self.read_at = time.monotonic()
         self.plan = JobPlan(flow)
         self.flow = flow
         self.middleware = [*middleware, *flow.middleware]  # the worker's own outermost
@@ -377,6 +380,9 @@ class JobWorker:
 
     async def _hydrate(self, key: str) -> _Hydrated:
         hydrated = self._hydrated.get(key)
+        if hydrated is not None and time.monotonic() - hydrated.read_at > GRAPH_REREAD:
+            hydrated.read_at = time.monotonic()
+            await self.store.graph(key)  # keeps a graph in use from expiring (stores with a TTL)
         if hydrated is None:
             assert self._store is not None
             text = await self._store.graph(key)
