@@ -156,7 +156,7 @@ class DurableExecutor(JobExecutor):
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._worker = JobWorker(
             registry, store=store, queue=queue, dependencies=dependencies, concurrency=concurrency,
-            middleware=middleware, logger=logger,
+            middleware=middleware, logger=logger, inline_successors=True,
         )  # fmt: skip
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []

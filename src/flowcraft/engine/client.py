@@ -20,6 +20,7 @@ from ..events import EventEmitter, RunCancelled, RunEvent, RunFailed, RunFinishe
 from ..executors.base import NULL_LOGGER, RunOptions
 from ..flow import Flow
 from ..graph.models import WorkflowBlueprint
+from ..topology import iter_reachable, wiring_stamp
 from .codec import decode, decode_action, encode
 from .errors import (
     BackendConnectionError,
@@ -40,6 +41,7 @@ from .plan import (
     canonical_json,
     factory_name,
     flow_from_factory,
+    job_successors,
 )
 from .protocols import JobQueue, RunStore, check_queue, check_store
 
@@ -144,10 +146,25 @@ def graph_of(source: Any) -> StoredGraph:
     raise NotABlueprintFlowError(_NOT_REBUILDABLE.format(kind=type(source).__name__))
 
 
+_STORED_ATTRIBUTE = "_flowcraft_stored_graph"
+
+
 def _factory_graph(flow: Flow) -> StoredGraph:
+    """The stored form of a factory flow, kept on the flow while its wiring and its nodes'
+    params objects stay the same (a flow run many times is analysed once)."""
+    start = flow.start_node
+    nodes = list(iter_reachable([start], job_successors)) if start is not None else []
+    fingerprint = (wiring_stamp(nodes), tuple(id(node) for node in nodes), tuple(id(node.params) for node in nodes))
+    cached = getattr(flow, _STORED_ATTRIBUTE, None)
+    if cached is not None and cached[0] == fingerprint:
+        stored: StoredGraph = cached[1]
+        return stored
     plan = JobPlan(flow)
-    text = json.dumps({"factory": getattr(flow, FACTORY_ATTRIBUTE), "shapes": plan.shapes}, sort_keys=True)
-    return StoredGraph(plan.structural_hash, text, plan.start_id, _flow_label(flow))
+    key, shapes = plan.identity()
+    text = json.dumps({"factory": getattr(flow, FACTORY_ATTRIBUTE), "shapes": shapes}, sort_keys=True)
+    stored = StoredGraph(key, text, plan.start_id, _flow_label(flow))
+    object.__setattr__(flow, _STORED_ATTRIBUTE, (fingerprint, stored))
+    return stored
 
 
 def _flow_label(flow: Flow) -> str:

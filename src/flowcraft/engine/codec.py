@@ -139,11 +139,33 @@ def decode(text: str | bytes, *, key: str = "<value>") -> Any:
         ) from error
 
 
+_ACTIONS: dict[Any, str] = {}
+_DECODED_ACTIONS: dict[str, Any] = {}
+_ACTION_CACHE_SIZE = 1024
+
+
 def encode_action(action: Any) -> str:
     """Encode a node's action (a string, a sentinel, or any codec-supported value)."""
+    if type(action) is str or type(action) is ActionSentinel:
+        found = _ACTIONS.get(action)
+        if found is None:
+            found = encode(action, key="<action>")
+            if len(_ACTIONS) < _ACTION_CACHE_SIZE:  # a graph has few actions: remember them
+                _ACTIONS[action] = found
+        return found
     return encode(action, key="<action>")
 
 
 def decode_action(text: str | bytes | None) -> Any:
     """Decode an action made by `encode_action` (``None`` stays ``None``)."""
-    return None if text is None else decode(text, key="<action>")
+    if text is None:
+        return None
+    if type(text) is str:
+        found = _DECODED_ACTIONS.get(text, _DECODED_ACTIONS)
+        if found is not _DECODED_ACTIONS:
+            return found
+        value = decode(text, key="<action>")
+        if (type(value) is str or type(value) is ActionSentinel) and len(_DECODED_ACTIONS) < _ACTION_CACHE_SIZE:
+            _DECODED_ACTIONS[text] = value
+        return value
+    return decode(text, key="<action>")

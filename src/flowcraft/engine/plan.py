@@ -115,17 +115,22 @@ def _shape_lines(ids: Mapping[AbstractNode, str]) -> list[list[Any]]:
 
 def structural_hash(start: AbstractNode, ids: Mapping[AbstractNode, str]) -> str:
     """A hash of the job graph's shape: node ids, classes, static params, edges, branches."""
-    text = json.dumps({"start": ids[start], "nodes": _shape_lines(ids)}, separators=(",", ":"))
+    return _hash_of_lines(ids[start], _shape_lines(ids))
+
+
+def _hash_of_lines(start_id: str, lines: list[list[Any]]) -> str:
+    text = json.dumps({"start": start_id, "nodes": lines}, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def node_shapes(ids: Mapping[AbstractNode, str]) -> dict[str, str]:
     """A short digest of each node's part of the shape (class, params, edges), by node id:
     what ``describe_change`` compares to say which nodes changed."""
-    return {
-        line[0]: hashlib.sha256(json.dumps(line[1:], separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
-        for line in _shape_lines(ids)
-    }
+    return _shapes_of_lines(_shape_lines(ids))
+
+
+def _shapes_of_lines(lines: list[list[Any]]) -> dict[str, str]:
+    return {line[0]: hashlib.blake2b(repr(line[1:]).encode("utf-8"), digest_size=8).hexdigest() for line in lines}
 
 
 def describe_change(before: Mapping[str, str], after: Mapping[str, str]) -> str:
@@ -214,3 +219,8 @@ class JobPlan:
     def shapes(self) -> dict[str, str]:
         """``node_shapes`` of this graph (stored with a factory flow's runs)."""
         return node_shapes(self.ids)
+
+    def identity(self) -> tuple[str, dict[str, str]]:
+        """The structural hash and the node shapes, from one walk over the graph."""
+        lines = _shape_lines(self.ids)
+        return _hash_of_lines(self.start_id, lines), _shapes_of_lines(lines)

@@ -59,7 +59,7 @@ from ..node import AbstractNode, NodeArgs
 from .codec import decode, decode_action, encode, encode_action
 from .errors import BackendError, BlueprintNotFoundError, CodecError, GraphMismatchError, NotABlueprintFlowError
 from .eventlog import encode_event
-from .jobs import ACTIVE_STATES, Commit, Failure, Job
+from .jobs import ACTIVE_STATES, Commit, Failure, Job, JobState
 from .metering import StoreBudget, failure_details
 from .plan import JobPlan, describe_change, flow_from_factory
 from .protocols import JobQueue, RunStore, check_queue, check_store
@@ -225,6 +225,9 @@ class JobWorker:
         concurrency: jobs run at once by this worker.
         middleware: wraps every node this worker runs (in addition to the flow's own).
         logger: the logger nodes receive (silent by default).
+        inline_successors: run a job's lone successor in the same task, without the
+            queue — only for a queue whose jobs the store can give back after a crash
+            (the durable executor's), never for one that must see every job (BullMQ).
 
     Raises:
         TypeError: ``store`` or ``queue`` lacks a method of its protocol (named).
@@ -246,6 +249,7 @@ class JobWorker:
         concurrency: int = 10,
         middleware: Sequence[Any] = (),
         logger: Logger | None = None,
+        inline_successors: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
@@ -256,6 +260,7 @@ class JobWorker:
         self.concurrency = concurrency
         self._middleware = list(middleware)
         self.logger: Logger = logger if logger is not None else NullLogger()
+        self.inline_successors = inline_successors
         self._hydrated: dict[str, _Hydrated] = {}
         self._running: dict[str, set[AbortController]] = {}
         self._crash = _crash_point()
@@ -397,32 +402,39 @@ class JobWorker:
         return hydrated
 
     async def process(self, job: Job) -> None:
-        """Run one node job (the four steps in the module docstring)."""
+        """Run one node job (the four steps in the module docstring); with
+        ``inline_successors``, then its lone successor and so on, in this task."""
+        follow: tuple[Job, JobState | None] | None = (job, None)
+        while follow is not None:
+            follow = await self._process_one(*follow)
+
+    async def _process_one(self, job: Job, known: JobState | None) -> tuple[Job, JobState] | None:
+        """One job; the next job to run here and its state (``inline_successors``), else ``None``."""
         store = self._store
         assert store is not None
         run_id, node_id, graph_key = job.run_id, job.node_id, job.graph
-        state = await store.load(run_id, job.id)
+        state = known if known is not None else await store.load(run_id, job.id)
         if state.status not in ACTIVE_STATES:
             if state.events and state.status is not None:
                 await self._skipped(run_id, node_id, graph_key, f"the run had already ended ({state.status})")
-            return
+            return None
         if state.done is not None:  # redelivered after its commit
             done = state.done
             await self._enqueue(run_id, graph_key, await self._still_pending(run_id, done.successors), done.action)
-            return
+            return None
         try:
             hydrated = await self._hydrate(graph_key)
         except GraphMismatchError as error:  # another code version: the run waits for the right one
             await self._fail(run_id, node_id, "hydrate", error, state="blocked")
-            return
+            return None
         except (BlueprintNotFoundError, GraphError, CodecError, NotABlueprintFlowError) as error:
             await self._fail(run_id, node_id, "hydrate", error)
-            return
+            return None
         node = hydrated.node(node_id)
         if node is None:
             missing = GraphError(f"Node {node_id!r} is not in graph {graph_key}", node_id=node_id)
             await self._fail(run_id, node_id, "hydrate", missing)
-            return
+            return None
         incoming = decode_action(job.action) if job.action is not None else None
         sets: dict[str, str] = {}
         deletes: list[str] = []
@@ -440,9 +452,9 @@ class JobWorker:
                     if state.events:
                         job_events = _JobEvents(run_id, node, self.logger)
                     await self._fail(run_id, node_id, "budget", error, job_events, started=False)
-                    return
+                    return None
                 except AbortError:  # the run has ended meanwhile
-                    return
+                    return None
             if state.events:
                 job_events = _JobEvents(run_id, node, self.logger)
                 job_events.events.node(NodeStarted, node)
@@ -451,14 +463,14 @@ class JobWorker:
                 run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events, meter, job.id
             )
             if outcome is None:
-                return
+                return None
             returned, ctx = outcome
             action = DEFAULT_ACTION if returned is None else returned
             try:
                 sets, deletes = ctx.delta()
             except CodecError as error:
                 await self._fail(run_id, node_id, "post", error, job_events)
-                return
+                return None
             if job_events is not None:
                 if sets or deletes:
                     job_events.events.node(ContextChanged, node, keys_set=tuple(sets), keys_deleted=tuple(deletes))
@@ -469,7 +481,7 @@ class JobWorker:
             action_text = encode_action(action)
         except CodecError as error:
             await self._fail(run_id, node_id, "post", error, job_events)
-            return
+            return None
         events: list[str] = []
         if job_events is not None:
             await job_events.wait_sent()
@@ -482,12 +494,23 @@ class JobWorker:
         completion = await store.commit(run_id, commit)
         self._maybe_crash("after_complete", node_id)
         if completion.outcome == "skip":
-            return
+            return None
         successors: Sequence[tuple[str, str]] = completion.successors
         if completion.outcome == "dup":
             successors = await self._still_pending(run_id, successors)
+        elif self.inline_successors and len(successors) == 1:
+            # the store holds the successor as pending: run it here, on the context this commit left
+            context = dict(state.context)
+            context.update(sets)
+            for key in deletes:
+                context.pop(key, None)
+            follow_state = JobState("running", state.params, context, None, state.events, state.budget, state.usage)
+            ((next_node, next_id),) = successors
+            self._maybe_crash("after_enqueue", node_id)
+            return Job(next_id, run_id, next_node, graph_key, completion.action), follow_state
         await self._enqueue(run_id, graph_key, successors, completion.action)
         self._maybe_crash("after_enqueue", node_id)
+        return None
 
     async def _run_node(
         self,
