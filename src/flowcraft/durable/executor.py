@@ -14,12 +14,12 @@ import asyncio
 import contextlib
 import os
 import socket
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast, runtime_checkable
 
 from ..budget import Budget
+from ..clock import Clock, current
 from ..context import Context
 from ..engine.client import JobExecutor, RunHandle
 from ..engine.errors import RunConflictError
@@ -113,6 +113,8 @@ class DurableExecutor(JobExecutor):
             when that process was on this machine).
         middleware, logger: as for [`JobWorker`][flowcraft.engine.JobWorker].
         poll_interval: how often a handle re-reads a run another process runs.
+        clock: where lease times come from (``clock.time()``; default: the current
+            [`Clock`][flowcraft.clock.Clock]); given to the store this executor opens.
 
     Raises:
         DurabilityNotSupportedError: ``store`` cannot hold durable runs.
@@ -137,9 +139,10 @@ class DurableExecutor(JobExecutor):
         middleware: Sequence[Any] = (),
         logger: Logger | None = None,
         poll_interval: float = 0.25,
+        clock: Clock | None = None,
     ) -> None:
         if isinstance(store, (str, os.PathLike)):
-            store = cast(DurableRunStore, SqliteRunStore(os.fspath(store)))
+            store = cast(DurableRunStore, SqliteRunStore(os.fspath(store), clock=clock))
         if not isinstance(store, DurableRunStore):
             missing = [name for name in ("lease", "renew", "release", "orphans", "pending_jobs", "runs", "cleanup")
                        if not callable(getattr(store, name, None))]  # fmt: skip
@@ -154,6 +157,7 @@ class DurableExecutor(JobExecutor):
         self.durable_store: DurableRunStore = store
         self.lease_ttl = lease_ttl
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._clock = clock
         self._worker = JobWorker(
             registry, store=store, queue=queue, dependencies=dependencies, concurrency=concurrency,
             middleware=middleware, logger=logger, inline_successors=True,
@@ -232,7 +236,7 @@ class DurableExecutor(JobExecutor):
         """Take over every active run whose lease expired or whose process on this machine
         died, and run its pending jobs; the ids of the runs taken over."""
         taken: list[str] = []
-        now = time.time()
+        now = (self._clock if self._clock is not None else current()).time()
         for run_id, owner, until in await self.durable_store.orphans():
             if owner == self.owner:
                 continue

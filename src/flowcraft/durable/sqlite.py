@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
+from ..clock import Clock, current
 from ..engine.errors import StoreError
 from ..engine.jobs import (
     ACTIVE_STATES,
@@ -96,10 +97,6 @@ class _Subscription:
             return None
 
 
-def _now() -> float:
-    return time.time()
-
-
 class SqliteRunStore:
     """A [`RunStore`][flowcraft.engine.RunStore] in one SQLite file, shared by any number of processes.
 
@@ -110,6 +107,8 @@ class SqliteRunStore:
             last commits before a power loss may not) or ``"FULL"`` (survives power loss,
             slower).
         busy_timeout: seconds a write waits for another process's lock before retrying.
+        clock: where times come from (``clock.time()``; default: the current
+            [`Clock`][flowcraft.clock.Clock]), for tests of leases and retention.
         retention: seconds a finished run is kept before
             [`cleanup`][flowcraft.durable.SqliteRunStore.cleanup] removes it.
 
@@ -132,6 +131,7 @@ class SqliteRunStore:
         synchronous: str = "NORMAL",
         busy_timeout: float = 5.0,
         retention: float = DEFAULT_RETENTION,
+        clock: Clock | None = None,
     ) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "OFF", "EXTRA"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
@@ -141,6 +141,7 @@ class SqliteRunStore:
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
         self.retention = retention
+        self._clock = clock
         self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowcraft-sqlite")
         self._db: sqlite3.Connection | None = None  # the thread's: waits for locks
         self._fast: sqlite3.Connection | None = None  # the event loop's: never waits
@@ -152,6 +153,9 @@ class SqliteRunStore:
 
     def __repr__(self) -> str:
         return f"SqliteRunStore({self.path!r})"
+
+    def _time(self) -> float:
+        return (self._clock if self._clock is not None else current()).time()
 
     # ---- where statements run ---------------------------------------------------------------
     #
@@ -275,7 +279,7 @@ class SqliteRunStore:
 
     async def create(self, run: NewRun) -> bool:
         """Store the graph and a new run with its start job pending; ``False`` if the run exists."""
-        created = await self._tx(_create, run, _now())
+        created = await self._tx(_create, run, self._time())
         return created
 
     async def graph(self, key: str) -> str | None:
@@ -296,14 +300,14 @@ class SqliteRunStore:
 
     async def commit(self, run_id: str, commit: Commit) -> Completion:
         """The atomic per-node step: delta, done record, arrivals, releases, pending jobs, end of run."""
-        completion = await self._tx(_commit, run_id, commit, _now())
+        completion = await self._tx(_commit, run_id, commit, self._time())
         if completion.final:
             self._publish(f"run:{run_id}", completion.final)
         return completion
 
     async def fail(self, run_id: str, failure: Failure) -> bool:
         """Mark the run failed (or ``failure.state``) if it is still active."""
-        failed = await self._tx(_fail, run_id, failure, _now())
+        failed = await self._tx(_fail, run_id, failure, self._time())
         if failed:
             self._publish(f"run:{run_id}", failure.state)
             if failure.abort_running:
@@ -316,7 +320,7 @@ class SqliteRunStore:
 
     async def cancel(self, run_id: str, reason: str) -> str:
         """Mark the run cancelled; the state it ends in (``""``: no such run)."""
-        state = await self._tx(_cancel, run_id, reason, _now())
+        state = await self._tx(_cancel, run_id, reason, self._time())
         if state == "cancelled":
             self._publish(f"run:{run_id}", "cancelled")
             self._publish("control", f"cancel {run_id}")
@@ -356,7 +360,7 @@ class SqliteRunStore:
         return self._subscribe("control", self._poll_cancelled)
 
     async def _poll_cancelled(self) -> str | None:
-        since, self._control_seen = self._control_seen, _now()
+        since, self._control_seen = self._control_seen, self._time()
         found = await self._call(_cancelled_since, since - 1.0)
         for run_id in found[1:]:
             self._publish("control", f"cancel {run_id}")
@@ -397,11 +401,11 @@ class SqliteRunStore:
         Succeeds when the run is active and its lease is expired, free, already
         ``owner``'s, or held by ``expect`` (a dead owner being taken over).
         """
-        return await self._tx(_lease, run_id, owner, ttl, expect, _now())
+        return await self._tx(_lease, run_id, owner, ttl, expect, self._time())
 
     async def renew(self, owner: str, ttl: float) -> int:
         """Extend every active run leased to ``owner``; how many."""
-        return await self._tx(_renew, owner, ttl, _now())
+        return await self._tx(_renew, owner, ttl, self._time())
 
     async def release(self, owner: str) -> None:
         """Give up ``owner``'s leases at once (a clean shutdown: another process may take over)."""
@@ -425,7 +429,7 @@ class SqliteRunStore:
 
     async def cleanup(self, *, now: float | None = None) -> int:
         """Remove finished runs older than ``retention`` (and graphs no run uses); how many runs."""
-        return await self._tx(_cleanup, (now if now is not None else _now()) - self.retention)
+        return await self._tx(_cleanup, (now if now is not None else self._time()) - self.retention)
 
 
 def _locked(error: sqlite3.OperationalError) -> bool:
