@@ -554,9 +554,8 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
             out.append((node, job_id(run_id, node, visit)))
     if commit.events:
         _add_events(db, run_id, [("e", text) for text in commit.events])
-    if out:
-        _add_jobs(db, run_id, out, commit.action)
-    pending: list[str] | None = None  # read only when needed: a successor just added is pending
+    # the successors' rows are written with the done record, at the end (one statement)
+    pending: list[str] | None = None  # read only when needed: a successor is pending
     if not out:
         pending = _pending_nodes(db, run_id, commit.job_id)
     if commit.joins and (not commit.arrivals or not pending):  # a branch ended, or nothing runs
@@ -565,14 +564,13 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         )}  # fmt: skip
         if waiting:
             if pending is None:
-                pending = _pending_nodes(db, run_id, commit.job_id)
+                pending = _pending_nodes(db, run_id, commit.job_id) + [node for node, _ in out]
             released = []
             for node in releasable(list(waiting), pending, commit.joins):
                 visit = waiting[node]
                 _close_join(db, run_id, node, visit)
                 released.append((node, job_id(run_id, node, visit)))
             if released:
-                _add_jobs(db, run_id, released, commit.action)
                 out.extend(released)
                 pending.extend(node for node, _ in released)
     final = ""
@@ -585,23 +583,16 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         final = "completed"
     elif row[0] == "pending":  # the first commit (updated_at otherwise moves with the lease)
         db.execute("UPDATE runs SET status = 'running', updated_at = ? WHERE run_id = ?", (now, run_id))
-    record = json.dumps({"a": commit.action, "s": out})
-    marked = db.execute(
-        "UPDATE jobs SET done = ? WHERE run_id = ? AND job_id = ?", (record, run_id, commit.job_id)
-    ).rowcount
-    if not marked:
-        db.execute(
-            "INSERT INTO jobs (run_id, job_id, node_id, done) VALUES (?, ?, ?, ?)",
-            (run_id, commit.job_id, commit.node_id, record),
-        )
-    return Completion("ok", commit.action, tuple(out), final)
-
-
-def _add_jobs(db: sqlite3.Connection, run_id: str, jobs: list[tuple[str, str]], action: str) -> None:
+    rows: list[tuple[str, str, str, str | None, str | None]] = [
+        (run_id, jid, node, commit.action, None) for node, jid in out
+    ]
+    rows.append((run_id, commit.job_id, commit.node_id, None, json.dumps({"a": commit.action, "s": out})))
     db.executemany(
-        "INSERT OR IGNORE INTO jobs (run_id, job_id, node_id, action) VALUES (?, ?, ?, ?)",
-        [(run_id, jid, node, action) for node, jid in jobs],
+        "INSERT INTO jobs (run_id, job_id, node_id, action, done) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (run_id, job_id) DO UPDATE SET done = coalesce(excluded.done, jobs.done)",
+        rows,
     )
+    return Completion("ok", commit.action, tuple(out), final)
 
 
 def _pending_nodes(db: sqlite3.Connection, run_id: str, other_than: str) -> list[str]:
