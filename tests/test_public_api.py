@@ -58,6 +58,13 @@ EXPECTED = {
     "Budget",
     "BudgetExceededError",
     "RetryPolicy",
+    # durable runs
+    "DurabilityNotSupportedError",
+    "RunBlockedError",
+    "RunConflictError",
+    "RunNotFoundError",
+    "RunOutcome",
+    "StoreError",
     # run events
     "BudgetExceeded",
     "ContextChanged",
@@ -143,7 +150,7 @@ ENGINE_NAMES = {
     "JobState", "JobWorker", "MemoryJobQueue", "MemoryRunStore", "NewRun", "NotABlueprintFlowError", "RunError",
     "RunHandle", "RunNotFoundError", "RunStatus", "RunStore", "Subscription", "blueprint_of", "check_queue",
     "check_store", "factory_name", "flow_from_factory", "graph_of", "job_id", "stable_node_ids", "structural_hash",
-    "Charge", "Usage", "StoreBudget",
+    "Charge", "Usage", "StoreBudget", "RunOutcome",
 }  # fmt: skip
 
 

@@ -62,6 +62,14 @@ from .patterns import BatchFlow, ParallelBatchFlow, ParallelFlow, SequenceFlow
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from .engine.client import RunOutcome
+    from .engine.errors import (
+        DurabilityNotSupportedError,
+        RunBlockedError,
+        RunConflictError,
+        RunNotFoundError,
+        StoreError,
+    )
     from .events import (
         BudgetExceeded,
         ContextChanged,
@@ -138,6 +146,12 @@ _LAZY: dict[str, str] = {
     "create_node_rule": "graph",
     "generate_mermaid": "graph",
     "sanitize_graph": "graph",
+    "DurabilityNotSupportedError": "engine.errors",
+    "RunBlockedError": "engine.errors",
+    "RunConflictError": "engine.errors",
+    "RunNotFoundError": "engine.errors",
+    "StoreError": "engine.errors",
+    "RunOutcome": "engine.client",
 }
 
 
@@ -178,6 +192,7 @@ __all__ = [
     "DanglingEdgeError",
     "DryRunExecutor",
     "DuplicateNodeIdError",
+    "DurabilityNotSupportedError",
     "EmptyFlowError",
     "EventListener",
     "EventLoopRunningError",
@@ -217,15 +232,20 @@ __all__ = [
     "PreNode",
     "RetryAttempt",
     "RetryPolicy",
+    "RunBlockedError",
     "RunCancelled",
+    "RunConflictError",
     "RunEvent",
     "RunFailed",
     "RunFinished",
+    "RunNotFoundError",
     "RunOptions",
+    "RunOutcome",
     "RunStarted",
     "RunTimeoutError",
     "SequenceFlow",
     "StdlibLogger",
+    "StoreError",
     "SubWorkflowResolver",
     "TypedContext",
     "UnknownNodeTypeError",

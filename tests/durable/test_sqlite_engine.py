@@ -5,6 +5,7 @@ run id twice is idempotent; another graph under the same id is refused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import dist_nodes as d
@@ -100,3 +101,25 @@ def test_a_budget_stops_a_durable_run_after_k_node_runs(db_path: str) -> None:
     error, status = asyncio.run(main())
     assert (error.kind, error.limit, error.used) == ("node_runs", 3, 3)
     assert status.state == "failed" and status.usage == {"node_runs": 3}
+
+
+@pytest.mark.timeout(60)
+def test_outcome_says_where_a_run_stands_without_waiting(db_path: str) -> None:
+    from flowcraft import RunOutcome
+
+    async def main() -> tuple[RunOutcome, RunOutcome, RunOutcome]:
+        async with DurableExecutor(db_path, registry=d.REGISTRY) as executor:
+            done = await executor.start("dist_nodes:make_pipeline")
+            await done.result(timeout=20)
+            graph = {"nodes": [d.node("a"), d.node("bad", "fail")], "edges": [d.edge("a", "bad")]}
+            failed = await executor.start(d.build(graph))
+            with contextlib.suppress(Exception):
+                await failed.result(timeout=20)
+            cancelled = await executor.start("dist_nodes:make_pipeline")
+            await cancelled.cancel("not needed")
+            return await done.outcome(), await failed.outcome(), await cancelled.outcome()
+
+    done, failed, cancelled = asyncio.run(main())
+    assert done.state == "completed" and done.action is not None and done.error is None and done.waits == ()
+    assert cancelled.state == "cancelled" and "not needed" in str(cancelled.error)
+    assert failed.state == "failed" and "boom in bad" in str(failed.error) and failed.action is None

@@ -16,10 +16,16 @@ Examples:
     ```
 """
 
-from ..engine.client import RunHandle, RunStatus
-from ..engine.errors import RunBlockedError, RunConflictError, RunNotFoundError, StoreError
+from ..engine.client import RunHandle, RunOutcome, RunStatus
+from ..engine.errors import (
+    DurabilityNotSupportedError,
+    RunBlockedError,
+    RunConflictError,
+    RunNotFoundError,
+    StoreError,
+)
 from ..engine.protocols import RunStore
-from .executor import DurabilityNotSupportedError, DurableExecutor, DurableRunStore
+from .executor import DurableExecutor, DurableRunStore
 from .sqlite import RunSummary, SqliteRunStore
 
 __all__ = [
@@ -30,6 +36,7 @@ __all__ = [
     "RunConflictError",
     "RunHandle",
     "RunNotFoundError",
+    "RunOutcome",
     "RunStatus",
     "RunStore",
     "RunSummary",

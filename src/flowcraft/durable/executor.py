@@ -22,7 +22,7 @@ from ..budget import Budget
 from ..clock import Clock, current
 from ..context import Context
 from ..engine.client import JobExecutor, RunHandle
-from ..engine.errors import RunConflictError
+from ..engine.errors import DurabilityNotSupportedError, RunConflictError
 from ..engine.jobs import Job
 from ..engine.memory import MemoryJobQueue
 from ..engine.protocols import RunStore
@@ -32,14 +32,9 @@ from ..flow import Flow
 from ..loggers import Logger
 from .sqlite import RunSummary, SqliteRunStore
 
-__all__ = ["DurabilityNotSupportedError", "DurableExecutor", "DurableRunStore"]
+__all__ = ["DurableExecutor", "DurableRunStore"]
 
 HOST = socket.gethostname()
-
-
-class DurabilityNotSupportedError(TypeError):
-    """The store given to [`DurableExecutor`][flowcraft.durable.executor.DurableExecutor] cannot hold durable
-    runs (it lacks leases)."""
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ it: built from a blueprint, or named by a factory ([`flow_from_factory`][flowcra
 
 from __future__ import annotations
 
-from .client import JobExecutor, RunError, RunHandle, RunStatus, blueprint_of, graph_of
+from .client import JobExecutor, RunError, RunHandle, RunOutcome, RunStatus, blueprint_of, graph_of
 from .errors import GraphMismatchError, NotABlueprintFlowError, RunNotFoundError
 from .jobs import Arrival, Charge, Commit, Completion, Failure, Job, JobState, NewRun, Usage, job_id
 from .memory import MemoryJobQueue, MemoryRunStore
@@ -44,6 +44,7 @@ __all__ = [
     "RunError",
     "RunHandle",
     "RunNotFoundError",
+    "RunOutcome",
     "RunStatus",
     "RunStore",
     "StoreBudget",

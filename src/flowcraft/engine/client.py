@@ -47,7 +47,16 @@ from .protocols import JobQueue, RunStore, check_queue, check_store
 
 log = logging.getLogger("flowcraft.engine")
 
-__all__ = ["JobExecutor", "RunError", "RunHandle", "RunStatus", "StoredGraph", "blueprint_of", "graph_of"]
+__all__ = [
+    "JobExecutor",
+    "RunError",
+    "RunHandle",
+    "RunOutcome",
+    "RunStatus",
+    "StoredGraph",
+    "blueprint_of",
+    "graph_of",
+]
 
 BLUEPRINT_ATTRIBUTE = "blueprint"
 """The attribute holding a [`WorkflowBlueprint`][flowcraft.graph.WorkflowBlueprint]: ``BlueprintFlow.blueprint``
@@ -88,6 +97,18 @@ class RunStatus:
     def finished(self) -> bool:
         """Whether the run has stopped (completed, failed, cancelled, or blocked)."""
         return self.state in STOPPED_STATES
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """Where a run stands, without waiting: its ``state``; the final ``action`` of a
+    completed run; the ``error`` a failed, cancelled or blocked run would raise from
+    ``result()``; and the open ``waits`` (none until waits for people land)."""
+
+    state: str
+    action: Any = None
+    error: BaseException | None = None
+    waits: tuple[Any, ...] = ()
 
 
 def blueprint_of(source: Any) -> WorkflowBlueprint:
@@ -213,6 +234,18 @@ class RunHandle:
             meta.get("cancel_reason"), _float(meta.get("created_at")), _float(meta.get("ended_at")),
             {str(k): float(v) for k, v in json.loads(usage).items()} if usage else None, exceeded,
         )  # fmt: skip
+
+    async def outcome(self) -> RunOutcome:
+        """The run's [`RunOutcome`][flowcraft.engine.RunOutcome] now (never waits): state, and
+        the action or the error ``result()`` would give once it has stopped."""
+        status = await self.status()
+        if not status.finished:
+            return RunOutcome(status.state)
+        try:
+            action = self._outcome(status)
+        except Exception as error:
+            return RunOutcome(status.state, error=error)
+        return RunOutcome(status.state, action)
 
     async def context(self) -> dict[str, Any]:
         """The run's context (decoded)."""

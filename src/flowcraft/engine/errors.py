@@ -16,6 +16,7 @@ FlowcraftError
     ├── NotABlueprintFlowError (TypeError) a job run needs a blueprint flow or a flow factory
     ├── RunConflictError                   a run id that exists with another graph
     ├── RunBlockedError                    the run's graph changed since it started (names what changed)
+    ├── DurabilityNotSupportedError (TypeError)  a store that cannot hold durable runs
     └── StoreError                         a run store file that is corrupted, foreign, newer, or unwritable
 ```
 """
@@ -33,6 +34,7 @@ __all__ = [
     "BlueprintNotFoundError",
     "CodecError",
     "DistributedError",
+    "DurabilityNotSupportedError",
     "EventsNotEnabledError",
     "GraphMismatchError",
     "NotABlueprintFlowError",
@@ -160,3 +162,8 @@ class StoreError(DistributedError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class DurabilityNotSupportedError(DistributedError, TypeError):
+    """The store given to a durable executor cannot hold durable runs (it lacks leases
+    and the listing of a run's pending jobs)."""
