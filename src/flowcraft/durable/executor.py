@@ -109,7 +109,7 @@ class DurableExecutor(JobExecutor):
         middleware, logger: as for [`JobWorker`][flowcraft.engine.JobWorker].
         poll_interval: how often a handle re-reads a run another process runs.
         clock: where lease times come from (``clock.time()``; default: the current
-            [`Clock`][flowcraft.clock.Clock]); given to the store this executor opens.
+            ``flowcraft.clock.Clock``); given to the store this executor opens.
 
     Raises:
         DurabilityNotSupportedError: ``store`` cannot hold durable runs.

@@ -108,7 +108,7 @@ class SqliteRunStore:
             slower).
         busy_timeout: seconds a write waits for another process's lock before retrying.
         clock: where times come from (``clock.time()``; default: the current
-            [`Clock`][flowcraft.clock.Clock]), for tests of leases and retention.
+            ``flowcraft.clock.Clock``), for tests of leases and retention.
         retention: seconds a finished run is kept before
             [`cleanup`][flowcraft.durable.SqliteRunStore.cleanup] removes it.
 
