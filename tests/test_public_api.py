@@ -58,8 +58,15 @@ EXPECTED = {
     "Budget",
     "BudgetExceededError",
     "RetryPolicy",
-    # durable runs
+    # durable runs, waits and timers
     "DurabilityNotSupportedError",
+    "InvalidResumeValue",
+    "RunSuspended",
+    "SleepNode",
+    "UnknownWaitError",
+    "Wait",
+    "WaitAlreadyResolved",
+    "WaitNode",
     "RunBlockedError",
     "RunConflictError",
     "RunNotFoundError",

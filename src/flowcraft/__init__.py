@@ -22,6 +22,7 @@ from .errors import (
     BudgetExceededError,
     DanglingEdgeError,
     DuplicateNodeIdError,
+    DurabilityNotSupportedError,
     EmptyFlowError,
     EventLoopRunningError,
     FatalWorkflowError,
@@ -60,11 +61,19 @@ from .middleware import Middleware, NextFn, apply_middleware
 from .node import AbstractNode, ExecNode, Node, NodeArgs, PostNode, PreNode
 from .patterns import BatchFlow, ParallelBatchFlow, ParallelFlow, SequenceFlow
 from .retry import RetryPolicy
+from .waits import (
+    InvalidResumeValue,
+    RunSuspended,
+    SleepNode,
+    UnknownWaitError,
+    Wait,
+    WaitAlreadyResolved,
+    WaitNode,
+)
 
 if TYPE_CHECKING:
     from .engine.client import RunOutcome
     from .engine.errors import (
-        DurabilityNotSupportedError,
         RunBlockedError,
         RunConflictError,
         RunNotFoundError,
@@ -146,7 +155,6 @@ _LAZY: dict[str, str] = {
     "create_node_rule": "graph",
     "generate_mermaid": "graph",
     "sanitize_graph": "graph",
-    "DurabilityNotSupportedError": "engine.errors",
     "RunBlockedError": "engine.errors",
     "RunConflictError": "engine.errors",
     "RunNotFoundError": "engine.errors",
@@ -171,6 +179,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_ACTION",
     "FILTER_FAILED",
+    "__version__",
     "AbortController",
     "AbortError",
     "AbortSignal",
@@ -212,6 +221,7 @@ __all__ = [
     "GraphNode",
     "InMemoryExecutor",
     "InvalidGraphError",
+    "InvalidResumeValue",
     "Logger",
     "Middleware",
     "MissingSubWorkflowError",
@@ -242,18 +252,23 @@ __all__ = [
     "RunOptions",
     "RunOutcome",
     "RunStarted",
+    "RunSuspended",
     "RunTimeoutError",
     "SequenceFlow",
+    "SleepNode",
     "StdlibLogger",
     "StoreError",
     "SubWorkflowResolver",
     "TypedContext",
     "UnknownNodeTypeError",
+    "UnknownWaitError",
+    "Wait",
+    "WaitAlreadyResolved",
+    "WaitNode",
     "WalkScope",
     "WorkflowBlueprint",
     "WorkflowError",
     "WorkflowGraph",
-    "__version__",
     "analyze_graph",
     "apply_middleware",
     "check_for_cycles",

@@ -12,6 +12,7 @@ FlowcraftError
 ├── RunTimeoutError (TimeoutError)  waiting for a run's result timed out
 ├── EmptyFlowError (ValueError)     a Flow with no start node and no logic of its own
 ├── EventLoopRunningError (RuntimeError)  run_sync() called inside a running loop
+├── DurabilityNotSupportedError (TypeError)  a wait outside a durable run, or a store without leases
 └── GraphError (ValueError)         a declarative graph or blueprint is invalid
     ├── InvalidGraphError           malformed input (carries a path)
     ├── UnknownNodeTypeError        a node type missing from the registry
@@ -31,6 +32,7 @@ __all__ = [
     "BudgetExceededError",
     "DanglingEdgeError",
     "DuplicateNodeIdError",
+    "DurabilityNotSupportedError",
     "EmptyFlowError",
     "EventLoopRunningError",
     "FatalWorkflowError",
@@ -194,3 +196,9 @@ class MissingSubWorkflowError(GraphError):
 
 class NoStartNodeError(GraphError):
     """Every node has a predecessor, so there is nowhere to start."""
+
+
+class DurabilityNotSupportedError(FlowcraftError, TypeError):
+    """Something that needs a durable run met another: a [`WaitNode`][flowcraft.WaitNode]
+    run in memory (or inside an in-process block of a durable run), or a store given to a
+    durable executor that cannot hold durable runs (no leases)."""

@@ -82,6 +82,16 @@ class NodeArgs(Generic[P, E]):
         return UNLIMITED if meter is None else NodeBudget(meter, self.node)
 
     @property
+    def resume_action(self) -> Any:
+        """In the ``post`` of a [`WaitNode`][flowcraft.WaitNode] being resumed: the action
+        given to ``resume`` (``DEFAULT_ACTION`` when none was given, or ``on_timeout`` when
+        the wait expired). ``DEFAULT_ACTION`` elsewhere."""
+        scope = self.scope
+        job = scope.job if scope is not None else None
+        action = job.resume_action if job is not None else None
+        return DEFAULT_ACTION if action is None else action
+
+    @property
     def idempotency_key(self) -> str | None:
         """``run_id:node_id:visit`` in a durable or distributed run: the same each time this
         node visit is re-run after a crash, different for every other visit. Pass it to an

@@ -18,27 +18,32 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast, runtime_checkable
 
+from ..actions import DEFAULT_ACTION
 from ..budget import Budget
 from ..clock import Clock, current
 from ..context import Context
 from ..engine.client import JobExecutor, RunHandle
-from ..engine.errors import DurabilityNotSupportedError, RunConflictError
-from ..engine.jobs import Job
+from ..engine.codec import encode, encode_action
+from ..engine.errors import CodecError, DurabilityNotSupportedError, RunConflictError, RunNotFoundError
+from ..engine.jobs import Job, Resolution, Resolved
 from ..engine.memory import MemoryJobQueue
-from ..engine.protocols import RunStore
+from ..engine.protocols import RunStore, WaitStore
 from ..engine.worker import JobWorker
 from ..executors.base import RunOptions
 from ..flow import Flow
 from ..loggers import Logger
+from ..waits import InvalidResumeValue, UnknownWaitError, WaitAlreadyResolved
 from .sqlite import RunSummary, SqliteRunStore
 
 __all__ = ["DurableExecutor", "DurableRunStore"]
 
 HOST = socket.gethostname()
+TIMER_POLL = 0.5
+"""Seconds between two looks for due timers when none is due sooner."""
 
 
 @runtime_checkable
-class DurableRunStore(RunStore, Protocol):
+class DurableRunStore(RunStore, WaitStore, Protocol):
     """A [`RunStore`][flowcraft.engine.RunStore] that durable runs can use: leases, the jobs a
     run still has to run, run listings and retention ([`SqliteRunStore`][flowcraft.durable.executor.SqliteRunStore])."""
 
@@ -155,11 +160,13 @@ class DurableExecutor(JobExecutor):
         self._clock = clock
         self._worker = JobWorker(
             registry, store=store, queue=queue, dependencies=dependencies, concurrency=concurrency,
-            middleware=middleware, logger=logger, inline_successors=True,
+            middleware=middleware, logger=logger, inline_successors=True, clock=clock,
         )  # fmt: skip
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._entering: asyncio.Lock | None = None
+        self._timer_wake = asyncio.Event()
+        self._worker.on_park = lambda _run_id, _park: self._timer_wake.set()
         self.taken_over: list[str] = []
         """Ids of the runs this executor took over from processes that died (see
         [`recover`][flowcraft.durable.DurableExecutor.recover])."""
@@ -189,6 +196,7 @@ class DurableExecutor(JobExecutor):
             self._tasks = [
                 asyncio.ensure_future(self._keep_leases()),
                 asyncio.ensure_future(self._cleanup()),
+                asyncio.ensure_future(self._timers()),
             ]
 
     async def aclose(self) -> None:
@@ -231,7 +239,7 @@ class DurableExecutor(JobExecutor):
         """Take over every active run whose lease expired or whose process on this machine
         died, and run its pending jobs; the ids of the runs taken over."""
         taken: list[str] = []
-        now = (self._clock if self._clock is not None else current()).time()
+        now = self._now()
         for run_id, owner, until in await self.durable_store.orphans():
             if owner == self.owner:
                 continue
@@ -298,6 +306,122 @@ class DurableExecutor(JobExecutor):
         """The stored runs, newest first (``state``: only those in it)."""
         await self._ensure_running()
         return await self.durable_store.runs(state, limit)
+
+    # ---- waits and timers --------------------------------------------------------------
+
+    async def resume(
+        self,
+        run_id: str,
+        wait_id: str,
+        value: Any = None,
+        *,
+        action: Any = None,
+        idempotency_key: str | None = None,
+    ) -> RunHandle:
+        """Resolve the open wait ``wait_id`` (``node_id#visit``) of a run with ``value`` and
+        ``action`` (default ``DEFAULT_ACTION``); the wait node's ``post`` then runs in this
+        process and the run goes on. Safe from any process, any time later; of concurrent
+        resumes of one wait exactly one wins.
+
+        Raises:
+            RunNotFoundError: no such run.
+            UnknownWaitError: the run has no such wait (the message lists its open waits).
+            InvalidResumeValue: ``action`` is not one the wait allows, the value cannot be
+                stored, or the wait is a timer; the wait stays open.
+            WaitAlreadyResolved: the wait was resolved before (unless by a resume with the
+                same ``idempotency_key``, value and action: then its handle is returned),
+                or the run has stopped.
+        """
+        await self._ensure_running()
+        store = self.durable_store
+        record = await store.wait(run_id, wait_id)
+        if record is None:
+            if not await store.meta(run_id):
+                raise RunNotFoundError(f"Run {run_id!r} does not exist in {store!r}", run_id=run_id)
+            open_ids = [w.park.wait_id for w in await store.waits(run_id)]
+            raise UnknownWaitError(
+                f"Run {run_id!r} has no wait {wait_id!r} (open waits: {', '.join(open_ids) or 'none'})"
+            )
+        park = record.park
+        if park.kind != "input":
+            raise InvalidResumeValue(f"Wait {wait_id!r} of run {run_id!r} is a timer: it fires by itself")
+        chosen = DEFAULT_ACTION if action is None else action
+        if park.actions and action is None:
+            raise InvalidResumeValue(
+                f"Wait {wait_id!r} of run {run_id!r} needs an action, one of {list(park.actions)}: "
+                "resume(..., action=...); the wait stays open"
+            )
+        if park.actions and chosen not in park.actions:
+            raise InvalidResumeValue(
+                f"Wait {wait_id!r} of run {run_id!r} allows the actions {list(park.actions)}, not {chosen!r}; "
+                "the wait stays open"
+            )
+        try:
+            value_text = encode(value, key=f"resume value of {wait_id}")
+            action_text = encode_action(chosen)
+        except CodecError as error:
+            raise InvalidResumeValue(f"{error}; the wait stays open") from error
+        resolved = await store.resolve(run_id, wait_id, Resolution(value_text, action_text, idempotency_key))
+        return await self._after_resolve(run_id, wait_id, resolved)
+
+    async def _after_resolve(self, run_id: str, wait_id: str, resolved: Resolved) -> RunHandle:
+        if resolved.outcome == "ok":
+            await self.durable_store.lease(run_id, self.owner, self.lease_ttl)
+            if resolved.job is not None:
+                await self.queue.add([resolved.job])
+        elif resolved.outcome == "taken":
+            by = resolved.record.key if resolved.record is not None else None
+            raise WaitAlreadyResolved(
+                f"Wait {wait_id!r} of run {run_id!r} was resolved already"
+                + (f" (idempotency key {by!r})" if by else "")
+                + "; resume again with the same idempotency_key, value and action to get the first result"
+            )
+        elif resolved.outcome == "ended":
+            raise WaitAlreadyResolved(
+                f"Run {run_id!r} has stopped ({resolved.state}); wait {wait_id!r} cannot resume it"
+            )
+        elif resolved.outcome == "unknown":
+            raise UnknownWaitError(f"Run {run_id!r} has no wait {wait_id!r}")
+        return RunHandle(self, run_id)
+
+    async def fire_due_timers(self) -> list[str]:
+        """Fire every timer whose time has come (by the executor's clock), earliest first:
+        expired waits take their ``on_timeout`` action, sleeps go on. The ids of the waits
+        fired here (a timer another process fired first is skipped). The executor does
+        this by itself; call it to drive a fake clock in tests."""
+        store = self.durable_store
+        fired = []
+        for run_id, wait_id in await store.due(self._now()):
+            record = await store.wait(run_id, wait_id)
+            if record is None or record.state != "open":
+                continue
+            action_text = record.park.on_timeout or encode_action(DEFAULT_ACTION)
+            resolved = await store.resolve(run_id, wait_id, Resolution(encode(None), action_text, "timer"))
+            if resolved.outcome == "ok":
+                await self._after_resolve(run_id, wait_id, resolved)
+                fired.append(wait_id)
+        return fired
+
+    async def _timers(self) -> None:
+        """Fire due timers; sleep until the next one (at most half a second: other
+        processes park waits too, and a test's clock may jump)."""
+        while True:
+            try:
+                await self.fire_due_timers()
+                next_at = await self.durable_store.next_fire_at()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the store is briefly unusable: try again
+                self._worker.logger.warn(f"durable executor: firing timers failed: {error}")
+                next_at = None
+            delay = TIMER_POLL if next_at is None else min(TIMER_POLL, max(0.0, next_at - self._now()))
+            self._timer_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._timer_wake.wait()
+
+    def _now(self) -> float:
+        return (self._clock if self._clock is not None else current()).time()
 
     async def run(self, flow: Flow, context: Context | None = None, options: RunOptions | None = None) -> Any:
         """Run ``flow`` durably and wait for it (see [`JobExecutor.run`][flowcraft.engine.JobExecutor.run])."""

@@ -38,7 +38,11 @@ from ..engine.jobs import (
     Job,
     JobState,
     NewRun,
+    Park,
+    Resolution,
+    Resolved,
     Usage,
+    WaitRecord,
     job_id,
 )
 from ..topology import releasable
@@ -304,6 +308,37 @@ class SqliteRunStore:
         if completion.final:
             self._publish(f"run:{run_id}", completion.final)
         return completion
+
+    # ---- waits and timers ------------------------------------------------------------------
+
+    async def park(self, run_id: str, park: Park) -> str:
+        """Store the wait and park its job (atomically, once); the run's state after it
+        (``"awaiting"`` when nothing else of the run is left to run)."""
+        state = await self._tx(_park, run_id, park, self._time())
+        if state == "awaiting":
+            self._publish(f"run:{run_id}", "awaiting")
+        return state
+
+    async def wait(self, run_id: str, wait_id: str) -> WaitRecord | None:
+        """The stored wait, or ``None``."""
+        return await self._call(_wait, run_id, wait_id)
+
+    async def waits(self, run_id: str, *, open_only: bool = True) -> list[WaitRecord]:
+        """The run's waits (the open ones), oldest first."""
+        return await self._call(_waits, run_id, open_only)
+
+    async def resolve(self, run_id: str, wait_id: str, resolution: Resolution) -> Resolved:
+        """Compare-and-set on the wait being open: resolve it, unpark its job, run the run."""
+        resolved = await self._tx(_resolve, run_id, wait_id, resolution, self._time())
+        return resolved
+
+    async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        """Open waits whose time has come (``fire_at <= now``), earliest first: ``(run id, wait id)``."""
+        return await self._call(_due, now, limit)
+
+    async def next_fire_at(self) -> float | None:
+        """The earliest ``fire_at`` of an open wait, or ``None``."""
+        return await self._call(_next_fire_at)
 
     async def fail(self, run_id: str, failure: Failure) -> bool:
         """Mark the run failed (or ``failure.state``) if it is still active."""
@@ -581,6 +616,9 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         )
         _end_events(db, run_id, "completed")
         final = "completed"
+    elif not out and _all_parked(db, run_id, commit.job_id):  # what is left waits for input or a timer
+        db.execute("UPDATE runs SET status = 'awaiting', updated_at = ? WHERE run_id = ?", (now, run_id))
+        final = "awaiting"
     elif row[0] == "pending":  # the first commit (updated_at otherwise moves with the lease)
         db.execute("UPDATE runs SET status = 'running', updated_at = ? WHERE run_id = ?", (now, run_id))
     rows: list[tuple[str, str, str, str | None, str | None]] = [
@@ -601,6 +639,15 @@ def _pending_nodes(db: sqlite3.Connection, run_id: str, other_than: str) -> list
         "SELECT node_id FROM jobs WHERE run_id = ? AND done IS NULL AND job_id != ?", (run_id, other_than)
     )
     return [row[0] for row in rows]
+
+
+def _all_parked(db: sqlite3.Connection, run_id: str, other_than: str) -> bool:
+    """Whether every unfinished job of the run (but ``other_than``) is parked on a wait."""
+    row = db.execute(
+        "SELECT 1 FROM jobs WHERE run_id = ? AND done IS NULL AND parked = 0 AND job_id != ? LIMIT 1",
+        (run_id, other_than),
+    ).fetchone()
+    return row is None
 
 
 def _bump(db: sqlite3.Connection, run_id: str, node: str, *, open_join: bool) -> int:
@@ -750,7 +797,9 @@ def _pending_jobs(db: sqlite3.Connection, run_id: str) -> list[Job]:
     if row is None:
         return []
     graph = str(row[0])
-    rows = db.execute("SELECT job_id, node_id, action FROM jobs WHERE run_id = ? AND done IS NULL", (run_id,))
+    rows = db.execute(
+        "SELECT job_id, node_id, action FROM jobs WHERE run_id = ? AND done IS NULL AND parked = 0", (run_id,)
+    )
     # (served by the partial index jobs_pending)
     return [Job(str(r[0]), run_id, str(r[1]), graph, r[2]) for r in rows]
 
@@ -786,3 +835,94 @@ def _cleanup(db: sqlite3.Connection, before: float) -> int:
     db.executemany("DELETE FROM runs WHERE run_id = ?", [(run_id,) for run_id in old])
     db.execute("DELETE FROM graphs WHERE key NOT IN (SELECT graph FROM runs) AND used_at < ?", (before,))
     return len(old)
+
+
+# ---- waits ----------------------------------------------------------------------------------
+
+
+def _park(db: sqlite3.Connection, run_id: str, park: Park, now: float) -> str:
+    row = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None or row[0] not in ACTIVE_STATES:
+        return "" if row is None else str(row[0])
+    db.execute(
+        "INSERT OR IGNORE INTO waits (run_id, wait_id, job_id, node_id, kind, request, actions, fire_at, on_timeout, "
+        "state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+        (run_id, park.wait_id, park.job_id, park.node_id, park.kind, park.request, json.dumps(list(park.actions)),
+         park.fire_at, park.on_timeout, now),
+    )  # fmt: skip
+    db.execute("UPDATE jobs SET parked = 1 WHERE run_id = ? AND job_id = ? AND done IS NULL", (run_id, park.job_id))
+    if _all_parked(db, run_id, ""):
+        db.execute("UPDATE runs SET status = 'awaiting', updated_at = ? WHERE run_id = ?", (now, run_id))
+        return "awaiting"
+    return str(row[0])
+
+
+_WAIT_COLUMNS = (
+    "job_id, wait_id, node_id, kind, request, actions, fire_at, on_timeout, state, value, action, resolve_key"
+)
+
+
+def _wait_record(row: Any) -> WaitRecord:
+    park = Park(row[0], row[1], row[2], row[3], row[4], tuple(json.loads(row[5])), row[6], row[7])
+    return WaitRecord(park, row[8], row[9], row[10], row[11])
+
+
+def _wait(db: sqlite3.Connection, run_id: str, wait_id: str) -> WaitRecord | None:
+    row = db.execute(
+        f"SELECT {_WAIT_COLUMNS} FROM waits WHERE run_id = ? AND wait_id = ?", (run_id, wait_id)
+    ).fetchone()
+    return None if row is None else _wait_record(row)
+
+
+def _waits(db: sqlite3.Connection, run_id: str, open_only: bool) -> list[WaitRecord]:
+    where = " AND state = 'open'" if open_only else ""
+    rows = db.execute(f"SELECT {_WAIT_COLUMNS} FROM waits WHERE run_id = ?{where} ORDER BY created_at", (run_id,))
+    return [_wait_record(row) for row in rows]
+
+
+def _resolve(db: sqlite3.Connection, run_id: str, wait_id: str, resolution: Resolution, now: float) -> Resolved:
+    run = db.execute("SELECT status, graph FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if run is None:
+        return Resolved("unknown")
+    record = _wait(db, run_id, wait_id)
+    if record is None:
+        return Resolved("unknown", state=str(run[0]))
+    if run[0] not in ACTIVE_STATES:
+        return Resolved("ended", state=str(run[0]), record=record)
+    if record.state != "open":
+        same = (
+            resolution.key is not None and record.key == resolution.key
+            and record.value == resolution.value and record.action == resolution.action
+        )  # fmt: skip
+        return Resolved("same" if same else "taken", state=str(run[0]), record=record)
+    db.execute(
+        "UPDATE waits SET state = 'resolved', value = ?, action = ?, resolve_key = ?, resolved_at = ? "
+        "WHERE run_id = ? AND wait_id = ?",
+        (resolution.value, resolution.action, resolution.key, now, run_id, wait_id),
+    )
+    job_row = db.execute(
+        "UPDATE jobs SET parked = 0 WHERE run_id = ? AND job_id = ? AND done IS NULL RETURNING node_id, action",
+        (run_id, record.park.job_id),
+    ).fetchone()
+    db.execute(
+        "UPDATE runs SET status = 'running', updated_at = ?, owner = NULL, lease_until = 0 WHERE run_id = ?",
+        (now, run_id),
+    )
+    job = None
+    if job_row is not None:
+        job = Job(record.park.job_id, run_id, str(job_row[0]), str(run[1]), job_row[1])
+    return Resolved("ok", job, "running", record)
+
+
+def _due(db: sqlite3.Connection, now: float, limit: int) -> list[tuple[str, str]]:
+    rows = db.execute(
+        "SELECT run_id, wait_id FROM waits WHERE state = 'open' AND fire_at IS NOT NULL AND fire_at <= ? "
+        "ORDER BY fire_at LIMIT ?",
+        (now, limit),
+    )
+    return [(str(row[0]), str(row[1])) for row in rows]
+
+
+def _next_fire_at(db: sqlite3.Connection) -> float | None:
+    row = db.execute("SELECT min(fire_at) FROM waits WHERE state = 'open' AND fire_at IS NOT NULL").fetchone()
+    return None if row is None or row[0] is None else float(row[0])

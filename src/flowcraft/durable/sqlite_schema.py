@@ -52,6 +52,7 @@ CREATE TABLE jobs (
     run_id TEXT NOT NULL, job_id TEXT NOT NULL, node_id TEXT NOT NULL,
     action TEXT,
     done TEXT,
+    parked INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, job_id)
 ) WITHOUT ROWID;
 CREATE INDEX jobs_pending ON jobs (run_id, job_id) WHERE done IS NULL;
@@ -76,13 +77,21 @@ CREATE TABLE charges (
     run_id TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL,
     PRIMARY KEY (run_id, key, kind)
 ) WITHOUT ROWID;
+CREATE TABLE waits (
+    run_id TEXT NOT NULL, wait_id TEXT NOT NULL, job_id TEXT NOT NULL, node_id TEXT NOT NULL,
+    kind TEXT NOT NULL, request TEXT NOT NULL, actions TEXT NOT NULL, fire_at REAL, on_timeout TEXT,
+    state TEXT NOT NULL, value TEXT, action TEXT, resolve_key TEXT,
+    created_at REAL NOT NULL, resolved_at REAL,
+    PRIMARY KEY (run_id, wait_id)
+) WITHOUT ROWID;
+CREATE INDEX waits_due ON waits (fire_at) WHERE state = 'open' AND fire_at IS NOT NULL;
 CREATE TABLE memos (
     run_id TEXT NOT NULL, job_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (run_id, job_id, key)
 ) WITHOUT ROWID;
 """
 
-RUN_TABLES = ("context", "jobs", "visits", "arrivals", "events", "memos", "charges")
+RUN_TABLES = ("context", "jobs", "visits", "arrivals", "events", "memos", "charges", "waits")
 """Tables with rows per run (removed with the run)."""
 
 

@@ -21,6 +21,7 @@ from ..executors.base import NULL_LOGGER, RunOptions
 from ..flow import Flow
 from ..graph.models import WorkflowBlueprint
 from ..topology import iter_reachable, wiring_stamp
+from ..waits import RunSuspended, Wait
 from .codec import decode, decode_action, encode
 from .errors import (
     BackendConnectionError,
@@ -32,7 +33,7 @@ from .errors import (
     RunNotFoundError,
 )
 from .eventlog import END_FIELD, EVENT_FIELD, decode_event, encode_event
-from .jobs import STOPPED_STATES, Job, NewRun, job_id
+from .jobs import STOPPED_STATES, Job, NewRun, Park, job_id
 from .metering import encode_budget
 from .plan import (
     FACTORY_ATTRIBUTE,
@@ -43,7 +44,7 @@ from .plan import (
     flow_from_factory,
     job_successors,
 )
-from .protocols import JobQueue, RunStore, check_queue, check_store
+from .protocols import JobQueue, RunStore, WaitStore, check_queue, check_store
 
 log = logging.getLogger("flowcraft.engine")
 
@@ -192,6 +193,11 @@ def _flow_label(flow: Flow) -> str:
     return flow.name if flow.id is None else str(flow.id)
 
 
+def _wait_of(park: Park) -> Wait:
+    return Wait(park.wait_id, park.node_id, park.kind, decode(park.request, key=f"request of {park.wait_id}"),
+                park.actions, park.fire_at)  # fmt: skip
+
+
 def _float(text: str | None) -> float | None:
     return float(text) if text else None
 
@@ -235,12 +241,19 @@ class RunHandle:
             {str(k): float(v) for k, v in json.loads(usage).items()} if usage else None, exceeded,
         )  # fmt: skip
 
+    async def waits(self) -> list[Wait]:
+        """The run's open waits (empty on a store that keeps none)."""
+        store = self._executor.store
+        if not isinstance(store, WaitStore):
+            return []
+        return [_wait_of(record.park) for record in await store.waits(self.run_id)]
+
     async def outcome(self) -> RunOutcome:
         """The run's [`RunOutcome`][flowcraft.engine.RunOutcome] now (never waits): state, and
-        the action or the error ``result()`` would give once it has stopped."""
+        the action or the error ``result()`` would give once it has stopped, or its open waits."""
         status = await self.status()
         if not status.finished:
-            return RunOutcome(status.state)
+            return RunOutcome(status.state, waits=tuple(await self.waits()) if status.state == "awaiting" else ())
         try:
             action = self._outcome(status)
         except Exception as error:
@@ -386,6 +399,10 @@ class RunHandle:
                         failing_since = None
                         if status.finished:
                             return status
+                        if status.state == "awaiting":
+                            waits = await self.waits()
+                            if any(wait.kind == "input" for wait in waits):  # timers fire by themselves
+                                raise RunSuspended(self.run_id, waits)
                         await subscription.get(executor.poll_interval)
             except (BackendConnectionError, BackendTimeoutError, ConnectionError, OSError):
                 now = time.monotonic()

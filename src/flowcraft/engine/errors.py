@@ -16,14 +16,13 @@ FlowcraftError
     ├── NotABlueprintFlowError (TypeError) a job run needs a blueprint flow or a flow factory
     ├── RunConflictError                   a run id that exists with another graph
     ├── RunBlockedError                    the run's graph changed since it started (names what changed)
-    ├── DurabilityNotSupportedError (TypeError)  a store that cannot hold durable runs
     └── StoreError                         a run store file that is corrupted, foreign, newer, or unwritable
 ```
 """
 
 from __future__ import annotations
 
-from ..errors import FlowcraftError
+from ..errors import DurabilityNotSupportedError, FlowcraftError
 
 __all__ = [
     "BackendAuthenticationError",
@@ -162,8 +161,3 @@ class StoreError(DistributedError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
         self.path = path
-
-
-class DurabilityNotSupportedError(DistributedError, TypeError):
-    """The store given to a durable executor cannot hold durable runs (it lacks leases
-    and the listing of a run's pending jobs)."""

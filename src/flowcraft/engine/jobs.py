@@ -24,13 +24,17 @@ __all__ = [
     "Job",
     "JobState",
     "NewRun",
+    "Park",
+    "Resolution",
+    "Resolved",
+    "WaitRecord",
     "Usage",
     "job_id",
     "job_id_prefix",
 ]
 
-ACTIVE_STATES = frozenset({"pending", "running"})
-"""States of a run that still runs jobs."""
+ACTIVE_STATES = frozenset({"pending", "running", "awaiting"})
+"""States of a run that has not stopped (``awaiting``: parked on waits, none of its jobs running)."""
 FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 """States a run ends in."""
 STOPPED_STATES = FINAL_STATES | {"blocked"}
@@ -208,3 +212,60 @@ class Usage:
 
     state: str
     used: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Park:
+    """A job parked on a wait (a wait node after its ``prep``): what ``park`` stores."""
+
+    job_id: str
+    wait_id: str
+    """``node_id#visit``."""
+    node_id: str
+    kind: str
+    """``"input"`` or ``"timer"``."""
+    request: str
+    """The encoded request (what the node's ``prep`` returned)."""
+    actions: tuple[str, ...] = ()
+    fire_at: float | None = None
+    """When the wait times out (input) or fires (timer), seconds since the epoch."""
+    on_timeout: str | None = None
+    """The encoded action taken when it times out (``None``: the default action)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WaitRecord:
+    """A stored wait: its ``park`` record, ``state`` (``"open"`` or ``"resolved"``), and
+    once resolved the encoded ``value`` and ``action`` and the ``key`` it was resolved with."""
+
+    park: Park
+    state: str
+    value: str | None = None
+    action: str | None = None
+    key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a resume (or a timer) writes to a wait, compare-and-set on it being open."""
+
+    value: str
+    """The encoded resume value."""
+    action: str
+    """The encoded action."""
+    key: str | None = None
+    """The idempotency key of the resume (a repeat with the same key, value and action
+    returns the first result)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resolved:
+    """What ``resolve`` answers: ``outcome`` is ``"ok"`` (resolved now), ``"same"`` (the
+    same resume again), ``"taken"`` (resolved before, differently), ``"unknown"`` (no such
+    wait) or ``"ended"`` (the run has stopped); ``job`` is the continuation to enqueue
+    (for ``"ok"``); ``state`` is the run's state."""
+
+    outcome: str
+    job: Job | None = None
+    state: str = ""
+    record: WaitRecord | None = None

@@ -22,9 +22,31 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
-from .jobs import Charge, Commit, Completion, Failure, Job, JobState, NewRun, Usage
+from .jobs import (
+    Charge,
+    Commit,
+    Completion,
+    Failure,
+    Job,
+    JobState,
+    NewRun,
+    Park,
+    Resolution,
+    Resolved,
+    Usage,
+    WaitRecord,
+)
 
-__all__ = ["JobFailed", "JobProcessor", "JobQueue", "RunStore", "Subscription", "check_queue", "check_store"]
+__all__ = [
+    "JobFailed",
+    "JobProcessor",
+    "JobQueue",
+    "RunStore",
+    "Subscription",
+    "WaitStore",
+    "check_queue",
+    "check_store",
+]
 
 JobProcessor = Callable[[Job], Awaitable[None]]
 """What a queue runs for each job; raising means "deliver it again later"."""
@@ -147,6 +169,36 @@ class RunStore(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class WaitStore(Protocol):
+    """The part of a store that keeps waits and timers (durable stores have it)."""
+
+    async def park(self, run_id: str, park: Park) -> str:
+        """Store the wait and park its job, once, atomically; the run's state after it
+        (``"awaiting"`` when nothing else of the run is left to run)."""
+        ...
+
+    async def wait(self, run_id: str, wait_id: str) -> WaitRecord | None:
+        """The stored wait, or ``None``."""
+        ...
+
+    async def waits(self, run_id: str, *, open_only: bool = True) -> list[WaitRecord]:
+        """The run's waits (the open ones), oldest first."""
+        ...
+
+    async def resolve(self, run_id: str, wait_id: str, resolution: Resolution) -> Resolved:
+        """Compare-and-set on the wait being open: resolve it, unpark its job, set the run running."""
+        ...
+
+    async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        """Open waits with ``fire_at <= now``, earliest first, as ``(run id, wait id)``."""
+        ...
+
+    async def next_fire_at(self) -> float | None:
+        """The earliest ``fire_at`` of an open wait, or ``None``."""
         ...
 
 

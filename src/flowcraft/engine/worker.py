@@ -33,12 +33,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from ..abort import AbortController
 from ..actions import DEFAULT_ACTION
-from ..errors import AbortError, BudgetExceededError, GraphError, WorkflowError
+from ..clock import Clock
+from ..clock import current as current_clock
+from ..errors import AbortError, BudgetExceededError, DurabilityNotSupportedError, GraphError, WorkflowError
 from ..events import (
     ContextChanged,
     EventEmitter,
@@ -56,13 +58,14 @@ from ..graph.models import WorkflowBlueprint
 from ..loggers import Logger, NullLogger
 from ..middleware import NextFn, apply_middleware
 from ..node import AbstractNode, NodeArgs
+from ..waits import WaitNode
 from .codec import decode, decode_action, encode, encode_action
 from .errors import BackendError, BlueprintNotFoundError, CodecError, GraphMismatchError, NotABlueprintFlowError
 from .eventlog import encode_event
-from .jobs import ACTIVE_STATES, Commit, Failure, Job, JobState
+from .jobs import ACTIVE_STATES, Commit, Failure, Job, JobState, Park
 from .metering import StoreBudget, failure_details
 from .plan import JobPlan, describe_change, flow_from_factory
-from .protocols import JobQueue, RunStore, check_queue, check_store
+from .protocols import JobQueue, RunStore, WaitStore, check_queue, check_store
 from .recording import RecordingContext
 
 __all__ = ["JobWorker"]
@@ -124,9 +127,10 @@ def hydrate(
 class _Job:
     """The job a node runs as, as its nodes see it (``args.idempotency_key``, ``args.memo``)."""
 
-    __slots__ = ("counts", "inner", "key", "node", "run_id", "store")
+    __slots__ = ("counts", "inner", "key", "node", "resume_action", "run_id", "store")
 
-    def __init__(self, store: RunStore, run_id: str, key: str, node: AbstractNode) -> None:
+    def __init__(self, store: RunStore, run_id: str, key: str, node: AbstractNode, resume_action: Any = None) -> None:
+        self.resume_action = resume_action
         self.store = store
         self.run_id = run_id
         self.key = key
@@ -228,6 +232,7 @@ class JobWorker:
         inline_successors: run a job's lone successor in the same task, without the
             queue — only for a queue whose jobs the store can give back after a crash
             (the durable executor's), never for one that must see every job (BullMQ).
+        clock: where a wait's deadline is read from (default: the current clock).
 
     Raises:
         TypeError: ``store`` or ``queue`` lacks a method of its protocol (named).
@@ -250,6 +255,7 @@ class JobWorker:
         middleware: Sequence[Any] = (),
         logger: Logger | None = None,
         inline_successors: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
@@ -261,6 +267,9 @@ class JobWorker:
         self._middleware = list(middleware)
         self.logger: Logger = logger if logger is not None else NullLogger()
         self.inline_successors = inline_successors
+        self.clock = clock
+        self.on_park: Callable[[str, Park], None] | None = None
+        """Called when a job parks on a wait (the durable executor arms its timer)."""
         self._hydrated: dict[str, _Hydrated] = {}
         self._running: dict[str, set[AbortController]] = {}
         self._crash = _crash_point()
@@ -443,6 +452,11 @@ class JobWorker:
             action = None  # branches start fresh (no incoming action), as in memory
             targets: Sequence[AbstractNode] = node.branches
         else:
+            resumed = None
+            if isinstance(node, WaitNode):  # parks after prep; once resolved, runs only post
+                resumed = await self._waited(job, node, hydrated, state, incoming)
+                if resumed is None:
+                    return None
             meter = None
             if state.budget is not None:
                 meter = StoreBudget(store, run_id, state.budget, state.usage)
@@ -460,8 +474,9 @@ class JobWorker:
                 job_events.events.node(NodeStarted, node)
                 job_events.sent = asyncio.ensure_future(store.add_events(run_id, job_events.take()))
             outcome = await self._run_node(
-                run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events, meter, job.id
-            )
+                run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events, meter, job.id,
+                step=node.resume if resumed is not None and isinstance(node, WaitNode) else None, resumed=resumed,
+            )  # fmt: skip
             if outcome is None:
                 return None
             returned, ctx = outcome
@@ -512,6 +527,47 @@ class JobWorker:
         self._maybe_crash("after_enqueue", node_id)
         return None
 
+    async def _waited(
+        self, job: Job, node: WaitNode, hydrated: _Hydrated, state: JobState, incoming: Any
+    ) -> tuple[Any, Any] | None:
+        """A wait node's job: the first time, run ``prep`` and park the job on a new wait
+        (``None``); while the wait is open, nothing (``None``); once resolved, its value
+        and action (the job then runs ``post``)."""
+        run_id, node_id = job.run_id, job.node_id
+        store = self.store
+        if not isinstance(store, WaitStore):
+            error = DurabilityNotSupportedError(
+                f"Wait node {node_id!r} needs a store that keeps waits ({type(store).__name__} does not): "
+                "run the flow with flowcraft.durable.DurableExecutor"
+            )
+            await self._fail(run_id, node_id, "prep", error)
+            return None
+        wait_id = f"{node_id}#{job.id.rsplit(':', 1)[1]}"
+        record = await store.wait(run_id, wait_id)
+        if record is not None:
+            if record.state != "resolved" or record.value is None or record.action is None:
+                return None  # still open: a redelivered job
+            return decode(record.value, key=f"wait {wait_id}"), decode_action(record.action)
+        outcome = await self._run_node(
+            run_id, node_id, node, hydrated, state.params, state.context, incoming, None, None, job.id,
+            step=node.request,
+        )  # fmt: skip
+        if outcome is None:
+            return None
+        try:
+            request = encode(outcome[0], key=f"request of wait node {node_id!r}")
+            on_timeout = encode_action(node.on_timeout) if node.on_timeout is not None else None
+        except CodecError as error:
+            await self._fail(run_id, node_id, "prep", error)
+            return None
+        clock = self.clock if self.clock is not None else current_clock()
+        fire_at = clock.time() + node.wait_timeout if node.wait_timeout is not None else None
+        park = Park(job.id, wait_id, node_id, node.wait_kind, request, tuple(node.actions), fire_at, on_timeout)
+        await store.park(run_id, park)
+        if self.on_park is not None:
+            self.on_park(run_id, park)
+        return None
+
     async def _run_node(
         self,
         run_id: str,
@@ -524,8 +580,11 @@ class JobWorker:
         job_events: _JobEvents | None = None,
         meter: StoreBudget | None = None,
         job_key: str = "",
+        step: Callable[[NodeArgs[Any, Any]], Awaitable[Any]] | None = None,
+        resumed: tuple[Any, Any] | None = None,
     ) -> tuple[Any, RecordingContext] | None:
-        """Run the node's lifecycle; ``None`` when it failed or was aborted (already recorded)."""
+        """Run the node's lifecycle (or only ``step``, a wait node's ``request`` or ``resume``
+        with ``resumed`` = value and action); ``None`` when it failed or was aborted (already recorded)."""
         ctx = RecordingContext(raw_context)
         try:
             run_params = decode(params_text, key="<params>") if params_text else {}
@@ -546,7 +605,8 @@ class JobWorker:
             if left is not None:
                 timer = asyncio.get_running_loop().call_later(max(0.0, left), meter.expire)
         scope = WalkScope(ctx, params, controller.signal, self.logger, engine, events=events, budget=meter,
-                          job=_Job(self.store, run_id, job_key, node) if job_key else None)  # fmt: skip
+                          job=_Job(self.store, run_id, job_key, node, resumed and resumed[1]) if job_key else None,
+                          )  # fmt: skip
         args: NodeArgs[Any, Any] = NodeArgs(
             ctx, params, controller.signal, self.logger, name=type(node).__name__, executor=engine, node=node,
             incoming_action=incoming, scope=scope,
@@ -555,8 +615,10 @@ class JobWorker:
         self._maybe_crash("before_node", node_id)
         if self._crash == ("during_node", node_id):
             ctx.on_write = lambda _key: _die()
+        if resumed is not None:
+            args.exec_res = resumed[0]
         try:
-            action = await chain(args)
+            action = await (chain(args) if step is None else step(args))
         except AbortError as error:
             assert self._store is not None
             if meter is not None and meter.error is not None:

@@ -172,6 +172,9 @@ class NodeJob(Protocol):
     """The job a walk runs in, in a durable or distributed run (``WalkScope.job``): the
     job's node and the nodes that run inside it (a sub-flow's, an in-process block's)."""
 
+    resume_action: Any
+    """The action a wait node's job was resumed with (``None`` for other jobs)."""
+
     def key_for(self, args: NodeArgs[Any, Any]) -> str:
         """The idempotency key of the node visit ``args`` belongs to (stable across re-runs)."""
         ...

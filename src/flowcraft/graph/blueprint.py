@@ -31,6 +31,7 @@ from ..flow import Flow
 from ..node import AbstractNode, Node
 from ..patterns import ParallelFlow
 from ..retry import POLICY_CONFIG_KEYS, RetryPolicy, retry_policy_from_config
+from ..waits import BUILTIN_NODE_TYPES
 from .internal_nodes import OUTPUT_MAPPER_TYPE, PARALLEL_CONTAINER_TYPE
 from .models import GraphEdge, GraphNode, WorkflowBlueprint
 from .registry import NodeFactory, ensure_registry
@@ -109,7 +110,7 @@ class BlueprintExecutor:
     # ---- hydration -------------------------------------------------------------------------
 
     def _create(self, graph_node: GraphNode, i: int, checked: dict[Any, bool]) -> AbstractNode:
-        factory = self.registry.get(graph_node.type)
+        factory = self.registry.get(graph_node.type) or BUILTIN_NODE_TYPES.get(graph_node.type)
         if factory is None:
             raise UnknownNodeTypeError(
                 f"Blueprint node {graph_node.id!r} has type {graph_node.type!r}, which is not in the node registry.",

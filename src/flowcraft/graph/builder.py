@@ -47,6 +47,7 @@ from ..errors import (
 )
 from ..loggers import Logger, NullLogger
 from ..retry import resolve_exception_type
+from ..waits import BUILTIN_NODE_TYPES
 from .blueprint import BlueprintExecutor
 from .internal_nodes import (
     CONDITIONAL_JOIN_TYPE,
@@ -255,11 +256,11 @@ class GraphBuilder:
                     path=f"nodes[{i}].id",
                 )
             is_sub = node.type in sub_types
-            if not is_sub and node.type not in registry:
+            if not is_sub and node.type not in registry and node.type not in BUILTIN_NODE_TYPES:
                 known = ", ".join(sorted(t for t in registry if not t.startswith("__internal_"))[:12])
                 raise UnknownNodeTypeError(
                     f"Node {prefix + node.id!r}{where} has type {node.type!r}, which is not in the node registry "
-                    f"(known types: {known or 'none'}). Register a class for it, or list it in "
+                    f"(known types: {known or 'none'}; built in: wait, sleep). Register a class for it, or list it in "
                     "sub_workflow_node_types if it is a sub-workflow.",
                     node_id=prefix + node.id,
                     path=f"nodes[{i}].type",

@@ -1,0 +1,105 @@
+"""Flows with waits and timers for the durable tests (factories for child processes too)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowcraft import Flow, Node, NodeArgs, SleepNode, WaitNode
+from flowcraft.graph import create_node_registry
+
+
+class Draft(Node):
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set("draft", "Dear customer, ...")
+
+
+class Approve(WaitNode):
+    """Waits for a reviewer: approve or reject; expires after a day (rejected)."""
+
+    actions = ("approve", "reject")
+    wait_timeout = 24 * 3600
+    on_timeout = "reject"
+
+    async def prep(self, args: NodeArgs) -> Any:
+        return {"draft": await args.ctx.get("draft")}
+
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set("review", args.exec_res)
+        return args.resume_action
+
+
+class Record(Node):
+    def __init__(self, key: str, value: Any) -> None:
+        super().__init__()
+        self.key, self.value = key, value
+
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set(self.key, self.value)
+        return "finished"
+
+
+def make_approval() -> Flow:
+    """draft → approve (wait) → sent | discarded."""
+    draft, approve = Draft(), Approve().with_id("approve")
+    draft.next(approve)
+    approve.next(Record("outcome", "sent"), "approve")
+    approve.next(Record("outcome", "discarded"), "reject")
+    return Flow(draft)
+
+
+def make_nap() -> Flow:
+    """start → sleep 1 h → done."""
+    first = Record("started", True)
+    nap = SleepNode(3600).with_id("nap")
+    first.next(nap, "finished").next(Record("woke", True))
+    return Flow(first)
+
+
+def make_short_nap() -> Flow:
+    """start → sleep 2 s → done (a real sleep across a restart)."""
+    first = Record("started", True)
+    nap = SleepNode("2s").with_id("nap")
+    first.next(nap, "finished").next(Record("woke", True))
+    return Flow(first)
+
+
+class Mark(Node):
+    def __init__(self, data: dict[str, Any] | None = None, **_deps: Any) -> None:
+        super().__init__()
+        self.data = dict(data or {})
+
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set(f"mark:{self.data['nodeId']}", True)
+
+
+class Collect(Mark):
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set("collected", await args.ctx.get("collected", 0) + 1)
+
+
+REGISTRY = create_node_registry({"mark": Mark, "collect": Collect})
+
+
+def node(node_id: str, kind: str = "mark", **data: Any) -> dict[str, Any]:
+    return {"id": node_id, "type": kind, "data": data}
+
+
+def edge(source: str, target: str, action: str | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = {"source": source, "target": target}
+    if action is not None:
+        found["action"] = action
+    return found
+
+
+PARALLEL_WAITS = {
+    "nodes": [
+        node("start"), node("a"), node("b"),
+        node("w1", "wait", output="first"), node("w2", "wait", output="second", actions=["ok", "no"]),
+        node("join", "collect"),
+    ],
+    "edges": [
+        edge("start", "a"), edge("start", "w1"), edge("start", "w2"), edge("start", "b"),
+        edge("a", "join"), edge("w1", "join"), edge("w2", "join"), edge("b", "join"),
+    ],
+}  # fmt: skip
+"""Four parallel branches, two of them waits, meeting at a join."""
