@@ -9,8 +9,9 @@
 - ``batch.svg``: W3, parallel batches of 10,000 items, as a multiple of the floor;
 - ``distributed.svg``: node jobs per second through Redis + BullMQ against raw BullMQ,
   by number of workers (from ``distributed.json``);
-- ``durable.svg``: cost of one durable step against LangGraph's SQLite checkpointer and
-  DBOS, when ``durable.json`` exists (written by the durable benchmark).
+- ``durable.svg``: cost of one durable step against one SQLite commit, LangGraph's SQLite
+  checkpointer and DBOS, and the time to the first recovered node after a ``kill -9``
+  (from ``durable.json``, written by ``benchmarks/durable_bench.py``).
 
 The SVGs are committed; rerun this after ``bash scripts/bench``. The output is
 deterministic (no dates, fixed ids), so an unchanged result gives an unchanged file.
@@ -40,6 +41,8 @@ COLORS = {
     "langgraph": "#009688",
     "flowcraft-ts": "#9c27b0",
     "raw": "#9e9e9e",
+    "sqlite": "#9e9e9e",
+    "dbos": "#795548",
 }
 
 plt.rcParams.update(
@@ -149,14 +152,35 @@ def distributed(doc: dict[str, Any]) -> Path:
 
 
 def durable(doc: dict[str, Any]) -> Path:
-    rows = doc["rows"]  # [{"runtime": label, "ms_per_step": float}, ...]
-    fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(rows) + 1.2))
-    values = [row["ms_per_step"] for row in rows]
-    grouped_bars(
-        ax, [row["runtime"] for row in rows], [("ms per durable step", COLORS[FLOWCRAFT], values)], fmt="{:.2f} ms"
-    )
-    ax.set_xlabel("ms per step (lower is better)")
-    ax.set_title("Durable runs — one step, against LangGraph (SQLite) and DBOS", loc="left", fontsize=11)
+    """Median cost of one step (or one SQLite commit) per case, and recovery latency (``durable.json``)."""
+    cases = [(case, entry) for case, entry in doc["cases"].items() if entry.get("median_s")]
+    recovery = [(name, entry["median_s"]) for name, entry in doc["recovery"].items() if entry.get("median_s")]
+    fig, (steps, recover) = plt.subplots(
+        2, 1, figsize=(8.5, 0.42 * (len(cases) + len(recovery)) + 2.4),
+        gridspec_kw={"height_ratios": [max(len(cases), 1), max(len(recovery), 1) + 0.6]},
+    )  # fmt: skip
+    for index, (case, entry) in enumerate(cases):
+        value = entry["median_s"] * 1e6
+        steps.barh(index, value, height=0.7, color=COLORS.get(case.split(".")[0], "#607d8b"))
+        steps.text(value, index, f" {value:,.1f} µs", va="center", fontsize=8)
+    names = {"sqlite": "SQLite commit", "flowcraft": "Flowcraft", "langgraph": "LangGraph", "dbos": "DBOS"}
+    labels = [f"{names.get(case.split('.')[0], case)}, {entry.get('short', entry['label'])}" for case, entry in cases]
+    steps.set_yticks(range(len(cases)), labels, fontsize=8)
+    steps.invert_yaxis()
+    steps.set_xscale("log")
+    steps.set_xlabel("µs per step, or per commit for SQLite (median; log scale, lower is better)")
+    n = doc["meta"]["n"]
+    steps.set_title(f"Durable runs — a chain of {n} steps: cost per step, one run", loc="left", fontsize=11)
+    for index, (name, value) in enumerate(recovery):
+        recover.barh(index, value * 1e3, height=0.6, color=COLORS.get(name, "#607d8b"))
+        recover.text(value * 1e3, index, f" {value * 1e3:,.0f} ms", va="center", fontsize=8)
+    recover.set_yticks(range(len(recovery)), [{"flowcraft": "Flowcraft", "dbos": "DBOS"}.get(name, name)
+                                              for name, _ in recovery], fontsize=8)  # fmt: skip
+    recover.invert_yaxis()
+    recover.set_xscale("log")
+    recover.set_xlabel("ms from entering the executor to the first recovered node after kill -9 (median; log scale)")
+    recover.set_title("Recovery after kill -9", loc="left", fontsize=11)
+    fig.tight_layout()
     return save(fig, "durable.svg")
 
 
