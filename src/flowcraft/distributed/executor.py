@@ -3,6 +3,7 @@ Redis (:class:`~.store.RedisRunStore`) and BullMQ (:class:`~.queue.BullMQJobQueu
 
 from __future__ import annotations
 
+from ..durable.sqlite import RunSummary
 from ..engine.client import JobExecutor, RunError, RunHandle, RunStatus, blueprint_of
 from .keys import BLUEPRINT_TTL, DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL
 from .queue import BullMQJobQueue
@@ -53,6 +54,16 @@ class DistributedExecutor(JobExecutor):
         self.queue_name = queue
         self.prefix = prefix
         self.blueprint_ttl = blueprint_ttl
+
+    async def runs(self, state: str | None = None, limit: int = 100) -> list[RunSummary]:
+        """The runs under this prefix, newest first (``state``: only those in it).
+
+        Scans every run's keys (see :meth:`RedisRunStore.runs`); finished runs are listed
+        until their keys expire (``run_ttl``).
+        """
+        store = self.store
+        assert isinstance(store, RedisRunStore)
+        return await store.runs(state, limit)
 
     def _open_queue(self) -> BullMQJobQueue:
         return BullMQJobQueue(self.redis_url, name=self.queue_name, prefix=self.prefix)
