@@ -104,7 +104,9 @@ def run_durable(
             raise
         ended = existing.get("status") in STOPPED_STATES  # nothing to show: print the outcome
         display = None if ended else progress_display(progress, stream, user_node_ids(result))
-        async with DurableExecutor(sqlite, registry=builder.registry, dependencies=builder.dependencies) as executor:
+        executor = DurableExecutor(sqlite, registry=builder.registry, dependencies=builder.dependencies)
+        try:
+            await executor.__aenter__()
             try:
                 handle = await executor.start(
                     blueprint, initial, params=run_params, run_id=run_id, events=display is not None
@@ -130,6 +132,10 @@ def run_durable(
             if progress != "none" and not outcome.timed_out:
                 stream.write(f"run {handle.run_id} ended after {elapsed:.2f}s\n")
             return outcome, await handle.context(), handle.run_id, elapsed
+        finally:
+            # nodes still running (the run goes on, or was cancelled) are not waited for:
+            # the run's next process runs them again from prep
+            await executor.aclose(force=True)
 
     try:
         outcome, final, started_id, elapsed = asyncio.run(main())

@@ -188,8 +188,14 @@ class DurableExecutor(JobExecutor):
                 asyncio.ensure_future(self._cleanup()),
             ]
 
-    async def aclose(self) -> None:
-        """Stop running jobs (unfinished runs are handed over at once) and close the store."""
+    async def aclose(self, *, force: bool = False) -> None:
+        """Stop running jobs (unfinished runs are handed over at once) and close the store.
+
+        ``force``: cancel the node jobs still running instead of waiting for them (a run
+        recovered later runs them again from ``prep``).
+        """
+        if force and self._stack is not None:
+            await self._worker.close(force=True)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
