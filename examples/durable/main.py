@@ -23,12 +23,13 @@ FACTORY = "examples.durable.steps:make_pipeline"
 
 
 async def main(store: str, run_id: str, delay: float) -> None:
+    ledger = str(Path(store).resolve().with_suffix(".ledger.json"))  # the payment provider's records
     async with DurableExecutor(store) as executor:
         try:
             before = (await (await executor.handle(run_id)).status()).state
         except RunNotFoundError:
             before = None
-        params = {"delay": delay, "ledger": str(Path(store).resolve().with_suffix(".ledger.json"))}
+        params = {"delay": delay, "ledger": ledger}
         handle = await executor.start(FACTORY, {"order": "A-1001"}, run_id=run_id, params=params)
         if before is None:
             print(f"run {run_id} started in {store} (stop it midway, then run this again)", flush=True)

@@ -9,6 +9,7 @@ interrupt it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,6 @@ def pay(ledger: Path, key: str, amount: float) -> str:
 def make_pipeline() -> Flow:
     """fetch → validate → reserve → charge → ship → notify."""
     nodes = [Charge(name) if name == "charge" else Step(name) for name in STEPS]
-    for before, after in zip(nodes, nodes[1:], strict=False):
+    for before, after in itertools.pairwise(nodes):
         before.next(after)
     return Flow(nodes[0])
