@@ -22,8 +22,7 @@ from flowcraft.durable import DurableExecutor, RunNotFoundError  # noqa: E402
 FACTORY = "examples.durable.steps:make_pipeline"
 
 
-async def main(store: str, run_id: str, delay: float) -> None:
-    ledger = str(Path(store).resolve().with_suffix(".ledger.json"))  # the payment provider's records
+async def main(store: str, run_id: str, delay: float, ledger: str) -> None:
     async with DurableExecutor(store) as executor:
         try:
             before = (await (await executor.handle(run_id)).status()).state
@@ -54,7 +53,8 @@ if __name__ == "__main__":
     parser.add_argument("--delay", type=float, default=1.0, help="seconds each step takes (default %(default)s)")
     options = parser.parse_args()
     try:
-        asyncio.run(main(options.store, options.run_id, options.delay))
+        ledger = Path(options.store).resolve().with_suffix(".ledger.json")  # the payment provider's records
+        asyncio.run(main(options.store, options.run_id, options.delay, str(ledger)))
     except KeyboardInterrupt:
         print(f"\ninterrupted: run the same command again to finish run {options.run_id}")
         sys.exit(130)
