@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def run_example(*args: str, cwd: Path = ROOT) -> str:
 
 
 def test_every_example_directory_has_a_readme_and_main_and_is_tested():
-    tested = {"pipeline", "agent", "batch", "moderation", "retrieval"}
+    tested = {"pipeline", "agent", "batch", "moderation", "retrieval", "durable"}
     for directory in (ROOT / "examples").iterdir():
         if directory.is_dir() and not directory.name.startswith(("_", ".")) and directory.name != "__pycache__":
             assert (directory / "README.md").is_file(), directory
@@ -162,3 +163,45 @@ server.shutdown()
     assert "tiny at http://127.0.0.1:" in out
     assert "echo tiny: hello" in out
     assert "error: LLM endpoint http://127.0.0.1:1/v1 failed" in out
+
+
+def _durable(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, str(ROOT / "examples/durable/main.py"), "--store", "runs.db", *args]
+    return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stop_at(proc: subprocess.Popen[str], line: str, sig: int) -> str:
+    assert proc.stdout is not None
+    seen = ""
+    while line not in seen:
+        got = proc.stdout.readline()
+        assert got, f"the example ended before {line!r}: {seen}"
+        seen += got
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    return seen + out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_durable_example_killed_midway_finishes_where_it_stopped(tmp_path: Path, sig: int):
+    first = _durable(tmp_path, "--delay", "0.5")
+    try:
+        before = _stop_at(first, "step 4/6 charge ...", sig)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert "step 3/6 reserve done" in before and "completed" not in before
+    if sig == signal.SIGINT:
+        assert first.returncode == 130 and "interrupted: run the same command again" in before
+    else:
+        assert first.returncode == -9
+    after = run_example("examples/durable/main.py", "--store", str(tmp_path / "runs.db"), "--delay", "0.05")
+    assert "run order-A-1001 was interrupted: going on from its last commit" in after
+    assert "step 1/6" not in after and "step 3/6" not in after  # committed steps do not run again
+    assert "step 6/6 notify done" in after
+    assert "run order-A-1001 completed: fetch, validate, reserve, charge, ship, notify" in after
+    ledger = json.loads((tmp_path / "runs.ledger.json").read_text())
+    assert ledger == {"order-A-1001:charge:1": 42.0}  # one payment
+    again = run_example("examples/durable/main.py", "--store", str(tmp_path / "runs.db"))
+    assert "found in" in again and "it already ended (completed)" in again and "step" not in again.split("\n")[1]

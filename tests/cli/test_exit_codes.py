@@ -129,17 +129,26 @@ def _started_run_id(proc: subprocess.Popen[str]) -> str:
 
 
 def _run_cancelled(s: Setup, code: int) -> None:
-    proc = s.popen("run", "ok.json", *REGISTRY, "--executor", "redis", "--progress", "plain", *s.space)
-    try:
-        run_id = _started_run_id(proc)  # no worker: the run waits until it is cancelled
-        expect(0, s.run("cancel", run_id, *s.space))
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == code, err
-    assert f"flowcraft: error: run {run_id} cancelled" in err
+    store = ("--store", "runs.db")
+    for run, where in (
+        (("ok.json", "--executor", "redis", *s.space), s.space),  # no worker: the run waits until it is cancelled
+        (("slow.json", *store), store),
+    ):
+        proc = s.popen("run", *run, *REGISTRY, "--progress", "plain")
+        try:
+            run_id = _started_run_id(proc)
+            if "--store" in where:
+                assert proc.stderr is not None
+                while "started  slow" not in proc.stderr.readline():
+                    assert proc.poll() is None
+            expect(0, s.run("cancel", run_id, *where))
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == code, err
+        assert f"flowcraft: error: run {run_id} cancelled" in err
 
 
 def _validate_errors(s: Setup, code: int) -> None:
@@ -151,6 +160,8 @@ def _cancel_ended(s: Setup, code: int) -> None:
     run_id = s.run("run", "ok.json", *REGISTRY, "--executor", "redis", "--detach", *s.space).stdout.strip()
     expect(0, s.run("cancel", run_id, *s.space))
     expect(code, s.run("cancel", run_id, *s.space), error="already ended (cancelled)")
+    expect(0, s.run("run", "ok.json", *REGISTRY, "--store", "runs.db", "--run-id", "done"))
+    expect(code, s.run("cancel", "done", "--store", "runs.db"), error="already ended (completed)")
 
 
 def _bad_arguments(s: Setup, code: int) -> None:
@@ -161,6 +172,9 @@ def _bad_arguments(s: Setup, code: int) -> None:
     expect(code, s.run("worker", "--redis", UNREACHABLE), error="the following arguments are required: --registry")
     expect(code, s.run("worker", *REGISTRY, "--concurrency", "0"), error="--concurrency: must be >= 1")
     expect(code, s.run("viz", "ok.json", "--format", "gif"), error="invalid choice: 'gif'")
+    expect(code, s.run("run", "ok.json", *REGISTRY, "--store", "r.db", "--executor", "redis"), error="drop --executor")
+    expect(code, s.run("run", "ok.json", *REGISTRY, "--timeout", "5"), error="--timeout needs --store")
+    expect(code, s.run("status", "x", "--store", "r.db", "--redis", UNREACHABLE), error="not allowed with argument")
 
 
 def _bad_objects(s: Setup, code: int) -> None:
@@ -189,17 +203,36 @@ def _invalid_graph(s: Setup, code: int) -> None:
     expect(code, s.run("viz", "dangling.json"), error="flowcraft validate dangling.json")
 
 
+def _run_id_taken(s: Setup, code: int) -> None:
+    expect(0, s.run("run", "ok.json", *REGISTRY, "--store", "runs.db", "--run-id", "taken"))
+    expect(code, s.run("run", "failing.json", *REGISTRY, "--store", "runs.db", "--run-id", "taken"),
+           error="Run 'taken' exists with another graph")  # fmt: skip
+    run_id = s.run("run", "ok.json", *REGISTRY, "--executor", "redis", "--detach", *s.space).stdout.strip()
+    expect(code, s.run("run", "ok.json", *REGISTRY, "--executor", "redis", "--run-id", run_id, *s.space),
+           error="already exists")  # fmt: skip
+
+
+def _bad_store(s: Setup, code: int) -> None:
+    (s.dir / "foreign.db").write_bytes(b"not a database" * 200)
+    expect(code, s.run("run", "ok.json", *REGISTRY, "--store", "foreign.db"), error="foreign.db")
+    expect(code, s.run("run", "ok.json", *REGISTRY, "--store", "no/such/dir/runs.db"), error="does not exist")
+    for command in (("runs",), ("show", "x"), ("status", "x"), ("cancel", "x")):
+        expect(code, s.run(*command, "--store", "missing.db"), error="--store 'missing.db' does not exist")
+
+
 def _unknown_run(s: Setup, code: int) -> None:
-    for command in ("status", "cancel"):
+    expect(0, s.run("run", "ok.json", *REGISTRY, "--store", "runs.db"))
+    for command in ("status", "show", "cancel"):
         expect(code, s.run(command, "no-such-run", *s.space), error="Run 'no-such-run' does not exist")
+        expect(code, s.run(command, "no-such-run", "--store", "runs.db"), error="Run 'no-such-run' does not exist")
 
 
 def _redis_unreachable(s: Setup, code: int) -> None:
     where = f"cannot use Redis at {UNREACHABLE}"
     expect(code, s.run("run", "ok.json", *REGISTRY, "--executor", "redis", "--redis", UNREACHABLE), error=where)
     expect(code, s.run("worker", *REGISTRY, "--redis", UNREACHABLE), error=where)
-    expect(code, s.run("status", "abc", "--redis", UNREACHABLE), error=where)
-    expect(code, s.run("cancel", "abc", "--redis", UNREACHABLE), error=where)
+    for command in (("status", "abc"), ("cancel", "abc"), ("show", "abc"), ("runs",)):
+        expect(code, s.run(*command, "--redis", UNREACHABLE), error=where)
 
 
 def _graphviz(s: Setup, code: int) -> None:
@@ -225,32 +258,45 @@ def _extra_missing(s: Setup, code: int) -> None:
         ("worker", *REGISTRY),
         ("status", "abc"),
         ("cancel", "abc"),
+        ("show", "abc"),
+        ("runs",),
     ):
         result = s.run(*args, *s.space, env=env)
         expect(code, result, error=hint)
 
 
+def _timed_out(s: Setup, code: int) -> None:
+    expect(code, s.run("run", "ok.json", *REGISTRY, "--executor", "redis", "--timeout", "1", *s.space),
+           error="did not end within 1s (")  # fmt: skip
+    expect(code, s.run("run", "slow.json", *REGISTRY, "--store", "runs.db", "--run-id", "t", "--timeout", "1"),
+           error="--run-id t` goes on from its last commit")  # fmt: skip
+
+
 def _interrupted(s: Setup, code: int) -> None:
-    proc = s.popen("run", "slow.json", *REGISTRY, "--progress", "plain")
-    try:
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 30
-        while "started  slow" not in proc.stderr.readline():
-            assert time.monotonic() < deadline and proc.poll() is None, "the run did not start"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == code, err
-    assert "flowcraft: interrupted" in err
+    for durable in (False, True):
+        store = ("--store", "runs.db", "--run-id", "stopped") if durable else ()
+        proc = s.popen("run", "slow.json", *REGISTRY, "--progress", "plain", *store)
+        try:
+            assert proc.stderr is not None
+            deadline = time.monotonic() + 30
+            while "started  slow" not in proc.stderr.readline():
+                assert time.monotonic() < deadline and proc.poll() is None, "the run did not start"
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == code, err
+        assert "flowcraft: interrupted" in err
+        if durable:
+            assert "run stopped is kept in runs.db: `flowcraft run slow.json --store runs.db --run-id stopped`" in err
 
 
 _ROWS = {
     "success:": _success,
     "`run`: the workflow failed": _run_failed,
-    "`run --executor redis`: the run was cancelled": _run_cancelled,
+    "`run --executor redis` or `run --store`: the run was cancelled": _run_cancelled,
     "`validate`: the graph has errors": _validate_errors,
     "`cancel`: the run already ended": _cancel_ended,
     "bad arguments:": _bad_arguments,
@@ -258,10 +304,13 @@ _ROWS = {
     "`--context` or `--param` is malformed": _bad_context_or_params,
     "the graph file is missing, unreadable or not JSON": _unreadable_graph,
     "`run`, `viz`: the graph is invalid": _invalid_graph,
-    "`status`, `cancel`: no run with that id": _unknown_run,
+    "`run --run-id`: a run with that id exists": _run_id_taken,
+    "`--store`: the file is not a Flowcraft run store": _bad_store,
+    "`status`, `show`, `cancel`: no run with that id": _unknown_run,
     "Redis is unreachable": _redis_unreachable,
     "Graphviz's `dot` is missing or fails": _graphviz,
     "the `redis` extra is not installed": _extra_missing,
+    "`run --timeout S`": _timed_out,
     "interrupted": _interrupted,
 }
 
@@ -277,7 +326,7 @@ def test_the_table_has_one_row_per_case_and_every_case_a_row():
     assert [when for _, when in rows if _check_for(when) is None] == [], "rows without a case in this test"
     used = {_check_for(when) for _, when in rows}
     assert [start for start, check in _ROWS.items() if check not in used] == [], "cases whose row is gone"
-    assert {code for code, _ in rows} == {0, 1, 2, 3, 130}
+    assert {code for code, _ in rows} == {0, 1, 2, 3, 124, 130}
 
 
 @pytest.mark.parametrize(("code", "when"), documented_rows(), ids=lambda v: str(v)[:40])

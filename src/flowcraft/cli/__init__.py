@@ -5,14 +5,17 @@ Commands:
 ```bash
 flowcraft run GRAPH.json --registry module:NAME [--context JSON|@file] [--param k=v ...]
                          [--executor memory|redis --redis URL] [--progress auto|live|plain|none]
-                         [--detach [--json]]
+                         [--detach [--json]] [--store FILE] [--run-id ID] [--timeout S]
+                         [--max-nodes N] [--max-seconds S]
 flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--json]
 flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
 flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [--concurrency N]
                  [--dependencies module:NAME] [--middleware module:NAME ...] [--lock-duration S]
                  [--stalled-interval S] [--shutdown-grace S] [--log-level LEVEL]
-flowcraft status RUN_ID [--redis URL] [--context]
-flowcraft cancel RUN_ID [--redis URL] [--reason TEXT]
+flowcraft runs [--state STATE] [--limit N] [--json] [--store FILE | --redis URL]
+flowcraft show RUN_ID [--store FILE | --redis URL]
+flowcraft status RUN_ID [--store FILE | --redis URL] [--context]
+flowcraft cancel RUN_ID [--store FILE | --redis URL] [--reason TEXT]
 flowcraft --version
 ```
 
@@ -23,9 +26,10 @@ relative to the current directory first.
 Exit codes (the full table, one case a row, is in ``docs/cli.md``): 0 success; 1 the run
 failed or was cancelled, ``validate`` found errors, ``cancel`` of an ended run; 2 bad
 invocation or input (arguments, registry, context, params, the graph file, an invalid
-graph for ``run``/``viz``, an unknown run); 3 a service or tool is unavailable (Redis
-unreachable, Graphviz or the redis extra missing); 130 interrupted. Errors print one
-line on stderr; ``--debug`` adds the traceback.
+graph for ``run``/``viz``, an unknown run, a run id taken by another graph, a file that
+is not a run store); 3 a service or tool is unavailable (Redis unreachable, Graphviz or
+the redis extra missing); 124 ``run --timeout`` stopped waiting (the run goes on); 130
+interrupted. Errors print one line on stderr; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -37,11 +41,22 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from .. import __version__
-from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, CliError
+from .loading import DEFAULT_REDIS_URL
 
-__all__ = ["EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
+__all__ = [
+    "EXIT_ENVIRONMENT",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "CliError",
+    "build_parser",
+    "main",
+]
 
-_DEFAULT_REDIS = "redis://localhost:6379/0"
+_DEFAULT_REDIS = DEFAULT_REDIS_URL
+_STATES = ("pending", "running", "completed", "failed", "cancelled", "blocked")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,6 +96,20 @@ def _redis_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prefix", default="flowcraft", help="Redis key prefix (default flowcraft); clients and workers must agree"
     )
+
+
+def _run_source(parser: argparse.ArgumentParser) -> None:
+    """``--store FILE`` or ``--redis URL`` (with ``--queue``/``--prefix``): where the runs are."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--store", metavar="FILE", help="the run store file of `flowcraft run --store` (SQLite)")
+    where.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help=f"Redis URL (the default without --store: $FLOWCRAFT_REDIS_URL or {_DEFAULT_REDIS})",
+    )
+    parser.add_argument("--queue", default="flowcraft", help="with Redis: the job queue name (default flowcraft)")
+    parser.add_argument("--prefix", default="flowcraft", help="with Redis: the key prefix (default flowcraft)")
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -163,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="flowcraft",
         description="Run, check and draw Flowcraft workflow graphs; run and follow distributed runs.",
         epilog="exit codes: 0 ok · 1 run failed or cancelled, validate found errors · 2 bad input (including "
-        "an invalid graph for run and viz) · 3 Redis, Graphviz or an extra unavailable · 130 interrupted",
+        "an invalid graph for run and viz) · 3 Redis, Graphviz or an extra unavailable · 124 run --timeout "
+        "stopped waiting · 130 interrupted",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--version", action="version", version=f"flowcraft {__version__}")
@@ -175,7 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build GRAPH with the registry, run it, and print the final action and context as JSON on stdout.",
     )
     run.add_argument("graph", metavar="GRAPH.json")
-    run.add_argument("--registry", required=True, metavar="module:NAME", help="node registry or GraphBuilder")
+    run.add_argument(
+        "--registry",
+        metavar="module:NAME",
+        help="node registry or GraphBuilder (required, except to re-attach to a --store run: it is stored with it)",
+    )
     run.add_argument("--context", metavar="JSON|@FILE", help="initial context: a JSON object or @file.json")
     run.add_argument("--param", action="append", metavar="KEY=VALUE", help="run param (JSON value or string)")
     run.add_argument("--executor", choices=("memory", "redis"), default="memory")
@@ -194,6 +228,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-nodes", type=int, metavar="N", help="run budget: stop the run (failed) when node N+1 would start"
     )
     run.add_argument("--max-seconds", type=float, metavar="S", help="run budget: stop the run after S seconds")
+    run.add_argument(
+        "--store",
+        metavar="FILE",
+        help="run durably in this process, every node's result kept in this SQLite file: a run whose process "
+        "died goes on where it stopped when the command is run again with its --run-id",
+    )
+    run.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="the run's id (with --store or --executor redis); with --store, an existing run is re-attached to "
+        "(and recovered if its process died)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_positive(float),
+        metavar="S",
+        help="with --executor redis or --store: stop waiting after S seconds (exit 124); the run goes on",
+    )
     _builder_options(run)
 
     validate = commands.add_parser("validate", help="check a graph file and list every error and warning")
@@ -220,14 +272,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _worker_options(worker)
 
-    status = commands.add_parser("status", help="show a distributed run's status as JSON")
+    runs = commands.add_parser(
+        "runs", help="list runs, newest first", description="List the runs of a store file or on Redis, newest first."
+    )
+    runs.add_argument("--state", choices=_STATES, help="only the runs in this state")
+    runs.add_argument("--limit", type=_positive(int), default=100, metavar="N", help="at most N runs (default 100)")
+    runs.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    _run_source(runs)
+
+    show = commands.add_parser("show", help="show a run as JSON: state, error, times, context")
+    show.add_argument("run_id", metavar="RUN_ID")
+    _run_source(show)
+
+    status = commands.add_parser("status", help="show a run's status as JSON")
     status.add_argument("run_id", metavar="RUN_ID")
-    _redis_option(status)
+    _run_source(status)
     status.add_argument("--context", action="store_true", help="include the run's context")
 
-    cancel = commands.add_parser("cancel", help="cancel a distributed run")
+    cancel = commands.add_parser("cancel", help="cancel a run")
     cancel.add_argument("run_id", metavar="RUN_ID")
-    _redis_option(cancel)
+    _run_source(cancel)
     cancel.add_argument("--reason", default="cancelled from the command line")
     return parser
 
@@ -235,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _dispatch(args: argparse.Namespace) -> int:
     # The commands' modules are imported when used (local imports), so `flowcraft --help`
     # and each command load only what they need.
-    from .loading import BuilderOptions, RedisTarget  # local import: startup speed (see above)
+    from .loading import BuilderOptions, RedisTarget, StoreTarget  # local import: startup speed (see above)
 
     options = BuilderOptions(
         getattr(args, "sub_workflow_type", ()), getattr(args, "conditional_type", ()), getattr(args, "workflows", None)
@@ -247,6 +311,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.graph, args.registry, options, context=args.context, params=args.param, executor=args.executor,
             redis=RedisTarget(args.redis, args.queue, args.prefix), progress=args.progress, detach=args.detach,
             as_json=args.json, max_nodes=args.max_nodes, max_seconds=args.max_seconds,
+            store=StoreTarget(args.store) if args.store else None, run_id=args.run_id, timeout=args.timeout,
         )  # fmt: skip
     if args.command == "validate":
         from .graphs import validate_command  # local import: startup speed
@@ -256,10 +321,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .graphs import viz_command  # local import: startup speed
 
         return viz_command(args.graph, args.registry, options, fmt=args.format, output=args.output, raw=args.raw)
-    if args.command == "status":
-        from .remote import status_command  # local import: startup speed
+    if args.command in ("status", "cancel", "show", "runs"):
+        # local import: startup speed
+        from .remote import cancel_command, runs_command, show_command, status_command
 
-        return status_command(args.run_id, RedisTarget(args.redis, args.queue, args.prefix), with_context=args.context)
+        target = (
+            StoreTarget(args.store)
+            if args.store
+            else RedisTarget(args.redis or os.environ.get("FLOWCRAFT_REDIS_URL", _DEFAULT_REDIS), args.queue,
+                             args.prefix)
+        )  # fmt: skip
+        if args.command == "status":
+            return status_command(args.run_id, target, with_context=args.context)
+        if args.command == "show":
+            return show_command(args.run_id, target)
+        if args.command == "runs":
+            return runs_command(target, state=args.state, limit=args.limit, as_json=args.json)
+        return cancel_command(args.run_id, target, args.reason)
     if args.command == "worker":
         # local import: the worker needs the redis extra, checked first for a clear error
         from .remote import require_distributed
@@ -276,11 +354,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 shutdown_grace=args.shutdown_grace, log_level=args.log_level,
             )
         )  # fmt: skip
-    if args.command == "cancel":
-        from .remote import cancel_command  # local import: startup speed
-
-        return cancel_command(args.run_id, RedisTarget(args.redis, args.queue, args.prefix), args.reason)
-    raise CliError("a command is required: run, validate, viz, worker, status or cancel (see `flowcraft --help`)")
+    raise CliError(
+        "a command is required: run, validate, viz, worker, runs, show, status or cancel (see `flowcraft --help`)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

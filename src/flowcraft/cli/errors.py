@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ["EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CliError"]
+__all__ = ["EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EXIT_TIMEOUT", "EXIT_USAGE", "CliError"]
 
 EXIT_OK = 0
 """Success."""
 EXIT_FAILED = 1
 """The workflow ran and failed or was cancelled; ``validate`` found errors."""
 EXIT_USAGE = 2
-"""Bad invocation or input: arguments, registry, context, params, graph file, unknown run."""
+"""Bad invocation or input: arguments, registry, context, params, graph file, unknown run,
+a run id taken by another graph, a file that is not a run store."""
 EXIT_ENVIRONMENT = 3
 """A service or tool is unavailable: Redis unreachable, Graphviz or an extra not installed."""
+EXIT_TIMEOUT = 124
+"""``run --timeout``: the run did not end in time; it goes on (as ``timeout(1)`` exits)."""
 
 
 class CliError(Exception):

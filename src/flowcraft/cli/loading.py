@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GraphError
-from ..graph import GraphBuilder, WorkflowGraph
+from ..graph import BuildResult, GraphBuilder, WorkflowGraph
 from .errors import EXIT_USAGE, CliError
 
 __all__ = [
+    "DEFAULT_REDIS_URL",
     "BuilderOptions",
     "DirectoryResolver",
     "RedisTarget",
+    "StoreTarget",
     "ensure_cwd_importable",
     "load_builder",
     "load_object",
@@ -26,7 +28,12 @@ __all__ = [
     "parse_params",
     "read_graph",
     "read_json_file",
+    "user_node_ids",
 ]
+
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+"""Where ``--redis`` points when neither it nor ``$FLOWCRAFT_REDIS_URL`` is given."""
 
 
 def read_json_file(path: str, what: str) -> Any:
@@ -165,6 +172,13 @@ class RedisTarget:
         return scheme + sep + rest
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoreTarget:
+    """Where durable runs live on this machine: a run store file (``--store``)."""
+
+    path: str
+
+
 class BuilderOptions:
     """Builder settings given on the command line for a plain registry mapping."""
 
@@ -181,6 +195,22 @@ class BuilderOptions:
     def any_set(self) -> bool:
         """Whether any option was given."""
         return bool(self.sub_workflow_types or self.conditional_types or self.workflows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options given, as stored with a durable run (empty when none were)."""
+        out: dict[str, Any] = {}
+        if self.sub_workflow_types:
+            out["sub_workflow_types"] = list(self.sub_workflow_types)
+        if self.conditional_types:
+            out["conditional_types"] = list(self.conditional_types)
+        if self.workflows:
+            out["workflows"] = os.path.abspath(self.workflows)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BuilderOptions:
+        """The options stored by ``to_dict()``."""
+        return cls(data.get("sub_workflow_types", ()), data.get("conditional_types", ()), data.get("workflows"))
 
 
 def load_builder(ref: str, options: BuilderOptions | None = None) -> GraphBuilder:
@@ -246,3 +276,12 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key.strip()] = raw
     return params
+
+
+def user_node_ids(result: BuildResult) -> list[str]:
+    """The nodes of a built graph that progress displays show (not those the builder inserted)."""
+    return [
+        node_id
+        for node_id, node in result.node_map.items()
+        if not str(getattr(node.graph_data, "type", "")).startswith("__internal")
+    ]

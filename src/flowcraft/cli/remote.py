@@ -1,27 +1,47 @@
-"""Distributed runs from the command line: ``run --executor redis``, ``worker``, ``status``, ``cancel``."""
+"""Runs kept outside the command's process: ``run --executor redis`` (on Redis workers),
+and ``status``, ``show``, ``runs``, ``cancel`` on Redis (``--redis``) or on a run store
+file (``--store``, written by ``run --store``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from ..actions import action_label
-from ..errors import AbortError, WorkflowError
+from ..durable.sqlite import SqliteRunStore
+from ..engine.client import JobExecutor, RunHandle, RunStatus
+from ..engine.errors import RunBlockedError, RunNotFoundError, StoreError
+from ..engine.jobs import RunSummary, job_id
+from ..engine.memory import MemoryJobQueue
+from ..errors import AbortError
 from ..graph import WorkflowBlueprint
-from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
-from .loading import RedisTarget
+from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, CliError
+from .follow import Outcome, follow_run
+from .loading import DEFAULT_REDIS_URL, RedisTarget, StoreTarget
 from .output import print_result, progress_display, to_json
-from .progress import ProgressDisplay
 
 if TYPE_CHECKING:
     from ..budget import Budget
-    from ..distributed import DistributedExecutor, RunHandle, RunStatus
+    from ..distributed import DistributedExecutor
 
-__all__ = ["cancel_command", "require_distributed", "run_distributed", "status_command"]
+__all__ = [
+    "NO_WORKER_WARNING_AFTER",
+    "Target",
+    "cancel_command",
+    "finish_run",
+    "require_distributed",
+    "run_distributed",
+    "runs_command",
+    "show_command",
+    "status_command",
+]
 
 T = TypeVar("T")
 
@@ -41,11 +61,32 @@ def require_distributed() -> Any:
     return distributed
 
 
-def _with_executor(redis: RedisTarget, work: Callable[[DistributedExecutor], Awaitable[T]]) -> T:
+Target = RedisTarget | StoreTarget
+"""Where runs are read: Redis (``--redis``) or a run store file (``--store``)."""
+
+
+class _StoreClient(JobExecutor):
+    """Reads and cancels the runs of a store file without running any of them (entering
+    a ``DurableExecutor`` would take orphaned runs over)."""
+
+    def __init__(self, store: SqliteRunStore) -> None:
+        super().__init__(store=store, queue=MemoryJobQueue())
+        self.sqlite = store
+
+    async def runs(self, state: str | None = None, limit: int = 100) -> list[RunSummary]:
+        """The stored runs, newest first."""
+        return await self.sqlite.runs(state, limit)
+
+
+def _with_executor(target: Target, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(executor)`` on a client of ``target``: a ``DistributedExecutor`` for
+    Redis, a read-only client of the store file otherwise."""
+    if isinstance(target, StoreTarget):
+        return _with_store(target, work)
     distributed = require_distributed()
 
     async def main() -> T:
-        async with distributed.DistributedExecutor(redis.url, queue=redis.queue, prefix=redis.prefix) as executor:
+        async with distributed.DistributedExecutor(target.url, queue=target.queue, prefix=target.prefix) as executor:
             return await work(executor)
 
     try:
@@ -53,7 +94,23 @@ def _with_executor(redis: RedisTarget, work: Callable[[DistributedExecutor], Awa
     except distributed.RunNotFoundError as error:
         raise CliError(str(error), EXIT_USAGE) from None
     except distributed.BackendError as error:
-        raise CliError(f"cannot use Redis at {redis.redacted()}: {error}", EXIT_ENVIRONMENT) from None
+        raise CliError(f"cannot use Redis at {target.redacted()}: {error}", EXIT_ENVIRONMENT) from None
+
+
+def _with_store(target: StoreTarget, work: Callable[[Any], Awaitable[T]]) -> T:
+    if not os.path.isfile(target.path):
+        raise CliError(f"--store {target.path!r} does not exist (give the file `flowcraft run --store` wrote)")
+
+    async def main() -> T:
+        async with _StoreClient(SqliteRunStore(target.path)) as client:
+            return await work(client)
+
+    try:
+        return asyncio.run(main())
+    except RunNotFoundError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+    except StoreError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
 
 
 def _status_dict(status: RunStatus) -> dict[str, Any]:
@@ -80,6 +137,10 @@ def _status_dict(status: RunStatus) -> dict[str, Any]:
     return out
 
 
+NO_WORKER_WARNING_AFTER = 5.0
+"""Seconds after which ``run --executor redis`` warns that no worker took the run's first job."""
+
+
 def run_distributed(
     blueprint: WorkflowBlueprint,
     context: dict[str, Any],
@@ -91,6 +152,8 @@ def run_distributed(
     as_json: bool = False,
     node_ids: Collection[str] | None = None,
     budget: Budget | None = None,
+    timeout: float | None = None,
+    run_id: str | None = None,
 ) -> int:
     """Start the run on the Redis workers; wait for it unless ``detach``.
 
@@ -98,15 +161,23 @@ def run_distributed(
     ... --detach)`` works), or as ``{"run_id": ...}`` with ``as_json``.
 
     While waiting, the run's events (recorded because a display is shown) drive the same
-    progress display as in-memory runs (``node_ids``: the nodes to show).
+    progress display as in-memory runs (``node_ids``: the nodes to show). When no worker
+    has taken the first job after ``NO_WORKER_WARNING_AFTER`` seconds, a warning says
+    so; after ``timeout`` seconds the command stops waiting (exit 124), the run goes on.
     """
     stream = sys.stderr
     display = None if detach else progress_display(progress, stream, node_ids)
 
-    async def work(executor: DistributedExecutor) -> tuple[Any, dict[str, Any], BaseException | None, str]:
-        handle = await executor.start(blueprint, context, params=params, events=display is not None, budget=budget)
+    async def work(executor: DistributedExecutor) -> tuple[Outcome, dict[str, Any], str, float]:
+        try:
+            handle = await executor.start(
+                blueprint, context, params=params, events=display is not None, run_id=run_id, budget=budget
+            )
+        except ValueError as error:
+            raise CliError(f"{error} on {redis.redacted()}: choose another --run-id, or follow it with "
+                           f"`flowcraft status {run_id}`") from None  # fmt: skip
         if detach:
-            return None, {}, None, handle.run_id
+            return Outcome(), {}, handle.run_id, 0.0
         if progress != "none":
             stream.write(
                 f"run {handle.run_id} started on {redis.redacted()} (queue {redis.queue!r}); waiting for workers "
@@ -114,76 +185,144 @@ def run_distributed(
             )
             stream.flush()
         started = time.monotonic()
-        waiter = asyncio.ensure_future(handle.result())
-        stop = asyncio.Event()
-        helpers: list[asyncio.Future[None]] = []
-        if display is not None:
-            helpers.append(asyncio.ensure_future(_follow(handle, display)))
-            if display.live:
-                helpers.append(asyncio.ensure_future(display.tick(stop)))
-        try:
-            await asyncio.wait([waiter])
-            try:
-                action, error = waiter.result(), None
-            except (WorkflowError, AbortError) as failure:
-                action, error = None, failure
-            if helpers:  # the event reader ends at the run's end marker; never wait long for it
-                await asyncio.wait(helpers[:1], timeout=5.0)
-        finally:
-            stop.set()
-            for helper in helpers:
-                if not helper.done() and helper is helpers[0]:
-                    helper.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await helper
-            if not waiter.done():
-                waiter.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await waiter
-                stream.write(
-                    f"\nstopped waiting; the run goes on: `flowcraft status {handle.run_id}`, "
-                    f"`flowcraft cancel {handle.run_id}`\n"
-                )
-        if progress != "none":
-            stream.write(f"run {handle.run_id} ended after {time.monotonic() - started:.2f}s\n")
-        return action, await handle.context(), error, handle.run_id
+        first_job = job_id(handle.run_id, blueprint.start_node_id, 1)
+        outcome = await follow_run(
+            handle, display, timeout=timeout, stream=stream,
+            watchers=(_warn_without_worker(executor, handle, first_job, redis, stream),),
+            on_stop=f"\nstopped waiting; the run goes on: `flowcraft status {handle.run_id}`, "
+            f"`flowcraft cancel {handle.run_id}`\n",
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+        if progress != "none" and not outcome.timed_out:
+            stream.write(f"run {handle.run_id} ended after {elapsed:.2f}s\n")
+        return outcome, await handle.context(), handle.run_id, elapsed
 
-    action, final, error, run_id = _with_executor(redis, work)
+    outcome, final, started_id, elapsed = _with_executor(redis, work)
     if detach:
-        print(to_json({"run_id": run_id}) if as_json else run_id)
+        print(to_json({"run_id": started_id}) if as_json else started_id)
         return EXIT_OK
-    print_result(action, final, error, run_id=run_id)
+    if outcome.timed_out:
+        where = _redis_options(redis)
+        raise CliError(
+            f"run {started_id} did not end within {timeout:g}s ({elapsed:.1f}s waited); it goes on: follow it with "
+            f"`flowcraft status {started_id}{where}`, stop it with `flowcraft cancel {started_id}{where}`",
+            EXIT_TIMEOUT,
+        )
+    return finish_run(outcome, final, started_id)
+
+
+def finish_run(outcome: Outcome, final: dict[str, Any], run_id: str) -> int:
+    """Print the outcome of a run that ended as JSON; the exit code (a failure raises)."""
+    print_result(outcome.action, final, outcome.error, run_id=run_id)
+    error = outcome.error
     if error is not None:
-        what = "cancelled" if isinstance(error, AbortError) else "failed"
+        what = "failed"
+        if isinstance(error, (AbortError, RunBlockedError)):
+            what = "cancelled" if isinstance(error, AbortError) else "blocked"
         raise CliError(f"run {run_id} {what}: {error}", EXIT_FAILED)
     return EXIT_OK
 
 
-async def _follow(handle: RunHandle, display: ProgressDisplay) -> None:
-    """Feed the run's events to ``display`` (a failure to read them only ends the display)."""
+def _redis_options(redis: RedisTarget) -> str:
+    """The options naming ``redis`` when they differ from the defaults (for hints)."""
+    out = ""
+    if redis.url != os.environ.get("FLOWCRAFT_REDIS_URL", DEFAULT_REDIS_URL):
+        out += f" --redis {redis.redacted()}"
+    if redis.queue != "flowcraft":
+        out += f" --queue {redis.queue}"
+    if redis.prefix != "flowcraft":
+        out += f" --prefix {redis.prefix}"
+    return out
+
+
+async def _warn_without_worker(
+    executor: DistributedExecutor, handle: RunHandle, first_job: str, redis: RedisTarget, stream: TextIO
+) -> None:
+    """Warn once when the run's first job still waits in the queue after a few seconds."""
+    await asyncio.sleep(NO_WORKER_WARNING_AFTER)
     with contextlib.suppress(Exception):
-        async for event in handle.events():
-            display(event)
+        if (await handle.status()).state != "pending":
+            return
+        state_of = getattr(executor.queue, "state", None)  # BullMQJobQueue.state
+        state = await state_of(first_job) if state_of is not None else "waiting"
+        if state not in ("waiting", "wait", "prioritized"):
+            return
+        stream.write(
+            f"\nflowcraft: warning: no worker has taken run {handle.run_id}'s first job after "
+            f"{NO_WORKER_WARNING_AFTER:g}s: is a worker running on {redis.redacted()} with queue {redis.queue!r} "
+            f"and prefix {redis.prefix!r}? (start one: `flowcraft worker --registry module:NAME"
+            f"{_redis_options(redis)}`)\n"
+        )
+        stream.flush()
 
 
-def status_command(run_id: str, redis: RedisTarget, *, with_context: bool) -> int:
-    """Print a distributed run's status (and context) as JSON."""
+def status_command(run_id: str, target: Target, *, with_context: bool) -> int:
+    """Print a run's status (and context) as JSON."""
 
-    async def work(executor: DistributedExecutor) -> dict[str, Any]:
+    async def work(executor: JobExecutor) -> dict[str, Any]:
         handle = await executor.handle(run_id)
         out = _status_dict(await handle.status())
         if with_context:
             out["context"] = await handle.context()
         return out
 
-    print(to_json(_with_executor(redis, work)))
+    print(to_json(_with_executor(target, work)))
     return EXIT_OK
 
 
-def cancel_command(run_id: str, redis: RedisTarget, reason: str) -> int:
-    """Cancel a distributed run; prints its status afterwards."""
+def show_command(run_id: str, target: Target) -> int:
+    """Print everything known about a run as JSON: state, error, times, context (and, for a
+    run of ``flowcraft run --store``, how it was started)."""
 
-    async def work(executor: DistributedExecutor) -> dict[str, Any]:
+    async def work(executor: JobExecutor) -> dict[str, Any]:
+        handle = await executor.handle(run_id)
+        out = _status_dict(await handle.status())
+        meta = await executor.store.meta(run_id)
+        if meta.get("updated_at"):
+            out["updated_at"] = float(meta["updated_at"])
+        extra = json.loads(meta.get("extra") or "{}")
+        if extra:
+            out["started_with"] = extra
+        if meta.get("owner") and out["state"] in ("pending", "running"):
+            out["owner"] = meta["owner"]
+            out["lease_until"] = float(meta.get("lease_until") or 0)
+        out["context"] = await handle.context()
+        return out
+
+    print(to_json(_with_executor(target, work)))
+    return EXIT_OK
+
+
+def runs_command(target: Target, *, state: str | None, limit: int, as_json: bool) -> int:
+    """List the runs of ``target``, newest first: a table, or JSON with ``as_json``."""
+
+    async def work(executor: Any) -> list[RunSummary]:
+        found: list[RunSummary] = await executor.runs(state, limit)
+        return found
+
+    found = _with_executor(target, work)
+    if as_json:
+        print(to_json([dataclasses.asdict(run) for run in found]))
+        return EXIT_OK
+    if not found:
+        where = "in " + target.path if isinstance(target, StoreTarget) else "on " + target.redacted()
+        print(f"no {state + ' ' if state else ''}runs {where}", file=sys.stderr)
+        return EXIT_OK
+    width = max(len("RUN ID"), *(len(run.run_id) for run in found))
+    print(f"{'RUN ID':<{width}}  {'STATE':<9}  {'CREATED':<19}  UPDATED")
+    for run in found:
+        print(f"{run.run_id:<{width}}  {run.state:<9}  {_when(run.created_at)}  {_when(run.updated_at)}")
+    return EXIT_OK
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def cancel_command(run_id: str, target: Target, reason: str) -> int:
+    """Cancel a run; prints its status afterwards."""
+
+    async def work(executor: JobExecutor) -> dict[str, Any]:
         handle = await executor.handle(run_id)
         before = await handle.status()
         if before.finished:
@@ -191,5 +330,5 @@ def cancel_command(run_id: str, redis: RedisTarget, reason: str) -> int:
         await handle.cancel(reason)
         return _status_dict(await handle.status())
 
-    print(to_json(_with_executor(redis, work)))
+    print(to_json(_with_executor(target, work)))
     return EXIT_OK

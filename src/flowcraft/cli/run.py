@@ -1,4 +1,5 @@
-"""``flowcraft run``: build a graph file and run it, in memory or on Redis workers."""
+"""``flowcraft run``: build a graph file and run it, in memory, on Redis workers, or
+durably in this process (``--store``, ``flowcraft.cli.durable``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from ..context import TypedContext
 from ..errors import AbortError, GraphError, WorkflowError
 from ..graph import BuildResult
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
-from .loading import BuilderOptions, RedisTarget, load_builder, parse_context, parse_params, read_graph
+from .loading import (
+    BuilderOptions,
+    RedisTarget,
+    StoreTarget,
+    load_builder,
+    parse_context,
+    parse_params,
+    read_graph,
+    user_node_ids,
+)
 from .output import print_result, progress_display
 from .progress import ProgressDisplay
 from .remote import run_distributed
@@ -19,17 +29,9 @@ from .remote import run_distributed
 __all__ = ["run_command"]
 
 
-def _user_node_ids(result: BuildResult) -> list[str]:
-    return [
-        node_id
-        for node_id, node in result.node_map.items()
-        if not str(getattr(node.graph_data, "type", "")).startswith("__internal")
-    ]
-
-
 def run_command(
     path: str,
-    registry: str,
+    registry: str | None,
     options: BuilderOptions,
     *,
     context: str | None,
@@ -41,12 +43,30 @@ def run_command(
     as_json: bool = False,
     max_nodes: int | None = None,
     max_seconds: float | None = None,
+    store: StoreTarget | None = None,
+    run_id: str | None = None,
+    timeout: float | None = None,
 ) -> int:
     """Build the graph file with the registry, run it, print the action and context as JSON.
 
-    ``max_nodes`` / ``max_seconds`` give the run a [`Budget`][flowcraft.Budget].
+    ``max_nodes`` / ``max_seconds`` give the run a [`Budget`][flowcraft.Budget]. With
+    ``store`` the run is durable (``flowcraft.cli.durable.run_durable``).
     """
     budget = _budget(max_nodes, max_seconds)
+    if store is not None:
+        if executor == "redis":
+            raise CliError("--store runs in this process: drop --executor redis (or --store, to run on workers)")
+        if detach:
+            raise CliError("--detach needs --executor redis (a --store run goes on in this process)")
+        # local import: the durable module (SQLite) loads only for --store runs
+        from .durable import run_durable
+
+        return run_durable(
+            path, registry, options, store=store, run_id=run_id, context=context, params=params, progress=progress,
+            timeout=timeout, budget=budget,
+        )  # fmt: skip
+    if registry is None:
+        raise CliError("flowcraft run: the following arguments are required: --registry (see `flowcraft run --help`)")
     graph = read_graph(path)
     initial = parse_context(context)
     run_params = parse_params(params)
@@ -65,12 +85,17 @@ def run_command(
             progress=progress,
             detach=detach,
             as_json=as_json,
-            node_ids=_user_node_ids(result),
+            node_ids=user_node_ids(result),
             budget=budget,
+            timeout=timeout,
+            run_id=run_id,
         )
     if detach:
         raise CliError("--detach needs --executor redis (an in-memory run lives in this process)")
-    display = progress_display(progress, sys.stderr, _user_node_ids(result))
+    if run_id is not None or timeout is not None:
+        option = "--run-id" if run_id is not None else "--timeout"
+        raise CliError(f"{option} needs --store (a durable run) or --executor redis (an in-memory run has no id)")
+    display = progress_display(progress, sys.stderr, user_node_ids(result))
     ctx = TypedContext(initial)
     try:
         action = asyncio.run(_run_in_memory(result, ctx, run_params, display, budget))

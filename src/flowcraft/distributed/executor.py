@@ -6,6 +6,7 @@ Redis ([`RedisRunStore`][flowcraft.distributed.RedisRunStore]) and BullMQ
 from __future__ import annotations
 
 from ..engine.client import JobExecutor, RunError, RunHandle, RunStatus, blueprint_of
+from ..engine.jobs import RunSummary
 from .keys import BLUEPRINT_TTL, DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL
 from .queue import BullMQJobQueue
 from .store import RedisRunStore
@@ -56,6 +57,16 @@ class DistributedExecutor(JobExecutor):
         self.queue_name = queue
         self.prefix = prefix
         self.blueprint_ttl = blueprint_ttl
+
+    async def runs(self, state: str | None = None, limit: int = 100) -> list[RunSummary]:
+        """The runs under this prefix, newest first (``state``: only those in it).
+
+        Scans every run's keys (see ``RedisRunStore.runs``); finished runs are listed
+        until their keys expire (``run_ttl``).
+        """
+        store = self.store
+        assert isinstance(store, RedisRunStore)
+        return await store.runs(state, limit)
 
     def _open_queue(self) -> BullMQJobQueue:
         return BullMQJobQueue(self.redis_url, name=self.queue_name, prefix=self.prefix)

@@ -159,6 +159,12 @@ class BullMQJobQueue:
             values = await self._queue.getJobCounts(*states)
         return {state: int(values.get(state, 0)) for state in states}
 
+    async def state(self, job_id: str) -> str:
+        """The job's state in the queue: ``waiting`` (no worker took it yet), ``active``,
+        ``delayed``, ``completed``, ``failed``, or ``unknown`` (removed or never added)."""
+        async with map_backend_errors_async():
+            return str(await self._queue.getJobState(job_id))
+
     async def obliterate(self) -> None:
         """Delete the queue and all its jobs (tests, benchmarks)."""
         async with map_backend_errors_async():

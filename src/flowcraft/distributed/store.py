@@ -22,7 +22,7 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..engine.jobs import Charge, Commit, Completion, Failure, JobState, NewRun, Usage, job_id_prefix
+from ..engine.jobs import Charge, Commit, Completion, Failure, JobState, NewRun, RunSummary, Usage, job_id_prefix
 from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, MEMO_TTL, Keys, RunKeys
 from .queue import map_backend_errors_async
 
@@ -381,6 +381,41 @@ class RedisRunStore:
         """Raise a [`BackendError`][flowcraft.distributed.BackendError] if Redis cannot be reached."""
         async with map_backend_errors_async():
             await self.client.ping()
+
+    async def runs(self, state: str | None = None, limit: int = 100) -> list[RunSummary]:
+        """The runs under this prefix, newest first (``state``: only those in it).
+
+        Reads every run's ``meta`` (``SCAN``, then one pipelined ``HMGET`` per batch): its
+        cost grows with the runs Redis holds (finished ones expire after ``run_ttl``).
+        ``updated_at`` is when the run ended, else when it started.
+        """
+        prefix = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.keys.prefix)
+        pattern = f"{prefix}:run:{{*}}:meta"
+        found: list[RunSummary] = []
+        async with map_backend_errors_async():
+            batch: list[str] = []
+            async for key in self.client.scan_iter(match=pattern, count=1000):
+                batch.append(str(key))
+                if len(batch) >= 500:
+                    found += await self._summaries(batch, state)
+                    batch = []
+            if batch:
+                found += await self._summaries(batch, state)
+        found.sort(key=lambda run: run.created_at, reverse=True)
+        return found[:limit]
+
+    async def _summaries(self, keys: list[str], state: str | None) -> list[RunSummary]:
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(key, "status", "created_at", "ended_at")
+        out: list[RunSummary] = []
+        for key, (status, created, ended) in zip(keys, await pipe.execute(), strict=True):
+            if status is None or (state is not None and status != state):
+                continue
+            run_id = key[key.index("{") + 1 : key.rindex("}")]
+            created_at = float(created or 0)
+            out.append(RunSummary(run_id, str(status), created_at, float(ended) if ended else created_at))
+        return out
 
     # ---- worker side ---------------------------------------------------------------------
 

@@ -24,9 +24,10 @@ from ..engine.errors import (
     RunNotFoundError,
     StoreError,
 )
+from ..engine.jobs import RunSummary
 from ..engine.protocols import RunStore
 from .executor import DurableExecutor, DurableRunStore
-from .sqlite import RunSummary, SqliteRunStore
+from .sqlite import SqliteRunStore
 
 __all__ = [
     "DurabilityNotSupportedError",

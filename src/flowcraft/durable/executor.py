@@ -25,7 +25,7 @@ from ..context import Context
 from ..engine.client import JobExecutor, RunHandle
 from ..engine.codec import encode, encode_action
 from ..engine.errors import CodecError, DurabilityNotSupportedError, RunConflictError, RunNotFoundError
-from ..engine.jobs import Job, Resolution, Resolved
+from ..engine.jobs import Job, Resolution, Resolved, RunSummary
 from ..engine.memory import MemoryJobQueue
 from ..engine.protocols import RunStore, WaitStore
 from ..engine.worker import JobWorker
@@ -33,7 +33,7 @@ from ..executors.base import RunOptions
 from ..flow import Flow
 from ..loggers import Logger
 from ..waits import InvalidResumeValue, UnknownWaitError, WaitAlreadyResolved
-from .sqlite import RunSummary, SqliteRunStore
+from .sqlite import SqliteRunStore
 
 __all__ = ["DurableExecutor", "DurableRunStore"]
 
@@ -199,8 +199,14 @@ class DurableExecutor(JobExecutor):
                 asyncio.ensure_future(self._timers()),
             ]
 
-    async def aclose(self) -> None:
-        """Stop running jobs (unfinished runs are handed over at once) and close the store."""
+    async def aclose(self, *, force: bool = False) -> None:
+        """Stop running jobs (unfinished runs are handed over at once) and close the store.
+
+        ``force``: cancel the node jobs still running instead of waiting for them (a run
+        recovered later runs them again from ``prep``).
+        """
+        if force and self._stack is not None:
+            await self._worker.close(force=True)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

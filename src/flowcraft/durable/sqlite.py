@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import json
 import sqlite3
 import time
@@ -41,6 +40,7 @@ from ..engine.jobs import (
     Park,
     Resolution,
     Resolved,
+    RunSummary,
     Usage,
     WaitRecord,
     job_id,
@@ -48,7 +48,7 @@ from ..engine.jobs import (
 from ..topology import releasable
 from .sqlite_schema import RUN_TABLES, open_database
 
-__all__ = ["RunSummary", "SqliteRunStore"]
+__all__ = ["SqliteRunStore"]
 
 T = TypeVar("T")
 
@@ -66,17 +66,6 @@ class _Busy(Exception):
 
 def _checkpoint(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RunSummary:
-    """One line of [`SqliteRunStore.runs`][flowcraft.durable.sqlite.SqliteRunStore.runs]: a run's id, state and
-    times (seconds since the epoch)."""
-
-    run_id: str
-    state: str
-    created_at: float
-    updated_at: float
 
 
 class _Topic:

@@ -27,6 +27,7 @@ __all__ = [
     "Park",
     "Resolution",
     "Resolved",
+    "RunSummary",
     "WaitRecord",
     "Usage",
     "job_id",
@@ -269,3 +270,14 @@ class Resolved:
     job: Job | None = None
     state: str = ""
     record: WaitRecord | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One line of a store's ``runs()``: a run's id, state and
+    times (seconds since the epoch)."""
+
+    run_id: str
+    state: str
+    created_at: float
+    updated_at: float

@@ -416,6 +416,8 @@ class JobWorker:
         follow: tuple[Job, JobState | None] | None = (job, None)
         while follow is not None:
             follow = await self._process_one(*follow)
+            if self._closing.is_set():  # stopping: the successor stays pending in the store
+                return
 
     async def _process_one(self, job: Job, known: JobState | None) -> tuple[Job, JobState] | None:
         """One job; the next job to run here and its state (``inline_successors``), else ``None``."""
