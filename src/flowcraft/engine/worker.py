@@ -498,7 +498,8 @@ class JobWorker:
         successors: Sequence[tuple[str, str]] = completion.successors
         if completion.outcome == "dup":
             successors = await self._still_pending(run_id, successors)
-        elif self.inline_successors and len(successors) == 1:
+        elif self.inline_successors and len(successors) == 1 and hydrated.plan.counts.get(successors[0][0], 1) <= 1:
+            # (a join is not run inline: the context this job loaded lacks its other arrivals' writes)
             # the store holds the successor as pending: run it here, on the context this commit left
             context = dict(state.context)
             context.update(sets)
