@@ -7,7 +7,7 @@ flowcraft run GRAPH.json --registry module:NAME [--context JSON|@file] [--param 
                          [--executor memory|redis --redis URL] [--progress auto|live|plain|none]
                          [--detach [--json]] [--store FILE] [--run-id ID] [--timeout S]
                          [--max-nodes N] [--max-seconds S]
-flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--json]
+flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--concurrency] [--json]
 flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
 flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [--concurrency N]
                  [--dependencies module:NAME] [--middleware module:NAME ...] [--lock-duration S]
@@ -253,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--registry", metavar="module:NAME", help="also check node types against a registry")
     validate.add_argument("--dag", action="store_true", help="treat cycles (loops) as errors")
     validate.add_argument("--json", action="store_true", help="print the report as JSON")
+    validate.add_argument(
+        "--concurrency", action="store_true", help="also check parallel branches for races (declared reads/writes)"
+    )
     _builder_options(validate)
 
     viz = commands.add_parser("viz", help="draw a graph file (Mermaid, DOT, or SVG/PNG through Graphviz)")
@@ -316,7 +319,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "validate":
         from .graphs import validate_command  # local import: startup speed
 
-        return validate_command(args.graph, args.registry, options, as_json=args.json, dag=args.dag)
+        return validate_command(
+            args.graph, args.registry, options, as_json=args.json, dag=args.dag, concurrency=args.concurrency
+        )
     if args.command == "viz":
         from .graphs import viz_command  # local import: startup speed
 

@@ -16,9 +16,11 @@ from ..graph import (
     GraphAnalysis,
     GraphBuilder,
     GraphIssue,
+    Witness,
     WorkflowBlueprint,
     WorkflowGraph,
     analyze_graph,
+    check_concurrency,
     check_default_action_strings,
     check_for_cycles,
     create_node_rule,
@@ -134,13 +136,16 @@ def collect_issues(
     *,
     dag: bool = False,
     graph_dir: Path | None = None,
+    concurrency: bool = False,
 ) -> tuple[list[GraphIssue], list[GraphIssue]]:
     """Every error and warning of ``graph`` at once: ``(errors, warnings)``.
 
     Errors: no nodes, duplicate ids, dangling edges, no start node, unknown node types
     (with a registry), cycles (with ``dag``), then whatever the builder rejects.
     Warnings: unreachable nodes, edges using the literal action ``"default"``, and node
-    types left unchecked when there is no registry. Without a builder, ``options``
+    types left unchecked when there is no registry. With ``concurrency``, the compiled
+    blueprint's [`check_concurrency`][flowcraft.graph.check_concurrency] issues too
+    (``undeclared-effects`` are warnings). Without a builder, ``options``
     (sub-workflow and conditional types, a workflows directory) shape the compile check.
     """
     analysis = analyze_graph(graph)
@@ -162,16 +167,22 @@ def collect_issues(
             ),
         )
     if not errors:
+        compiler = builder or _permissive_builder(graph, options or BuilderOptions(), graph_dir or Path())
         try:
-            (builder or _permissive_builder(graph, options or BuilderOptions(), graph_dir or Path())).build_blueprint(
-                graph
-            )
+            blueprint = compiler.build_blueprint(graph).blueprint
         except GraphError as error:
             errors.append(GraphIssue(error.node_id or "", type(error).__name__, str(error)))
+        else:
+            if concurrency:
+                found = check_concurrency(blueprint, registry=builder.registry if builder else None)
+                errors += [issue for issue in found if issue.severity == "error"]
+                warnings += [issue for issue in found if issue.severity != "error"]
     return errors, warnings
 
 
-def validate_command(path: str, registry: str | None, options: BuilderOptions, *, as_json: bool, dag: bool) -> int:
+def validate_command(
+    path: str, registry: str | None, options: BuilderOptions, *, as_json: bool, dag: bool, concurrency: bool = False
+) -> int:
     """Check a graph file and print every issue; exit 1 when there are errors."""
     raw = read_json_file(path, "graph file")
     try:
@@ -181,7 +192,9 @@ def validate_command(path: str, registry: str | None, options: BuilderOptions, *
         warnings: list[GraphIssue] = []
     else:
         builder = load_builder(registry, options) if registry else None
-        errors, warnings = collect_issues(graph, builder, options, dag=dag, graph_dir=Path(path).parent)
+        errors, warnings = collect_issues(
+            graph, builder, options, dag=dag, graph_dir=Path(path).parent, concurrency=concurrency
+        )
     if as_json:
         print(
             json.dumps(
@@ -199,13 +212,26 @@ def validate_command(path: str, registry: str | None, options: BuilderOptions, *
             for issue in issues:
                 where = f" node {issue.node_id!r}" if issue.node_id else ""
                 print(f"{level}: [{issue.type}]{where}: {issue.message}")
+                if issue.witness is not None:
+                    print(f"    witness: {_witness_text(issue.witness)}")
         verdict = "invalid" if errors else "valid"
         print(f"{path}: {verdict} ({len(errors)} error(s), {len(warnings)} warning(s))")
     return EXIT_FAILED if errors else EXIT_OK
 
 
-def _issue_dict(issue: GraphIssue) -> dict[str, str]:
-    return {"node_id": issue.node_id, "type": issue.type, "message": issue.message}
+def _witness_text(witness: Witness) -> str:
+    paths = [" -> ".join((witness.fork, *path)) for path in (witness.first, witness.second) if path]
+    return " | ".join(paths) or witness.fork
+
+
+def _issue_dict(issue: GraphIssue) -> dict[str, Any]:
+    found: dict[str, Any] = {"node_id": issue.node_id, "type": issue.type, "message": issue.message}
+    if issue.keys:
+        found["keys"] = list(issue.keys)
+    if issue.witness is not None:
+        w = issue.witness
+        found["witness"] = {"fork": w.fork, "paths": [list(w.first), list(w.second)]}
+    return found
 
 
 # ---- viz --------------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def flow_from_factory(name: str) -> Flow:
 class JobPlan:
     """The job graph of one flow: ids, start, successors' fan-in counts, join release facts."""
 
-    __slots__ = ("counts", "flow", "ids", "joins", "nodes", "start", "start_id")
+    __slots__ = ("concurrent", "counts", "flow", "ids", "joins", "nodes", "start", "start_id")
 
     def __init__(self, flow: Flow) -> None:
         start = flow.start_node
@@ -199,6 +199,10 @@ class JobPlan:
         self.joins: dict[str, frozenset[str]] = {
             self.ids[join]: frozenset(self.ids[n] for n in reachers) for join, reachers in fan.reachers.items()
         }
+        self.concurrent = any(node.is_passthrough and node.branches for node in self.ids) or any(
+            len(bucket) > 1 for node in self.ids for bucket in node.successors.values()
+        )
+        """Whether jobs of one run may run at the same time (a passed-through parallel container)."""
 
     def node(self, node_id: str) -> AbstractNode | None:
         """The node with this id, or ``None``."""

@@ -419,7 +419,7 @@ class JobWorker:
             if self._closing.is_set():  # stopping: the successor stays pending in the store
                 return
 
-    async def _process_one(self, job: Job, known: JobState | None) -> tuple[Job, JobState] | None:
+    async def _process_one(self, job: Job, known: JobState | None) -> tuple[Job, JobState | None] | None:
         """One job; the next job to run here and its state (``inline_successors``), else ``None``."""
         store = self._store
         assert store is not None
@@ -516,12 +516,17 @@ class JobWorker:
         if completion.outcome == "dup":
             successors = await self._still_pending(run_id, successors)
         elif self.inline_successors and len(successors) == 1:
-            # the store holds the successor as pending: run it here, on the context this commit left
-            context = dict(state.context)
-            context.update(sets)
-            for key in deletes:
-                context.pop(key, None)
-            follow_state = JobState("running", state.params, context, None, state.events, state.budget, state.usage)
+            # the store holds the successor as pending: run it here. With no other job of the run
+            # running (a graph without parallel jobs) the context is what this commit left;
+            # otherwise other branches may have committed meanwhile (a join's other arrivals): reload.
+            follow_state: JobState | None = None
+            if not hydrated.plan.concurrent:
+                context = dict(state.context)
+                context.update(sets)
+                for key in deletes:
+                    context.pop(key, None)
+                follow_state = JobState("running", state.params, context, None, state.events, state.budget,
+                                        state.usage)  # fmt: skip
             ((next_node, next_id),) = successors
             self._maybe_crash("after_enqueue", node_id)
             return Job(next_id, run_id, next_node, graph_key, completion.action), follow_state

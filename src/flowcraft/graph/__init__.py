@@ -5,6 +5,7 @@ from .analysis import (
     GraphAnalysis,
     GraphIssue,
     GraphValidator,
+    Witness,
     analyze_graph,
     check_default_action_strings,
     check_for_cycles,
@@ -15,6 +16,7 @@ from .analysis import (
 )
 from .blueprint import BlueprintExecutor, BlueprintFlow
 from .builder import BlueprintBuildResult, BuildResult, GraphBuilder, SubWorkflowResolver, sanitize_id
+from .concurrency import CONCURRENCY_ISSUE_TYPES, Effects, check_concurrency, declared_effects
 from .internal_nodes import (
     ConditionalJoinNode,
     InputMappingNode,
@@ -28,12 +30,14 @@ from .registry import NodeFactory, NodeRegistry, create_node_registry
 from .sanitize import sanitize_graph
 
 __all__ = [
+    "CONCURRENCY_ISSUE_TYPES",
     "AnalyzedNode",
     "BlueprintBuildResult",
     "BlueprintExecutor",
     "BlueprintFlow",
     "BuildResult",
     "ConditionalJoinNode",
+    "Effects",
     "GraphAnalysis",
     "GraphBuilder",
     "GraphEdge",
@@ -48,12 +52,15 @@ __all__ = [
     "SubWorkflowContainerNode",
     "SubWorkflowResolver",
     "WorkflowBlueprint",
+    "Witness",
     "WorkflowGraph",
     "analyze_graph",
+    "check_concurrency",
     "check_default_action_strings",
     "check_for_cycles",
     "create_node_registry",
     "create_node_rule",
+    "declared_effects",
     "generate_mermaid",
     "is_node_type",
     "sanitize_graph",

@@ -25,6 +25,7 @@ __all__ = [
     "GraphAnalysis",
     "GraphIssue",
     "GraphValidator",
+    "Witness",
     "analyze_graph",
     "check_default_action_strings",
     "check_for_cycles",
@@ -36,12 +37,35 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class Witness:
+    """Why a concurrency issue holds: two paths that start at ``fork``.
+
+    For a race, ``fork`` is the parallel fork and ``first``/``second`` are the paths from
+    it (its branch starts first) to the two nodes. For an exclusive join, ``fork`` is
+    where the exclusive paths part. For a maybe-unset read, ``first`` is a path from the
+    start to the reader on which no node writes the key, and ``second`` is empty.
+    """
+
+    fork: str
+    first: tuple[str, ...]
+    second: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class GraphIssue:
-    """One problem a validator found: the node, a machine-readable ``type``, a message."""
+    """One problem a validator found: the node, a machine-readable ``type``, a message.
+
+    ``severity`` is ``"error"`` or ``"warning"``; concurrency issues
+    ([`check_concurrency`][flowcraft.graph.check_concurrency]) also carry the context
+    ``keys`` involved and a [`Witness`][flowcraft.graph.Witness].
+    """
 
     node_id: str
     type: str
     message: str
+    severity: str = "error"
+    keys: tuple[str, ...] = ()
+    witness: Witness | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,21 +23,25 @@ import random
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from .abort import NEVER_ABORTED, AbortSignal
-from .clock import Clock, install
-from .context import Context, TypedContext
-from .engine.memory import MemoryJobQueue, MemoryRunStore
-from .events import NodeEvent, NodeFinished, RunEvent
-from .loggers import LevelLogger, LogLevel
-from .node import AbstractNode, NodeArgs
+from ..abort import NEVER_ABORTED, AbortSignal
+from ..clock import Clock, install
+from ..context import Context, TypedContext
+from ..engine.memory import MemoryJobQueue, MemoryRunStore
+from ..events import NodeEvent, NodeFinished, RunEvent
+from ..loggers import LevelLogger, LogLevel
+from ..node import AbstractNode, NodeArgs
+from .effects import EffectsReport, UndeclaredEffectError, record_effects
 
 __all__ = [
+    "EffectsReport",
     "EventRecorder",
     "FakeClock",
     "LifecycleResult",
     "MemoryJobQueue",
     "MemoryRunStore",
     "RecordingLogger",
+    "UndeclaredEffectError",
+    "record_effects",
     "run_lifecycle",
 ]
 
