@@ -272,6 +272,36 @@ def _timed_out(s: Setup, code: int) -> None:
            error="--run-id t` goes on from its last commit")  # fmt: skip
 
 
+def _resume_refused(s: Setup, code: int) -> None:
+    write_json(s.dir / "waiting.json", WAITING)
+    s.run("run", "waiting.json", *REGISTRY, "--store", "runs.db", "--run-id", "q")
+    store = ("--store", "runs.db")
+    expect(code, s.run("resume", "q", "ask#9", *store), error="has no wait 'ask#9'")
+    expect(code, s.run("resume", "q", "ask#1", "--action", "maybe", *store), error="not 'maybe'")
+    expect(code, s.run("resume", "q", "ask#1", "--value", "{", "--action", "yes", *store), error="not JSON")
+    expect(code, s.run("resume", "q", "ask#1", "--action", "yes"), error="needs --store")
+    expect(4, s.run("resume", "q", "ask#1", "--action", "yes", *store))
+    expect(code, s.run("resume", "q", "ask#1", "--action", "no", *store), error="resolved already")
+    expect(0, s.run("resume", "q", "again#1", *store))
+    expect(code, s.run("resume", "q", "again#1", *store), error="has stopped (completed)")
+
+
+WAITING = {
+    "nodes": [
+        {"id": "one", "type": "add"},
+        {"id": "ask", "type": "wait", "data": {"actions": ["yes", "no"]}},
+        {"id": "again", "type": "wait"},
+    ],
+    "edges": [{"source": "one", "target": "ask"}, {"source": "ask", "target": "again", "action": "yes"}],
+}
+
+
+def _paused(s: Setup, code: int) -> None:
+    write_json(s.dir / "waiting.json", WAITING)
+    expect(code, s.run("run", "waiting.json", *REGISTRY, "--store", "runs.db", "--run-id", "p"))
+    expect(code, s.run("resume", "p", "ask#1", "--action", "yes", "--store", "runs.db"))  # pauses at "again"
+
+
 def _interrupted(s: Setup, code: int) -> None:
     for durable in (False, True):
         store = ("--store", "runs.db", "--run-id", "stopped") if durable else ()
@@ -310,6 +340,8 @@ _ROWS = {
     "Redis is unreachable": _redis_unreachable,
     "Graphviz's `dot` is missing or fails": _graphviz,
     "the `redis` extra is not installed": _extra_missing,
+    "`run --store` or `resume`: the run paused": _paused,
+    "`resume`: no such wait": _resume_refused,
     "`run --timeout S`": _timed_out,
     "interrupted": _interrupted,
 }
@@ -326,7 +358,7 @@ def test_the_table_has_one_row_per_case_and_every_case_a_row():
     assert [when for _, when in rows if _check_for(when) is None] == [], "rows without a case in this test"
     used = {_check_for(when) for _, when in rows}
     assert [start for start, check in _ROWS.items() if check not in used] == [], "cases whose row is gone"
-    assert {code for code, _ in rows} == {0, 1, 2, 3, 124, 130}
+    assert {code for code, _ in rows} == {0, 1, 2, 3, 4, 124, 130}
 
 
 @pytest.mark.parametrize(("code", "when"), documented_rows(), ids=lambda v: str(v)[:40])

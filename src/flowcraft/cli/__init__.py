@@ -287,6 +287,25 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", metavar="RUN_ID")
     _run_source(show)
 
+    resume = commands.add_parser(
+        "resume",
+        help="resume a run parked on a wait, and run it on until it ends or pauses again",
+        description="Resolve the open wait WAIT_ID (node_id#visit, listed by `flowcraft show`) of run RUN_ID with "
+        "a value and an action, then run the run on in this process (on a --store file) and print its outcome "
+        "like `run`. A run that pauses again prints its open waits and exits 4.",
+    )
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("wait_id", metavar="WAIT_ID")
+    resume.add_argument("--value", metavar="JSON", help="the value for the wait node's post (JSON; default null)")
+    resume.add_argument("--action", metavar="ACTION", help="the action to go on with (one the wait allows)")
+    resume.add_argument("--idempotency-key", metavar="KEY", help="a repeat with the same key returns the first result")
+    resume.add_argument("--registry", metavar="module:NAME", help="override the registry the run was started with")
+    resume.add_argument("--timeout", type=_positive(float), metavar="S", help="stop waiting after S seconds (exit 124)")
+    resume.add_argument(
+        "--progress", choices=("auto", "live", "plain", "none"), default="auto", help="progress on stderr"
+    )
+    _run_source(resume)
+
     status = commands.add_parser("status", help="show a run's status as JSON")
     status.add_argument("run_id", metavar="RUN_ID")
     _run_source(status)
@@ -326,6 +345,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .graphs import viz_command  # local import: startup speed
 
         return viz_command(args.graph, args.registry, options, fmt=args.format, output=args.output, raw=args.raw)
+    if args.command == "resume":
+        if not args.store:
+            raise CliError("flowcraft resume needs --store FILE: waits on Redis are not supported yet")
+        from .durable import resume_durable  # local import: the durable module loads only for this command
+
+        return resume_durable(
+            StoreTarget(args.store), args.run_id, args.wait_id, value=args.value, action=args.action,
+            idempotency_key=args.idempotency_key, registry=args.registry, progress=args.progress, timeout=args.timeout,
+        )  # fmt: skip
     if args.command in ("status", "cancel", "show", "runs"):
         # local import: startup speed
         from .remote import cancel_command, runs_command, show_command, status_command

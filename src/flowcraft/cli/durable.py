@@ -25,6 +25,7 @@ from ..durable import DurableExecutor, SqliteRunStore
 from ..engine.errors import RunConflictError, StoreError
 from ..engine.jobs import STOPPED_STATES
 from ..errors import GraphError
+from ..waits import InvalidResumeValue, UnknownWaitError, WaitAlreadyResolved
 from .errors import EXIT_TIMEOUT, EXIT_USAGE, CliError
 from .follow import Outcome, follow_run
 from .loading import BuilderOptions, StoreTarget, load_builder, parse_context, parse_params, read_graph, user_node_ids
@@ -162,3 +163,65 @@ def _announce(run_id: str, store: str, existing: dict[str, str], taken_over: lis
     if state in STOPPED_STATES:
         return f"run {run_id} found in {store}: it already ended ({state})"
     return f"run {run_id} found in {store}: running in another process ({existing.get('owner', '?')}); waiting for it"
+
+
+def resume_durable(
+    store: StoreTarget,
+    run_id: str,
+    wait_id: str,
+    *,
+    value: str | None,
+    action: str | None,
+    idempotency_key: str | None,
+    registry: str | None,
+    progress: str,
+    timeout: float | None,
+) -> int:
+    """Resume a wait of a durable run and run the run on in this process; print the outcome."""
+    if not os.path.isfile(store.path):
+        raise CliError(f"--store {store.path!r} does not exist (give the file `flowcraft run --store` wrote)")
+    try:
+        resume_value = json.loads(value) if value is not None else None
+    except json.JSONDecodeError as error:
+        raise CliError(f"--value is not JSON ({error}): quote a string as '\"text\"'") from None
+    stream = sys.stderr
+
+    async def main() -> tuple[Outcome, dict[str, Any]]:
+        sqlite = _OneRunStore(store.path, run_id)
+        try:
+            meta = await sqlite.meta(run_id)
+            if not meta:
+                raise CliError(f"run {run_id!r} does not exist in {store.path!r}", EXIT_USAGE)
+            extra: dict[str, Any] = json.loads(meta.get("extra") or "{}")
+            ref = registry or extra.get("registry")
+            builder = load_builder(ref, BuilderOptions.from_dict(extra.get("builder") or {})) if ref else None
+        except BaseException:
+            await sqlite.aclose()
+            raise
+        executor = DurableExecutor(
+            sqlite,
+            registry=builder.registry if builder is not None else None,
+            dependencies=builder.dependencies if builder is not None else None,
+        )
+        try:
+            await executor.__aenter__()
+            try:
+                handle = await executor.resume(
+                    run_id, wait_id, resume_value, action=action, idempotency_key=idempotency_key
+                )
+            except (UnknownWaitError, InvalidResumeValue, WaitAlreadyResolved) as error:
+                raise CliError(str(error), EXIT_USAGE) from None
+            if progress != "none":
+                stream.write(f"run {run_id}: wait {wait_id} resumed; running on\n")
+            outcome = await follow_run(handle, None, timeout=timeout, stream=stream)
+            return outcome, await handle.context()
+        finally:
+            await executor.aclose(force=True)
+
+    try:
+        outcome, final = asyncio.run(main())
+    except StoreError as error:
+        raise CliError(f"--store: {error}", EXIT_USAGE) from None
+    if outcome.timed_out:
+        raise CliError(f"run {run_id} did not end within {timeout}s; it is kept in {store.path}", EXIT_TIMEOUT)
+    return finish_run(outcome, final, run_id)

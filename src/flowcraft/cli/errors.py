@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EXIT_TIMEOUT", "EXIT_USAGE", "CliError"]
+__all__ = ["EXIT_AWAITING", "EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EXIT_TIMEOUT", "EXIT_USAGE", "CliError"]
 
 EXIT_OK = 0
 """Success."""
@@ -13,6 +13,9 @@ EXIT_USAGE = 2
 a run id taken by another graph, a file that is not a run store."""
 EXIT_ENVIRONMENT = 3
 """A service or tool is unavailable: Redis unreachable, Graphviz or an extra not installed."""
+EXIT_AWAITING = 4
+"""The run paused on a wait for input (``flowcraft resume`` goes on with it)."""
+
 EXIT_TIMEOUT = 124
 """``run --timeout``: the run did not end in time; it goes on (as ``timeout(1)`` exits)."""
 

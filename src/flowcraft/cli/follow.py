@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ..engine.errors import RunBlockedError
 from ..errors import AbortError, WorkflowError
 from ..events import RunEvent
+from ..waits import RunSuspended
 from .progress import ProgressDisplay
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class Outcome:
     action: Any = None
     error: BaseException | None = None
     timed_out: bool = False
+    suspended: RunSuspended | None = None
+    """The run parked on waits for input (it goes on when resumed)."""
 
 
 async def follow_run(
@@ -62,7 +65,11 @@ async def follow_run(
             outcome.error = failure
         except TimeoutError:  # RunTimeoutError: the run goes on
             outcome.timed_out = True
-        if reader is not None and not outcome.timed_out:  # the reader ends at the run's end marker
+        except RunSuspended as paused:  # parked on a wait: no end marker to read up to
+            outcome.suspended = paused
+        if (
+            reader is not None and not outcome.timed_out and outcome.suspended is None
+        ):  # the reader ends at the run's end marker
             await asyncio.wait([reader], timeout=5.0)
     finally:
         stop.set()

@@ -22,7 +22,8 @@ from ..engine.jobs import RunSummary, job_id
 from ..engine.memory import MemoryJobQueue
 from ..errors import AbortError
 from ..graph import WorkflowBlueprint
-from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, CliError
+from ..waits import Wait
+from .errors import EXIT_AWAITING, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, CliError
 from .follow import Outcome, follow_run
 from .loading import DEFAULT_REDIS_URL, RedisTarget, StoreTarget
 from .output import print_result, progress_display, to_json
@@ -212,7 +213,11 @@ def run_distributed(
 
 
 def finish_run(outcome: Outcome, final: dict[str, Any], run_id: str) -> int:
-    """Print the outcome of a run that ended as JSON; the exit code (a failure raises)."""
+    """Print the outcome of a run that ended (or paused) as JSON; the exit code (a failure raises)."""
+    if outcome.suspended is not None:
+        waits = [wait_dict(wait) for wait in outcome.suspended.waits]
+        print(to_json({"run_id": run_id, "state": "awaiting", "waits": waits, "context": final}))
+        return EXIT_AWAITING
     print_result(outcome.action, final, outcome.error, run_id=run_id)
     error = outcome.error
     if error is not None:
@@ -270,6 +275,16 @@ def status_command(run_id: str, target: Target, *, with_context: bool) -> int:
     return EXIT_OK
 
 
+def wait_dict(wait: Wait) -> dict[str, Any]:
+    """A wait as JSON: id, node, kind, request, actions, fire_at."""
+    out: dict[str, Any] = {"id": wait.id, "node": wait.node_id, "kind": wait.kind, "request": wait.request}
+    if wait.actions:
+        out["actions"] = list(wait.actions)
+    if wait.fire_at is not None:
+        out["fire_at"] = wait.fire_at
+    return out
+
+
 def show_command(run_id: str, target: Target) -> int:
     """Print everything known about a run as JSON: state, error, times, context (and, for a
     run of ``flowcraft run --store``, how it was started)."""
@@ -286,6 +301,9 @@ def show_command(run_id: str, target: Target) -> int:
         if meta.get("owner") and out["state"] in ("pending", "running"):
             out["owner"] = meta["owner"]
             out["lease_until"] = float(meta.get("lease_until") or 0)
+        waits = await handle.waits()
+        if waits:
+            out["waits"] = [wait_dict(wait) for wait in waits]
         out["context"] = await handle.context()
         return out
 
