@@ -74,6 +74,8 @@ EXPECTED = {
     "StoreError",
     # run events
     "BudgetExceeded",
+    "RunAwaiting",
+    "WaitResolved",
     "ContextChanged",
     "EventListener",
     "EventStream",

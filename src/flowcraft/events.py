@@ -46,11 +46,13 @@ __all__ = [
     "NodeSkipped",
     "NodeStarted",
     "RetryAttempt",
+    "RunAwaiting",
     "RunCancelled",
     "RunEvent",
     "RunFailed",
     "RunFinished",
     "RunStarted",
+    "WaitResolved",
 ]
 
 
@@ -92,6 +94,27 @@ class RunCancelled(RunEvent):
 
     reason: Any
     duration: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RunAwaiting(RunEvent):
+    """A node parked the run (or its branch) on a wait: ``wait_id`` (``node_id#visit``),
+    its ``kind`` (``"input"`` or ``"timer"``) and ``fire_at`` (when it times out or fires)."""
+
+    wait_id: str
+    node_id: str
+    kind: str
+    fire_at: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WaitResolved(RunEvent):
+    """A wait was resolved — by a resume (``by="resume"``) or its timer (``by="timer"``) —
+    with ``action``; the wait node's ``post`` runs next."""
+
+    wait_id: str
+    action: Any
+    by: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -218,3 +218,26 @@ def test_bad_durations_are_refused_when_building() -> None:
         GraphBuilder(w.REGISTRY).build({"nodes": [w.node("s", "sleep", duration="soon")], "edges": []})
     assert SleepNode("24h").seconds == 86400 and SleepNode("5m").seconds == 300 and SleepNode(2).seconds == 2
     assert DEFAULT_ACTION is not None
+
+
+@pytest.mark.timeout(60)
+def test_the_run_events_show_the_pause_and_the_resume(db_path: str) -> None:
+    from flowcraft import RunAwaiting, RunFinished, WaitResolved
+
+    async def main() -> list[Any]:
+        async with DurableExecutor(db_path) as executor:
+            handle = await executor.start("wait_nodes:make_approval", run_id="r", events=True)
+            with pytest.raises(RunSuspended):
+                await handle.result(timeout=10)
+            await executor.resume("r", "approve#1", "fine", action="approve")
+            await handle.result(timeout=10)
+            return [event async for event in handle.events()]
+
+    events = asyncio.run(main())
+    kinds = [type(event).__name__ for event in events]
+    assert kinds.index("RunAwaiting") < kinds.index("WaitResolved") < kinds.index("RunFinished")
+    awaiting = next(e for e in events if isinstance(e, RunAwaiting))
+    resolved = next(e for e in events if isinstance(e, WaitResolved))
+    assert (awaiting.wait_id, awaiting.kind, awaiting.node_id) == ("approve#1", "input", "approve")
+    assert (resolved.wait_id, resolved.action, resolved.by) == ("approve#1", "approve", "resume")
+    assert isinstance(events[-1], RunFinished) and events[-1].action == "finished"

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast, runtime_checkable
@@ -23,12 +24,14 @@ from ..budget import Budget
 from ..clock import Clock, current
 from ..context import Context
 from ..engine.client import JobExecutor, RunHandle
-from ..engine.codec import encode, encode_action
+from ..engine.codec import decode_action, encode, encode_action
 from ..engine.errors import CodecError, DurabilityNotSupportedError, RunConflictError, RunNotFoundError
+from ..engine.eventlog import encode_event
 from ..engine.jobs import Job, Resolution, Resolved, RunSummary
 from ..engine.memory import MemoryJobQueue
 from ..engine.protocols import RunStore, WaitStore
 from ..engine.worker import JobWorker
+from ..events import WaitResolved
 from ..executors.base import RunOptions
 from ..flow import Flow
 from ..loggers import Logger
@@ -368,18 +371,23 @@ class DurableExecutor(JobExecutor):
         except CodecError as error:
             raise InvalidResumeValue(f"{error}; the wait stays open") from error
         resolved = await store.resolve(run_id, wait_id, Resolution(value_text, action_text, idempotency_key))
-        return await self._after_resolve(run_id, wait_id, resolved)
+        return await self._after_resolve(run_id, wait_id, resolved, chosen, "resume")
 
-    async def _after_resolve(self, run_id: str, wait_id: str, resolved: Resolved) -> RunHandle:
+    async def _after_resolve(
+        self, run_id: str, wait_id: str, resolved: Resolved, action: Any = None, by: str = ""
+    ) -> RunHandle:
         if resolved.outcome == "ok":
+            if (await self.durable_store.meta(run_id)).get("events"):
+                event = WaitResolved(run_id=run_id, time=time.time(), wait_id=wait_id, action=action, by=by)
+                await self.durable_store.add_events(run_id, [encode_event(event)])
             await self.durable_store.lease(run_id, self.owner, self.lease_ttl)
             if resolved.job is not None:
                 await self.queue.add([resolved.job])
         elif resolved.outcome == "taken":
-            by = resolved.record.key if resolved.record is not None else None
+            key = resolved.record.key if resolved.record is not None else None
             raise WaitAlreadyResolved(
                 f"Wait {wait_id!r} of run {run_id!r} was resolved already"
-                + (f" (idempotency key {by!r})" if by else "")
+                + (f" (idempotency key {key!r})" if key else "")
                 + "; resume again with the same idempotency_key, value and action to get the first result"
             )
         elif resolved.outcome == "ended":
@@ -404,7 +412,7 @@ class DurableExecutor(JobExecutor):
             action_text = record.park.on_timeout or encode_action(DEFAULT_ACTION)
             resolved = await store.resolve(run_id, wait_id, Resolution(encode(None), action_text, "timer"))
             if resolved.outcome == "ok":
-                await self._after_resolve(run_id, wait_id, resolved)
+                await self._after_resolve(run_id, wait_id, resolved, decode_action(action_text), "timer")
                 fired.append(wait_id)
         return fired
 

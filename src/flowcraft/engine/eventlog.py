@@ -35,6 +35,7 @@ _TYPES: dict[str, type[ev.RunEvent]] = {
     for cls in (
         ev.RunStarted, ev.RunFinished, ev.RunFailed, ev.RunCancelled, ev.NodeStarted, ev.NodeFinished,
         ev.NodeFailed, ev.NodeSkipped, ev.RetryAttempt, ev.FallbackUsed, ev.ContextChanged, ev.BudgetExceeded,
+        ev.RunAwaiting, ev.WaitResolved,
     )
 }  # fmt: skip
 

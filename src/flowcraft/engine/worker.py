@@ -48,6 +48,7 @@ from ..events import (
     NodeFinished,
     NodeSkipped,
     NodeStarted,
+    RunAwaiting,
     RunEvent,
 )
 from ..executors.base import WalkScope
@@ -571,6 +572,10 @@ class JobWorker:
         fire_at = clock.time() + node.wait_timeout if node.wait_timeout is not None else None
         park = Park(job.id, wait_id, node_id, node.wait_kind, request, tuple(node.actions), fire_at, on_timeout)
         await store.park(run_id, park)
+        if state.events:
+            event = RunAwaiting(run_id=run_id, time=time.time(), wait_id=wait_id, node_id=node_id,
+                                kind=node.wait_kind, fire_at=fire_at)  # fmt: skip
+            await store.add_events(run_id, [encode_event(event)])
         if self.on_park is not None:
             self.on_park(run_id, park)
         return None
