@@ -241,3 +241,19 @@ def test_the_run_events_show_the_pause_and_the_resume(db_path: str) -> None:
     assert (awaiting.wait_id, awaiting.kind, awaiting.node_id) == ("approve#1", "input", "approve")
     assert (resolved.wait_id, resolved.action, resolved.by) == ("approve#1", "approve", "resume")
     assert isinstance(events[-1], RunFinished) and events[-1].action == "finished"
+
+
+@pytest.mark.timeout(60)
+def test_a_wait_inside_an_in_process_block_fails_the_run_saying_why(db_path: str) -> None:
+    from flowcraft import WorkflowError
+
+    async def main() -> Any:
+        async with DurableExecutor(db_path) as executor:
+            handle = await executor.start("wait_nodes:make_wait_in_block", run_id="r")
+            with pytest.raises(WorkflowError) as failed:
+                await handle.result(timeout=10)
+            return failed.value
+
+    error = asyncio.run(main())
+    assert "Wait node 'inner' (Approve) can only run as a step of a durable run" in str(error)
+    assert "keep wait nodes out of in-process blocks" in str(error)

@@ -103,3 +103,12 @@ PARALLEL_WAITS = {
     ],
 }  # fmt: skip
 """Four parallel branches, two of them waits, meeting at a join."""
+
+
+def make_wait_in_block() -> Flow:
+    """A wait inside an in-process parallel block (refused: it would park a whole job)."""
+    from flowcraft import ParallelFlow
+
+    first = Draft()
+    first.next(ParallelFlow([Approve().with_id("inner"), Record("other", 1)]).with_id("block"))
+    return Flow(first)
