@@ -22,11 +22,13 @@ from ..engine.errors import (
     BackendAuthenticationError,
     BackendConnectionError,
     BackendError,
+    BackendPoolExhaustedError,
     BackendResponseError,
     BackendTimeoutError,
 )
 from ..engine.jobs import Job
 from ..engine.protocols import JobFailed, JobProcessor
+from .connection import PoolExhausted
 
 __all__ = [
     "ERROR_MAP",
@@ -42,6 +44,9 @@ ERROR_MAP: tuple[tuple[type[BaseException], type[BackendError]], ...] = (
     (redis_errors.AuthenticationWrongNumberOfArgsError, BackendAuthenticationError),
     (redis_errors.AuthorizationError, BackendAuthenticationError),
     (redis_errors.NoPermissionError, BackendAuthenticationError),
+    # a pool with no free connection is not Redis being down (MaxConnectionsError is a ConnectionError)
+    (PoolExhausted, BackendPoolExhaustedError),
+    (getattr(redis_errors, "MaxConnectionsError", PoolExhausted), BackendPoolExhaustedError),  # redis-py >= 6
     (redis_errors.BusyLoadingError, BackendConnectionError),
     (redis_errors.ConnectionError, BackendConnectionError),
     (redis_errors.TimeoutError, BackendTimeoutError),

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..engine.worker import CRASH_ENV, JobWorker
 from ..loggers import Logger
+from .connection import MAX_CONNECTIONS
 from .keys import DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL, Keys
 from .queue import BullMQJobQueue
 from .store import RedisRunStore
@@ -35,6 +36,8 @@ class Worker(JobWorker):
         lock_duration, stalled_interval: seconds; a job held by a dead worker is
             handed to another after about their sum.
         middleware: wraps every node this worker runs (in addition to the flow's own).
+        max_connections: size of the worker's Redis connection pool for run state
+            (calls wait for a free connection; default: enough for ``concurrency``).
         logger: the logger nodes receive (silent by default).
 
     Examples:
@@ -58,6 +61,7 @@ class Worker(JobWorker):
         run_ttl: int = RUN_TTL,
         middleware: Sequence[Any] = (),
         logger: Logger | None = None,
+        max_connections: int | None = None,
     ) -> None:
         super().__init__(
             registry, dependencies=dependencies, concurrency=concurrency, middleware=middleware, logger=logger
@@ -68,9 +72,12 @@ class Worker(JobWorker):
         self._lock_duration = lock_duration
         self._stalled_interval = stalled_interval
         self._run_ttl = run_ttl
+        self._max_connections = max_connections or max(MAX_CONNECTIONS, 2 * concurrency + 4)
 
     async def _open(self) -> tuple[RedisRunStore, BullMQJobQueue]:
-        store = RedisRunStore(self.redis_url, prefix=self.keys.prefix, run_ttl=self._run_ttl)
+        store = RedisRunStore(
+            self.redis_url, prefix=self.keys.prefix, run_ttl=self._run_ttl, max_connections=self._max_connections
+        )
         queue = BullMQJobQueue(
             self.redis_url,
             name=self.queue_name,
