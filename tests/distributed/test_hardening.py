@@ -7,9 +7,13 @@ from typing import Any
 
 import dist_nodes as d
 import pytest
+import redis
 
-from flowcraft.distributed import BackendPoolExhaustedError
+from flowcraft import WorkflowError
+from flowcraft.distributed import BackendConnectionError, BackendPoolExhaustedError
 from flowcraft.distributed.connection import MAX_CONNECTIONS
+from flowcraft.distributed.keys import Keys
+from flowcraft.distributed.queue import BullMQJobQueue
 
 from .conftest import Space
 
@@ -59,3 +63,60 @@ def test_an_exhausted_pool_is_not_reported_as_redis_down(space: Space) -> None:
             await held
 
     asyncio.run(main())
+
+
+@pytest.mark.timeout(30)
+def test_a_start_job_that_cannot_be_enqueued_fails_the_run(space: Space) -> None:
+    """``start()`` stores the run, then its enqueue fails: ``start()`` raises, and the run
+    is failed (with its keys' TTL) instead of staying pending with nobody to run it."""
+    bp = d.build(ONE)
+
+    async def main() -> tuple[Any, int]:
+        async with space.executor() as executor:
+
+            async def refuse(jobs: Any) -> None:
+                raise BackendConnectionError("queue unreachable")
+
+            executor.queue.add = refuse  # type: ignore[method-assign]
+            with pytest.raises(BackendConnectionError, match="queue unreachable"):
+                await executor.start(bp, run_id="lost")
+            handle = await executor.handle("lost")
+            with pytest.raises(WorkflowError, match="start job could not be enqueued"):
+                await handle.result(timeout=5)
+            client = redis.asyncio.Redis.from_url(space.url)
+            try:
+                ttl = await client.ttl(Keys(space.prefix).run("lost").meta)
+            finally:
+                await client.aclose()
+            return await handle.status(), ttl
+
+    status, ttl = asyncio.run(main())
+    assert status.state == "failed" and status.error.phase == "start"
+    assert ttl > 0
+
+
+@pytest.mark.timeout(60)
+def test_the_reconciler_enqueues_the_jobs_of_runs_the_queue_lost(space: Space) -> None:
+    """Runs whose pending jobs are not in the queue — a start job never enqueued (the
+    client died between its two steps), jobs lost with the queue's data — complete once
+    a worker's reconciler finds them."""
+    bp = d.build(d.fan_out(3))
+
+    async def main() -> list[Any]:
+        async with space.executor() as executor:
+            orphan, _, _ = await executor._create_run(bp, None, params=None, run_id="orphan", events=False)
+            queued = [await executor.start(bp) for _ in range(3)]
+            queue = BullMQJobQueue(space.url, name=space.queue, prefix=space.prefix)
+            try:
+                await queue.obliterate()  # the queue's data is lost
+            finally:
+                await queue.aclose()
+            worker = space.start_worker(extra_args=("--reconcile-interval", "0.5"))
+            await asyncio.to_thread(worker.wait_ready)
+            results = [await handle.result(timeout=30) for handle in [orphan, *queued]]
+            assert "pending job(s) were not in the queue" in worker.output()
+            return [*results, *[await handle.context() for handle in [orphan, *queued]]]
+
+    outcome = asyncio.run(main())
+    assert outcome[:4] == ["finished"] * 4
+    assert all(ctx["collected"] == 1 for ctx in outcome[4:])

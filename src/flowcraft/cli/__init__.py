@@ -10,7 +10,8 @@ flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--json]
 flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
 flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [--concurrency N]
                  [--dependencies module:NAME] [--middleware module:NAME ...] [--lock-duration S]
-                 [--stalled-interval S] [--shutdown-grace S] [--log-level LEVEL]
+                 [--stalled-interval S] [--reconcile-interval S] [--shutdown-grace S]
+                 [--log-level LEVEL]
 flowcraft status RUN_ID [--redis URL] [--context]
 flowcraft cancel RUN_ID [--redis URL] [--reason TEXT]
 flowcraft --version
@@ -140,6 +141,14 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         metavar="S",
         help="seconds between checks for jobs whose worker died (default 30)",
+    )
+    parser.add_argument(
+        "--reconcile-interval",
+        type=_positive(float),
+        default=60.0,
+        metavar="S",
+        help="seconds between reconciler passes, which enqueue again the pending jobs of active runs the queue "
+        "lost (one worker at a time; default 60)",
     )
     parser.add_argument(
         "--shutdown-grace",
@@ -273,7 +282,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 registry=args.registry, redis=RedisTarget(args.redis, args.queue, args.prefix),
                 concurrency=args.concurrency, dependencies=args.dependencies, middleware=tuple(args.middleware),
                 lock_duration=args.lock_duration, stalled_interval=args.stalled_interval,
-                shutdown_grace=args.shutdown_grace, log_level=args.log_level,
+                reconcile_interval=args.reconcile_interval, shutdown_grace=args.shutdown_grace,
+                log_level=args.log_level,
             )
         )  # fmt: skip
     if args.command == "cancel":

@@ -35,6 +35,7 @@ class WorkerOptions:
     middleware: tuple[str, ...] = ()
     lock_duration: float = 30.0
     stalled_interval: float = 30.0
+    reconcile_interval: float = 60.0
     shutdown_grace: float = 5.0
     log_level: str = "INFO"
 
@@ -131,6 +132,7 @@ def worker_command(options: WorkerOptions) -> int:
             concurrency=options.concurrency,
             lock_duration=options.lock_duration,
             stalled_interval=options.stalled_interval,
+            reconcile_interval=options.reconcile_interval,
             middleware=middleware,
         )
     except (TypeError, ValueError) as error:

@@ -157,6 +157,17 @@ class BullMQJobQueue:
                     [{"name": "node", "data": job.to_data(), "opts": self._opts(job.id)} for job in jobs]
                 )
 
+    async def missing(self, job_ids: Sequence[str]) -> list[str]:
+        """Which of ``job_ids`` the queue does not hold (in any state), in one round trip."""
+        if not job_ids:
+            return []
+        async with map_backend_errors_async():
+            pipe = self._queue.client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.exists(self._queue.toKey(job_id))
+            found = await pipe.execute()
+        return [job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists]
+
     async def counts(self) -> dict[str, int]:
         """How many jobs are waiting, active, delayed, completed, failed."""
         states = ["waiting", "active", "delayed", "completed", "failed"]

@@ -414,7 +414,8 @@ class RedisRunStore:
             pipe = self.client.pipeline(transaction=False)
             pipe.set(self.keys.blueprint(run.graph), run.graph_text, ex=self.blueprint_ttl)
             await self._create(keys=[rk.meta, rk.ctx, rk.pending, rk.visits, rk.stream], args=args, client=pipe)
-            _, created = await pipe.execute()
+            pipe.zadd(self.keys.runs, {run.run_id: time.time()}, nx=True)  # for the reconciler
+            _, created, _ = await pipe.execute()
         return bool(created)
 
     async def meta(self, run_id: str) -> dict[str, str]:
@@ -521,6 +522,47 @@ class RedisRunStore:
         async with map_backend_errors_async():
             values = await self.client.hmget(self.keys.run(run_id).pending, list(job_ids))
         return [value is not None for value in values]
+
+    # ---- the reconciler (flowcraft.distributed.worker) ------------------------------------
+
+    async def runs_to_check(self, checked_before: float, limit: int) -> list[str]:
+        """Ids of indexed runs last checked (or created) before ``checked_before`` (epoch s)."""
+        async with map_backend_errors_async():
+            found = await self.client.zrangebyscore(self.keys.runs, "-inf", checked_before, start=0, num=limit)
+        return [str(run_id) for run_id in found]
+
+    async def pending_jobs(self, run_id: str) -> tuple[str | None, str | None, dict[str, str]]:
+        """The run's status, graph key and pending jobs (job id -> node id), in one round trip."""
+        rk = self.keys.run(run_id)
+        async with map_backend_errors_async():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(rk.meta, "status", "blueprint")
+            pipe.hgetall(rk.pending)
+            (status, graph), pending = await pipe.execute()
+        return status, graph, cast(dict[str, str], pending)
+
+    async def incoming_actions(self, run_id: str, job_ids: Sequence[str]) -> dict[str, str]:
+        """The encoded action each of ``job_ids`` was decided with (from its decider's done
+        record); a start job has none."""
+        wanted = set(job_ids)
+        found: dict[str, str] = {}
+        async with map_backend_errors_async():
+            async for field, record in self.client.hscan_iter(self.keys.run(run_id).done, count=500):
+                if str(field).startswith("charge:"):
+                    continue
+                done = parse_done(str(record))
+                for _node, successor in done.successors:
+                    if successor in wanted:
+                        found[successor] = done.action
+        return found
+
+    async def checked(self, run_id: str, *, active: bool) -> None:
+        """Record a reconciler check of the run: again later if ``active``, else never."""
+        async with map_backend_errors_async():
+            if active:
+                await self.client.zadd(self.keys.runs, {run_id: time.time()}, xx=True)
+            else:
+                await self.client.zrem(self.keys.runs, run_id)
 
     async def commit(self, run_id: str, commit: Commit) -> Completion:
         """The atomic per-node step (`COMPLETE`): delta, done record, arrivals,

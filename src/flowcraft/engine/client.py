@@ -32,7 +32,7 @@ from .errors import (
     RunNotFoundError,
 )
 from .eventlog import END_FIELD, EVENT_FIELD, decode_event, encode_event
-from .jobs import STOPPED_STATES, Job, NewRun, job_id
+from .jobs import STOPPED_STATES, Failure, Job, NewRun, job_id
 from .metering import encode_budget
 from .plan import (
     FACTORY_ATTRIBUTE,
@@ -494,8 +494,23 @@ class JobExecutor:
         )
         if start is None:
             raise ValueError(f"A run with id {handle.run_id!r} already exists")
-        await self.queue.add([start])
+        try:
+            await self.queue.add([start])
+        except BaseException as error:
+            await self._abandon(start, error)
+            raise
         return handle
+
+    async def _abandon(self, start: Job, error: BaseException) -> None:
+        """The start job could not be enqueued: fail the run, so that nobody waits for it.
+        (If even that fails, the store's reconciler, where it has one, enqueues the job later.)"""
+        failure = Failure(
+            start.node_id, "start", type(error).__name__, f"the run's start job could not be enqueued: {error}"
+        )
+        try:
+            await self.store.fail(start.run_id, failure)
+        except Exception as fail_error:
+            log.warning("run %s: start job not enqueued, and the run not failed: %s", start.run_id, fail_error)
 
     async def _create_run(
         self,
