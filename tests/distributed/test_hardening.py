@@ -13,7 +13,7 @@ from flowcraft import WorkflowError
 from flowcraft.distributed import BackendConnectionError, BackendPoolExhaustedError
 from flowcraft.distributed.connection import MAX_CONNECTIONS
 from flowcraft.distributed.keys import Keys
-from flowcraft.distributed.queue import BullMQJobQueue
+from flowcraft.distributed.queue import BullMQJobQueue, ErrorLog
 
 from .conftest import Space
 
@@ -120,3 +120,52 @@ def test_the_reconciler_enqueues_the_jobs_of_runs_the_queue_lost(space: Space) -
     outcome = asyncio.run(main())
     assert outcome[:4] == ["finished"] * 4
     assert all(ctx["collected"] == 1 for ctx in outcome[4:])
+
+
+@pytest.mark.timeout(60)
+def test_a_job_whose_data_is_not_json_fails_its_run_and_is_logged(space: Space) -> None:
+    """A job BullMQ cannot even read (its data is not JSON) used to cycle between active
+    and waiting forever, logging nothing: it is failed at once, its run fails with the
+    reason, and the worker logs it."""
+    bp = d.build(ONE)
+
+    async def main() -> tuple[Any, dict[str, int]]:
+        async with space.executor() as executor:
+            handle = await executor.start(bp, run_id="poison")
+            client = redis.asyncio.Redis.from_url(space.url)
+            try:
+                await client.hset(f"{space.prefix}:{space.queue}:poison:a:1", "data", "{not json")
+            finally:
+                await client.aclose()
+            worker = space.start_worker()
+            await asyncio.to_thread(worker.wait_ready)
+            with pytest.raises(WorkflowError, match="not valid JSON"):
+                await handle.result(timeout=20)
+            queue = BullMQJobQueue(space.url, name=space.queue, prefix=space.prefix)
+            try:
+                counts = await queue.counts()
+            finally:
+                await queue.aclose()
+            assert "poison:a:1: its data on the queue is not valid JSON" in worker.output()
+            return await handle.status(), counts
+
+    status, counts = asyncio.run(main())
+    assert status.state == "failed" and status.error.node_id == "a"
+    assert counts["failed"] == 1 and counts["active"] == counts["waiting"] == 0
+
+
+def test_queue_errors_are_logged_at_most_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    """BullMQ's worker errors were dropped; now each kind is logged, rate-limited."""
+    errors = ErrorLog(every=60)
+    with caplog.at_level("ERROR", logger="flowcraft.distributed.queue"):
+        for _ in range(100):
+            errors(redis.exceptions.ConnectionError("refused"))
+        errors(ValueError("other"))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "ConnectionError" in lines[0] and "refused" in lines[0]
+    assert "ValueError: other" in lines[1]
+    errors._last["ConnectionError"] = (float("-inf"), 99)
+    with caplog.at_level("ERROR", logger="flowcraft.distributed.queue"):
+        errors(redis.exceptions.ConnectionError("refused"))
+    assert "99 more like it" in caplog.records[-1].getMessage()

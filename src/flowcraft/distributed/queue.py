@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -94,8 +97,74 @@ async def map_backend_errors_async() -> AsyncIterator[None]:
         yield
 
 
+log = logging.getLogger("flowcraft.distributed.queue")
+
+
 def _connection(redis_url: str) -> str:
     return redis_url
+
+
+class ErrorLog:
+    """Logs the queue library's errors, each kind at most once per ``every`` seconds
+    (with a count of the ones held back), so that a failing Redis cannot flood the log."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def __call__(self, error: Any = None, *_: Any) -> None:
+        kind = type(error).__name__ if isinstance(error, BaseException) else "error"
+        now = time.monotonic()
+        last, held = self._last.get(kind, (float("-inf"), 0))
+        if now - last < self.every:
+            self._last[kind] = (last, held + 1)
+            return
+        self._last[kind] = (now, 0)
+        more = f" ({held} more like it in the last {self.every:g} s)" if held else ""
+        log.error("job queue error: %s: %s%s", kind, map_backend_error(error) if kind != "error" else error, more)
+
+
+def _poison_data(job_id: str) -> dict[str, str]:
+    """What a job with unreadable data stands for: its run and node, read from its id
+    (``run:node:visit``; run ids have no ``:``), so that the run can be failed."""
+    run_id, _, rest = job_id.partition(":")
+    node_id = rest.rpartition(":")[0]
+    return {"r": run_id, "n": node_id, "b": ""} if run_id and node_id else {}
+
+
+class _Worker(bullmq.Worker):  # type: ignore[misc]
+    """BullMQ's worker, failing jobs whose stored fields are not JSON instead of letting
+    them cycle between active and waiting forever (BullMQ cannot even read them)."""
+
+    async def nextJobFromJobData(
+        self,
+        job_data: dict[str, Any] | None = None,
+        job_id: str | None = None,
+        limit_until: int = 0,
+        delay_until: int = 0,
+        token: str | None = None,
+    ) -> Any:
+        try:
+            return await super().nextJobFromJobData(job_data, job_id, limit_until, delay_until, token)
+        except ValueError as error:
+            if not job_data or job_id is None:
+                raise
+            fixed = dict(job_data)
+            for field, default in (("data", "{}"), ("opts", "{}"), ("progress", "0"), ("stacktrace", "[]")):
+                try:
+                    json.loads(fixed.get(field, default))
+                except (TypeError, ValueError):
+                    fixed[field] = default
+            try:
+                job = bullmq.Job.fromJSON(self, fixed, job_id)
+            except Exception:
+                raise error from None
+            reason = f"job {job_id}: its data on the queue is not valid JSON ({error}); it cannot be run"
+            log.error("%s; failing it", reason)
+            job.token = token
+            job.data = _poison_data(str(job_id))
+            job.deferredFailure = reason  # BullMQ's own path: moved to failed, "failed" emitted
+            return job
 
 
 class BullMQJobQueue:
@@ -132,6 +201,7 @@ class BullMQJobQueue:
         self._max_stalled = max_stalled
         self._worker: Any = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._errors = ErrorLog()
         with map_backend_errors():
             self._queue = bullmq.Queue(name, {"connection": _connection(redis_url), "prefix": prefix})
 
@@ -206,6 +276,8 @@ class BullMQJobQueue:
             await processor(Job.from_data(str(job.id), job.data if isinstance(job.data, dict) else {}))
 
         def failed(job: Any, error: BaseException) -> None:
+            if job is not None and isinstance(error, UnrecoverableError):
+                log.error("job %s failed for good: %s", job.id, error)
             if on_failed is None or job is None:
                 return
             attempts = int((job.opts or {}).get("attempts", 1) or 1)
@@ -219,9 +291,9 @@ class BullMQJobQueue:
             task.add_done_callback(self._tasks.discard)
 
         with map_backend_errors():
-            self._worker = bullmq.Worker(self.name, process, opts)
+            self._worker = _Worker(self.name, process, opts)
         self._worker.on("failed", failed)
-        self._worker.on("error", lambda *args: None)
+        self._worker.on("error", self._errors)
         await self._worker.run()
 
     async def close(self, *, force: bool = False) -> None:
