@@ -9,8 +9,8 @@ import dist_nodes as d
 import pytest
 import redis
 
-from flowcraft import WorkflowError
-from flowcraft.distributed import BackendConnectionError, BackendPoolExhaustedError
+from flowcraft import DEFAULT_ACTION, WorkflowError
+from flowcraft.distributed import BackendConnectionError, BackendPoolExhaustedError, Worker
 from flowcraft.distributed.connection import MAX_CONNECTIONS
 from flowcraft.distributed.keys import Keys
 from flowcraft.distributed.queue import BullMQJobQueue, ErrorLog
@@ -169,3 +169,25 @@ def test_queue_errors_are_logged_at_most_once_per_interval(caplog: pytest.LogCap
     with caplog.at_level("ERROR", logger="flowcraft.distributed.queue"):
         errors(redis.exceptions.ConnectionError("refused"))
     assert "99 more like it" in caplog.records[-1].getMessage()
+
+
+@pytest.mark.timeout(120)
+def test_the_worker_keeps_a_bounded_number_of_graphs_hydrated(space: Space) -> None:
+    """300 runs of 300 distinct blueprints through one worker: it keeps at most its
+    cache size (256 by default) hydrated, least recently used dropped first, and still
+    runs every graph (a dropped one is hydrated again)."""
+    blueprints = [d.build({"nodes": [d.node("a", tag=i)], "edges": []}) for i in range(300)]
+
+    async def main() -> tuple[list[Any], int, bool]:
+        worker = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, concurrency=32)
+        async with worker.running(), space.executor() as executor:
+            handles = [await executor.start(bp) for bp in blueprints]
+            results = [await handle.result(timeout=60) for handle in handles]
+            size = len(worker._hydrated)
+            again = await executor.start(blueprints[0])  # dropped from the cache: hydrated again
+            await again.result(timeout=10)
+            return results, size, len(worker._hydrated) <= 256
+
+    results, size, bounded = asyncio.run(main())
+    assert results == [DEFAULT_ACTION] * 300
+    assert size == 256 and bounded

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..engine.jobs import ACTIVE_STATES, Job
-from ..engine.worker import CRASH_ENV, JobWorker
+from ..engine.worker import CRASH_ENV, GRAPH_CACHE_SIZE, JobWorker
 from ..loggers import Logger
 from .connection import MAX_CONNECTIONS
 from .keys import DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL, Keys
@@ -54,6 +54,7 @@ class Worker(JobWorker):
             (a start job whose enqueue failed, jobs lost with Redis data); one worker
             at a time runs it, and a run is checked at most once per interval, after
             it has existed that long. ``0`` turns it off on this worker.
+        graph_cache_size: graphs kept hydrated (least recently used dropped first).
         logger: the logger nodes receive (silent by default).
 
     Examples:
@@ -79,10 +80,12 @@ class Worker(JobWorker):
         logger: Logger | None = None,
         max_connections: int | None = None,
         reconcile_interval: float = RECONCILE_INTERVAL,
+        graph_cache_size: int = GRAPH_CACHE_SIZE,
     ) -> None:
         super().__init__(
-            registry, dependencies=dependencies, concurrency=concurrency, middleware=middleware, logger=logger
-        )
+            registry, dependencies=dependencies, concurrency=concurrency, middleware=middleware, logger=logger,
+            graph_cache_size=graph_cache_size,
+        )  # fmt: skip
         self.redis_url = redis_url
         self.queue_name = queue
         self.keys = Keys(prefix)

@@ -33,6 +33,7 @@ import os
 import signal
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -72,6 +73,8 @@ log = logging.getLogger("flowcraft.engine.worker")
 CRASH_ENV = "FLOWCRAFT_TEST_CRASH_AT"
 GRAPH_REREAD = 3600.0
 """Seconds after which a worker reads a graph it uses again (renewing its TTL on Redis)."""
+GRAPH_CACHE_SIZE = 256
+"""Graphs a worker keeps hydrated by default (least recently used ones are dropped)."""
 CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "after_complete",
                  "before_enqueue": "after_complete"}  # fmt: skip
 
@@ -228,6 +231,8 @@ class JobWorker:
         inline_successors: run a job's lone successor in the same task, without the
             queue — only for a queue whose jobs the store can give back after a crash
             (the durable executor's), never for one that must see every job (BullMQ).
+        graph_cache_size: graphs kept hydrated (nodes built, plan analysed); the least
+            recently used one is dropped past it, and hydrated again when needed.
 
     Raises:
         TypeError: ``store`` or ``queue`` lacks a method of its protocol (named).
@@ -250,9 +255,12 @@ class JobWorker:
         middleware: Sequence[Any] = (),
         logger: Logger | None = None,
         inline_successors: bool = False,
+        graph_cache_size: int = GRAPH_CACHE_SIZE,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
+        if graph_cache_size < 1:
+            raise ValueError(f"graph_cache_size must be >= 1, got {graph_cache_size!r}")
         store = check_store(store) if store is not None else None
         queue = check_queue(queue) if queue is not None else None
         self.registry: Mapping[str, Any] = registry if registry is not None else {}
@@ -261,7 +269,8 @@ class JobWorker:
         self._middleware = list(middleware)
         self.logger: Logger = logger if logger is not None else NullLogger()
         self.inline_successors = inline_successors
-        self._hydrated: dict[str, _Hydrated] = {}
+        self._hydrated: OrderedDict[str, _Hydrated] = OrderedDict()  # an LRU cache
+        self.graph_cache_size = graph_cache_size
         self._running: dict[str, set[AbortController]] = {}
         self._crash = _crash_point()
         self._engine = InMemoryExecutor()  # walks what runs inside one job (sub-flows, in-process blocks)
@@ -385,6 +394,8 @@ class JobWorker:
 
     async def _hydrate(self, key: str) -> _Hydrated:
         hydrated = self._hydrated.get(key)
+        if hydrated is not None:
+            self._hydrated.move_to_end(key)
         if hydrated is not None and time.monotonic() - hydrated.read_at > GRAPH_REREAD:
             hydrated.read_at = time.monotonic()
             await self.store.graph(key)  # keeps a graph in use from expiring (stores with a TTL)
@@ -399,6 +410,8 @@ class JobWorker:
                 )
             hydrated = hydrate(key, text, self.registry, self.dependencies, self._middleware)
             self._hydrated[key] = hydrated
+            if len(self._hydrated) > self.graph_cache_size:
+                self._hydrated.popitem(last=False)
         return hydrated
 
     async def process(self, job: Job) -> None:
