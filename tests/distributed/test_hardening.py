@@ -9,13 +9,14 @@ import dist_nodes as d
 import pytest
 import redis
 
-from flowcraft import DEFAULT_ACTION, WorkflowError
-from flowcraft.distributed import BackendConnectionError, BackendPoolExhaustedError, Worker
+from flowcraft import DEFAULT_ACTION, TypedContext, WorkflowError
+from flowcraft.distributed import BackendConnectionError, BackendPoolExhaustedError, RunNotFoundError, Worker
 from flowcraft.distributed.connection import MAX_CONNECTIONS
 from flowcraft.distributed.keys import Keys
 from flowcraft.distributed.queue import BullMQJobQueue, ErrorLog
+from flowcraft.graph import GraphBuilder
 
-from .conftest import Space
+from .conftest import Space, delete_prefix
 
 ONE = {"nodes": [d.node("a")], "edges": []}
 
@@ -191,3 +192,27 @@ def test_the_worker_keeps_a_bounded_number_of_graphs_hydrated(space: Space) -> N
     results, size, bounded = asyncio.run(main())
     assert results == [DEFAULT_ACTION] * 300
     assert size == 256 and bounded
+
+
+@pytest.mark.timeout(60)
+def test_a_lost_run_leaves_the_callers_context_untouched(space: Space) -> None:
+    """Redis loses the run while ``flow.run()`` waits (restarted empty): ``flow.run()``
+    raises ``RunNotFoundError`` and the caller's context keeps its values (it was wiped)."""
+    space.start_workers(1)
+    graph = {"nodes": [d.node("x", "blocker", seconds=2, started_dir=str(space.tmp))], "edges": []}
+    flow = GraphBuilder(d.REGISTRY).build(graph).flow
+
+    async def main() -> dict[str, Any]:
+        ctx = TypedContext({"mine": 1, "other": [1, 2]})
+        async with space.executor() as executor:
+            running = asyncio.ensure_future(flow.run(ctx, executor=executor))
+            for _ in range(200):
+                if any(space.tmp.glob("x.*")):
+                    break
+                await asyncio.sleep(0.05)
+            delete_prefix(space.url, space.prefix)  # Redis restarted empty
+            with pytest.raises(RunNotFoundError):
+                await running
+        return ctx.to_dict()
+
+    assert asyncio.run(main()) == {"mine": 1, "other": [1, 2]}

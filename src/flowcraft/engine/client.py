@@ -248,8 +248,16 @@ class RunHandle:
         return RunOutcome(status.state, action)
 
     async def context(self) -> dict[str, Any]:
-        """The run's context (decoded)."""
-        raw = await self._executor.store.context(self.run_id)
+        """The run's context (decoded).
+
+        Raises:
+            RunNotFoundError: the run does not exist (never started, expired, or the store
+                lost it) — not an empty context, which would wipe a caller's.
+        """
+        store = self._executor.store
+        raw = await store.context(self.run_id)
+        if not raw and not await store.meta(self.run_id):
+            await self.status()  # raises RunNotFoundError
         return {key: decode(value, key=key) for key, value in raw.items()}
 
     async def events(self, *, block: float = 1.0) -> AsyncIterator[RunEvent]:
