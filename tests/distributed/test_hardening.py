@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from typing import Any
 
 import dist_nodes as d
@@ -216,3 +218,32 @@ def test_a_lost_run_leaves_the_callers_context_untouched(space: Space) -> None:
         return ctx.to_dict()
 
     assert asyncio.run(main()) == {"mine": 1, "other": [1, 2]}
+
+
+@pytest.mark.timeout(60)
+def test_a_job_released_on_sigterm_goes_to_another_worker_at_once(space: Space) -> None:
+    """A worker stopped by SIGTERM releases a job still running after its grace: the job
+    goes back to waiting at once, not after stalled-job recovery (here lock 30 s +
+    stalled check 30 s, the defaults before issue 14)."""
+    slow = ("--lock-duration", "30", "--stalled-interval", "30", "--shutdown-grace", "0.5")
+    first = space.start_worker(extra_args=slow)
+    first.wait_ready()
+    graph = {"nodes": [d.node("x", "blocker", seconds=1.5, started_dir=str(space.tmp))], "edges": []}
+
+    async def main() -> float:
+        async with space.executor() as executor:
+            handle = await executor.start(d.build(graph))
+            for _ in range(200):
+                if any(space.tmp.glob("x.*")):
+                    break
+                await asyncio.sleep(0.05)
+            first.proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(first.wait_exit, 20) == 0
+            released = time.monotonic()
+            await asyncio.to_thread(space.start_worker(extra_args=slow).wait_ready)
+            await handle.result(timeout=15)
+            return time.monotonic() - released
+
+    elapsed = asyncio.run(main())
+    assert elapsed < 10, f"the released job waited {elapsed:.1f} s for another worker"
+    assert "released 1 running job(s)" in first.output()

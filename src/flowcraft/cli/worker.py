@@ -2,8 +2,9 @@
 
 The options are parsed by the ``flowcraft`` parser ([`flowcraft.cli`][flowcraft.cli]); this module
 loads what they name and runs a [`Worker`][flowcraft.distributed.Worker]. A first SIGTERM
-or SIGINT lets running jobs finish for ``--shutdown-grace`` seconds, then releases them
-to stalled-job recovery; a second releases them at once. The process exits 0 either way.
+or SIGINT lets running jobs finish for ``--shutdown-grace`` seconds, then releases them:
+they go back to the queue at once, for another worker; a second releases them at once.
+The process exits 0 either way.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _middleware(refs: tuple[str, ...]) -> list[Any]:
 
 async def _serve(worker: Worker, announce: Callable[[], None], grace: float = 5.0) -> None:
     """Run ``worker`` until a signal: the first finishes running jobs (for ``grace`` seconds,
-    then releases them to stalled-job recovery), a second releases them at once."""
+    then hands them back to the queue), a second releases them at once."""
     loop = asyncio.get_running_loop()
     stopping = {"count": 0}
     closing: set[asyncio.Future[None]] = set()

@@ -132,6 +132,23 @@ def _poison_data(job_id: str) -> dict[str, str]:
     return {"r": run_id, "n": node_id, "b": ""} if run_id and node_id else {}
 
 
+# Hand a job this worker holds back to the queue at once (a worker that stops without
+# finishing it), instead of leaving it locked until stalled-job recovery (lock duration +
+# stalled interval): what BullMQ's moveStalledJobsToWait does for it, without the wait.
+# KEYS: active wait stalled meta marker events   ARGV: job key prefix, job id, lock token
+RELEASE = """
+local lock = ARGV[1] .. ARGV[2] .. ':lock'
+if redis.call('GET', lock) ~= ARGV[3] then return 0 end
+if redis.call('LREM', KEYS[1], 1, ARGV[2]) == 0 then return 0 end
+redis.call('DEL', lock)
+redis.call('SREM', KEYS[3], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+if not redis.call('HGET', KEYS[4], 'paused') then redis.call('ZADD', KEYS[5], 0, '0') end
+redis.call('XADD', KEYS[6], '*', 'event', 'waiting', 'jobId', ARGV[2], 'prev', 'active')
+return 1
+"""
+
+
 class _Worker(bullmq.Worker):  # type: ignore[misc]
     """BullMQ's worker, failing jobs whose stored fields are not JSON instead of letting
     them cycle between active and waiting forever (BullMQ cannot even read them)."""
@@ -202,6 +219,7 @@ class BullMQJobQueue:
         self._worker: Any = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._errors = ErrorLog()
+        self._releasing: asyncio.Future[None] | None = None
         with map_backend_errors():
             self._queue = bullmq.Queue(name, {"connection": _connection(redis_url), "prefix": prefix})
 
@@ -297,10 +315,40 @@ class BullMQJobQueue:
         await self._worker.run()
 
     async def close(self, *, force: bool = False) -> None:
-        """Stop taking jobs; wait for running ones (``force``: abandon them to stalled recovery)."""
-        if self._worker is not None:
+        """Stop taking jobs; wait for running ones (``force``: stop them and hand them back
+        to the queue at once, for another worker)."""
+        if self._worker is None:
+            return
+        if force and self._releasing is None:
+            held = [(str(job.id), str(token)) for job, token in list(self._worker.jobs)]
+            self._releasing = asyncio.ensure_future(self._force_close(held))
+        if self._releasing is None:
             with contextlib.suppress(Exception):
-                await self._worker.close(force=force)
+                await self._worker.close()
+        if self._releasing is not None:  # every close() returns only once the jobs are released
+            await asyncio.shield(self._releasing)
+
+    async def _force_close(self, held: Sequence[tuple[str, str]]) -> None:
+        with contextlib.suppress(Exception):
+            await self._worker.close(force=True)
+        if held:
+            await self._release(held)
+
+    async def _release(self, held: Sequence[tuple[str, str]]) -> None:
+        """Move jobs this worker stopped from active back to waiting (their lock token must
+        still be ours: a job already taken over is left alone)."""
+        keys = self._queue.keys
+        names = ("active", "wait", "stalled", "meta", "marker", "events")
+        script = self._queue.client.register_script(RELEASE)
+        released = 0
+        for job_id, token in held:
+            try:
+                args = [self._queue.toKey(""), job_id, token]
+                released += int(await script(keys=[keys[name] for name in names], args=args))
+            except Exception as error:  # it is left to stalled-job recovery
+                log.warning("job %s not released (stalled-job recovery will hand it over): %s", job_id, error)
+        if released:
+            log.info("released %d running job(s) to the queue", released)
 
     async def aclose(self) -> None:
         """Close the queue's connections."""
