@@ -247,3 +247,37 @@ def test_a_job_released_on_sigterm_goes_to_another_worker_at_once(space: Space) 
     elapsed = asyncio.run(main())
     assert elapsed < 10, f"the released job waited {elapsed:.1f} s for another worker"
     assert "released 1 running job(s)" in first.output()
+
+
+@pytest.mark.timeout(90)
+def test_with_the_default_timings_a_killed_workers_job_is_recovered_within_15_s(space: Space) -> None:
+    """``kill -9`` in the middle of a node, workers with the default --lock-duration and
+    --stalled-interval: another worker finishes the run within 15 s (it took ~58 s)."""
+    victim = space.start_worker(crash_at="during_node:b", fast_recovery=False)
+    victim.wait_ready()
+    graph = {"nodes": [d.node("a"), d.node("b"), d.node("c")], "edges": [d.edge("a", "b"), d.edge("b", "c")]}
+
+    async def main() -> tuple[float, dict[str, Any]]:
+        async with space.executor() as executor:
+            handle = await executor.start(d.build(graph))
+            assert await asyncio.to_thread(victim.wait_exit, 30) == -signal.SIGKILL
+            killed = time.monotonic()
+            space.start_worker(fast_recovery=False)
+            await handle.result(timeout=25)
+            return time.monotonic() - killed, await handle.context()
+
+    elapsed, ctx = asyncio.run(main())
+    assert elapsed < 15, f"recovery took {elapsed:.1f} s"
+    assert ctx["mark:a"] == ctx["mark:b"] == ctx["mark:c"] == 1
+
+
+def test_the_cli_default_timings_are_the_librarys() -> None:
+    from flowcraft.cli import build_parser
+    from flowcraft.cli.worker import WorkerOptions
+    from flowcraft.distributed.queue import LOCK_DURATION, STALLED_INTERVAL
+
+    args = build_parser().parse_args(["worker", "--registry", "x:Y"])
+    assert (args.lock_duration, args.stalled_interval) == (LOCK_DURATION, STALLED_INTERVAL)
+    options = WorkerOptions(registry="x:Y", redis=None)  # type: ignore[arg-type]
+    assert (options.lock_duration, options.stalled_interval) == (LOCK_DURATION, STALLED_INTERVAL)
+    assert LOCK_DURATION + STALLED_INTERVAL < 15

@@ -130,17 +130,18 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lock-duration",
         type=_positive(float),
-        default=30.0,
+        default=8.0,  # flowcraft.distributed.queue.LOCK_DURATION (not imported: startup speed)
         metavar="S",
-        help="seconds a job's lock lasts; a dead worker's job goes to another after about "
-        "--lock-duration + --stalled-interval (default 30)",
+        help="seconds a job's lock lasts unless renewed (every half of it); a job of a worker that died "
+        "(kill -9) goes to another after at most about --lock-duration + --stalled-interval (default 8); "
+        "keep it above the longest time a node blocks the event loop",
     )
     parser.add_argument(
         "--stalled-interval",
         type=_positive(float),
-        default=30.0,
+        default=5.0,  # flowcraft.distributed.queue.STALLED_INTERVAL
         metavar="S",
-        help="seconds between checks for jobs whose worker died (default 30)",
+        help="seconds between checks for jobs whose worker died (default 5)",
     )
     parser.add_argument(
         "--reconcile-interval",

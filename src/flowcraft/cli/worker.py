@@ -17,6 +17,7 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..distributed.queue import LOCK_DURATION, STALLED_INTERVAL
 from ..distributed.worker import Worker, log
 from ..engine.errors import BackendError
 from .errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, CliError
@@ -34,8 +35,8 @@ class WorkerOptions:
     concurrency: int = 10
     dependencies: str | None = None
     middleware: tuple[str, ...] = ()
-    lock_duration: float = 30.0
-    stalled_interval: float = 30.0
+    lock_duration: float = LOCK_DURATION
+    stalled_interval: float = STALLED_INTERVAL
     reconcile_interval: float = 60.0
     shutdown_grace: float = 5.0
     log_level: str = "INFO"

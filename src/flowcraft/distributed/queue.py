@@ -35,6 +35,8 @@ from .connection import PoolExhausted
 
 __all__ = [
     "ERROR_MAP",
+    "LOCK_DURATION",
+    "STALLED_INTERVAL",
     "BullMQJobQueue",
     "map_backend_error",
     "map_backend_errors",
@@ -98,6 +100,14 @@ async def map_backend_errors_async() -> AsyncIterator[None]:
 
 
 log = logging.getLogger("flowcraft.distributed.queue")
+
+LOCK_DURATION = 8.0
+"""Default seconds a job's lock lasts without renewal (a worker renews the locks of its
+running jobs every half of it, in one command)."""
+STALLED_INTERVAL = 5.0
+"""Default seconds between checks for jobs whose worker died. A job held by a dead worker
+(``kill -9``) goes to another one after at most about ``LOCK_DURATION + STALLED_INTERVAL``
+(13 s; about 9 s on average)."""
 
 
 def _connection(redis_url: str) -> str:
@@ -204,8 +214,8 @@ class BullMQJobQueue:
         prefix: str,
         attempts: int = 5,
         keep_finished: bool = False,
-        lock_duration: float = 30.0,
-        stalled_interval: float = 30.0,
+        lock_duration: float = LOCK_DURATION,
+        stalled_interval: float = STALLED_INTERVAL,
         max_stalled: int = 3,
     ) -> None:
         self.name = name

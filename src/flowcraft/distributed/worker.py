@@ -21,7 +21,7 @@ from ..engine.worker import CRASH_ENV, GRAPH_CACHE_SIZE, JobWorker
 from ..loggers import Logger
 from .connection import MAX_CONNECTIONS
 from .keys import DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL, Keys
-from .queue import BullMQJobQueue
+from .queue import LOCK_DURATION, STALLED_INTERVAL, BullMQJobQueue
 from .store import RedisRunStore
 
 __all__ = ["CRASH_ENV", "RECONCILE_INTERVAL", "Worker"]
@@ -73,8 +73,8 @@ class Worker(JobWorker):
         prefix: str = DEFAULT_PREFIX,
         dependencies: Mapping[str, Any] | None = None,
         concurrency: int = 10,
-        lock_duration: float = 30.0,
-        stalled_interval: float = 30.0,
+        lock_duration: float = LOCK_DURATION,
+        stalled_interval: float = STALLED_INTERVAL,
         run_ttl: int = RUN_TTL,
         middleware: Sequence[Any] = (),
         logger: Logger | None = None,
