@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import enum
+import json
+import math
 import signal
 import time
 from typing import Any
@@ -11,11 +14,21 @@ import dist_nodes as d
 import pytest
 import redis
 
-from flowcraft import DEFAULT_ACTION, TypedContext, WorkflowError
-from flowcraft.distributed import BackendConnectionError, BackendPoolExhaustedError, RunNotFoundError, Worker
+from flowcraft import DEFAULT_ACTION, ContextKey, TypedContext, WorkflowError
+from flowcraft.distributed import (
+    BackendConnectionError,
+    BackendPoolExhaustedError,
+    CodecError,
+    RunNotFoundError,
+    Worker,
+    decode,
+    encode,
+)
 from flowcraft.distributed.connection import MAX_CONNECTIONS
 from flowcraft.distributed.keys import Keys
 from flowcraft.distributed.queue import BullMQJobQueue, ErrorLog
+from flowcraft.engine.codec import decode_action, encode_action
+from flowcraft.engine.plan import blueprint_hash, canonical_json
 from flowcraft.graph import GraphBuilder
 
 from .conftest import Space, delete_prefix
@@ -281,3 +294,63 @@ def test_the_cli_default_timings_are_the_librarys() -> None:
     options = WorkerOptions(registry="x:Y", redis=None)  # type: ignore[arg-type]
     assert (options.lock_duration, options.stalled_interval) == (LOCK_DURATION, STALLED_INTERVAL)
     assert LOCK_DURATION + STALLED_INTERVAL < 15
+
+
+def test_the_codec_writes_only_valid_json() -> None:
+    """NaN / Infinity were written as bare ``NaN`` / ``Infinity`` (not JSON: other
+    readers refuse them); now they are tagged, and read back as floats."""
+    value = {"x": float("nan"), "y": [float("inf"), -float("inf"), 1.5]}
+    text = encode(value, key="k")
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    back = decode(text)
+    assert math.isnan(back["x"]) and back["y"] == [float("inf"), -float("inf"), 1.5]
+    assert decode("NaN") != decode("NaN")  # what older versions wrote is still read
+
+
+def test_the_codec_reports_deep_nesting_as_a_codec_error() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(CodecError, match="'k'.*nested too deeply"):
+        encode(deep, key="k")
+    with pytest.raises(CodecError, match="'k' is nested too deeply"):
+        decode("[" * 100_000 + "]" * 100_000, key="k")
+
+
+def test_the_codec_refuses_enum_members_instead_of_changing_their_type() -> None:
+    """A ``StrEnum`` silently came back as ``str``; an Enum member is now refused, naming
+    its value. As an action a ``StrEnum`` still travels as its text (edges match text)."""
+
+    class Color(enum.StrEnum):
+        RED = "red"
+
+    with pytest.raises(CodecError, match=r"'c'.*Color.*store its \.value, 'red'"):
+        encode(Color.RED, key="c")
+    with pytest.raises(CodecError, match="Color"):
+        encode({"nested": [Color.RED]}, key="c")
+    assert decode_action(encode_action(Color.RED)) == "red"
+    assert decode(encode(ContextKey("k"))) == "k"
+
+
+@pytest.mark.timeout(60)
+def test_a_stored_blueprint_that_does_not_match_its_hash_fails_the_run(space: Space) -> None:
+    """The stored graph is content-addressed: a worker that reads one whose hash differs
+    from its key (altered or corrupted in Redis) fails the run instead of running it."""
+    bp = d.build(ONE)
+    other = canonical_json(d.build({"nodes": [d.node("a", "fail")], "edges": []}))
+
+    async def main() -> Any:
+        async with space.executor() as executor:
+            handle = await executor.start(bp)
+            client = redis.asyncio.Redis.from_url(space.url)
+            try:
+                await client.set(Keys(space.prefix).blueprint(blueprint_hash(canonical_json(bp))), other)
+            finally:
+                await client.aclose()
+            space.start_workers(1)
+            with pytest.raises(WorkflowError, match="does not match its content hash"):
+                await handle.result(timeout=20)
+            return await handle.status()
+
+    status = asyncio.run(main())
+    assert status.error.phase == "hydrate" and status.error.type == "BlueprintNotFoundError"

@@ -62,7 +62,7 @@ from .errors import BackendError, BlueprintNotFoundError, CodecError, GraphMisma
 from .eventlog import encode_event
 from .jobs import ACTIVE_STATES, Commit, Failure, Job, JobState
 from .metering import StoreBudget, failure_details
-from .plan import JobPlan, describe_change, flow_from_factory
+from .plan import JobPlan, blueprint_hash, describe_change, flow_from_factory
 from .protocols import JobQueue, RunStore, check_queue, check_store
 from .recording import RecordingContext
 
@@ -120,6 +120,12 @@ def hydrate(
                 "the run started with, or start a new run"
             )
         return hydrated
+    if blueprint_hash(text) != key:  # content-addressed: what is stored must be what the run started with
+        raise BlueprintNotFoundError(
+            f"The graph stored under {key} does not match its content hash (sha256 {blueprint_hash(text)[:12]}...): "
+            "it was altered or corrupted in the store; start the run again.",
+            blueprint_hash=key,
+        )
     blueprint = WorkflowBlueprint.from_dict(data)
     return _Hydrated(BlueprintExecutor(blueprint, registry, dict(dependencies)).flow, middleware)
 
