@@ -354,3 +354,28 @@ def test_a_stored_blueprint_that_does_not_match_its_hash_fails_the_run(space: Sp
 
     status = asyncio.run(main())
     assert status.error.phase == "hydrate" and status.error.type == "BlueprintNotFoundError"
+
+
+@pytest.mark.timeout(90)
+def test_two_applications_on_one_queue_never_fail_each_others_runs(space: Space) -> None:
+    """Workers of two applications (different registries) share a queue. A worker that
+    takes a job whose node types it does not know logs it and hands the job back; a run
+    never fails because the wrong worker took its job — even one started before any
+    worker that can run it is up (it waits)."""
+    other = space.start_worker(extra_args=("--registry", "dist_nodes:OTHER_REGISTRY"))
+    other.wait_ready()
+    mine = d.build(d.fan_out(3))
+    their_graph = {"nodes": [d.node("f", "fetch"), d.node("g", "fetch")], "edges": [d.edge("f", "g")]}
+    theirs = GraphBuilder(d.OTHER_REGISTRY).build_blueprint(their_graph).blueprint
+
+    async def main() -> list[Any]:
+        async with space.executor() as executor:
+            early = [await executor.start(mine) for _ in range(3)]  # only the other app's worker is up
+            await asyncio.sleep(1.0)
+            space.start_workers(1)
+            later = [await executor.start(bp) for bp in (mine, theirs, mine, theirs)]
+            return [await handle.result(timeout=40) for handle in [*early, *later]]
+
+    results = asyncio.run(main())
+    assert results == ["finished"] * 3 + ["finished", DEFAULT_ACTION, "finished", DEFAULT_ACTION]
+    assert "no live worker on queue" in other.output() and "knows node type(s) collect, mark" in other.output()

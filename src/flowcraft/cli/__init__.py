@@ -10,8 +10,8 @@ flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--json]
 flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
 flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [--concurrency N]
                  [--dependencies module:NAME] [--middleware module:NAME ...] [--lock-duration S]
-                 [--stalled-interval S] [--reconcile-interval S] [--shutdown-grace S]
-                 [--log-level LEVEL]
+                 [--stalled-interval S] [--reconcile-interval S] [--unknown-type-grace S]
+                 [--shutdown-grace S] [--log-level LEVEL]
 flowcraft status RUN_ID [--redis URL] [--context]
 flowcraft cancel RUN_ID [--redis URL] [--reason TEXT]
 flowcraft --version
@@ -152,6 +152,14 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
         "lost (one worker at a time; default 60)",
     )
     parser.add_argument(
+        "--unknown-type-grace",
+        type=_positive(float),
+        default=60.0,
+        metavar="S",
+        help="a job whose node types this worker's registry lacks goes back to the queue for a worker that has "
+        "them; a run no live worker can run fails this many seconds after it started (default 60)",
+    )
+    parser.add_argument(
         "--shutdown-grace",
         type=_positive(float),
         default=5.0,
@@ -283,7 +291,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 registry=args.registry, redis=RedisTarget(args.redis, args.queue, args.prefix),
                 concurrency=args.concurrency, dependencies=args.dependencies, middleware=tuple(args.middleware),
                 lock_duration=args.lock_duration, stalled_interval=args.stalled_interval,
-                reconcile_interval=args.reconcile_interval, shutdown_grace=args.shutdown_grace,
+                reconcile_interval=args.reconcile_interval, unknown_type_grace=args.unknown_type_grace,
+                shutdown_grace=args.shutdown_grace,
                 log_level=args.log_level,
             )
         )  # fmt: skip

@@ -38,6 +38,7 @@ class WorkerOptions:
     lock_duration: float = LOCK_DURATION
     stalled_interval: float = STALLED_INTERVAL
     reconcile_interval: float = 60.0
+    unknown_type_grace: float = 60.0
     shutdown_grace: float = 5.0
     log_level: str = "INFO"
 
@@ -135,6 +136,7 @@ def worker_command(options: WorkerOptions) -> int:
             lock_duration=options.lock_duration,
             stalled_interval=options.stalled_interval,
             reconcile_interval=options.reconcile_interval,
+            unknown_type_grace=options.unknown_type_grace,
             middleware=middleware,
         )
     except (TypeError, ValueError) as error:

@@ -10,6 +10,8 @@ flowcraft:blueprint:<sha256>          STRING  the run's graph: blueprint JSON (c
 flowcraft:control                     CHANNEL "cancel <run id>" messages for every worker
 flowcraft:runs                        ZSET    run id -> when the reconciler last checked it (its creation
                                               at first); entries of ended runs are removed by the reconciler
+flowcraft:workers:<queue>             HASH    worker id -> {"types": node types it can run, "seen": time}
+                                              (each live worker renews its entry every few seconds)
 flowcraft:reconciler                  STRING  the worker running the reconciler's current pass (a lock
                                               with a TTL)
 flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, ttl, last action, error,
@@ -110,6 +112,10 @@ class Keys:
     def runs(self) -> str:
         """The index of runs the reconciler checks (run id -> when last checked)."""
         return f"{self.prefix}:runs"
+
+    def workers(self, queue: str) -> str:
+        """The live workers of ``queue`` and the node types each can run."""
+        return f"{self.prefix}:workers:{queue}"
 
     @property
     def reconciler(self) -> str:

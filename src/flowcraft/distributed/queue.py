@@ -19,7 +19,7 @@ from typing import Any
 
 import bullmq  # type: ignore[import-untyped]
 import redis.exceptions as redis_errors
-from bullmq.custom_errors import UnrecoverableError  # type: ignore[import-untyped]
+from bullmq.custom_errors import DelayedError, UnrecoverableError  # type: ignore[import-untyped]
 
 from ..engine.errors import (
     BackendAuthenticationError,
@@ -35,6 +35,7 @@ from .connection import PoolExhausted
 
 __all__ = [
     "ERROR_MAP",
+    "JobDeferred",
     "LOCK_DURATION",
     "STALLED_INTERVAL",
     "BullMQJobQueue",
@@ -114,6 +115,15 @@ def _connection(redis_url: str) -> str:
     return redis_url
 
 
+class JobDeferred(Exception):
+    """Raised by a job processor: hand the job back to the queue, to be delivered again
+    (to any worker) after ``delay`` seconds; not a failed attempt."""
+
+    def __init__(self, delay: float, reason: str = "") -> None:
+        super().__init__(reason or f"deferred by {delay} s")
+        self.delay = delay
+
+
 class ErrorLog:
     """Logs the queue library's errors, each kind at most once per ``every`` seconds
     (with a count of the ones held back), so that a failing Redis cannot flood the log."""
@@ -145,14 +155,15 @@ def _poison_data(job_id: str) -> dict[str, str]:
 # Hand a job this worker holds back to the queue at once (a worker that stops without
 # finishing it), instead of leaving it locked until stalled-job recovery (lock duration +
 # stalled interval): what BullMQ's moveStalledJobsToWait does for it, without the wait.
-# KEYS: active wait stalled meta marker events   ARGV: job key prefix, job id, lock token
+# KEYS: active wait stalled meta marker events   ARGV: job key prefix, job id, lock token, push
+# (RPUSH: taken next, for a released job; LPUSH: after the jobs already waiting, for a deferred one)
 RELEASE = """
 local lock = ARGV[1] .. ARGV[2] .. ':lock'
 if redis.call('GET', lock) ~= ARGV[3] then return 0 end
 if redis.call('LREM', KEYS[1], 1, ARGV[2]) == 0 then return 0 end
 redis.call('DEL', lock)
 redis.call('SREM', KEYS[3], ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call(ARGV[4], KEYS[2], ARGV[2])
 if not redis.call('HGET', KEYS[4], 'paused') then redis.call('ZADD', KEYS[5], 0, '0') end
 redis.call('XADD', KEYS[6], '*', 'event', 'waiting', 'jobId', ARGV[2], 'prev', 'active')
 return 1
@@ -301,7 +312,12 @@ class BullMQJobQueue:
         }
 
         async def process(job: Any, token: str) -> None:
-            await processor(Job.from_data(str(job.id), job.data if isinstance(job.data, dict) else {}))
+            try:
+                await processor(Job.from_data(str(job.id), job.data if isinstance(job.data, dict) else {}))
+            except JobDeferred as deferred:  # wait, then back to waiting, behind the jobs there
+                await asyncio.sleep(deferred.delay)
+                await self._release([(str(job.id), token)], push="LPUSH")
+                raise DelayedError(str(deferred)) from None
 
         def failed(job: Any, error: BaseException) -> None:
             if job is not None and isinstance(error, UnrecoverableError):
@@ -344,7 +360,7 @@ class BullMQJobQueue:
         if held:
             await self._release(held)
 
-    async def _release(self, held: Sequence[tuple[str, str]]) -> None:
+    async def _release(self, held: Sequence[tuple[str, str]], *, push: str = "RPUSH") -> None:
         """Move jobs this worker stopped from active back to waiting (their lock token must
         still be ours: a job already taken over is left alone)."""
         keys = self._queue.keys
@@ -353,11 +369,11 @@ class BullMQJobQueue:
         released = 0
         for job_id, token in held:
             try:
-                args = [self._queue.toKey(""), job_id, token]
+                args = [self._queue.toKey(""), job_id, token, push]
                 released += int(await script(keys=[keys[name] for name in names], args=args))
             except Exception as error:  # it is left to stalled-job recovery
                 log.warning("job %s not released (stalled-job recovery will hand it over): %s", job_id, error)
-        if released:
+        if released and push == "RPUSH":
             log.info("released %d running job(s) to the queue", released)
 
     async def aclose(self) -> None:

@@ -39,7 +39,7 @@ from typing import Any
 
 from ..abort import AbortController
 from ..actions import DEFAULT_ACTION
-from ..errors import AbortError, BudgetExceededError, GraphError, WorkflowError
+from ..errors import AbortError, BudgetExceededError, GraphError, UnknownNodeTypeError, WorkflowError
 from ..events import (
     ContextChanged,
     EventEmitter,
@@ -446,6 +446,9 @@ class JobWorker:
         except GraphMismatchError as error:  # another code version: the run waits for the right one
             await self._fail(run_id, node_id, "hydrate", error, state="blocked")
             return None
+        except UnknownNodeTypeError as error:  # another application's graph, perhaps
+            await self._unknown_node_type(job, error)
+            return None
         except (BlueprintNotFoundError, GraphError, CodecError, NotABlueprintFlowError) as error:
             await self._fail(run_id, node_id, "hydrate", error)
             return None
@@ -530,6 +533,13 @@ class JobWorker:
         await self._enqueue(run_id, graph_key, successors, completion.action)
         self._maybe_crash("after_enqueue", node_id)
         return None
+
+    async def _unknown_node_type(self, job: Job, error: UnknownNodeTypeError) -> None:
+        """The job's graph uses a node type this worker's registry lacks: log it, and fail
+        the run. (A worker whose queue is shared by other applications hands the job on
+        instead: [`Worker`][flowcraft.distributed.Worker].)"""
+        log.warning("run %s: job %s cannot run here: %s", job.run_id, job.id, error)
+        await self._fail(job.run_id, job.node_id, "hydrate", error)
 
     async def _run_node(
         self,
