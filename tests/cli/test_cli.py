@@ -238,7 +238,9 @@ def test_worker_help_has_a_flowcraft_usage_line_and_help_for_every_option():
     worker = subcommands.choices["worker"]  # type: ignore[index]
     options = {a.option_strings[-1]: a.help for a in worker._actions if a.option_strings}
     for option in ("--registry", "--redis", "--queue", "--prefix", "--concurrency", "--dependencies",
-                   "--middleware", "--lock-duration", "--stalled-interval", "--shutdown-grace", "--log-level"):  # fmt: skip
+                   "--middleware", "--lock-duration", "--stalled-interval", "--reconcile-interval", "--unknown-type-grace",
+                   "--shutdown-grace",
+                   "--log-level"):  # fmt: skip
         assert options.get(option), f"worker {option} has no help text"
         assert option in result.stdout
 

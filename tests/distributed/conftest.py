@@ -87,8 +87,12 @@ class Space:
         concurrency: int = 8,
         url: str | None = None,
         extra_args: tuple[str, ...] = (),
+        fast_recovery: bool = True,
     ) -> WorkerProcess:
-        proc = WorkerProcess(self, url or self.url, crash_at=crash_at, concurrency=concurrency, extra_args=extra_args)
+        proc = WorkerProcess(
+            self, url or self.url, crash_at=crash_at, concurrency=concurrency, extra_args=extra_args,
+            fast_recovery=fast_recovery,
+        )  # fmt: skip
         self.workers.append(proc)
         return proc
 
@@ -109,7 +113,14 @@ class WorkerProcess:
     """A worker subprocess; its output goes to a log file read for the ready line."""
 
     def __init__(
-        self, space: Space, url: str, *, crash_at: str | None, concurrency: int, extra_args: tuple[str, ...] = ()
+        self,
+        space: Space,
+        url: str,
+        *,
+        crash_at: str | None,
+        concurrency: int,
+        extra_args: tuple[str, ...] = (),
+        fast_recovery: bool = True,
     ) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT / "src"), env.get("PYTHONPATH", "")])
@@ -118,13 +129,13 @@ class WorkerProcess:
             env[CRASH_ENV] = crash_at
         self.log_path = space.tmp / f"worker-{uuid.uuid4().hex[:6]}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115
+        timing = ("--lock-duration", str(LOCK_DURATION), "--stalled-interval", str(STALLED_INTERVAL))
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "flowcraft", "worker",
                 "--registry", "dist_nodes:REGISTRY", "--redis", url,
                 "--queue", space.queue, "--prefix", space.prefix, "--concurrency", str(concurrency),
-                "--lock-duration", str(LOCK_DURATION), "--stalled-interval", str(STALLED_INTERVAL),
-                *extra_args,
+                *(timing if fast_recovery else ()), *extra_args,
             ],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
         )  # fmt: skip

@@ -170,6 +170,10 @@ REGISTRY = create_node_registry(
 )
 
 
+OTHER_REGISTRY = create_node_registry({"fetch": Noop})
+"""Another application's registry (sharing a queue with ``REGISTRY``'s)."""
+
+
 class Resolver:
     def __init__(self, graphs: dict[str, dict[str, Any]]) -> None:
         self.graphs = graphs

@@ -131,7 +131,7 @@ def test_a_failing_node_fails_the_run_with_its_node_and_phase(space: Space) -> N
 def test_unknown_node_type_on_the_worker_fails_the_run_clearly(space: Space) -> None:
     registry = {**d.REGISTRY, "mystery": d.Noop}  # the client knows a type the worker does not
     bp = GraphBuilder(registry).build_blueprint({"nodes": [d.node("m", "mystery")], "edges": []}).blueprint
-    space.start_workers(1)
+    space.start_workers(1, extra_args=("--unknown-type-grace", "0.5"))  # no worker knows it: fail after 0.5 s
 
     async def main() -> Any:
         async with space.executor() as executor:
@@ -142,6 +142,7 @@ def test_unknown_node_type_on_the_worker_fails_the_run_clearly(space: Space) -> 
 
     error = asyncio.run(main())
     assert error.phase == "hydrate" and error.original_error.type_name == "UnknownNodeTypeError"
+    assert "No live worker on queue" in str(error)
 
 
 @pytest.mark.timeout(60)

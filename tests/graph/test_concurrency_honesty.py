@@ -79,7 +79,7 @@ def order(log: list[tuple[str, str, str]], a: str, b: str, key: str, kinds: tupl
     return None if first_a is None or first_b is None else first_a < first_b
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)  # the same graphs every run: a stable share
 @given(dags())
 def test_reported_races_show_up_and_silence_means_determinism(graph: dict[str, Any]) -> None:
     issues = check_concurrency(graph)

@@ -11,9 +11,11 @@ flowcraft validate GRAPH.json [--registry module:NAME] [--dag] [--concurrency] [
 flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
 flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [--concurrency N]
                  [--dependencies module:NAME] [--middleware module:NAME ...] [--lock-duration S]
-                 [--stalled-interval S] [--shutdown-grace S] [--log-level LEVEL]
+                 [--stalled-interval S] [--reconcile-interval S] [--unknown-type-grace S]
+                 [--shutdown-grace S] [--log-level LEVEL]
 flowcraft runs [--state STATE] [--limit N] [--json] [--store FILE | --redis URL]
 flowcraft show RUN_ID [--store FILE | --redis URL]
+flowcraft resume RUN_ID WAIT_ID --store FILE [--value JSON] [--action A]
 flowcraft status RUN_ID [--store FILE | --redis URL] [--context]
 flowcraft cancel RUN_ID [--store FILE | --redis URL] [--reason TEXT]
 flowcraft --version
@@ -158,17 +160,34 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lock-duration",
         type=_positive(float),
-        default=30.0,
+        default=8.0,  # flowcraft.distributed.queue.LOCK_DURATION (not imported: startup speed)
         metavar="S",
-        help="seconds a job's lock lasts; a dead worker's job goes to another after about "
-        "--lock-duration + --stalled-interval (default 30)",
+        help="seconds a job's lock lasts unless renewed (every half of it); a job of a worker that died "
+        "(kill -9) goes to another after at most about --lock-duration + --stalled-interval (default 8); "
+        "keep it above the longest time a node blocks the event loop",
     )
     parser.add_argument(
         "--stalled-interval",
         type=_positive(float),
-        default=30.0,
+        default=5.0,  # flowcraft.distributed.queue.STALLED_INTERVAL
         metavar="S",
-        help="seconds between checks for jobs whose worker died (default 30)",
+        help="seconds between checks for jobs whose worker died (default 5)",
+    )
+    parser.add_argument(
+        "--reconcile-interval",
+        type=_positive(float),
+        default=60.0,
+        metavar="S",
+        help="seconds between reconciler passes, which enqueue again the pending jobs of active runs the queue "
+        "lost (one worker at a time; default 60)",
+    )
+    parser.add_argument(
+        "--unknown-type-grace",
+        type=_positive(float),
+        default=60.0,
+        metavar="S",
+        help="a job whose node types this worker's registry lacks goes back to the queue for a worker that has "
+        "them; a run no live worker can run fails this many seconds after it started (default 60)",
     )
     parser.add_argument(
         "--shutdown-grace",
@@ -384,7 +403,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 registry=args.registry, redis=RedisTarget(args.redis, args.queue, args.prefix),
                 concurrency=args.concurrency, dependencies=args.dependencies, middleware=tuple(args.middleware),
                 lock_duration=args.lock_duration, stalled_interval=args.stalled_interval,
-                shutdown_grace=args.shutdown_grace, log_level=args.log_level,
+                reconcile_interval=args.reconcile_interval, unknown_type_grace=args.unknown_type_grace,
+                shutdown_grace=args.shutdown_grace,
+                log_level=args.log_level,
             )
         )  # fmt: skip
     raise CliError(

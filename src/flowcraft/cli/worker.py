@@ -2,8 +2,9 @@
 
 The options are parsed by the ``flowcraft`` parser ([`flowcraft.cli`][flowcraft.cli]); this module
 loads what they name and runs a [`Worker`][flowcraft.distributed.Worker]. A first SIGTERM
-or SIGINT lets running jobs finish for ``--shutdown-grace`` seconds, then releases them
-to stalled-job recovery; a second releases them at once. The process exits 0 either way.
+or SIGINT lets running jobs finish for ``--shutdown-grace`` seconds, then releases them:
+they go back to the queue at once, for another worker; a second releases them at once.
+The process exits 0 either way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..distributed.queue import LOCK_DURATION, STALLED_INTERVAL
 from ..distributed.worker import Worker, log
 from ..engine.errors import BackendError
 from .errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, CliError
@@ -33,8 +35,10 @@ class WorkerOptions:
     concurrency: int = 10
     dependencies: str | None = None
     middleware: tuple[str, ...] = ()
-    lock_duration: float = 30.0
-    stalled_interval: float = 30.0
+    lock_duration: float = LOCK_DURATION
+    stalled_interval: float = STALLED_INTERVAL
+    reconcile_interval: float = 60.0
+    unknown_type_grace: float = 60.0
     shutdown_grace: float = 5.0
     log_level: str = "INFO"
 
@@ -70,7 +74,7 @@ def _middleware(refs: tuple[str, ...]) -> list[Any]:
 
 async def _serve(worker: Worker, announce: Callable[[], None], grace: float = 5.0) -> None:
     """Run ``worker`` until a signal: the first finishes running jobs (for ``grace`` seconds,
-    then releases them to stalled-job recovery), a second releases them at once."""
+    then hands them back to the queue), a second releases them at once."""
     loop = asyncio.get_running_loop()
     stopping = {"count": 0}
     closing: set[asyncio.Future[None]] = set()
@@ -131,6 +135,8 @@ def worker_command(options: WorkerOptions) -> int:
             concurrency=options.concurrency,
             lock_duration=options.lock_duration,
             stalled_interval=options.stalled_interval,
+            reconcile_interval=options.reconcile_interval,
+            unknown_type_grace=options.unknown_type_grace,
             middleware=middleware,
         )
     except (TypeError, ValueError) as error:

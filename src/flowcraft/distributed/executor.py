@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..engine.client import JobExecutor, RunError, RunHandle, RunStatus, blueprint_of
 from ..engine.jobs import RunSummary
+from .connection import MAX_CONNECTIONS, POOL_TIMEOUT
 from .keys import BLUEPRINT_TTL, DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL
 from .queue import BullMQJobQueue
 from .store import RedisRunStore
@@ -27,6 +28,13 @@ class DistributedExecutor(JobExecutor):
         blueprint_ttl: seconds a stored graph is kept after its last run started.
         poll_interval: how often ``result()`` re-reads the status besides pub/sub.
         connection_grace: seconds ``result()`` rides out an unreachable Redis before raising.
+        max_connections: size of the executor's Redis connection pool. Any number of
+            concurrent ``start()``/``result()`` calls share it: a call that finds every
+            connection busy waits for one (waiting ``result()`` calls hold none: pub/sub
+            shares one connection).
+        pool_timeout: seconds a call waits for a free connection before
+            [`BackendPoolExhaustedError`][flowcraft.distributed.BackendPoolExhaustedError]
+            (``None``: wait as long as it takes).
 
     Examples:
         ```python
@@ -47,9 +55,15 @@ class DistributedExecutor(JobExecutor):
         blueprint_ttl: int = BLUEPRINT_TTL,
         poll_interval: float = 1.0,
         connection_grace: float = 30.0,
+        max_connections: int = MAX_CONNECTIONS,
+        pool_timeout: float | None = POOL_TIMEOUT,
     ) -> None:
+        store = RedisRunStore(
+            redis_url, prefix=prefix, run_ttl=run_ttl, blueprint_ttl=blueprint_ttl, max_connections=max_connections,
+            pool_timeout=pool_timeout,
+        )  # fmt: skip
         super().__init__(
-            store=RedisRunStore(redis_url, prefix=prefix, run_ttl=run_ttl, blueprint_ttl=blueprint_ttl),
+            store=store,
             poll_interval=poll_interval,
             connection_grace=connection_grace,
         )

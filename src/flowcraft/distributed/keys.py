@@ -8,6 +8,12 @@ prefix ``flowcraft``:
 flowcraft:blueprint:<sha256>          STRING  the run's graph: blueprint JSON (content hash) or a factory
                                               record (structural hash); TTL BLUEPRINT_TTL
 flowcraft:control                     CHANNEL "cancel <run id>" messages for every worker
+flowcraft:runs                        ZSET    run id -> when the reconciler last checked it (its creation
+                                              at first); entries of ended runs are removed by the reconciler
+flowcraft:workers:<queue>             HASH    worker id -> {"types": node types it can run, "seen": time}
+                                              (each live worker renews its entry every few seconds)
+flowcraft:reconciler                  STRING  the worker running the reconciler's current pass (a lock
+                                              with a TTL)
 flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, ttl, last action, error,
                                               budget (JSON) and usage (JSON kind -> amount, CHARGE)
 flowcraft:run:{<id>}:ctx              HASH    context: key name -> codec-encoded value
@@ -101,6 +107,20 @@ class Keys:
     def control(self) -> str:
         """The channel every worker listens on for cancellations."""
         return f"{self.prefix}:control"
+
+    @property
+    def runs(self) -> str:
+        """The index of runs the reconciler checks (run id -> when last checked)."""
+        return f"{self.prefix}:runs"
+
+    def workers(self, queue: str) -> str:
+        """The live workers of ``queue`` and the node types each can run."""
+        return f"{self.prefix}:workers:{queue}"
+
+    @property
+    def reconciler(self) -> str:
+        """The lock of the reconciler's pass (one worker at a time)."""
+        return f"{self.prefix}:reconciler"
 
     def blueprint(self, blueprint_hash: str) -> str:
         """Where the blueprint with this content hash is stored."""

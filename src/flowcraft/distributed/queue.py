@@ -11,25 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import bullmq  # type: ignore[import-untyped]
 import redis.exceptions as redis_errors
-from bullmq.custom_errors import UnrecoverableError  # type: ignore[import-untyped]
+from bullmq.custom_errors import DelayedError, UnrecoverableError  # type: ignore[import-untyped]
 
 from ..engine.errors import (
     BackendAuthenticationError,
     BackendConnectionError,
     BackendError,
+    BackendPoolExhaustedError,
     BackendResponseError,
     BackendTimeoutError,
 )
 from ..engine.jobs import Job
 from ..engine.protocols import JobFailed, JobProcessor
+from .connection import PoolExhausted
 
 __all__ = [
     "ERROR_MAP",
+    "JobDeferred",
+    "LOCK_DURATION",
+    "STALLED_INTERVAL",
     "BullMQJobQueue",
     "map_backend_error",
     "map_backend_errors",
@@ -42,6 +50,9 @@ ERROR_MAP: tuple[tuple[type[BaseException], type[BackendError]], ...] = (
     (redis_errors.AuthenticationWrongNumberOfArgsError, BackendAuthenticationError),
     (redis_errors.AuthorizationError, BackendAuthenticationError),
     (redis_errors.NoPermissionError, BackendAuthenticationError),
+    # a pool with no free connection is not Redis being down (MaxConnectionsError is a ConnectionError)
+    (PoolExhausted, BackendPoolExhaustedError),
+    (getattr(redis_errors, "MaxConnectionsError", PoolExhausted), BackendPoolExhaustedError),  # redis-py >= 6
     (redis_errors.BusyLoadingError, BackendConnectionError),
     (redis_errors.ConnectionError, BackendConnectionError),
     (redis_errors.TimeoutError, BackendTimeoutError),
@@ -89,8 +100,109 @@ async def map_backend_errors_async() -> AsyncIterator[None]:
         yield
 
 
+log = logging.getLogger("flowcraft.distributed.queue")
+
+LOCK_DURATION = 8.0
+"""Default seconds a job's lock lasts without renewal (a worker renews the locks of its
+running jobs every half of it, in one command)."""
+STALLED_INTERVAL = 5.0
+"""Default seconds between checks for jobs whose worker died. A job held by a dead worker
+(``kill -9``) goes to another one after at most about ``LOCK_DURATION + STALLED_INTERVAL``
+(13 s; about 9 s on average)."""
+
+
 def _connection(redis_url: str) -> str:
     return redis_url
+
+
+class JobDeferred(Exception):
+    """Raised by a job processor: hand the job back to the queue, to be delivered again
+    (to any worker) after ``delay`` seconds; not a failed attempt."""
+
+    def __init__(self, delay: float, reason: str = "") -> None:
+        super().__init__(reason or f"deferred by {delay} s")
+        self.delay = delay
+
+
+class ErrorLog:
+    """Logs the queue library's errors, each kind at most once per ``every`` seconds
+    (with a count of the ones held back), so that a failing Redis cannot flood the log."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def __call__(self, error: Any = None, *_: Any) -> None:
+        kind = type(error).__name__ if isinstance(error, BaseException) else "error"
+        now = time.monotonic()
+        last, held = self._last.get(kind, (float("-inf"), 0))
+        if now - last < self.every:
+            self._last[kind] = (last, held + 1)
+            return
+        self._last[kind] = (now, 0)
+        more = f" ({held} more like it in the last {self.every:g} s)" if held else ""
+        log.error("job queue error: %s: %s%s", kind, map_backend_error(error) if kind != "error" else error, more)
+
+
+def _poison_data(job_id: str) -> dict[str, str]:
+    """What a job with unreadable data stands for: its run and node, read from its id
+    (``run:node:visit``; run ids have no ``:``), so that the run can be failed."""
+    run_id, _, rest = job_id.partition(":")
+    node_id = rest.rpartition(":")[0]
+    return {"r": run_id, "n": node_id, "b": ""} if run_id and node_id else {}
+
+
+# Hand a job this worker holds back to the queue at once (a worker that stops without
+# finishing it), instead of leaving it locked until stalled-job recovery (lock duration +
+# stalled interval): what BullMQ's moveStalledJobsToWait does for it, without the wait.
+# KEYS: active wait stalled meta marker events   ARGV: job key prefix, job id, lock token, push
+# (RPUSH: taken next, for a released job; LPUSH: after the jobs already waiting, for a deferred one)
+RELEASE = """
+local lock = ARGV[1] .. ARGV[2] .. ':lock'
+if redis.call('GET', lock) ~= ARGV[3] then return 0 end
+if redis.call('LREM', KEYS[1], 1, ARGV[2]) == 0 then return 0 end
+redis.call('DEL', lock)
+redis.call('SREM', KEYS[3], ARGV[2])
+redis.call(ARGV[4], KEYS[2], ARGV[2])
+if not redis.call('HGET', KEYS[4], 'paused') then redis.call('ZADD', KEYS[5], 0, '0') end
+redis.call('XADD', KEYS[6], '*', 'event', 'waiting', 'jobId', ARGV[2], 'prev', 'active')
+return 1
+"""
+
+
+class _Worker(bullmq.Worker):  # type: ignore[misc]
+    """BullMQ's worker, failing jobs whose stored fields are not JSON instead of letting
+    them cycle between active and waiting forever (BullMQ cannot even read them)."""
+
+    async def nextJobFromJobData(
+        self,
+        job_data: dict[str, Any] | None = None,
+        job_id: str | None = None,
+        limit_until: int = 0,
+        delay_until: int = 0,
+        token: str | None = None,
+    ) -> Any:
+        try:
+            return await super().nextJobFromJobData(job_data, job_id, limit_until, delay_until, token)
+        except ValueError as error:
+            if not job_data or job_id is None:
+                raise
+            fixed = dict(job_data)
+            for field, default in (("data", "{}"), ("opts", "{}"), ("progress", "0"), ("stacktrace", "[]")):
+                try:
+                    json.loads(fixed.get(field, default))
+                except (TypeError, ValueError):
+                    fixed[field] = default
+            try:
+                job = bullmq.Job.fromJSON(self, fixed, job_id)
+            except Exception:
+                raise error from None
+            reason = f"job {job_id}: its data on the queue is not valid JSON ({error}); it cannot be run"
+            log.error("%s; failing it", reason)
+            job.token = token
+            job.data = _poison_data(str(job_id))
+            job.deferredFailure = reason  # BullMQ's own path: moved to failed, "failed" emitted
+            return job
 
 
 class BullMQJobQueue:
@@ -113,8 +225,8 @@ class BullMQJobQueue:
         prefix: str,
         attempts: int = 5,
         keep_finished: bool = False,
-        lock_duration: float = 30.0,
-        stalled_interval: float = 30.0,
+        lock_duration: float = LOCK_DURATION,
+        stalled_interval: float = STALLED_INTERVAL,
         max_stalled: int = 3,
     ) -> None:
         self.name = name
@@ -127,6 +239,8 @@ class BullMQJobQueue:
         self._max_stalled = max_stalled
         self._worker: Any = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._errors = ErrorLog()
+        self._releasing: asyncio.Future[None] | None = None
         with map_backend_errors():
             self._queue = bullmq.Queue(name, {"connection": _connection(redis_url), "prefix": prefix})
 
@@ -151,6 +265,17 @@ class BullMQJobQueue:
                 await self._queue.addBulk(
                     [{"name": "node", "data": job.to_data(), "opts": self._opts(job.id)} for job in jobs]
                 )
+
+    async def missing(self, job_ids: Sequence[str]) -> list[str]:
+        """Which of ``job_ids`` the queue does not hold (in any state), in one round trip."""
+        if not job_ids:
+            return []
+        async with map_backend_errors_async():
+            pipe = self._queue.client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.exists(self._queue.toKey(job_id))
+            found = await pipe.execute()
+        return [job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists]
 
     async def counts(self) -> dict[str, int]:
         """How many jobs are waiting, active, delayed, completed, failed."""
@@ -193,9 +318,16 @@ class BullMQJobQueue:
         }
 
         async def process(job: Any, token: str) -> None:
-            await processor(Job.from_data(str(job.id), job.data if isinstance(job.data, dict) else {}))
+            try:
+                await processor(Job.from_data(str(job.id), job.data if isinstance(job.data, dict) else {}))
+            except JobDeferred as deferred:  # wait, then back to waiting, behind the jobs there
+                await asyncio.sleep(deferred.delay)
+                await self._release([(str(job.id), token)], push="LPUSH")
+                raise DelayedError(str(deferred)) from None
 
         def failed(job: Any, error: BaseException) -> None:
+            if job is not None and isinstance(error, UnrecoverableError):
+                log.error("job %s failed for good: %s", job.id, error)
             if on_failed is None or job is None:
                 return
             attempts = int((job.opts or {}).get("attempts", 1) or 1)
@@ -209,16 +341,46 @@ class BullMQJobQueue:
             task.add_done_callback(self._tasks.discard)
 
         with map_backend_errors():
-            self._worker = bullmq.Worker(self.name, process, opts)
+            self._worker = _Worker(self.name, process, opts)
         self._worker.on("failed", failed)
-        self._worker.on("error", lambda *args: None)
+        self._worker.on("error", self._errors)
         await self._worker.run()
 
     async def close(self, *, force: bool = False) -> None:
-        """Stop taking jobs; wait for running ones (``force``: abandon them to stalled recovery)."""
-        if self._worker is not None:
+        """Stop taking jobs; wait for running ones (``force``: stop them and hand them back
+        to the queue at once, for another worker)."""
+        if self._worker is None:
+            return
+        if force and self._releasing is None:
+            held = [(str(job.id), str(token)) for job, token in list(self._worker.jobs)]
+            self._releasing = asyncio.ensure_future(self._force_close(held))
+        if self._releasing is None:
             with contextlib.suppress(Exception):
-                await self._worker.close(force=force)
+                await self._worker.close()
+        if self._releasing is not None:  # every close() returns only once the jobs are released
+            await asyncio.shield(self._releasing)
+
+    async def _force_close(self, held: Sequence[tuple[str, str]]) -> None:
+        with contextlib.suppress(Exception):
+            await self._worker.close(force=True)
+        if held:
+            await self._release(held)
+
+    async def _release(self, held: Sequence[tuple[str, str]], *, push: str = "RPUSH") -> None:
+        """Move jobs this worker stopped from active back to waiting (their lock token must
+        still be ours: a job already taken over is left alone)."""
+        keys = self._queue.keys
+        names = ("active", "wait", "stalled", "meta", "marker", "events")
+        script = self._queue.client.register_script(RELEASE)
+        released = 0
+        for job_id, token in held:
+            try:
+                args = [self._queue.toKey(""), job_id, token, push]
+                released += int(await script(keys=[keys[name] for name in names], args=args))
+            except Exception as error:  # it is left to stalled-job recovery
+                log.warning("job %s not released (stalled-job recovery will hand it over): %s", job_id, error)
+        if released and push == "RPUSH":
+            log.info("released %d running job(s) to the queue", released)
 
     async def aclose(self) -> None:
         """Close the queue's connections."""

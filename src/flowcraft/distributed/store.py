@@ -9,20 +9,18 @@ our own [`BackendError`][flowcraft.distributed.BackendError] subclasses.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import BusyLoadingError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..engine.jobs import Charge, Commit, Completion, Failure, JobState, NewRun, RunSummary, Usage, job_id_prefix
+from .connection import MAX_CONNECTIONS, POOL_TIMEOUT, connect
 from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, MEMO_TTL, Keys, RunKeys
 from .queue import map_backend_errors_async
 
@@ -259,40 +257,123 @@ def _completion(result: Sequence[Any]) -> Completion:
     return Completion(items[0], items[1], pairs, items[2])
 
 
-class _PubSub:
-    """A [`Subscription`][flowcraft.engine.Subscription] over a redis-py pub/sub connection."""
+log = logging.getLogger("flowcraft.distributed.store")
 
-    def __init__(self, pubsub: aioredis.client.PubSub) -> None:
-        self._pubsub = pubsub
+
+class _Subscription:
+    """A [`Subscription`][flowcraft.engine.Subscription]: the messages `_Hub` routes to one listener."""
+
+    def __init__(self, queue: asyncio.Queue[str]) -> None:
+        self._queue = queue
 
     async def get(self, wait: float) -> str | None:
-        async with map_backend_errors_async():
-            message = await self._pubsub.get_message(timeout=wait)
-        data = message.get("data") if message else None
-        return data if isinstance(data, str) else None
+        try:
+            return await asyncio.wait_for(self._queue.get(), wait)
+        except TimeoutError:
+            return None
 
 
-def connect(redis_url: str, *, single: bool = False) -> aioredis.Redis:
-    """A redis-py asyncio client for ``redis_url`` (``redis://``, ``rediss://``, with auth)."""
-    return aioredis.Redis.from_url(
-        redis_url,
-        decode_responses=True,
-        single_connection_client=single,
-        socket_connect_timeout=5,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, BusyLoadingError],
-    )
+class _Hub:
+    """Every pub/sub subscription of one store on one connection: a reader task routes
+    each message to the listeners of its channel (so a thousand clients waiting for their
+    runs hold one connection, not a thousand)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._pubsub: aioredis.client.PubSub | None = None
+        self._listeners: dict[str, set[asyncio.Queue[str]]] = {}
+        self._subscribed: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[_Subscription]:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self._listeners.setdefault(channel, set()).add(queue)
+        try:
+            await self._sync(channel)
+            yield _Subscription(queue)
+        finally:
+            listeners = self._listeners.get(channel)
+            if listeners is not None:
+                listeners.discard(queue)
+                if not listeners:
+                    del self._listeners[channel]
+            with contextlib.suppress(Exception):
+                await self._sync(channel)
+
+    async def _sync(self, channel: str) -> None:
+        """(Un)subscribe ``channel`` so that Redis sends it exactly while it has listeners."""
+        async with self._lock:
+            wanted = channel in self._listeners
+            if wanted == (channel in self._subscribed):
+                return
+            if self._pubsub is None:
+                self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            async with map_backend_errors_async():
+                if wanted:
+                    await self._pubsub.subscribe(channel)
+                    self._subscribed.add(channel)
+                else:
+                    self._subscribed.discard(channel)
+                    await self._pubsub.unsubscribe(channel)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        """Route messages until closed; connection errors are ridden out (redis-py
+        subscribes again on reconnect, and waiting clients poll meanwhile)."""
+        while True:
+            pubsub = self._pubsub
+            if pubsub is None:
+                return
+            try:
+                message = await pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.debug("pub/sub connection: %s; reconnecting", error)
+                await asyncio.sleep(0.5)
+                continue
+            if not message:
+                continue
+            channel, data = message.get("channel"), message.get("data")
+            if isinstance(channel, str) and isinstance(data, str):
+                for queue in self._listeners.get(channel, ()):
+                    queue.put_nowait(data)
+
+    async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            self._pubsub = None
+        self._subscribed.clear()
 
 
 class RedisRunStore:
     """The [`RunStore`][flowcraft.engine.RunStore] on Redis: every write step one Lua script."""
 
-    def __init__(self, redis_url: str, *, prefix: str, run_ttl: int, blueprint_ttl: int = BLUEPRINT_TTL) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        prefix: str,
+        run_ttl: int,
+        blueprint_ttl: int = BLUEPRINT_TTL,
+        max_connections: int = MAX_CONNECTIONS,
+        pool_timeout: float | None = POOL_TIMEOUT,
+    ) -> None:
         self.keys = Keys(prefix)
         self.run_ttl = run_ttl
         self.blueprint_ttl = blueprint_ttl
         self.redis_url = redis_url
-        self.client = connect(redis_url)
+        self.client = connect(redis_url, max_connections=max_connections, pool_timeout=pool_timeout)
+        self._hub = _Hub(self.client)
         self._complete = self.client.register_script(COMPLETE)
         self._fail = self.client.register_script(FAIL)
         self._cancel = self.client.register_script(CANCEL)
@@ -305,7 +386,8 @@ class RedisRunStore:
         return f"Redis ({host}, prefix {self.keys.prefix!r})"
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the pub/sub connection and the connection pool."""
+        await self._hub.aclose()
         with contextlib.suppress(Exception):
             await self.client.aclose()
 
@@ -332,7 +414,8 @@ class RedisRunStore:
             pipe = self.client.pipeline(transaction=False)
             pipe.set(self.keys.blueprint(run.graph), run.graph_text, ex=self.blueprint_ttl)
             await self._create(keys=[rk.meta, rk.ctx, rk.pending, rk.visits, rk.stream], args=args, client=pipe)
-            _, created = await pipe.execute()
+            pipe.zadd(self.keys.runs, {run.run_id: time.time()}, nx=True)  # for the reconciler
+            _, created, _ = await pipe.execute()
         return bool(created)
 
     async def meta(self, run_id: str) -> dict[str, str]:
@@ -357,23 +440,15 @@ class RedisRunStore:
             )
         return str(result or "")
 
-    @contextlib.asynccontextmanager
-    async def subscription(self, channel: str) -> AsyncIterator[_PubSub]:
-        """A pub/sub connection subscribed to ``channel``, closed on exit."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            async with map_backend_errors_async():
-                await pubsub.subscribe(channel)
-            yield _PubSub(pubsub)
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+    def subscription(self, channel: str) -> contextlib.AbstractAsyncContextManager[_Subscription]:
+        """Messages on ``channel`` (all subscriptions share one pub/sub connection)."""
+        return self._hub.subscribe(channel)
 
-    def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[_PubSub]:
+    def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[_Subscription]:
         """Notifications when the run ends (its ``events`` channel)."""
         return self.subscription(self.keys.run(run_id).events)
 
-    def subscribe_control(self) -> contextlib.AbstractAsyncContextManager[_PubSub]:
+    def subscribe_control(self) -> contextlib.AbstractAsyncContextManager[_Subscription]:
         """``"cancel <run id>"`` messages (the control channel)."""
         return self.subscription(self.keys.control)
 
@@ -482,6 +557,47 @@ class RedisRunStore:
         async with map_backend_errors_async():
             values = await self.client.hmget(self.keys.run(run_id).pending, list(job_ids))
         return [value is not None for value in values]
+
+    # ---- the reconciler (flowcraft.distributed.worker) ------------------------------------
+
+    async def runs_to_check(self, checked_before: float, limit: int) -> list[str]:
+        """Ids of indexed runs last checked (or created) before ``checked_before`` (epoch s)."""
+        async with map_backend_errors_async():
+            found = await self.client.zrangebyscore(self.keys.runs, "-inf", checked_before, start=0, num=limit)
+        return [str(run_id) for run_id in found]
+
+    async def pending_jobs(self, run_id: str) -> tuple[str | None, str | None, dict[str, str]]:
+        """The run's status, graph key and pending jobs (job id -> node id), in one round trip."""
+        rk = self.keys.run(run_id)
+        async with map_backend_errors_async():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(rk.meta, "status", "blueprint")
+            pipe.hgetall(rk.pending)
+            (status, graph), pending = await pipe.execute()
+        return status, graph, cast(dict[str, str], pending)
+
+    async def incoming_actions(self, run_id: str, job_ids: Sequence[str]) -> dict[str, str]:
+        """The encoded action each of ``job_ids`` was decided with (from its decider's done
+        record); a start job has none."""
+        wanted = set(job_ids)
+        found: dict[str, str] = {}
+        async with map_backend_errors_async():
+            async for field, record in self.client.hscan_iter(self.keys.run(run_id).done, count=500):
+                if str(field).startswith("charge:"):
+                    continue
+                done = parse_done(str(record))
+                for _node, successor in done.successors:
+                    if successor in wanted:
+                        found[successor] = done.action
+        return found
+
+    async def checked(self, run_id: str, *, active: bool) -> None:
+        """Record a reconciler check of the run: again later if ``active``, else never."""
+        async with map_backend_errors_async():
+            if active:
+                await self.client.zadd(self.keys.runs, {run_id: time.time()}, xx=True)
+            else:
+                await self.client.zrem(self.keys.runs, run_id)
 
     async def commit(self, run_id: str, commit: Commit) -> Completion:
         """The atomic per-node step (`COMPLETE`): delta, done record, arrivals,

@@ -33,7 +33,7 @@ from .errors import (
     RunNotFoundError,
 )
 from .eventlog import END_FIELD, EVENT_FIELD, decode_event, encode_event
-from .jobs import STOPPED_STATES, Job, NewRun, Park, job_id
+from .jobs import STOPPED_STATES, Failure, Job, NewRun, Park, job_id
 from .metering import encode_budget
 from .plan import (
     FACTORY_ATTRIBUTE,
@@ -261,8 +261,16 @@ class RunHandle:
         return RunOutcome(status.state, action)
 
     async def context(self) -> dict[str, Any]:
-        """The run's context (decoded)."""
-        raw = await self._executor.store.context(self.run_id)
+        """The run's context (decoded).
+
+        Raises:
+            RunNotFoundError: the run does not exist (never started, expired, or the store
+                lost it) — not an empty context, which would wipe a caller's.
+        """
+        store = self._executor.store
+        raw = await store.context(self.run_id)
+        if not raw and not await store.meta(self.run_id):
+            await self.status()  # raises RunNotFoundError
         return {key: decode(value, key=key) for key, value in raw.items()}
 
     async def events(self, *, block: float = 1.0) -> AsyncIterator[RunEvent]:
@@ -511,8 +519,23 @@ class JobExecutor:
         )
         if start is None:
             raise ValueError(f"A run with id {handle.run_id!r} already exists")
-        await self.queue.add([start])
+        try:
+            await self.queue.add([start])
+        except BaseException as error:
+            await self._abandon(start, error)
+            raise
         return handle
+
+    async def _abandon(self, start: Job, error: BaseException) -> None:
+        """The start job could not be enqueued: fail the run, so that nobody waits for it.
+        (If even that fails, the store's reconciler, where it has one, enqueues the job later.)"""
+        failure = Failure(
+            start.node_id, "start", type(error).__name__, f"the run's start job could not be enqueued: {error}"
+        )
+        try:
+            await self.store.fail(start.run_id, failure)
+        except Exception as fail_error:
+            log.warning("run %s: start job not enqueued, and the run not failed: %s", start.run_id, fail_error)
 
     async def _create_run(
         self,

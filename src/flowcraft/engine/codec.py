@@ -3,16 +3,22 @@
 Plain JSON covers ``str``, ``int``, ``float``, ``bool``, ``None``, ``list`` and ``dict``
 with string keys. Other supported types are written as ``{"__fc__": tag, "v": ...}``:
 ``datetime``, ``date``, ``time``, ``timedelta``, ``Decimal``, ``UUID``, ``bytes``,
-``set``, ``frozenset``, ``tuple``, dicts with non-string keys, and the action sentinels
-(``DEFAULT_ACTION``, ``FILTER_FAILED``). Anything else raises [`CodecError`][flowcraft.distributed.CodecError]
-naming the key and the type. Nothing is ever pickled or evaluated.
+``set``, ``frozenset``, ``tuple``, dicts with non-string keys, the floats JSON has no
+literal for (``nan``, ``inf``, ``-inf``: the output stays valid JSON for any reader), and
+the action sentinels (``DEFAULT_ACTION``, ``FILTER_FAILED``). Other ``str`` subclasses
+(``ContextKey``) travel as their text. Anything else — an ``Enum`` member (a ``StrEnum``
+too: store its ``.value``), any other class, structures nested deeper than Python's
+recursion limit — raises [`CodecError`][flowcraft.distributed.CodecError] naming the key and
+the type. Nothing is ever pickled or evaluated.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import enum
 import json
+import math
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -29,6 +35,8 @@ _SCALARS = (str, int, float, bool, type(None))
 def _fail(key: str, value: Any, where: str) -> CodecError:
     type_name = f"{type(value).__module__}.{type(value).__qualname__}"
     inner = f" (at {where})" if where else ""
+    if isinstance(value, enum.Enum):
+        inner += f" (an Enum member: store its .value, {value.value!r}, and convert it back when you read it)"
     return CodecError(
         f"Context key {key!r} holds a {type_name}{inner}, which cannot be sent between processes. "
         "Store JSON-like data (str, int, float, bool, None, list, dict) or datetime, date, time, timedelta, "
@@ -71,9 +79,22 @@ def _to_json(value: Any, key: str, where: str) -> Any:
         return {TAG: kind.__name__, "v": base64.b64encode(value).decode("ascii")}
     if kind is ActionSentinel:
         return {TAG: "action", "v": value.name}
-    if isinstance(value, str):  # str subclasses such as ContextKey travel as their text
+    if isinstance(value, str) and not isinstance(value, enum.Enum):  # ContextKey travels as its text
         return str.__str__(value)
     raise _fail(key, value, where)
+
+
+def _tag_floats(value: Any) -> Any:
+    """``value`` (made by `_to_json`) with nan / inf / -inf tagged: the slow path, taken only
+    when ``json.dumps(allow_nan=False)`` met one."""
+    kind = type(value)
+    if kind is float and not math.isfinite(value):
+        return {TAG: "float", "v": repr(value)}
+    if kind is list:
+        return [_tag_floats(item) for item in value]
+    if kind is dict:
+        return {k: _tag_floats(v) for k, v in value.items()}
+    return value
 
 
 def _decode_tagged(obj: dict[str, Any]) -> Any:
@@ -107,6 +128,8 @@ def _decode_tagged(obj: dict[str, Any]) -> Any:
         return bytearray(base64.b64decode(v))
     if tag == "action":
         return ActionSentinel(v)
+    if tag == "float" and v in ("nan", "inf", "-inf"):
+        return float(v)
     raise CodecError(f"Unknown codec tag {tag!r} in stored data", key="<stored value>", type_name=str(tag))
 
 
@@ -115,15 +138,19 @@ def _hashable(value: Any) -> Any:
 
 
 def encode(value: Any, *, key: str = "<value>") -> str:
-    """Encode ``value`` as text; raises [`CodecError`][flowcraft.distributed.CodecError] naming
-    ``key`` and the type."""
+    """Encode ``value`` as text (always valid JSON); raises
+    [`CodecError`][flowcraft.distributed.CodecError] naming ``key`` and the type."""
     if type(value) is str:
         return json.dumps(value, ensure_ascii=False)
     try:
-        return json.dumps(_to_json(value, key, ""), ensure_ascii=False, separators=(",", ":"))
+        data = _to_json(value, key, "")
+        try:
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # nan / inf somewhere: tag them (rare, so not checked on every float)
+            return json.dumps(_tag_floats(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except RecursionError:
-        raise _fail(key, value, "a self-referencing structure") from None
-    except ValueError as error:  # e.g. a float json refuses
+        raise _fail(key, value, "a structure nested too deeply, or one that contains itself") from None
+    except ValueError as error:
         raise CodecError(
             f"Context key {key!r} cannot be encoded: {error}", key=key, type_name=type(value).__name__
         ) from error
@@ -132,7 +159,9 @@ def encode(value: Any, *, key: str = "<value>") -> str:
 def decode(text: str | bytes, *, key: str = "<value>") -> Any:
     """Decode text made by [`encode`][flowcraft.distributed.encode] (never unpickles or evaluates anything)."""
     try:
-        return json.loads(text, object_hook=_decode_tagged)
+        return json.loads(text, object_hook=_decode_tagged)  # bare NaN / Infinity (older writers) are read
+    except RecursionError:
+        raise CodecError(f"Stored value of {key!r} is nested too deeply to decode", key=key, type_name="str") from None
     except (ValueError, TypeError, KeyError, IndexError) as error:
         raise CodecError(
             f"Stored value of {key!r} is not valid flowcraft codec data: {error}", key=key, type_name="str"
@@ -145,7 +174,10 @@ _ACTION_CACHE_SIZE = 1024
 
 
 def encode_action(action: Any) -> str:
-    """Encode a node's action (a string, a sentinel, or any codec-supported value)."""
+    """Encode a node's action (a string, a sentinel, or any codec-supported value); a
+    ``StrEnum`` member travels as its value (edges match actions by their text)."""
+    if isinstance(action, str) and type(action) is not str:
+        action = str.__str__(action)
     if type(action) is str or type(action) is ActionSentinel:
         found = _ACTIONS.get(action)
         if found is None:

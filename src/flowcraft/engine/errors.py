@@ -6,6 +6,7 @@ FlowcraftError
     ├── BackendError                      Redis / the queue failed (mapped by queue.py)
     │   ├── BackendConnectionError (ConnectionError)
     │   ├── BackendTimeoutError (TimeoutError)
+    │   ├── BackendPoolExhaustedError     every connection of the client's pool stayed busy
     │   ├── BackendAuthenticationError
     │   └── BackendResponseError          Redis answered with an error
     ├── CodecError (TypeError)            a context value cannot cross processes (names key + type)
@@ -28,6 +29,7 @@ __all__ = [
     "BackendAuthenticationError",
     "BackendConnectionError",
     "BackendError",
+    "BackendPoolExhaustedError",
     "BackendResponseError",
     "BackendTimeoutError",
     "BlueprintNotFoundError",
@@ -59,6 +61,11 @@ class BackendConnectionError(BackendError, ConnectionError):
 
 class BackendTimeoutError(BackendError, TimeoutError):
     """A Redis command or connection attempt timed out."""
+
+
+class BackendPoolExhaustedError(BackendError):
+    """Every connection of this client's pool stayed in use for the pool's timeout: too
+    many concurrent calls for ``max_connections`` (Redis itself may be fine)."""
 
 
 class BackendAuthenticationError(BackendError):

@@ -33,6 +33,7 @@ import os
 import signal
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,7 +41,14 @@ from ..abort import AbortController
 from ..actions import DEFAULT_ACTION
 from ..clock import Clock
 from ..clock import current as current_clock
-from ..errors import AbortError, BudgetExceededError, DurabilityNotSupportedError, GraphError, WorkflowError
+from ..errors import (
+    AbortError,
+    BudgetExceededError,
+    DurabilityNotSupportedError,
+    GraphError,
+    UnknownNodeTypeError,
+    WorkflowError,
+)
 from ..events import (
     ContextChanged,
     EventEmitter,
@@ -65,7 +73,7 @@ from .errors import BackendError, BlueprintNotFoundError, CodecError, GraphMisma
 from .eventlog import encode_event
 from .jobs import ACTIVE_STATES, Commit, Failure, Job, JobState, Park
 from .metering import StoreBudget, failure_details
-from .plan import JobPlan, describe_change, flow_from_factory
+from .plan import JobPlan, blueprint_hash, describe_change, flow_from_factory
 from .protocols import JobQueue, RunStore, WaitStore, check_queue, check_store
 from .recording import RecordingContext
 
@@ -76,6 +84,8 @@ log = logging.getLogger("flowcraft.engine.worker")
 CRASH_ENV = "FLOWCRAFT_TEST_CRASH_AT"
 GRAPH_REREAD = 3600.0
 """Seconds after which a worker reads a graph it uses again (renewing its TTL on Redis)."""
+GRAPH_CACHE_SIZE = 256
+"""Graphs a worker keeps hydrated by default (least recently used ones are dropped)."""
 CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "after_complete",
                  "before_enqueue": "after_complete"}  # fmt: skip
 
@@ -121,6 +131,12 @@ def hydrate(
                 "the run started with, or start a new run"
             )
         return hydrated
+    if blueprint_hash(text) != key:  # content-addressed: what is stored must be what the run started with
+        raise BlueprintNotFoundError(
+            f"The graph stored under {key} does not match its content hash (sha256 {blueprint_hash(text)[:12]}...): "
+            "it was altered or corrupted in the store; start the run again.",
+            blueprint_hash=key,
+        )
     blueprint = WorkflowBlueprint.from_dict(data)
     return _Hydrated(BlueprintExecutor(blueprint, registry, dict(dependencies)).flow, middleware)
 
@@ -234,6 +250,8 @@ class JobWorker:
             queue — only for a queue whose jobs the store can give back after a crash
             (the durable executor's), never for one that must see every job (BullMQ).
         clock: where a wait's deadline is read from (default: the current clock).
+        graph_cache_size: graphs kept hydrated (nodes built, plan analysed); the least
+            recently used one is dropped past it, and hydrated again when needed.
 
     Raises:
         TypeError: ``store`` or ``queue`` lacks a method of its protocol (named).
@@ -257,9 +275,12 @@ class JobWorker:
         logger: Logger | None = None,
         inline_successors: bool = False,
         clock: Clock | None = None,
+        graph_cache_size: int = GRAPH_CACHE_SIZE,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
+        if graph_cache_size < 1:
+            raise ValueError(f"graph_cache_size must be >= 1, got {graph_cache_size!r}")
         store = check_store(store) if store is not None else None
         queue = check_queue(queue) if queue is not None else None
         self.registry: Mapping[str, Any] = registry if registry is not None else {}
@@ -271,7 +292,8 @@ class JobWorker:
         self.clock = clock
         self.on_park: Callable[[str, Park], None] | None = None
         """Called when a job parks on a wait (the durable executor arms its timer)."""
-        self._hydrated: dict[str, _Hydrated] = {}
+        self._hydrated: OrderedDict[str, _Hydrated] = OrderedDict()  # an LRU cache
+        self.graph_cache_size = graph_cache_size
         self._running: dict[str, set[AbortController]] = {}
         self._crash = _crash_point()
         self._engine = InMemoryExecutor()  # walks what runs inside one job (sub-flows, in-process blocks)
@@ -395,6 +417,8 @@ class JobWorker:
 
     async def _hydrate(self, key: str) -> _Hydrated:
         hydrated = self._hydrated.get(key)
+        if hydrated is not None:
+            self._hydrated.move_to_end(key)
         if hydrated is not None and time.monotonic() - hydrated.read_at > GRAPH_REREAD:
             hydrated.read_at = time.monotonic()
             await self.store.graph(key)  # keeps a graph in use from expiring (stores with a TTL)
@@ -409,6 +433,8 @@ class JobWorker:
                 )
             hydrated = hydrate(key, text, self.registry, self.dependencies, self._middleware)
             self._hydrated[key] = hydrated
+            if len(self._hydrated) > self.graph_cache_size:
+                self._hydrated.popitem(last=False)
         return hydrated
 
     async def process(self, job: Job) -> None:
@@ -438,6 +464,9 @@ class JobWorker:
             hydrated = await self._hydrate(graph_key)
         except GraphMismatchError as error:  # another code version: the run waits for the right one
             await self._fail(run_id, node_id, "hydrate", error, state="blocked")
+            return None
+        except UnknownNodeTypeError as error:  # another application's graph, perhaps
+            await self._unknown_node_type(job, error)
             return None
         except (BlueprintNotFoundError, GraphError, CodecError, NotABlueprintFlowError) as error:
             await self._fail(run_id, node_id, "hydrate", error)
@@ -579,6 +608,13 @@ class JobWorker:
         if self.on_park is not None:
             self.on_park(run_id, park)
         return None
+
+    async def _unknown_node_type(self, job: Job, error: UnknownNodeTypeError) -> None:
+        """The job's graph uses a node type this worker's registry lacks: log it, and fail
+        the run. (A worker whose queue is shared by other applications hands the job on
+        instead: [`Worker`][flowcraft.distributed.Worker].)"""
+        log.warning("run %s: job %s cannot run here: %s", job.run_id, job.id, error)
+        await self._fail(job.run_id, job.node_id, "hydrate", error)
 
     async def _run_node(
         self,

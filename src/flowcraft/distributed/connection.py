@@ -1,0 +1,75 @@
+"""Redis clients for distributed runs: one bounded, blocking connection pool per client.
+
+A client never opens more than ``max_connections`` connections; a call that finds them
+all busy waits for one (up to ``pool_timeout`` seconds) instead of failing at once, and
+an exhausted pool is reported as such
+([`BackendPoolExhaustedError`][flowcraft.distributed.BackendPoolExhaustedError]), never as
+Redis being unreachable. Pub/sub shares one connection per client (``store.py``), so any
+number of waiting ``result()`` calls hold no pool connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["MAX_CONNECTIONS", "POOL_TIMEOUT", "BoundedPool", "PoolExhausted", "connect"]
+
+MAX_CONNECTIONS = 50
+"""Default size of a client's connection pool (per executor, per worker process)."""
+
+POOL_TIMEOUT = 30.0
+"""Default seconds a call waits for a free pooled connection before
+[`BackendPoolExhaustedError`][flowcraft.distributed.BackendPoolExhaustedError]."""
+
+
+class PoolExhausted(RedisError):
+    """redis-py level: no pooled connection became free in time (mapped to
+    [`BackendPoolExhaustedError`][flowcraft.distributed.BackendPoolExhaustedError]; not a
+    ``ConnectionError``, so redis-py's retries leave it alone)."""
+
+
+class BoundedPool(BlockingConnectionPool):
+    """A blocking pool whose timeout raises `PoolExhausted` (redis-py raises a plain
+    ``ConnectionError``, indistinguishable from Redis being down)."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except RedisConnectionError as error:
+            if isinstance(error.__cause__, asyncio.TimeoutError):
+                raise PoolExhausted(
+                    f"all {self.max_connections} pooled Redis connections stayed busy for {self.timeout} s; "
+                    "raise max_connections (or lower the number of concurrent calls)"
+                ) from error
+            raise
+
+
+def connect(
+    redis_url: str,
+    *,
+    max_connections: int = MAX_CONNECTIONS,
+    pool_timeout: float | None = POOL_TIMEOUT,
+) -> aioredis.Redis:
+    """A redis-py asyncio client for ``redis_url`` (``redis://``, ``rediss://``, with auth)
+    over a `BoundedPool` of ``max_connections``."""
+    if max_connections < 1:
+        raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
+    pool = BoundedPool.from_url(
+        redis_url,
+        max_connections=max_connections,
+        timeout=pool_timeout,
+        decode_responses=True,
+        socket_connect_timeout=5,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, BusyLoadingError],
+    )
+    return aioredis.Redis.from_pool(pool)
