@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def run_example(*args: str, cwd: Path = ROOT) -> str:
 
 
 def test_every_example_directory_has_a_readme_and_main_and_is_tested():
-    tested = {"pipeline", "agent", "batch", "moderation", "retrieval", "durable"}
+    tested = {"pipeline", "agent", "batch", "moderation", "retrieval", "durable", "approval"}
     for directory in (ROOT / "examples").iterdir():
         if directory.is_dir() and not directory.name.startswith(("_", ".")) and directory.name != "__pycache__":
             assert (directory / "README.md").is_file(), directory
@@ -205,3 +206,70 @@ def test_durable_example_killed_midway_finishes_where_it_stopped(tmp_path: Path,
     assert ledger == {"order-A-1001:charge:1": 42.0}  # one payment
     again = run_example("examples/durable/main.py", "--store", str(tmp_path / "runs.db"))
     assert "found in" in again and "it already ended (completed)" in again and "step" not in again.split("\n")[1]
+
+
+def _approval(tmp_path: Path, *args: str) -> str:
+    """One command of the approval example, in its own process, on a store in ``tmp_path``."""
+    return run_example(str(ROOT / "examples/approval/main.py"), *args, cwd=tmp_path)
+
+
+def _started(out: str) -> str:
+    found = re.search(r"^run (\S+) is waiting for a person: wait review#1 \(approve, reject, escalate\)$", out, re.M)
+    assert found, out
+    return found.group(1)
+
+
+def test_approval_example_pauses_then_another_process_approves(tmp_path: Path):
+    started = _approval(tmp_path, "start")
+    run_id = _started(started)
+    assert LOCAL_LLM in started and "(in 24h)" in started
+    assert "  draft:    Dear Ana, we are sorry about the double charge on order #1042" in started
+    assert f"python examples/approval/main.py approve {run_id}" in started
+    assert (tmp_path / "approval-example.db").is_file()  # the default store, in the current directory
+    assert f"run {run_id}: awaiting" in _approval(tmp_path, "show", run_id)
+    approved = _approval(tmp_path, "approve", run_id, "--by", "lee")
+    assert f"run {run_id}: review#1 resumed with 'approve' by lee; going on in this process" in approved
+    assert (
+        f"run {run_id} completed: reply sent to ana.ruiz@example.com (approved by lee; message id {run_id}:send:1)"
+        in (approved)
+    )
+    again = _approval(tmp_path, "reject", run_id)
+    assert "not waiting for a person any more (completed)" in again and "reply sent" in again
+
+    rejected = _started(_approval(tmp_path, "--store", "other.db", "start", "--run-id", "t-2"))
+    out = _approval(tmp_path, "reject", rejected, "--by", "kim", "--note", "too vague", "--store", "other.db")
+    assert "run t-2 completed: draft discarded (rejected by kim: too vague)" in out
+
+
+def test_approval_example_escalates_when_nobody_answers_in_time(tmp_path: Path):
+    started = _approval(tmp_path, "start", "--timeout", "1s")
+    run_id = _started(started)
+    assert "if nobody answers, it escalates by itself at" in started
+    waited = _approval(tmp_path, "wait", run_id)  # a new process: the timer fires there
+    assert f"run {run_id} completed: escalated to support-lead (no answer within 1s)" in waited
+    late = _approval(tmp_path, "approve", run_id)
+    assert "not waiting for a person any more (completed)" in late and "escalated to support-lead" in late
+
+
+def test_approval_graph_through_the_command_line(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWCRAFT_LLM_")}
+    env["PYTHONPATH"] = str(ROOT)
+    ticket = {"customer": "Ana Ruiz", "email": "ana@example.com", "subject": "late parcel", "message": "Where is it?"}
+    common = ("--store", str(tmp_path / "runs.db"), "--progress", "none")
+
+    def flowcraft(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "flowcraft", *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    paused = flowcraft(
+        "run", "examples/approval/graph.json", "--registry", "examples.approval.nodes:REGISTRY",
+        "--run-id", "t-1", "--context", json.dumps({"ticket": ticket}), *common,
+    )  # fmt: skip
+    assert paused.returncode == 4, paused.stderr
+    (wait,) = json.loads(paused.stdout)["waits"]
+    assert wait["id"] == "review#1" and wait["actions"] == ["approve", "reject", "escalate"]
+    assert wait["request"]["draft"].startswith("Dear Ana, we are sorry about the late parcel")
+    done = flowcraft("resume", "t-1", "review#1", "--value", '{"by": "lee"}', "--action", "approve", *common)
+    assert done.returncode == 0, done.stderr
+    context = json.loads(done.stdout)["context"]
+    assert context["outcome"] == "sent" and context["sent"] == {"to": "ana@example.com", "message_id": "t-1:send:1"}
