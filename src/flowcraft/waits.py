@@ -137,6 +137,12 @@ class WaitNode(Node[Any, Any, Any]):
             raise GraphError(
                 f"Wait node {name}: on_timeout {self.on_timeout!r} is not one of its actions {list(self.actions)}"
             )
+        if self.wait_timeout is not None and self.actions and self.on_timeout is None and self.wait_kind == "input":
+            raise GraphError(
+                f"Wait node {name}: it expires after {self.wait_timeout:g} s but has no on_timeout; give one of "
+                f"its actions {list(self.actions)} (the default action is not one of them, so the run would "
+                "just end)"
+            )
 
     def post(self, args: NodeArgs[Any, Any]) -> Any:
         """Go on with the action the wait was resumed with."""
@@ -213,11 +219,17 @@ class _GraphWaitNode(WaitNode):
         data = dict(data or {})
         self.output = data.get("output")
         actions = data.get("actions")
-        super().__init__(
-            actions=actions if actions is not None else None,
-            wait_timeout=data.get("timeout"),
-            on_timeout=data.get("onTimeout"),
-        )
+        try:
+            super().__init__(
+                actions=actions if actions is not None else None,
+                wait_timeout=data.get("timeout"),
+                on_timeout=data.get("onTimeout"),
+            )
+        except GraphError as error:  # name the graph's node, not this class
+            node_id = data.get("nodeId")
+            text = str(error).replace(f"Wait node {type(self).__name__}", "").lstrip(": ")
+            text = text.replace(f"{type(self).__name__}.wait_timeout", "data.timeout")
+            raise GraphError(f"Wait node {node_id!r}: {text}", node_id=node_id) from None
 
     async def post(self, args: NodeArgs[Any, Any]) -> Any:
         """Store the resume value under ``data.output`` (if given); go on with the resume action."""
@@ -244,6 +256,8 @@ def parse_duration(value: Any, *, owner: str = "duration") -> float:
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str):
+        if value.strip().startswith("-"):
+            raise GraphError(f"{owner}: a duration must be >= 0, got {value!r}")
         match = _DURATION.match(value)
         if match is None:
             raise GraphError(f"{owner}: cannot read {value!r} as a duration (use seconds, or '2s', '5m', '24h', '7d')")

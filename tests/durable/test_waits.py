@@ -244,16 +244,62 @@ def test_the_run_events_show_the_pause_and_the_resume(db_path: str) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_a_wait_inside_an_in_process_block_fails_the_run_saying_why(db_path: str) -> None:
-    from flowcraft import WorkflowError
+def test_a_wait_inside_an_in_process_block_is_refused_before_the_run_starts(db_path: str) -> None:
+    from flowcraft import GraphError
 
-    async def main() -> Any:
+    async def main() -> list[Any]:
         async with DurableExecutor(db_path) as executor:
-            handle = await executor.start("wait_nodes:make_wait_in_block", run_id="r")
-            with pytest.raises(WorkflowError) as failed:
-                await handle.result(timeout=10)
-            return failed.value
+            with pytest.raises(GraphError) as refused:
+                await executor.start("wait_nodes:make_wait_in_block", run_id="r")
+            assert "Wait node 'inner' is inside 'block' (ParallelFlow), which runs as one step" in str(refused.value)
+            return list(await executor.runs())
 
-    error = asyncio.run(main())
-    assert "Wait node 'inner' (Approve) can only run as a step of a durable run" in str(error)
-    assert "keep wait nodes out of in-process blocks" in str(error)
+    assert asyncio.run(main()) == []  # nothing was stored
+
+
+@pytest.mark.timeout(60)
+def test_cancelling_a_sleeping_run_closes_its_timer(db_path: str) -> None:
+    clock = ManualClock()
+
+    async def main() -> tuple[list[Any], list[str], int]:
+        async with DurableExecutor(db_path, clock=clock) as executor:
+            nap = await executor.start("wait_nodes:make_nap", run_id="nap")
+            for _ in range(200):
+                if await nap.waits():
+                    break
+                await asyncio.sleep(0.01)
+            await nap.cancel("changed my mind")
+            clock.now += 7200  # past the nap's time: it must not fire
+            calls = 0
+            original = executor.durable_store.due
+
+            async def counting(now: float, limit: int = 100) -> list[tuple[str, str]]:
+                nonlocal calls
+                calls += 1
+                return await original(now, limit)
+
+            executor.durable_store.due = counting  # type: ignore[method-assign]
+            fired = await executor.fire_due_timers()
+            await asyncio.sleep(0.5)  # the timer loop runs meanwhile: it must not spin
+            return await nap.waits(), fired, calls
+
+    waits, fired, calls = asyncio.run(main())
+    assert waits == [] and fired == []
+    assert calls < 20
+
+
+def test_wait_settings_that_cannot_work_are_refused_naming_the_node() -> None:
+    from flowcraft import GraphError, WaitNode
+
+    class Review(WaitNode):
+        actions = ("approve", "reject")
+        wait_timeout = 3600
+
+    with pytest.raises(GraphError, match=r"Wait node Review: it expires after 3600 s but has no on_timeout"):
+        Review()
+    builder = GraphBuilder(w.REGISTRY)
+    bad = {"actions": ["a"], "onTimeout": "b"}
+    with pytest.raises(GraphError, match=r"Wait node 'ask': on_timeout 'b' is not one of its actions \['a'\]"):
+        builder.build({"nodes": [w.node("ask", "wait", **bad)], "edges": []})
+    with pytest.raises(GraphError, match=r"Wait node 'ask': data.timeout: a duration must be >= 0, got '-1s'"):
+        builder.build({"nodes": [w.node("ask", "wait", timeout="-1s")], "edges": []})

@@ -420,8 +420,9 @@ class DurableExecutor(JobExecutor):
         """Fire due timers; sleep until the next one (at most half a second: other
         processes park waits too, and a test's clock may jump)."""
         while True:
+            fired: list[str] = []
             try:
-                await self.fire_due_timers()
+                fired = await self.fire_due_timers()
                 next_at = await self.durable_store.next_fire_at()
             except asyncio.CancelledError:
                 raise
@@ -429,6 +430,8 @@ class DurableExecutor(JobExecutor):
                 self._worker.logger.warn(f"durable executor: firing timers failed: {error}")
                 next_at = None
             delay = TIMER_POLL if next_at is None else min(TIMER_POLL, max(0.0, next_at - self._now()))
+            if not fired:  # a due timer that could not fire (another process has it): never spin
+                delay = max(delay, 0.05)
             self._timer_wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):

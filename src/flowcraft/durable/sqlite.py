@@ -671,6 +671,7 @@ def _fail(db: sqlite3.Connection, run_id: str, failure: Failure, now: float) -> 
         (failure.state, failure.node_id, failure.phase, failure.error_type, failure.message, now, now,
          json.dumps(dict(failure.details)) if failure.details else None, run_id),
     )  # fmt: skip
+    _close_waits(db, run_id, now)
     _end_events(db, run_id, failure.state)
     return True
 
@@ -707,6 +708,7 @@ def _cancel(db: sqlite3.Connection, run_id: str, reason: str, now: float) -> str
         "UPDATE runs SET status = 'cancelled', cancel_reason = ?, ended_at = ?, updated_at = ? WHERE run_id = ?",
         (reason, now, now, run_id),
     )
+    _close_waits(db, run_id, now)
     _end_events(db, run_id, "cancelled")
     return "cancelled"
 
@@ -901,6 +903,11 @@ def _resolve(db: sqlite3.Connection, run_id: str, wait_id: str, resolution: Reso
     if job_row is not None:
         job = Job(record.park.job_id, run_id, str(job_row[0]), str(run[1]), job_row[1])
     return Resolved("ok", job, "running", record)
+
+
+def _close_waits(db: sqlite3.Connection, run_id: str, now: float) -> None:
+    """A run that stopped has no open wait (its timers must not fire, nobody can resume it)."""
+    db.execute("UPDATE waits SET state = 'closed', resolved_at = ? WHERE run_id = ? AND state = 'open'", (now, run_id))
 
 
 def _due(db: sqlite3.Connection, now: float, limit: int) -> list[tuple[str, str]]:

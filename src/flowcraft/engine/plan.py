@@ -17,10 +17,12 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ..errors import GraphError
 from ..flow import Flow
 from ..graph.models import WorkflowBlueprint
 from ..node import AbstractNode
-from ..topology import fan_in, iter_reachable
+from ..topology import fan_in, iter_reachable, linked_nodes
+from ..waits import WaitNode
 from .errors import GraphMismatchError, NotABlueprintFlowError
 from .jobs import Arrival
 
@@ -180,6 +182,39 @@ def flow_from_factory(name: str) -> Flow:
     return flow
 
 
+def _inside(node: AbstractNode) -> Iterator[AbstractNode]:
+    """The nodes that run inside ``node``'s own job (a sub-flow's, an in-process block's)."""
+    if node.is_passthrough or not node.holds_graph:
+        return
+    roots = list(node.branches)
+    start = getattr(node, "start_node", None)
+    if isinstance(start, AbstractNode):
+        roots.append(start)
+
+    def links(inner: AbstractNode) -> Iterator[AbstractNode]:
+        yield from linked_nodes(inner)
+        nested = getattr(inner, "start_node", None) if inner.holds_graph else None
+        if isinstance(nested, AbstractNode):
+            yield nested
+
+    yield from iter_reachable(roots, links)
+
+
+def _refuse_waits_in_blocks(ids: Mapping[AbstractNode, str]) -> None:
+    """A wait parks a job; inside a block that runs as one job it would park the whole
+    block, so it is refused before the run starts (names both)."""
+    for node, node_id in ids.items():
+        for inner in _inside(node):
+            if isinstance(inner, WaitNode):
+                name = f"{inner.id!r}" if inner.id is not None else type(inner).__name__
+                raise GraphError(
+                    f"Wait node {name} is inside {node_id!r} ({type(node).__name__}), which runs as one step: "
+                    "a wait there would hold the whole block. Put wait nodes on the flow's own path "
+                    "(or, in a graph file, in a parallel branch: those run as steps of their own)",
+                    node_id=str(inner.id) if inner.id is not None else None,
+                )
+
+
 class JobPlan:
     """The job graph of one flow: ids, start, successors' fan-in counts, join release facts."""
 
@@ -192,6 +227,7 @@ class JobPlan:
         self.flow = flow
         self.start = start
         self.ids = stable_node_ids(start)
+        _refuse_waits_in_blocks(self.ids)
         self.nodes: dict[str, AbstractNode] = {node_id: node for node, node_id in self.ids.items()}
         self.start_id = self.ids[start]
         fan = fan_in(start, job_successors, _first_arrival)
