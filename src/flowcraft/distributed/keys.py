@@ -82,6 +82,7 @@ class RunKeys:
     events: str
     stream: str
     memos: str
+    waits: str
 
     def join(self, node_id: str, visit: int) -> str:
         """The join set of visit ``visit`` of fan-in node ``node_id``."""
@@ -102,6 +103,11 @@ class Keys:
     def __post_init__(self) -> None:
         if not self.prefix or any(c in self.prefix for c in "{} \n"):
             raise ValueError(f"Redis key prefix must be non-empty without braces or whitespace, got {self.prefix!r}")
+
+    @property
+    def timers(self) -> str:
+        """The sorted set of armed timers: ``<run id>\\x1f<wait id>`` scored by ``fire_at``."""
+        return f"{self.prefix}:timers"
 
     @property
     def control(self) -> str:
@@ -141,4 +147,5 @@ class Keys:
             events=base + "events",
             stream=base + "stream",
             memos=base + "memos",
+            waits=base + "waits",
         )

@@ -19,7 +19,22 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from ..engine.jobs import Charge, Commit, Completion, Failure, JobState, NewRun, RunSummary, Usage, job_id_prefix
+from ..engine.jobs import (
+    Charge,
+    Commit,
+    Completion,
+    Failure,
+    Job,
+    JobState,
+    NewRun,
+    Park,
+    Resolution,
+    Resolved,
+    RunSummary,
+    Usage,
+    WaitRecord,
+    job_id_prefix,
+)
 from .connection import MAX_CONNECTIONS, POOL_TIMEOUT, connect
 from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, MEMO_TTL, Keys, RunKeys
 from .queue import map_backend_errors_async
@@ -51,7 +66,7 @@ COMPLETE = (
     _FINISH
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'pending' and status ~= 'running' then return {'skip', '', ''} end
+if status ~= 'pending' and status ~= 'running' and status ~= 'awaiting' then return {'skip', '', ''} end
 local job = ARGV[3]
 local prev = redis.call('HGET', KEYS[4], job)
 if prev then
@@ -136,11 +151,17 @@ if #open > 0 and (ended or redis.call('HLEN', KEYS[3]) == 0) then
 end
 redis.call('HSET', KEYS[4], job, cjson.encode({a = action, j = out}))
 local final = ''
-if redis.call('HLEN', KEYS[3]) == 0 then
+local left = redis.call('HLEN', KEYS[3])
+if left == 0 then
   redis.call('HSET', KEYS[1], 'status', 'completed', 'last_action', action, 'ended_at', ARGV[6])
   finish(tonumber(ARGV[1]), KEYS[8], 'completed')
   redis.call('PUBLISH', KEYS[7], 'completed')
   final = 'completed'
+elseif #out == 0 and tonumber(redis.call('HGET', KEYS[1], 'parked') or '0') >= left then
+  -- what is left waits for input or a timer
+  redis.call('HSET', KEYS[1], 'status', 'awaiting')
+  redis.call('PUBLISH', KEYS[7], 'awaiting')
+  final = 'awaiting'
 end
 local result = {'ok', action, final}
 for _, pair in ipairs(out) do result[#result + 1] = pair[1]; result[#result + 1] = pair[2] end
@@ -148,13 +169,57 @@ return result
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 )
 
+# KEYS: meta waits events(channel) pending
+# ARGV: job_id wait_id record(json) now
+# Stores the wait (once) and counts its job as parked; the run is awaiting when every
+# pending job is parked. Returns the run's state.
+PARK = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'pending' and status ~= 'running' and status ~= 'awaiting' then return status or '' end
+if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'parked', 1)
+end
+local pending = redis.call('HLEN', KEYS[4])
+if tonumber(redis.call('HGET', KEYS[1], 'parked') or '0') >= pending then
+  redis.call('HSET', KEYS[1], 'status', 'awaiting')
+  redis.call('PUBLISH', KEYS[3], 'awaiting')
+  return 'awaiting'
+end
+return status
+"""
+
+# KEYS: meta waits pending
+# ARGV: wait_id value action key now
+# Compare-and-set on the wait being open. Returns {outcome, state, record-json-or-'', node}.
+RESOLVE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'unknown', '', '', ''} end
+local text = redis.call('HGET', KEYS[2], ARGV[1])
+if not text then return {'unknown', status, '', ''} end
+local rec = cjson.decode(text)
+if status ~= 'pending' and status ~= 'running' and status ~= 'awaiting' then return {'ended', status, text, ''} end
+if rec.state ~= 'open' then
+  if ARGV[4] ~= '' and rec.key == ARGV[4] and rec.value == ARGV[2] and rec.action == ARGV[3] then
+    return {'same', status, text, ''}
+  end
+  return {'taken', status, text, ''}
+end
+rec.state = 'resolved'; rec.value = ARGV[2]; rec.action = ARGV[3]; rec.resolved_at = ARGV[5]
+if ARGV[4] ~= '' then rec.key = ARGV[4] end
+local updated = cjson.encode(rec)
+redis.call('HSET', KEYS[2], ARGV[1], updated)
+redis.call('HINCRBY', KEYS[1], 'parked', -1)
+redis.call('HSET', KEYS[1], 'status', 'running')
+return {'ok', 'running', updated, redis.call('HGET', KEYS[3], rec.job) or ''}
+"""
+
 # KEYS: meta ctx pending done visits open events stream control
 # ARGV: ttl join_prefix node phase error_type message now run_id abort state ndetails (k v)* event*
 FAIL = (
     _FINISH
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'pending' and status ~= 'running' then return 0 end
+if status ~= 'pending' and status ~= 'running' and status ~= 'awaiting' then return 0 end
 local i = 12
 local n = tonumber(ARGV[11])
 for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
@@ -174,7 +239,7 @@ return 1
 # charge leaves the mark "charge:<key>:<kind>" in the done hash (expires with the run).
 CHARGE = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'pending' and status ~= 'running' then return {'inactive', '0'} end
+if status ~= 'pending' and status ~= 'running' and status ~= 'awaiting' then return {'inactive', '0'} end
 local kind, amount, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local raw = redis.call('HGET', KEYS[1], 'usage')
 local usage = {}
@@ -201,7 +266,7 @@ CANCEL = (
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return '' end
-if status ~= 'pending' and status ~= 'running' then return status end
+if status ~= 'pending' and status ~= 'running' and status ~= 'awaiting' then return status end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancel_reason', ARGV[3], 'ended_at', ARGV[4])
 finish(tonumber(ARGV[1]), KEYS[8], 'cancelled')
 redis.call('PUBLISH', KEYS[7], 'cancelled')
@@ -380,6 +445,8 @@ class RedisRunStore:
         self._create = self.client.register_script(CREATE)
         self._add_events = self.client.register_script(ADD_EVENTS)
         self._charge = self.client.register_script(CHARGE)
+        self._park = self.client.register_script(PARK)
+        self._resolve = self.client.register_script(RESOLVE)
 
     def __repr__(self) -> str:
         host = self.redis_url.rsplit("@", 1)[-1]  # never show a password
@@ -538,6 +605,67 @@ class RedisRunStore:
             entries.extend((str(entry_id), dict(fields)) for entry_id, fields in items)
         return entries
 
+    # ---- waits and timers --------------------------------------------------------------
+
+    async def park(self, run_id: str, park: Park) -> str:
+        """Store the wait (once), count its job as parked, arm its timer; the run's state after it."""
+        rk = self.keys.run(run_id)
+        record = json.dumps({**_park_fields(park), "state": "open"})
+        async with map_backend_errors_async():
+            state = await self._park(keys=[rk.meta, rk.waits, rk.events, rk.pending],
+                                     args=[park.job_id, park.wait_id, record, _now()])  # fmt: skip
+            if park.fire_at is not None and state in ("pending", "running", "awaiting"):
+                await self.client.zadd(self.keys.timers, {_timer_member(run_id, park.wait_id): park.fire_at})
+        return str(state)
+
+    async def wait(self, run_id: str, wait_id: str) -> WaitRecord | None:
+        """The stored wait, or ``None``."""
+        async with map_backend_errors_async():
+            text = await self.client.hget(self.keys.run(run_id).waits, wait_id)
+        return None if text is None else _wait_record(json.loads(text))
+
+    async def waits(self, run_id: str, *, open_only: bool = True) -> list[WaitRecord]:
+        """The run's waits (the open ones: none once the run has stopped), oldest first."""
+        rk = self.keys.run(run_id)
+        async with map_backend_errors_async():
+            status = await self.client.hget(rk.meta, "status")
+            found = await self.client.hgetall(rk.waits)
+        records = sorted((json.loads(text) for text in found.values()), key=lambda r: float(r.get("created", 0)))
+        if open_only:
+            if status not in ("pending", "running", "awaiting"):
+                return []
+            records = [r for r in records if r.get("state") == "open"]
+        return [_wait_record(r) for r in records]
+
+    async def resolve(self, run_id: str, wait_id: str, resolution: Resolution) -> Resolved:
+        """Compare-and-set on the wait being open (one Lua step): resolve it, run the run."""
+        rk = self.keys.run(run_id)
+        async with map_backend_errors_async():
+            outcome, state, text, node = await self._resolve(
+                keys=[rk.meta, rk.waits, rk.pending],
+                args=[wait_id, resolution.value, resolution.action, resolution.key or "", _now()],
+            )
+            if outcome in ("ok", "ended"):
+                await self.client.zrem(self.keys.timers, _timer_member(run_id, wait_id))
+        record = _wait_record(json.loads(text)) if text else None
+        job = None
+        if outcome == "ok" and record is not None and node:
+            graph = await self.client.hget(rk.meta, "blueprint")
+            job = Job(record.park.job_id, run_id, str(node), str(graph), record.park.incoming)
+        return Resolved(str(outcome), job, str(state), record)
+
+    async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        """Waits whose timer is due (``fire_at <= now``), earliest first."""
+        async with map_backend_errors_async():
+            members = await self.client.zrangebyscore(self.keys.timers, "-inf", now, start=0, num=limit)
+        return [_timer_of(str(member)) for member in members]
+
+    async def next_fire_at(self) -> float | None:
+        """The earliest armed timer, or ``None``."""
+        async with map_backend_errors_async():
+            found = await self.client.zrange(self.keys.timers, 0, 0, withscores=True)
+        return float(found[0][1]) if found else None
+
     async def memo(self, run_id: str, job_id: str, key: str, value: str | None) -> str | None:
         """The value memoised for ``(job, key)``; with ``value``, store it first unless one exists."""
         memos, field = self.keys.run(run_id).memos, f"{job_id} {key}"
@@ -650,6 +778,31 @@ class RedisRunStore:
                 args=[charge.kind, repr(float(charge.amount)), limit, "1" if charge.admit else "0", charge.key or ""],
             )
         return Usage(str(state), float(used))
+
+
+def _park_fields(park: Park) -> dict[str, Any]:
+    return {
+        "job": park.job_id, "wait": park.wait_id, "node": park.node_id, "kind": park.kind, "request": park.request,
+        "actions": list(park.actions), "fire_at": park.fire_at, "on_timeout": park.on_timeout,
+        "incoming": park.incoming, "created": time.time(),
+    }  # fmt: skip
+
+
+def _wait_record(data: dict[str, Any]) -> WaitRecord:
+    park = Park(
+        str(data["job"]), str(data["wait"]), str(data["node"]), str(data["kind"]), str(data["request"]),
+        tuple(data.get("actions") or ()), data.get("fire_at"), data.get("on_timeout"), data.get("incoming"),
+    )  # fmt: skip
+    return WaitRecord(park, str(data.get("state", "open")), data.get("value"), data.get("action"), data.get("key"))
+
+
+def _timer_member(run_id: str, wait_id: str) -> str:
+    return f"{run_id}\x1f{wait_id}"
+
+
+def _timer_of(member: str) -> tuple[str, str]:
+    run_id, _, wait_id = member.partition("\x1f")
+    return run_id, wait_id
 
 
 def _now() -> str:

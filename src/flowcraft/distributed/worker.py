@@ -103,7 +103,7 @@ class Worker(JobWorker):
     ) -> None:
         super().__init__(
             registry, dependencies=dependencies, concurrency=concurrency, middleware=middleware, logger=logger,
-            graph_cache_size=graph_cache_size,
+            graph_cache_size=graph_cache_size, fire_timers=True,
         )  # fmt: skip
         self.redis_url = redis_url
         self.queue_name = queue

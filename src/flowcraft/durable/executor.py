@@ -14,28 +14,22 @@ import asyncio
 import contextlib
 import os
 import socket
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast, runtime_checkable
 
-from ..actions import DEFAULT_ACTION
 from ..budget import Budget
 from ..clock import Clock, current
 from ..context import Context
 from ..engine.client import JobExecutor, RunHandle
-from ..engine.codec import decode_action, encode, encode_action
-from ..engine.errors import CodecError, DurabilityNotSupportedError, RunConflictError, RunNotFoundError
-from ..engine.eventlog import encode_event
-from ..engine.jobs import Job, Resolution, Resolved, RunSummary
+from ..engine.errors import DurabilityNotSupportedError, RunConflictError
+from ..engine.jobs import Job, RunSummary
 from ..engine.memory import MemoryJobQueue
 from ..engine.protocols import RunStore, WaitStore
 from ..engine.worker import JobWorker
-from ..events import WaitResolved
 from ..executors.base import RunOptions
 from ..flow import Flow
 from ..loggers import Logger
-from ..waits import InvalidResumeValue, UnknownWaitError, WaitAlreadyResolved
 from .sqlite import SqliteRunStore
 
 __all__ = ["DurableExecutor", "DurableRunStore"]
@@ -318,6 +312,11 @@ class DurableExecutor(JobExecutor):
 
     # ---- waits and timers --------------------------------------------------------------
 
+    async def _continue(self, run_id: str, job: Job | None) -> None:
+        """A resolved wait's continuation runs here: this process takes the run's lease."""
+        await self.durable_store.lease(run_id, self.owner, self.lease_ttl)
+        await super()._continue(run_id, job)
+
     async def resume(
         self,
         run_id: str,
@@ -327,94 +326,17 @@ class DurableExecutor(JobExecutor):
         action: Any = None,
         idempotency_key: str | None = None,
     ) -> RunHandle:
-        """Resolve the open wait ``wait_id`` (``node_id#visit``) of a run with ``value`` and
-        ``action`` (default ``DEFAULT_ACTION``); the wait node's ``post`` then runs in this
-        process and the run goes on. Safe from any process, any time later; of concurrent
-        resumes of one wait exactly one wins.
-
-        Raises:
-            RunNotFoundError: no such run.
-            UnknownWaitError: the run has no such wait (the message lists its open waits).
-            InvalidResumeValue: ``action`` is not one the wait allows, the value cannot be
-                stored, or the wait is a timer; the wait stays open.
-            WaitAlreadyResolved: the wait was resolved before (unless by a resume with the
-                same ``idempotency_key``, value and action: then its handle is returned),
-                or the run has stopped.
-        """
+        """Resolve a wait and run the run on in this process (see
+        [`JobExecutor.resume`][flowcraft.engine.JobExecutor.resume])."""
         await self._ensure_running()
-        store = self.durable_store
-        record = await store.wait(run_id, wait_id)
-        if record is None:
-            if not await store.meta(run_id):
-                raise RunNotFoundError(f"Run {run_id!r} does not exist in {store!r}", run_id=run_id)
-            open_ids = [w.park.wait_id for w in await store.waits(run_id)]
-            raise UnknownWaitError(
-                f"Run {run_id!r} has no wait {wait_id!r} (open waits: {', '.join(open_ids) or 'none'})"
-            )
-        park = record.park
-        if park.kind != "input":
-            raise InvalidResumeValue(f"Wait {wait_id!r} of run {run_id!r} is a timer: it fires by itself")
-        chosen = DEFAULT_ACTION if action is None else action
-        if park.actions and action is None:
-            raise InvalidResumeValue(
-                f"Wait {wait_id!r} of run {run_id!r} needs an action, one of {list(park.actions)}: "
-                "resume(..., action=...); the wait stays open"
-            )
-        if park.actions and chosen not in park.actions:
-            raise InvalidResumeValue(
-                f"Wait {wait_id!r} of run {run_id!r} allows the actions {list(park.actions)}, not {chosen!r}; "
-                "the wait stays open"
-            )
-        try:
-            value_text = encode(value, key=f"resume value of {wait_id}")
-            action_text = encode_action(chosen)
-        except CodecError as error:
-            raise InvalidResumeValue(f"{error}; the wait stays open") from error
-        resolved = await store.resolve(run_id, wait_id, Resolution(value_text, action_text, idempotency_key))
-        return await self._after_resolve(run_id, wait_id, resolved, chosen, "resume")
-
-    async def _after_resolve(
-        self, run_id: str, wait_id: str, resolved: Resolved, action: Any = None, by: str = ""
-    ) -> RunHandle:
-        if resolved.outcome == "ok":
-            if (await self.durable_store.meta(run_id)).get("events"):
-                event = WaitResolved(run_id=run_id, time=time.time(), wait_id=wait_id, action=action, by=by)
-                await self.durable_store.add_events(run_id, [encode_event(event)])
-            await self.durable_store.lease(run_id, self.owner, self.lease_ttl)
-            if resolved.job is not None:
-                await self.queue.add([resolved.job])
-        elif resolved.outcome == "taken":
-            key = resolved.record.key if resolved.record is not None else None
-            raise WaitAlreadyResolved(
-                f"Wait {wait_id!r} of run {run_id!r} was resolved already"
-                + (f" (idempotency key {key!r})" if key else "")
-                + "; resume again with the same idempotency_key, value and action to get the first result"
-            )
-        elif resolved.outcome == "ended":
-            raise WaitAlreadyResolved(
-                f"Run {run_id!r} has stopped ({resolved.state}); wait {wait_id!r} cannot resume it"
-            )
-        elif resolved.outcome == "unknown":
-            raise UnknownWaitError(f"Run {run_id!r} has no wait {wait_id!r}")
-        return RunHandle(self, run_id)
+        return await super().resume(run_id, wait_id, value, action=action, idempotency_key=idempotency_key)
 
     async def fire_due_timers(self) -> list[str]:
         """Fire every timer whose time has come (by the executor's clock), earliest first:
         expired waits take their ``on_timeout`` action, sleeps go on. The ids of the waits
         fired here (a timer another process fired first is skipped). The executor does
         this by itself; call it to drive a fake clock in tests."""
-        store = self.durable_store
-        fired = []
-        for run_id, wait_id in await store.due(self._now()):
-            record = await store.wait(run_id, wait_id)
-            if record is None or record.state != "open":
-                continue
-            action_text = record.park.on_timeout or encode_action(DEFAULT_ACTION)
-            resolved = await store.resolve(run_id, wait_id, Resolution(encode(None), action_text, "timer"))
-            if resolved.outcome == "ok":
-                await self._after_resolve(run_id, wait_id, resolved, decode_action(action_text), "timer")
-                fired.append(wait_id)
-        return fired
+        return await self.fire_timers(self._now())
 
     async def _timers(self) -> None:
         """Fire due timers; sleep until the next one (at most half a second: other

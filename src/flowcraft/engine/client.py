@@ -13,19 +13,21 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from ..actions import DEFAULT_ACTION
 from ..budget import Budget
 from ..context import Context, TypedContext
-from ..errors import AbortError, BudgetExceededError, RunTimeoutError, WorkflowError
-from ..events import EventEmitter, RunCancelled, RunEvent, RunFailed, RunFinished, RunStarted
+from ..errors import AbortError, BudgetExceededError, DurabilityNotSupportedError, RunTimeoutError, WorkflowError
+from ..events import EventEmitter, RunCancelled, RunEvent, RunFailed, RunFinished, RunStarted, WaitResolved
 from ..executors.base import NULL_LOGGER, RunOptions
 from ..flow import Flow
 from ..graph.models import WorkflowBlueprint
 from ..topology import iter_reachable, wiring_stamp
-from ..waits import RunSuspended, Wait
-from .codec import decode, decode_action, encode
+from ..waits import InvalidResumeValue, RunSuspended, UnknownWaitError, Wait, WaitAlreadyResolved
+from .codec import decode, decode_action, encode, encode_action
 from .errors import (
     BackendConnectionError,
     BackendTimeoutError,
+    CodecError,
     EventsNotEnabledError,
     NotABlueprintFlowError,
     RemoteNodeError,
@@ -33,7 +35,7 @@ from .errors import (
     RunNotFoundError,
 )
 from .eventlog import END_FIELD, EVENT_FIELD, decode_event, encode_event
-from .jobs import STOPPED_STATES, Failure, Job, NewRun, Park, job_id
+from .jobs import STOPPED_STATES, Failure, Job, NewRun, Park, Resolution, Resolved, job_id
 from .metering import encode_budget
 from .plan import (
     FACTORY_ATTRIBUTE,
@@ -567,6 +569,113 @@ class JobExecutor:
             NewRun(run_id, stored.key, stored.text, params_text, encoded, start, started_event, budget_text)
         )
         return RunHandle(self, run_id), start if created else None, stored
+
+    # ---- waits ----------------------------------------------------------------------------
+
+    def _wait_store(self) -> WaitStore:
+        store = self.store
+        if not isinstance(store, WaitStore):
+            raise DurabilityNotSupportedError(f"{store!r} keeps no waits: resume needs a durable or Redis store")
+        return store
+
+    async def resume(
+        self,
+        run_id: str,
+        wait_id: str,
+        value: Any = None,
+        *,
+        action: Any = None,
+        idempotency_key: str | None = None,
+    ) -> RunHandle:
+        """Resolve the open wait ``wait_id`` (``node_id#visit``) of a run with ``value`` and
+        ``action`` (default ``DEFAULT_ACTION``); the wait node's ``post`` then runs (on the
+        workers, or in this process for a durable executor) and the run goes on. Safe from
+        any process, any time later; of concurrent resumes of one wait exactly one wins.
+
+        Raises:
+            RunNotFoundError: no such run.
+            UnknownWaitError: the run has no such wait (the message lists its open waits).
+            InvalidResumeValue: ``action`` is not one the wait allows, the value cannot be
+                stored, or the wait is a timer; the wait stays open.
+            WaitAlreadyResolved: the wait was resolved before (unless by a resume with the
+                same ``idempotency_key``, value and action: then its handle is returned),
+                or the run has stopped.
+        """
+        store = self._wait_store()
+        record = await store.wait(run_id, wait_id)
+        if record is None:
+            if not await self.store.meta(run_id):
+                raise RunNotFoundError(f"Run {run_id!r} does not exist in {store!r}", run_id=run_id)
+            open_ids = [w.park.wait_id for w in await store.waits(run_id)]
+            raise UnknownWaitError(
+                f"Run {run_id!r} has no wait {wait_id!r} (open waits: {', '.join(open_ids) or 'none'})"
+            )
+        park = record.park
+        if park.kind != "input":
+            raise InvalidResumeValue(f"Wait {wait_id!r} of run {run_id!r} is a timer: it fires by itself")
+        chosen = DEFAULT_ACTION if action is None else action
+        if park.actions and action is None:
+            raise InvalidResumeValue(
+                f"Wait {wait_id!r} of run {run_id!r} needs an action, one of {list(park.actions)}: "
+                "resume(..., action=...); the wait stays open"
+            )
+        if park.actions and chosen not in park.actions:
+            raise InvalidResumeValue(
+                f"Wait {wait_id!r} of run {run_id!r} allows the actions {list(park.actions)}, not {chosen!r}; "
+                "the wait stays open"
+            )
+        try:
+            value_text = encode(value, key=f"resume value of {wait_id}")
+            action_text = encode_action(chosen)
+        except CodecError as error:
+            raise InvalidResumeValue(f"{error}; the wait stays open") from error
+        resolved = await store.resolve(run_id, wait_id, Resolution(value_text, action_text, idempotency_key))
+        return await self._after_resolve(run_id, wait_id, resolved, chosen, "resume")
+
+    async def fire_timers(self, now: float) -> list[str]:
+        """Fire every armed timer due at ``now`` (seconds since the epoch), earliest first:
+        expired waits take their ``on_timeout`` action, sleeps go on. The ids of the waits
+        fired here (one another process fired first is skipped)."""
+        store = self._wait_store()
+        fired = []
+        for run_id, wait_id in await store.due(now):
+            record = await store.wait(run_id, wait_id)
+            if record is None or record.state != "open":
+                continue
+            action_text = record.park.on_timeout or encode_action(DEFAULT_ACTION)
+            resolved = await store.resolve(run_id, wait_id, Resolution(encode(None), action_text, "timer"))
+            if resolved.outcome == "ok":
+                await self._after_resolve(run_id, wait_id, resolved, decode_action(action_text), "timer")
+                fired.append(wait_id)
+        return fired
+
+    async def _after_resolve(
+        self, run_id: str, wait_id: str, resolved: Resolved, action: Any = None, by: str = ""
+    ) -> RunHandle:
+        if resolved.outcome == "ok":
+            if (await self.store.meta(run_id)).get("events"):
+                event = WaitResolved(run_id=run_id, time=time.time(), wait_id=wait_id, action=action, by=by)
+                await self.store.add_events(run_id, [encode_event(event)])
+            await self._continue(run_id, resolved.job)
+        elif resolved.outcome == "taken":
+            key = resolved.record.key if resolved.record is not None else None
+            raise WaitAlreadyResolved(
+                f"Wait {wait_id!r} of run {run_id!r} was resolved already"
+                + (f" (idempotency key {key!r})" if key else "")
+                + "; resume again with the same idempotency_key, value and action to get the first result"
+            )
+        elif resolved.outcome == "ended":
+            raise WaitAlreadyResolved(
+                f"Run {run_id!r} has stopped ({resolved.state}); wait {wait_id!r} cannot resume it"
+            )
+        elif resolved.outcome == "unknown":
+            raise UnknownWaitError(f"Run {run_id!r} has no wait {wait_id!r}")
+        return RunHandle(self, run_id)
+
+    async def _continue(self, run_id: str, job: Job | None) -> None:
+        """Run a resolved wait's continuation job (enqueued for the workers)."""
+        if job is not None:
+            await self.queue.add([job])
 
     async def handle(self, run_id: str) -> RunHandle:
         """Reattach to a run started elsewhere.

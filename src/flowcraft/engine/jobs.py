@@ -232,6 +232,8 @@ class Park:
     """When the wait times out (input) or fires (timer), seconds since the epoch."""
     on_timeout: str | None = None
     """The encoded action taken when it times out (``None``: the default action)."""
+    incoming: str | None = None
+    """The encoded action the wait node was reached with (its continuation job carries it)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

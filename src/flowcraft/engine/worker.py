@@ -82,6 +82,8 @@ __all__ = ["JobWorker"]
 log = logging.getLogger("flowcraft.engine.worker")
 
 CRASH_ENV = "FLOWCRAFT_TEST_CRASH_AT"
+TIMER_POLL = 0.5
+"""Seconds between two looks for due timers (workers with ``fire_timers``)."""
 GRAPH_REREAD = 3600.0
 """Seconds after which a worker reads a graph it uses again (renewing its TTL on Redis)."""
 GRAPH_CACHE_SIZE = 256
@@ -250,6 +252,9 @@ class JobWorker:
             queue — only for a queue whose jobs the store can give back after a crash
             (the durable executor's), never for one that must see every job (BullMQ).
         clock: where a wait's deadline is read from (default: the current clock).
+        fire_timers: fire the store's due timers (wait timeouts, sleeps) every
+            ``TIMER_POLL`` seconds — workers on a shared store do; a durable executor
+            fires its own.
         graph_cache_size: graphs kept hydrated (nodes built, plan analysed); the least
             recently used one is dropped past it, and hydrated again when needed.
 
@@ -275,6 +280,7 @@ class JobWorker:
         logger: Logger | None = None,
         inline_successors: bool = False,
         clock: Clock | None = None,
+        fire_timers: bool = False,
         graph_cache_size: int = GRAPH_CACHE_SIZE,
     ) -> None:
         if concurrency < 1:
@@ -290,6 +296,8 @@ class JobWorker:
         self.logger: Logger = logger if logger is not None else NullLogger()
         self.inline_successors = inline_successors
         self.clock = clock
+        self.fire_timers = fire_timers
+        self._timer_task: asyncio.Task[None] | None = None
         self.on_park: Callable[[str, Park], None] | None = None
         """Called when a job parks on a wait (the durable executor arms its timer)."""
         self._hydrated: OrderedDict[str, _Hydrated] = OrderedDict()  # an LRU cache
@@ -334,6 +342,8 @@ class JobWorker:
         await asyncio.wait([asyncio.ensure_future(subscribed.wait()), self._listener], return_when="FIRST_COMPLETED")
         self.ready.set()
         self._serving = True
+        if self.fire_timers and isinstance(self._store, WaitStore):
+            self._timer_task = asyncio.ensure_future(self._fire_timers())
         try:
             await self._queue.serve(self.process, concurrency=self.concurrency, on_failed=self._job_failed)
             if self._closing.is_set():
@@ -372,7 +382,30 @@ class JobWorker:
         (``run()`` does it on exit)."""
         await self._shutdown()
 
+    async def _fire_timers(self) -> None:
+        """Fire the store's due timers (the store is the source of truth: of the workers
+        that see a timer, one wins its compare-and-set)."""
+        # local import: the client module imports this one (the timers use its resume steps)
+        from .client import JobExecutor
+
+        assert self._store is not None
+        assert self._queue is not None
+        client = JobExecutor(store=self._store, queue=self._queue)
+        while not self._closing.is_set():
+            try:
+                await client.fire_timers((self.clock if self.clock is not None else current_clock()).time())
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the store is briefly unusable: try again
+                log.warning("firing timers failed: %s", error)
+            await asyncio.sleep(TIMER_POLL)
+
     async def _shutdown(self) -> None:
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._timer_task
+            self._timer_task = None
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(BaseException):
@@ -599,7 +632,9 @@ class JobWorker:
             return None
         clock = self.clock if self.clock is not None else current_clock()
         fire_at = clock.time() + node.wait_timeout if node.wait_timeout is not None else None
-        park = Park(job.id, wait_id, node_id, node.wait_kind, request, tuple(node.actions), fire_at, on_timeout)
+        park = Park(
+            job.id, wait_id, node_id, node.wait_kind, request, tuple(node.actions), fire_at, on_timeout, job.action
+        )
         await store.park(run_id, park)
         if state.events:
             event = RunAwaiting(run_id=run_id, time=time.time(), wait_id=wait_id, node_id=node_id,
