@@ -71,5 +71,20 @@ def test_a_paused_run_exits_4_then_resume_finishes_it(tmp_path: Path) -> None:
 
     again = flowcraft("resume", "r", "review#1", "--action", "reject", *store, cwd=tmp_path)
     assert again.returncode == 2 and "has stopped (completed)" in one_error_line(again)
-    on_redis = flowcraft("resume", "r", "review#1", cwd=tmp_path)
-    assert on_redis.returncode == 2 and "waits on Redis are not supported yet" in one_error_line(on_redis)
+
+
+def test_on_redis_a_paused_run_exits_4_and_resume_lets_the_workers_finish_it(tmp_path: Path, space: list[str]) -> None:
+    from .helpers import running_worker
+
+    (tmp_path / "mynodes.py").write_text(NODES, encoding="utf-8")
+    write_json(tmp_path / "graph.json", GRAPH)
+    with running_worker(space, "mynodes:REGISTRY", cwd=tmp_path):
+        paused = flowcraft("run", "graph.json", "--registry", "mynodes:REGISTRY", "--executor", "redis", *space,
+                           "--progress", "none", cwd=tmp_path)  # fmt: skip
+        assert paused.returncode == 4, paused.stderr
+        out = json.loads(paused.stdout)
+        assert out["state"] == "awaiting" and [w["id"] for w in out["waits"]] == ["review#1"]
+        done = flowcraft("resume", out["run_id"], "review#1", "--value", '"fine"', "--action", "reject", *space,
+                         "--progress", "none", cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["context"] == {"steps": ["draft", "drop"], "decision": "fine"}

@@ -279,7 +279,6 @@ def _resume_refused(s: Setup, code: int) -> None:
     expect(code, s.run("resume", "q", "ask#9", *store), error="has no wait 'ask#9'")
     expect(code, s.run("resume", "q", "ask#1", "--action", "maybe", *store), error="not 'maybe'")
     expect(code, s.run("resume", "q", "ask#1", "--value", "{", "--action", "yes", *store), error="not JSON")
-    expect(code, s.run("resume", "q", "ask#1", "--action", "yes"), error="needs --store")
     expect(4, s.run("resume", "q", "ask#1", "--action", "yes", *store))
     expect(code, s.run("resume", "q", "ask#1", "--action", "no", *store), error="resolved already")
     expect(0, s.run("resume", "q", "again#1", *store))

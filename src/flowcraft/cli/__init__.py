@@ -15,7 +15,7 @@ flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [
                  [--shutdown-grace S] [--log-level LEVEL]
 flowcraft runs [--state STATE] [--limit N] [--json] [--store FILE | --redis URL]
 flowcraft show RUN_ID [--store FILE | --redis URL]
-flowcraft resume RUN_ID WAIT_ID --store FILE [--value JSON] [--action A]
+flowcraft resume RUN_ID WAIT_ID [--store FILE | --redis URL] [--value JSON] [--action A]
 flowcraft status RUN_ID [--store FILE | --redis URL] [--context]
 flowcraft cancel RUN_ID [--store FILE | --redis URL] [--reason TEXT]
 flowcraft --version
@@ -308,10 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser(
         "resume",
-        help="resume a run parked on a wait, and run it on until it ends or pauses again",
+        help="resume a run parked on a wait, and wait until it ends or pauses again",
         description="Resolve the open wait WAIT_ID (node_id#visit, listed by `flowcraft show`) of run RUN_ID with "
-        "a value and an action, then run the run on in this process (on a --store file) and print its outcome "
-        "like `run`. A run that pauses again prints its open waits and exits 4.",
+        "a value and an action; the run goes on in this process (--store) or on the workers (--redis). Prints "
+        "its outcome like `run`; a run that pauses again prints its open waits and exits 4.",
     )
     resume.add_argument("run_id", metavar="RUN_ID")
     resume.add_argument("wait_id", metavar="WAIT_ID")
@@ -366,7 +366,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         return viz_command(args.graph, args.registry, options, fmt=args.format, output=args.output, raw=args.raw)
     if args.command == "resume":
         if not args.store:
-            raise CliError("flowcraft resume needs --store FILE: waits on Redis are not supported yet")
+            import json  # local import: startup speed (only this command parses --value here)
+
+            from .remote import resume_on_redis  # local import: startup speed
+
+            try:
+                value = json.loads(args.value) if args.value is not None else None
+            except json.JSONDecodeError as error:
+                raise CliError(f"--value is not JSON ({error}): quote a string as '\"text\"'") from None
+            redis = RedisTarget(args.redis or os.environ.get("FLOWCRAFT_REDIS_URL", _DEFAULT_REDIS), args.queue,
+                                args.prefix)  # fmt: skip
+            return resume_on_redis(
+                redis, args.run_id, args.wait_id, value=value, action=args.action,
+                idempotency_key=args.idempotency_key, timeout=args.timeout, progress=args.progress,
+            )  # fmt: skip
         from .durable import resume_durable  # local import: the durable module loads only for this command
 
         return resume_durable(

@@ -22,7 +22,7 @@ from ..engine.jobs import RunSummary, job_id
 from ..engine.memory import MemoryJobQueue
 from ..errors import AbortError
 from ..graph import WorkflowBlueprint
-from ..waits import Wait
+from ..waits import InvalidResumeValue, UnknownWaitError, Wait, WaitAlreadyResolved
 from .errors import EXIT_AWAITING, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, CliError
 from .follow import Outcome, follow_run
 from .loading import DEFAULT_REDIS_URL, RedisTarget, StoreTarget
@@ -283,6 +283,37 @@ def wait_dict(wait: Wait) -> dict[str, Any]:
     if wait.fire_at is not None:
         out["fire_at"] = wait.fire_at
     return out
+
+
+def resume_on_redis(
+    target: RedisTarget,
+    run_id: str,
+    wait_id: str,
+    *,
+    value: Any,
+    action: str | None,
+    idempotency_key: str | None,
+    timeout: float | None,
+    progress: str,
+) -> int:
+    """Resume a wait of a Redis run (the workers run it on) and wait for the outcome, as ``run`` does."""
+    stream = sys.stderr
+
+    async def work(executor: DistributedExecutor) -> tuple[Outcome, dict[str, Any]]:
+        try:
+            handle = await executor.resume(run_id, wait_id, value, action=action, idempotency_key=idempotency_key)
+        except (UnknownWaitError, InvalidResumeValue, WaitAlreadyResolved) as error:
+            raise CliError(str(error), EXIT_USAGE) from None
+        if progress != "none":
+            stream.write(f"run {run_id}: wait {wait_id} resumed; the workers run it on\n")
+        outcome = await follow_run(handle, None, timeout=timeout, stream=stream)
+        return outcome, ({} if outcome.timed_out else await handle.context())
+
+    outcome, final = _with_executor(target, work)
+    if outcome.timed_out:
+        raise CliError(f"run {run_id} did not end within {timeout}s; it goes on: `flowcraft status {run_id}`",
+                       EXIT_TIMEOUT)  # fmt: skip
+    return finish_run(outcome, final, run_id)
 
 
 def show_command(run_id: str, target: Target) -> int:
