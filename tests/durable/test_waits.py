@@ -252,6 +252,9 @@ def test_a_wait_inside_an_in_process_block_is_refused_before_the_run_starts(db_p
             with pytest.raises(GraphError) as refused:
                 await executor.start("wait_nodes:make_wait_in_block", run_id="r")
             assert "Wait node 'inner' is inside 'block' (ParallelFlow), which runs as one step" in str(refused.value)
+            with pytest.raises(GraphError) as in_batch:
+                await executor.start("wait_nodes:make_wait_in_batch", run_id="b")
+            assert "Wait node 'per-item' is inside 'batch' (Items), which runs as one step" in str(in_batch.value)
             return list(await executor.runs())
 
     assert asyncio.run(main()) == []  # nothing was stored

@@ -89,3 +89,28 @@ def test_a_real_sleep_goes_on_after_its_process_is_killed(tmp_path: Path) -> Non
     done = finish("finish", db, "nap")
     assert done["action"] == "finished" and done["context"] == {"started": True, "woke": True}
     assert done["at"] - parked["at"] >= 1.4  # the 2 s nap was kept, not skipped (it parked before "at")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_a_parallel_branch_paused_then_killed_resumes_from_new_processes(tmp_path: Path) -> None:
+    import asyncio
+
+    import wait_nodes
+
+    from flowcraft import TypedContext
+    from flowcraft.graph import GraphBuilder
+
+    db = str(tmp_path / "runs.db")
+    starter = spawn("start", db, "p", "wait_nodes:make_parallel_waits")
+    assert first_line(starter) == {"waits": ["w1#1", "w2#1"]}  # a and b ran, the join holds
+    kill(starter)
+
+    finish("resume", db, "p", "w2#1", "2", "ok")  # each resume from a process of its own
+    resumed = finish("resume", db, "p", "w1#1", '"x"', "default")
+
+    reference = GraphBuilder(wait_nodes.REGISTRY).build(wait_nodes.injected({"w1": "x", "w2": 2})).flow
+    ctx = TypedContext()
+    asyncio.run(reference.run(ctx))
+    assert resumed["context"] == ctx.to_dict()
+    assert resumed["context"]["collected"] == 1

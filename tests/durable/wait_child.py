@@ -21,18 +21,23 @@ async def main(mode: str, db: str, run_id: str, *rest: str) -> None:
             try:
                 await handle.result(timeout=0.5)
             except RunSuspended as error:
-                print(json.dumps({"waits": [wait.id for wait in error.waits]}), flush=True)
+                print(json.dumps({"waits": sorted(wait.id for wait in error.waits)}), flush=True)
             except TimeoutError:  # parked on a timer: result() waits through it
                 print(json.dumps({"state": (await handle.status()).state, "at": time.time()}), flush=True)
             await asyncio.sleep(3600)
         elif mode == "resume":
             wait_id, value, action = rest
-            handle = await executor.resume(run_id, wait_id, json.loads(value), action=action)
-            print(json.dumps({"action": await handle.result(timeout=30), "context": await handle.context()}))
+            chosen = None if action == "default" else action
+            handle = await executor.resume(run_id, wait_id, json.loads(value), action=chosen)
+            try:
+                action = await handle.result(timeout=30)
+            except RunSuspended as error:  # other waits are still open
+                action = {"awaiting": sorted(wait.id for wait in error.waits)}
+            print(json.dumps({"action": action, "context": await handle.context()}, default=str))
         else:
             handle = await executor.handle(run_id)
             action = await handle.result(timeout=30)
-            print(json.dumps({"action": action, "context": await handle.context(), "at": time.time()}))
+            print(json.dumps({"action": action, "context": await handle.context(), "at": time.time()}, default=str))
 
 
 if __name__ == "__main__":

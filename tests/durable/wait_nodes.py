@@ -112,3 +112,44 @@ def make_wait_in_block() -> Flow:
     first = Draft()
     first.next(ParallelFlow([Approve().with_id("inner"), Record("other", 1)]).with_id("block"))
     return Flow(first)
+
+
+class Inject(Mark):
+    """Sets ``data.output`` to ``data.value`` (the in-memory stand-in for a resumed wait)."""
+
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set(self.data["output"], self.data["value"])
+
+
+REGISTRY["inject"] = Inject
+
+
+def make_parallel_waits() -> Flow:
+    """PARALLEL_WAITS as a factory-named flow (its parallel branches are jobs of their own)."""
+    from flowcraft.graph import GraphBuilder
+
+    return GraphBuilder(REGISTRY).build(PARALLEL_WAITS).flow
+
+
+def injected(values: dict[str, Any]) -> dict[str, Any]:
+    """PARALLEL_WAITS with each wait replaced by a node that sets what its resume would."""
+    nodes = []
+    for node in PARALLEL_WAITS["nodes"]:
+        if node["type"] == "wait":
+            node = {"id": node["id"], "type": "inject", "data": {"output": node["data"]["output"],
+                                                                    "value": values[node["id"]]}}  # fmt: skip
+        nodes.append(node)
+    return {"nodes": nodes, "edges": PARALLEL_WAITS["edges"]}
+
+
+def make_wait_in_batch() -> Flow:
+    """A wait inside a batch item's flow (refused: a batch item runs inside one job)."""
+    from flowcraft import BatchFlow
+
+    class Items(BatchFlow):
+        async def prep(self, args: NodeArgs) -> Any:
+            return [{"i": 1}, {"i": 2}]
+
+    first = Draft()
+    first.next(Items(Approve().with_id("per-item")).with_id("batch"))
+    return Flow(first)

@@ -186,16 +186,19 @@ def _inside(node: AbstractNode) -> Iterator[AbstractNode]:
     """The nodes that run inside ``node``'s own job (a sub-flow's, an in-process block's)."""
     if node.is_passthrough or not node.holds_graph:
         return
-    roots = list(node.branches)
-    start = getattr(node, "start_node", None)
-    if isinstance(start, AbstractNode):
-        roots.append(start)
+
+    def nested(holder: AbstractNode) -> Iterator[AbstractNode]:
+        for attribute in ("start_node", "node_to_run"):  # a flow's graph, a batch's item node
+            found = getattr(holder, attribute, None)
+            if isinstance(found, AbstractNode):
+                yield found
+
+    roots = [*node.branches, *nested(node)]
 
     def links(inner: AbstractNode) -> Iterator[AbstractNode]:
         yield from linked_nodes(inner)
-        nested = getattr(inner, "start_node", None) if inner.holds_graph else None
-        if isinstance(nested, AbstractNode):
-            yield nested
+        if inner.holds_graph:
+            yield from nested(inner)
 
     yield from iter_reachable(roots, links)
 
