@@ -112,3 +112,39 @@ def test_kill_9_of_the_workers_while_awaiting_then_resume_from_another_client(sp
 
     final = asyncio.run(resume())
     assert (final["first"], final["second"], final["collected"]) == ("y", 7, 1)
+
+
+@pytest.mark.timeout(120)
+def test_the_reconciler_rearms_a_lost_timer_and_leaves_parked_jobs_alone(space: Space) -> None:
+    import redis as redis_lib
+
+    from flowcraft.distributed.keys import Keys
+
+    worker = space.start_worker(extra_args=("--reconcile-interval", "0.5"))
+    worker.wait_ready()
+    graph = d.build({
+        "nodes": [d.node("start"), d.node("ask", "wait", actions=["ok", "late"], timeout="1s", onTimeout="late"),
+                  d.node("ontime"), d.node("overdue")],
+        "edges": [d.edge("start", "ask"), d.edge("ask", "ontime", "ok"), d.edge("ask", "overdue", "late")],
+    })  # fmt: skip
+
+    async def main() -> dict[str, Any]:
+        async with space.executor(poll_interval=0.1) as executor:
+            handle = await executor.start(graph)
+            with pytest.raises(RunSuspended):
+                await handle.result(timeout=30)
+            client = redis_lib.Redis.from_url(space.url)
+            removed = client.zrem(Keys(space.prefix).timers, f"{handle.run_id}\x1fask#1")  # the timer is lost
+            client.close()
+            assert removed == 1
+            with pytest.raises(RunSuspended):  # still parked: the input wait is open until the timer fires
+                await handle.result(timeout=5)
+            for _ in range(100):  # the reconciler arms it again; a worker fires it
+                if (await handle.status()).finished:
+                    break
+                await asyncio.sleep(0.1)
+            return await handle.context()
+
+    ctx = asyncio.run(main())
+    assert ctx.get("mark:overdue") == 1 and "mark:ontime" not in ctx
+    assert "were not in the queue" not in worker.output()  # the parked job was not taken for a lost one

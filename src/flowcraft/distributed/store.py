@@ -694,6 +694,25 @@ class RedisRunStore:
             found = await self.client.zrangebyscore(self.keys.runs, "-inf", checked_before, start=0, num=limit)
         return [str(run_id) for run_id in found]
 
+    async def parked_jobs(self, run_id: str) -> set[str]:
+        """The jobs of the run parked on open waits; their timers are armed again (``ZADD NX``:
+        a park whose timer was not written, e.g. a worker killed between the two steps)."""
+        rk = self.keys.run(run_id)
+        async with map_backend_errors_async():
+            found = await self.client.hgetall(rk.waits)
+            parked: set[str] = set()
+            timers: dict[str, float] = {}
+            for text in found.values():
+                record = json.loads(text)
+                if record.get("state") != "open":
+                    continue
+                parked.add(str(record["job"]))
+                if record.get("fire_at") is not None:
+                    timers[_timer_member(run_id, str(record["wait"]))] = float(record["fire_at"])
+            if timers:
+                await self.client.zadd(self.keys.timers, timers, nx=True)
+        return parked
+
     async def pending_jobs(self, run_id: str) -> tuple[str | None, str | None, dict[str, str]]:
         """The run's status, graph key and pending jobs (job id -> node id), in one round trip."""
         rk = self.keys.run(run_id)

@@ -248,7 +248,8 @@ class Worker(JobWorker):
     async def reconcile(self) -> int:
         """One reconciler pass, unless another worker ran one less than
         ``reconcile_interval`` ago: re-enqueue the pending jobs of active runs that the
-        queue does not hold. Returns how many jobs it enqueued.
+        queue does not hold (not those parked on waits), and arm their waits' timers again
+        if one is missing. Returns how many jobs it enqueued.
 
         Enqueuing a job again is safe: job ids are deterministic, and a job whose commit
         is recorded only re-enqueues its own pending successors.
@@ -266,7 +267,8 @@ class Worker(JobWorker):
             if status not in ACTIVE_STATES or graph is None:
                 await store.checked(run_id, active=False)
                 continue
-            missing = await queue.missing(list(pending))
+            parked = await store.parked_jobs(run_id)  # waiting for a person or a timer, not lost
+            missing = [jid for jid in await queue.missing(list(pending)) if jid not in parked]
             if missing:
                 actions = await store.incoming_actions(run_id, missing)
                 await queue.add([Job(jid, run_id, pending[jid], graph, actions.get(jid)) for jid in missing])
