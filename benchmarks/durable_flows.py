@@ -58,3 +58,25 @@ def make_chain() -> Flow:
     for node, successor in itertools.pairwise(nodes):
         node.next(successor)
     return Flow(nodes[0])
+
+
+resumed_at: list[float] = []
+"""``time.perf_counter()`` when each resumed wait's continuation started (its ``post``)."""
+
+
+def _wait_node() -> Any:
+    from flowcraft import WaitNode
+
+    class Ask(WaitNode):
+        async def post(self, args: NodeArgs) -> Any:
+            resumed_at.append(time.perf_counter())
+            return None
+
+    return Ask()
+
+
+def make_ask() -> Flow:
+    """One step, a wait for input, one step: the resume benchmark's flow."""
+    first = Bump()
+    first.next(_wait_node().with_id("ask")).next(Bump())
+    return Flow(first)
