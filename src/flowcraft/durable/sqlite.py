@@ -215,27 +215,16 @@ class SqliteRunStore:
         deadline = time.monotonic() + _LOCK_RETRY_SECONDS
         delay = 0.002
         while True:
+            began = False
             try:
                 db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                if not _locked(error):
-                    raise self._store_error(error) from error
-                if not waits:
-                    raise _Busy from error
-                if time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.1)
-                    continue
-                raise self._store_error(error) from error
-            try:
+                began = True
                 result = body(db, *args)
                 db.execute("COMMIT")
-                if not waits:
-                    self._fast_commits += 1
-                return result
             except BaseException as error:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
+                if began:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
                 if isinstance(error, sqlite3.OperationalError) and _locked(error):
                     if not waits:
                         raise _Busy from error
@@ -246,6 +235,9 @@ class SqliteRunStore:
                 if isinstance(error, sqlite3.Error):
                     raise self._store_error(error) from error
                 raise
+            if not waits:
+                self._fast_commits += 1
+            return result
 
     def _store_error(self, error: sqlite3.Error) -> StoreError:
         return StoreError(f"Run store {self.path!r}: {error}", path=self.path)
