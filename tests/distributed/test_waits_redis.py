@@ -148,3 +148,26 @@ def test_the_reconciler_rearms_a_lost_timer_and_leaves_parked_jobs_alone(space: 
     ctx = asyncio.run(main())
     assert ctx.get("mark:overdue") == 1 and "mark:ontime" not in ctx
     assert "were not in the queue" not in worker.output()  # the parked job was not taken for a lost one
+
+
+@pytest.mark.timeout(60)
+def test_cancel_an_awaiting_run_on_redis(space: Space) -> None:
+    from flowcraft import AbortError
+
+    space.start_workers(1)
+    graph = d.build({"nodes": [d.node("start"), d.node("ask", "wait")], "edges": [d.edge("start", "ask")]})
+
+    async def main() -> tuple[str, list[Any]]:
+        async with space.executor(poll_interval=0.1) as executor:
+            handle = await executor.start(graph)
+            with pytest.raises(RunSuspended):
+                await handle.result(timeout=30)
+            await handle.cancel("nobody will answer")
+            with pytest.raises(AbortError, match="nobody will answer"):
+                await handle.result(timeout=10)
+            with pytest.raises(WaitAlreadyResolved, match=r"has stopped \(cancelled\)"):
+                await executor.resume(handle.run_id, "ask#1", 1)
+            return (await handle.status()).state, await handle.waits()
+
+    state, waits = asyncio.run(main())
+    assert state == "cancelled" and waits == []
