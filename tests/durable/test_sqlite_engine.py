@@ -123,3 +123,20 @@ def test_outcome_says_where_a_run_stands_without_waiting(db_path: str) -> None:
     assert done.state == "completed" and done.action is not None and done.error is None and done.waits == ()
     assert cancelled.state == "cancelled" and "not needed" in str(cancelled.error)
     assert failed.state == "failed" and "boom in bad" in str(failed.error) and failed.action is None
+
+
+@pytest.mark.timeout(60)
+def test_a_failed_runs_error_names_the_cause_once(db_path: str) -> None:
+    from flowcraft import WorkflowError
+
+    async def main() -> WorkflowError:
+        async with DurableExecutor(db_path, registry=d.REGISTRY) as executor:
+            graph = {"nodes": [d.node("a"), d.node("bad", "fail")], "edges": [d.edge("a", "bad")]}
+            handle = await executor.start(d.build(graph))
+            with pytest.raises(WorkflowError) as failed:
+                await handle.result(timeout=20)
+            return failed.value
+
+    error = asyncio.run(main())
+    assert str(error.original_error) == "ValueError: boom in bad"  # not the node's wrapper message again
+    assert str(error).startswith("Node 'bad'") and error.phase == "exec"

@@ -68,12 +68,14 @@ BLUEPRINT_ATTRIBUTE = "blueprint"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunError:
-    """Why a run failed: the node, the lifecycle phase, the error type and message."""
+    """Why a run failed: the node, the lifecycle phase, the error type and message (and
+    ``detail``, the message of the node's own exception, when ``message`` wraps it)."""
 
     node_id: str
     phase: str
     type: str
     message: str
+    detail: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -230,7 +232,7 @@ class RunHandle:
         if meta.get("status") in ("failed", "blocked"):
             error = RunError(
                 meta.get("error_node", "?"), meta.get("error_phase", "?"), meta.get("error_type", "Exception"),
-                meta.get("error_message", ""),
+                meta.get("error_message", ""), meta.get("error_detail"),
             )  # fmt: skip
         last = meta.get("last_action")
         usage = meta.get("usage")
@@ -394,7 +396,8 @@ class RunHandle:
         if status.exceeded is not None and error.type == BudgetExceededError.__name__:
             kind, limit, used = status.exceeded
             raise BudgetExceededError(kind, limit, used, error.node_id, usage=status.usage or {kind: used})
-        original = RemoteNodeError(f"{error.type}: {error.message}", type_name=error.type)
+        cause = error.detail if error.detail is not None else error.message  # the node's own message, once
+        original = RemoteNodeError(f"{error.type}: {cause}", type_name=error.type)
         raise WorkflowError(error.message, error.node_id, error.phase, original)
 
     async def _wait(self) -> RunStatus:

@@ -751,7 +751,8 @@ class JobWorker:
                     NodeFailed, job_events.node, error=error, phase=event_phase, duration=job_events.duration()
                 )
             events = job_events.take()
-        failure = Failure(node_id, phase, type(original).__name__, str(error), events, state=state)
+        detail = {"error_detail": str(original)} if original is not error else {}  # the cause's own message
+        failure = Failure(node_id, phase, type(original).__name__, str(error), events, detail, state=state)
         if budget is not None:
             failure = Failure(
                 budget.node_id or node_id, "budget", type(budget).__name__, str(budget), events,
