@@ -258,3 +258,96 @@ def test_the_ui_command_names_the_extra_when_it_is_missing(tmp_path: Path) -> No
                           text=True, env=env, timeout=60)  # fmt: skip
     assert done.returncode == 3
     assert "pip install 'flowcraft-py[ui]'" in done.stderr
+
+
+REDIS_URL = os.environ.get("FLOWCRAFT_TEST_REDIS_URL", "redis://127.0.0.1:6399/0")
+
+
+@pytest.mark.integration
+def test_runs_on_redis_are_listed_shown_and_cancelled() -> None:
+    """On Redis: the list, a run page (waits shown, not resumable) and cancel; no worker runs the run."""
+    import asyncio
+    import uuid
+
+    import redis
+
+    from flowcraft.distributed import DistributedExecutor
+    from flowcraft.ui import RedisBackend
+
+    prefix = f"fcui{uuid.uuid4().hex[:8]}"
+    graph = {
+        "startNodeId": "a",
+        "nodes": [{"id": "a", "type": "step", "data": {}}],
+        "edges": [],
+        "predecessorCountMap": {"a": 0},
+        "originalPredecessorIdMap": {},
+    }
+
+    async def start() -> None:
+        async with DistributedExecutor(REDIS_URL, prefix=prefix, queue=prefix) as executor:
+            await executor.start(graph, {"k": "<i>v</i>"}, run_id="on-redis")
+
+    asyncio.run(start())
+    try:
+        with served(RedisBackend(REDIS_URL, prefix=prefix, queue=prefix)) as server:
+            status, body, _ = get(server.url + "/")
+            assert status == 200 and 'data-run="on-redis"' in body and "redis redis://" in body
+            status, body, _ = get(server.url + "/runs/on-redis")
+            assert status == 200 and "&lt;i&gt;v&lt;/i&gt;" in body and 'id="cancel-form"' in body
+            client = Session(server.url)
+            client.request("/runs/on-redis")
+            status, _, headers = client.request("/runs/on-redis/cancel", {"csrf": client.csrf})
+            assert status == 303 and "cancelled=cancelled" in headers["location"]
+            assert 'data-state="cancelled"' in get(server.url + "/runs/on-redis")[1]
+            assert get(server.url + "/runs/missing")[0] == 404
+    finally:
+        client_ = redis.Redis.from_url(REDIS_URL)
+        keys = list(client_.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client_.delete(*keys)
+        client_.close()
+
+
+def test_the_list_benchmark_runs() -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "ui_list.py"), "--runs", "120", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "first page" in done.stdout and "id search" in done.stdout
+
+
+def test_a_failed_run_shows_its_error(store: str) -> None:
+    import asyncio
+
+    from flowcraft import Node, NodeArgs, WorkflowError
+    from flowcraft.durable import DurableExecutor
+    from flowcraft.graph import GraphBuilder, create_node_registry
+
+    class Boom(Node):
+        def __init__(self, data: Any = None, **_: Any) -> None:
+            super().__init__()
+
+        async def exec(self, args: NodeArgs) -> Any:
+            raise ValueError("no <stock> left")
+
+    registry = create_node_registry({"boom": Boom})
+    blueprint = (
+        GraphBuilder(registry)
+        .build_blueprint({"nodes": [{"id": "charge", "type": "boom", "data": {}}], "edges": []})
+        .blueprint
+    )
+
+    async def run() -> None:
+        async with DurableExecutor(store, registry=registry) as executor:
+            handle = await executor.start(blueprint, {}, run_id="failing", events=True)
+            with pytest.raises(WorkflowError):
+                await handle.result(timeout=10)
+
+    asyncio.run(run())
+    with served(SqliteBackend(store)) as server:
+        status, body, _ = get(server.url + "/runs/failing")
+        assert status == 200 and 'id="run-error"' in body
+        error = body.split('id="run-error"', 1)[1].split("</div>", 1)[0]
+        assert "charge" in error and "exec" in error and "ValueError" in error and "no &lt;stock&gt; left" in error
+        assert 'data-kind="NodeFailed"' in body and '"charge": "failed"' in body
+        assert 'id="cancel-form"' not in body
