@@ -100,6 +100,7 @@ API_MODULES = [
     "flowcraft.testing",
     "flowcraft.integrations.opentelemetry",
     "flowcraft.cli",
+    "flowcraft.ui",
 ]
 # A role as it reads once rendered: `:class:` then the (code-formatted) name, backticks gone.
 REST = re.compile(r":(?:class|func|mod|meth|attr|exc|data|obj|ref):(?=\S)|\bExamples?::")

@@ -18,6 +18,8 @@ flowcraft show RUN_ID [--store FILE | --redis URL]
 flowcraft resume RUN_ID WAIT_ID [--store FILE | --redis URL] [--value JSON] [--action A]
 flowcraft status RUN_ID [--store FILE | --redis URL] [--context]
 flowcraft cancel RUN_ID [--store FILE | --redis URL] [--reason TEXT]
+flowcraft ui [--store FILE | --redis URL] [--host 127.0.0.1] [--port 8600] [--token T]
+             [--registry module:NAME] [--factories]
 flowcraft --version
 ```
 
@@ -334,6 +336,29 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("run_id", metavar="RUN_ID")
     _run_source(cancel)
     cancel.add_argument("--reason", default="cancelled from the command line")
+
+    ui = commands.add_parser(
+        "ui",
+        help="serve the run dashboard in the browser (the ui extra)",
+        description="Serve a web dashboard of the runs of a store file or on Redis: runs list, each run's graph "
+        "coloured live, its timeline, context and error; approve waits (store files) and cancel runs. Binds "
+        "loopback by default; any other host needs --token.",
+    )
+    _run_source(ui)
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=_positive(int), default=8600, help="port (default 8600)")
+    ui.add_argument(
+        "--token",
+        metavar="T",
+        help="access token every request must carry (header or cookie; required off loopback; default "
+        "$FLOWCRAFT_UI_TOKEN)",
+    )
+    ui.add_argument(
+        "--registry",
+        metavar="module:NAME",
+        help="node registry runs resumed from the dashboard go on with (default: the one `flowcraft run` stored)",
+    )
+    ui.add_argument("--factories", action="store_true", help="draw factory flows' edges by importing their factory")
     return parser
 
 
@@ -403,6 +428,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "runs":
             return runs_command(target, state=args.state, limit=args.limit, as_json=args.json)
         return cancel_command(args.run_id, target, args.reason)
+    if args.command == "ui":
+        from .ui import ui_command  # local import: startup speed; the ui extra is checked there
+
+        where = (
+            StoreTarget(args.store)
+            if args.store
+            else RedisTarget(args.redis or os.environ.get("FLOWCRAFT_REDIS_URL", _DEFAULT_REDIS), args.queue,
+                             args.prefix)
+        )  # fmt: skip
+        return ui_command(
+            where, host=args.host, port=args.port, token=args.token, registry=args.registry, factories=args.factories
+        )
     if args.command == "worker":
         # local import: the worker needs the redis extra, checked first for a clear error
         from .remote import require_distributed
@@ -422,7 +459,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         )  # fmt: skip
     raise CliError(
-        "a command is required: run, validate, viz, worker, runs, show, status or cancel (see `flowcraft --help`)"
+        "a command is required: run, validate, viz, worker, runs, show, status, cancel or ui (see `flowcraft --help`)"
     )
 
 
