@@ -265,7 +265,7 @@ REDIS_URL = os.environ.get("FLOWCRAFT_TEST_REDIS_URL", "redis://127.0.0.1:6399/0
 
 @pytest.mark.integration
 def test_runs_on_redis_are_listed_shown_and_cancelled() -> None:
-    """On Redis: the list, a run page (waits shown, not resumable) and cancel; no worker runs the run."""
+    """On Redis: the list, a run page and cancel; no worker runs the run."""
     import asyncio
     import uuid
 
