@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .runtimes import NODE_RUNTIMES, PYTHON_RUNTIMES, RuntimeInfo
+from .worker import WARMUP_RUNS
 from .workloads import Workload, all_workloads
 
 __all__ = ["BENCH_DIR", "Options", "run_benchmarks"]
@@ -249,6 +250,8 @@ def run_benchmarks(options: Options) -> dict[str, Any]:
                     name = worker.info.name
                     if worker.info.is_floor and workload.floor_id != workload.id:
                         continue  # the floor is measured once, under the baseline workload
+                    if workload.id.endswith(".nogc") and worker.info.lang != "python":
+                        continue  # pausing Python's garbage collector: Python runtimes only
                     slot = by_runtime.setdefault(name, {"samples": []})
                     if "na" in slot or "error" in slot:
                         continue
@@ -292,6 +295,7 @@ def run_benchmarks(options: Options) -> dict[str, Any]:
             "rounds": options.rounds,
             "memory_rounds": options.memory_rounds,
             "reps_per_round": options.reps,
+            "warmup_runs": WARMUP_RUNS,
             "slow_cutoff_s": options.slow_cutoff,
             "duration_s": round(time.time() - started, 1),
             "commit": _git_commit(),

@@ -9,8 +9,12 @@ answers each with one JSON line on stdout:
   "times": [seconds, ...]}``, ``{"ok": false, "na": reason}`` or ``{"ok": false, "error"}``;
 - ``{"op": "quit"}``.
 
-Built cases are cached, so later rounds time the run only. Every run happens on one
-event loop kept for the worker's lifetime, after a ``gc.collect()``.
+Built cases are cached, so later rounds time the run only. A new case is warmed with
+``WARMUP_RUNS`` untimed runs (CPython 3.11 specialises a function from its 8th call: a
+single warm-up overstates the chain by ~25%), or for ``WARMUP_SECONDS`` when it is slow.
+Every run happens on one event loop kept for the worker's lifetime, after a
+``gc.collect()``; a workload id ending in ``.nogc`` runs its base workload with the
+garbage collector paused during the timed run (W2 is reported with and without GC).
 
 ``python -m flowbench.worker RUNTIME --memory K`` measures W5 once (fresh process) and
 prints ``{"graph", "run", "total"}`` in bytes (tracemalloc), then exits.
@@ -29,7 +33,11 @@ from typing import Any
 
 from .runtimes import Adapter, Unavailable, load_adapter
 
-__all__ = ["main"]
+__all__ = ["WARMUP_RUNS", "WARMUP_SECONDS", "main"]
+
+WARMUP_RUNS = 10
+WARMUP_SECONDS = 3.0
+NO_GC = ".nogc"
 
 
 class Worker:
@@ -53,10 +61,14 @@ class Worker:
     def run(self, workload: str, size: int, reps: int, budget: float, warmup: bool) -> dict[str, Any]:
         if workload in self.adapter.unsupported:
             return {"ok": False, "na": self.adapter.unsupported[workload]}
-        factory = self.adapter.timed.get(workload)
+        base = workload.removesuffix(NO_GC)
+        factory = self.adapter.timed.get(base)
+        if base in self.adapter.unsupported:
+            return {"ok": False, "na": self.adapter.unsupported[base]}
         if factory is None:
             return {"ok": False, "na": "not implemented"}
-        key = (workload, size)
+        key = (base, size)
+        paused = workload.endswith(NO_GC)
         times: list[float] = []
         fn = self.cases.get(key)
         if fn is None:
@@ -69,16 +81,27 @@ class Worker:
                 first = self._time(fn)
                 if first > 1.0:  # slow enough that the warm-up is a fair sample and a rerun costs
                     times.append(first)
+                else:
+                    warmed, runs = first, 1
+                    while runs < WARMUP_RUNS and warmed < WARMUP_SECONDS:
+                        warmed += self._time(fn)
+                        runs += 1
         spent = sum(times)
         while len(times) < reps and (not times or spent < budget):
-            elapsed = self._time(fn)
+            elapsed = self._time(fn, paused)
             times.append(elapsed)
             spent += elapsed
         return {"ok": True, "times": times}
 
-    def _time(self, fn: Callable[[], Awaitable[Any]]) -> float:
+    def _time(self, fn: Callable[[], Awaitable[Any]], paused: bool = False) -> float:
         gc.collect()
-        return self.loop.run_until_complete(_timed(fn))
+        if not paused:
+            return self.loop.run_until_complete(_timed(fn))
+        gc.disable()
+        try:
+            return self.loop.run_until_complete(_timed(fn))
+        finally:
+            gc.enable()
 
 
 def import_probe(statement: str) -> str:

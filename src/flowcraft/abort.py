@@ -9,7 +9,6 @@ between batch items. Node code that waits for a long time should use [`sleep`][f
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +17,6 @@ from .errors import AbortError
 __all__ = ["AbortController", "AbortSignal", "sleep"]
 
 AbortListener = Callable[[Any], object]
-
-_log = logging.getLogger("flowcraft")
 
 
 class AbortSignal:
@@ -33,18 +30,18 @@ class AbortSignal:
     ``"flowcraft"``) and the others still run.
     """
 
-    __slots__ = ("_aborted", "_listeners", "_reason", "_waiters")
+    __slots__ = ("_listeners", "_reason", "_waiters", "aborted")
+
+    aborted: bool
+    """``True`` once the controller's ``abort()`` has been called (read it; only the
+    controller sets it). A plain attribute, not a property: executors read it between
+    every two phases of every node."""
 
     def __init__(self) -> None:
-        self._aborted = False
+        self.aborted = False
         self._reason: Any = None
         self._listeners: list[AbortListener] = []
         self._waiters: list[asyncio.Future[Any]] = []
-
-    @property
-    def aborted(self) -> bool:
-        """``True`` once the controller's ``abort()`` has been called."""
-        return self._aborted
 
     @property
     def reason(self) -> Any:
@@ -53,7 +50,7 @@ class AbortSignal:
 
     def add_listener(self, listener: AbortListener) -> None:
         """Call ``listener(reason)`` when the signal aborts (at once if it already has)."""
-        if self._aborted:
+        if self.aborted:
             listener(self._reason)
         else:
             self._listeners.append(listener)
@@ -65,7 +62,7 @@ class AbortSignal:
 
     async def wait(self) -> Any:
         """Wait until the signal aborts; returns the reason."""
-        if self._aborted:
+        if self.aborted:
             return self._reason
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
@@ -77,7 +74,7 @@ class AbortSignal:
 
     def throw_if_aborted(self) -> None:
         """Raise [`AbortError`][flowcraft.AbortError] if the signal has aborted."""
-        if self._aborted:
+        if self.aborted:
             raise self.error()
 
     def error(self) -> AbortError:
@@ -87,9 +84,9 @@ class AbortSignal:
         return AbortError(message, reason=reason)
 
     def _abort(self, reason: Any) -> None:
-        if self._aborted:
+        if self.aborted:
             return
-        self._aborted = True
+        self.aborted = True
         self._reason = AbortError("The workflow was aborted.") if reason is None else reason
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
@@ -99,7 +96,10 @@ class AbortSignal:
             try:
                 listener(self._reason)
             except Exception:  # one broken listener must not stop the others (or the abort)
-                _log.exception("abort listener %r raised; the abort goes on", listener)
+                # local import: logging loads on first use, keeping `import flowcraft` cheap
+                import logging
+
+                logging.getLogger("flowcraft").exception("abort listener %r raised; the abort goes on", listener)
 
 
 class AbortController:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..budget import BudgetMeter, MemoryBudget
 from ..node import NodeArgs
 from .in_memory import InMemoryExecutor
 
 if TYPE_CHECKING:
-    from ..budget import Budget
+    from ..budget import Budget, BudgetMeter
     from ..events import EventEmitter
 
 __all__ = ["DryRunExecutor"]
@@ -25,6 +24,9 @@ class DryRunExecutor(InMemoryExecutor):
 
     def budget_meter(self, budget: Budget, events: EventEmitter | None) -> BudgetMeter:
         """A dry run counts node runs only: no deadline, charges are checked but not counted."""
+        # local import: budgets load on first use, keeping `import flowcraft` cheap
+        from ..budget import MemoryBudget
+
         on_exceeded = events.budget_exceeded if events is not None else None
         return MemoryBudget(budget, on_exceeded=on_exceeded, node_runs_only=True)
 

@@ -10,19 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 from ..abort import NEVER_ABORTED
 from ..actions import DEFAULT_ACTION
-from ..budget import BudgetMeter, MemoryBudget
 from ..context import Context, TypedContext
 from ..errors import AbortError, BudgetExceededError, FatalWorkflowError
-from ..events import EventEmitter, RunCancelled, RunFailed, RunFinished, RunStarted
 from ..middleware import Middleware, NextFn, compose_middleware
-from ..node import AbstractNode, NodeArgs
+from ..node import ASYNC, AbstractNode, NodeArgs
 from .base import BatchOutcome, RunOptions, WalkScope, resolve_options
 from .joins import PARKED, Activation, Cursor, JoinGate
 
 if TYPE_CHECKING:
     from ..abort import AbortSignal
-    from ..budget import Budget
+    from ..budget import Budget, BudgetMeter
+    from ..events import EventEmitter
     from ..flow import Flow
+    from ..node import Node
 
 __all__ = ["DEFAULT_EXECUTOR", "BatchOutcome", "InMemoryExecutor"]
 
@@ -42,6 +42,9 @@ class InMemoryExecutor:
         listener = options.on_event if options is not None else None
         events = None
         if listener is not None:
+            # local import: run events load on first use, keeping `import flowcraft` cheap
+            from ..events import EventEmitter
+
             events = EventEmitter(listener, logger)
         budget = options.budget if options is not None else None
         if budget is not None:
@@ -58,6 +61,9 @@ class InMemoryExecutor:
 
     def budget_meter(self, budget: Budget, events: EventEmitter | None) -> BudgetMeter:
         """The meter of one run with ``budget`` (override to keep the usage elsewhere)."""
+        # local import: budgets load on first use, keeping `import flowcraft` cheap
+        from ..budget import MemoryBudget
+
         return MemoryBudget(budget, on_exceeded=events.budget_exceeded if events is not None else None)
 
     async def _run_metered(
@@ -136,14 +142,16 @@ class InMemoryExecutor:
         ``cursor`` (branches of a parallel block) is kept on the node being run.
         """
         chain, gate, signal, ctx, logger = scope.chain, scope.gate, scope.signal, scope.ctx, scope.logger
-        next_node, params, new_args = self.get_next_node, scope.params, object.__new__
+        params, new_args = scope.params, object.__new__
+        routed = type(self).get_next_node is not InMemoryExecutor.get_next_node
         action: Any = None
         while node is not None:
-            if signal._aborted:
+            if signal.aborted:
                 raise signal.error()
             if cursor is not None:
                 cursor.node = node
             own = node.params
+            name, inline, prep_mode, exec_mode, post_mode = node._walk_plan
             # Slot writes instead of the 12-argument NodeArgs(...) call: ~0.07 µs less per node.
             args: NodeArgs[Any, Any] = new_args(NodeArgs)
             args.ctx = ctx
@@ -151,15 +159,57 @@ class InMemoryExecutor:
             args.signal = signal
             args.logger = logger
             args.prep_res = args.exec_res = args.error = None
-            args.name = type(node).__name__
+            args.name = name
             args.executor = self
             args.node = node
             args.scope = scope
             args.incoming_action = action
-            action = await (node.run_lifecycle(args) if chain is None else chain(args))
+            if chain is not None:
+                action = await chain(args)
+            elif not inline:
+                action = await node.run_lifecycle(args)
+            else:  # Node.run_lifecycle's steps, inline: one coroutine less per node (~0.09 µs)
+                plain: Node[Any, Any, Any] = node  # type: ignore[assignment]
+                if prep_mode:
+                    try:
+                        result = plain.prep(args)
+                        if prep_mode is ASYNC:
+                            result = await result
+                    except Exception as error:
+                        wrapped = plain._wrap_error(error, "prep")
+                        raise wrapped from wrapped.__cause__
+                    args.prep_res = result
+                    if signal.aborted:
+                        raise signal.error()
+                result = None
+                try:
+                    if exec_mode:
+                        result = plain.exec(args)
+                        if exec_mode is ASYNC:
+                            result = await result
+                except Exception as error:
+                    result = await plain._exec_failed(args, error)
+                args.exec_res = result
+                if signal.aborted:
+                    raise signal.error()
+                action = None
+                if post_mode:
+                    try:
+                        action = plain.post(args)
+                        if post_mode is ASYNC:
+                            action = await action
+                    except Exception as error:
+                        wrapped = plain._wrap_error(error, "post")
+                        raise wrapped from wrapped.__cause__
             if action is None:
                 action = DEFAULT_ACTION
-            successor = next_node(node, action)
+            if routed:
+                successor = self.get_next_node(node, action)
+            else:  # get_next_node inlined: one call less per node (~0.05 µs)
+                try:
+                    successor = node.successors[action][0]
+                except (KeyError, IndexError, TypeError):  # none (TypeError: an unhashable action)
+                    successor = None
             if gate is not None and successor is not None and not gate.arrive(successor, node):
                 return PARKED
             node = successor
@@ -251,16 +301,26 @@ class InMemoryExecutor:
         base = {**args.params, **node.params} if node.params else args.params
         signal, ctx, logger = scope.signal, scope.ctx, scope.logger
         run = node.run_lifecycle if scope.chain is None else scope.chain
-        name = type(node).__name__
+        name, new_args = type(node).__name__, object.__new__
 
         def item_args(item: Mapping[str, Any]) -> NodeArgs[Any, Any]:
-            params = {**base, **item} if item else base
-            return NodeArgs(ctx, params, signal, logger, None, None, None, name, self, node, scope)
+            # Slot writes instead of the 12-argument NodeArgs(...) call: ~0.07 µs less per item.
+            args: NodeArgs[Any, Any] = new_args(NodeArgs)
+            args.ctx = ctx
+            args.params = {**base, **item} if item else base
+            args.signal = signal
+            args.logger = logger
+            args.prep_res = args.exec_res = args.error = args.incoming_action = None
+            args.name = name
+            args.executor = self
+            args.node = node
+            args.scope = scope
+            return args
 
         if not concurrent:
             outcomes: list[BatchOutcome] = []
             for index, item in enumerate(items):
-                if signal._aborted:
+                if signal.aborted:
                     raise signal.error()
                 action = await run(item_args(item))
                 outcomes.append(BatchOutcome(index, item, DEFAULT_ACTION if action is None else action))
@@ -299,6 +359,9 @@ async def _observe_run(
     events: EventEmitter, flow: AbstractNode, params: dict[str, Any], run: Any, signal: AbortSignal
 ) -> Any:
     """Await ``run`` (the top-level flow's lifecycle), emitting the run's start and end."""
+    # local import: only runs with a listener get here (run events load on first use)
+    from ..events import RunCancelled, RunFailed, RunFinished, RunStarted
+
     started = time.perf_counter()
     events.emit(RunStarted, flow=flow.name if flow.id is None else str(flow.id), params=dict(params))
     try:

@@ -76,14 +76,16 @@ class Cursor:
 class JoinGate:
     """Fan-in bookkeeping shared by every branch of one outermost parallel activation."""
 
-    __slots__ = ("active", "arrivals", "cursors", "expected", "fan", "root")
+    __slots__ = ("activations", "active", "arrivals", "expected", "fan", "root")
 
     def __init__(self, block: AbstractNode, logger: Logger | None = None) -> None:
         self.fan = _fan_in(block, logger)
         self.expected = self.fan.expected
         self.arrivals: dict[AbstractNode, set[int]] = {}
         self.active = 0
-        self.cursors: set[Cursor] = set()
+        """Branches running in any activation of the gate (a nested block's own branch,
+        waiting for its inner ones, does not count)."""
+        self.activations: list[Activation] = []
         self.root: Activation | None = None
 
     def arrive(self, node: AbstractNode, source: AbstractNode) -> bool:
@@ -100,11 +102,25 @@ class JoinGate:
             return True
         return False
 
+    def started(self) -> None:
+        """A branch started running."""
+        self.active += 1
+
+    def stopped(self) -> None:
+        """A branch stopped running (it ended, or it waits for the inner branches of a nested block)."""
+        self.active -= 1
+
+    @property
+    def quiescent(self) -> bool:
+        """No branch runs any more."""
+        return self.active == 0
+
     def release(self, *, quiescent: bool) -> list[AbstractNode]:
         """Waiting joins that can get no further arrival (``quiescent``: nothing runs any
         more), by `FanIn.releasable`."""
         waiting = list(self.arrivals)
-        ready = self.fan.releasable(waiting, () if quiescent else [cursor.node for cursor in self.cursors])
+        running = () if quiescent else [cursor.node for a in self.activations for cursor in a.tasks.values()]
+        ready = self.fan.releasable(waiting, running)
         for node in ready:
             del self.arrivals[node]
         return ready
@@ -113,7 +129,10 @@ class JoinGate:
 class Activation:
     """One run of a parallel block: starts its branches, waits for them, fails fast."""
 
-    __slots__ = ("done", "executor", "gate", "limit", "live", "nested", "pending", "results", "scope", "tasks")
+    __slots__ = (
+        "done", "executor", "gate", "limit", "live", "loop", "nested", "on_done", "pending", "results", "scope",
+        "tasks",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -130,37 +149,45 @@ class Activation:
         self.limit = limit
         self.live = 0
         self.tasks: dict[asyncio.Task[Any], Cursor] = {}
+        """Each running branch's task and the node it is at."""
         self.results: list[Any] = []
-        self.done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[list[Any]] = self.loop.create_future()
         self.nested = nested
+        # One bound method for every branch's done-callback, not one per branch
+        # (a GC-tracked object less per branch).
+        self.on_done = self._on_done
 
     async def run(self, block: AbstractNode, branches: Sequence[AbstractNode]) -> list[Any]:
         """Run ``branches`` (entered from ``block``) to completion; the walks' final actions."""
         gate = self.gate
         if self.nested:
-            gate.active -= 1
+            gate.stopped()  # the block's own branch waits for the inner ones
         else:
             gate.root = self
-        for branch in branches:
-            if gate.arrive(branch, block):
-                self.pending.append(branch)
-        self._fill()
-        self._settle()
+        gate.activations.append(self)
         try:
-            return await self.done
-        except BaseException:
-            await self._cancel_all()
-            raise
+            for branch in branches:
+                if gate.arrive(branch, block):
+                    self.pending.append(branch)
+            self._fill()
+            self._settle()
+            try:
+                return await self.done
+            except BaseException:
+                await self._cancel_all()
+                raise
+        finally:
+            gate.activations.remove(self)
 
     def spawn(self, node: AbstractNode) -> None:
         """Start walking from ``node`` as one more branch of this activation."""
         self.live += 1
-        self.gate.active += 1
+        self.gate.started()
         cursor = Cursor(node)
-        self.gate.cursors.add(cursor)
-        task = asyncio.ensure_future(self.executor.walk(node, self.scope, cursor))
+        task = self.loop.create_task(self.executor.walk(node, self.scope, cursor))
         self.tasks[task] = cursor
-        task.add_done_callback(self._on_done)
+        task.add_done_callback(self.on_done)
 
     def _fill(self) -> None:
         pending, limit = self.pending, self.limit
@@ -168,9 +195,10 @@ class Activation:
             self.spawn(pending.popleft())
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
-        self.gate.cursors.discard(self.tasks.pop(task))
+        del self.tasks[task]
         self.live -= 1
-        self.gate.active -= 1
+        gate = self.gate
+        gate.stopped()
         if self.done.done():
             return
         if task.cancelled():
@@ -185,8 +213,7 @@ class Activation:
         action = task.result()
         if action is not PARKED:
             self.results.append(action)
-            gate = self.gate
-            if gate.arrivals and gate.active > 0:  # a branch ended elsewhere: can a join still fill?
+            if gate.arrivals and not gate.quiescent:  # a branch ended elsewhere: can a join still fill?
                 root = gate.root
                 assert root is not None
                 for node in gate.release(quiescent=False):
@@ -197,7 +224,7 @@ class Activation:
     def _settle(self) -> None:
         gate = self.gate
         finishing = self.live == 0 and not self.pending
-        if gate.active == 0 and gate.arrivals and not (self.nested and finishing):
+        if gate.quiescent and gate.arrivals and not (self.nested and finishing):
             root = gate.root
             assert root is not None
             for node in gate.release(quiescent=True):
@@ -205,7 +232,7 @@ class Activation:
             finishing = self.live == 0 and not self.pending
         if finishing and not self.done.done():
             if self.nested:
-                gate.active += 1
+                gate.started()  # the block's own branch goes on
             self.done.set_result(self.results)
 
     async def _cancel_all(self) -> None:

@@ -1,0 +1,289 @@
+"""Hand-written floors of issue 18: the least a workflow engine can do per node, branch
+and item, written by hand, timed in the same run as plain asyncio and Flowcraft.
+
+    python benchmarks/floors.py [--src PATH] [--rounds 5]
+
+- chain: per node a 12-field args record, prep/exec/post (only ``exec`` overridden and
+  awaited), an abort check and a successor lookup; against ``for step: await step()``.
+- fan-out: per branch a task, fail-fast (a done-callback that cancels the rest) and the
+  join's arrival count, then the join; against ``asyncio.gather`` (K = 10k branches
+  sleeping 10 ms), with and without the garbage collector.
+- batch: per item a task, the params merge and an outcome record; against ``gather``.
+- per-item sub-flow: the batch floor whose item walks a one-node graph (an args record
+  per level).
+
+Prints each floor's and Flowcraft's ratio to plain asyncio (minimum of the rounds, each
+case warmed 10 runs first). No assertion: the issue's targets are set just above these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import itertools
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+N = 10_000
+K = 10_000
+ITEMS = 10_000
+
+
+class Args:
+    """A 12-field args record (what NodeArgs holds)."""
+
+    __slots__ = (
+        "ctx",
+        "error",
+        "exec_res",
+        "executor",
+        "incoming_action",
+        "logger",
+        "name",
+        "node",
+        "params",
+        "prep_res",
+        "scope",
+        "signal",
+    )  # fmt: skip
+
+    def __init__(self, ctx: Any, params: Any, signal: Any, logger: Any, name: str, node: Any, action: Any) -> None:
+        self.ctx, self.params, self.signal, self.logger = ctx, params, signal, logger
+        self.prep_res = self.exec_res = self.error = None
+        self.name, self.executor, self.node, self.scope, self.incoming_action = name, None, node, None, action
+
+
+class Signal:
+    __slots__ = ("aborted",)
+
+    def __init__(self) -> None:
+        self.aborted = False
+
+
+class FloorNode:
+    """prep and post not overridden (skipped), exec awaited."""
+
+    def __init__(self) -> None:
+        self.successors: dict[str, list[FloorNode]] = {}
+        self.params: dict[str, Any] = {}
+
+    async def exec(self, args: Args) -> Any:
+        return None
+
+
+class SleepNode(FloorNode):
+    async def exec(self, args: Args) -> Any:
+        await asyncio.sleep(0.01)
+
+
+async def walk(node: FloorNode | None, signal: Signal, params: dict[str, Any]) -> Any:
+    action: Any = None
+    while node is not None:
+        if signal.aborted:
+            raise RuntimeError("aborted")
+        args = Args(None, params, signal, None, "FloorNode", node, action)
+        args.exec_res = await node.exec(args)
+        action = "default"
+        bucket = node.successors.get(action)
+        node = bucket[0] if bucket else None
+    return action
+
+
+# ---- the cases: name -> (plain asyncio, floor, flowcraft) ---------------------------------
+
+
+async def noop() -> None:
+    return None
+
+
+async def sleep_branch() -> None:
+    await asyncio.sleep(0.01)
+
+
+def chain_cases(fc: Any) -> tuple[Callable[[], Awaitable[Any]], ...]:
+    steps = [noop] * N
+
+    async def plain() -> None:
+        for step in steps:
+            await step()
+
+    nodes = [FloorNode() for _ in range(N)]
+    for a, b in itertools.pairwise(nodes):
+        a.successors["default"] = [b]
+    signal = Signal()
+
+    async def floor() -> None:
+        await walk(nodes[0], signal, {})
+
+    return plain, floor, fc.chain(N)
+
+
+def fanout_cases(fc: Any) -> tuple[Callable[[], Awaitable[Any]], ...]:
+    async def plain() -> None:
+        await asyncio.gather(*(sleep_branch() for _ in range(K)))
+        await noop()
+
+    branches = [SleepNode() for _ in range(K)]
+    join = FloorNode()
+    signal = Signal()
+
+    async def floor() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        tasks: set[asyncio.Task[Any]] = set()
+        arrivals = [0]
+
+        def on_done(task: asyncio.Task[Any]) -> None:
+            tasks.discard(task)
+            if done.done():
+                return
+            error = task.exception()
+            if error is not None:
+                done.set_exception(error)
+                for other in tasks:
+                    other.cancel()
+                return
+            arrivals[0] += 1
+            if arrivals[0] == K:
+                done.set_result(None)
+
+        for branch in branches:
+            task = loop.create_task(walk(branch, signal, {}))
+            tasks.add(task)
+            task.add_done_callback(on_done)
+        await done
+        await walk(join, signal, {})
+
+    return plain, floor, fc.fanout(K)
+
+
+def batch_cases(fc: Any, subflow: bool) -> tuple[Callable[[], Awaitable[Any]], ...]:
+    items = [{"i": i} for i in range(ITEMS)]
+
+    async def item_noop(item: dict[str, Any]) -> None:
+        return None
+
+    async def plain() -> None:
+        await asyncio.gather(*(item_noop(item) for item in items))
+
+    node = FloorNode()
+    signal = Signal()
+    base: dict[str, Any] = {}
+
+    async def run_item(index: int, item: dict[str, Any]) -> tuple[int, Any, Any, Any]:
+        params = {**base, **item}
+        if subflow:  # the item's own walk of its one-node graph
+            args = Args(None, params, signal, None, "Flow", node, None)
+            action = await walk(node, signal, params)
+        else:
+            args = Args(None, params, signal, None, "FloorNode", node, None)
+            args.exec_res = await node.exec(args)
+            action = "default"
+        return (index, item, action, None)  # the outcome record
+
+    async def floor() -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*[loop.create_task(run_item(i, item)) for i, item in enumerate(items)])
+
+    return plain, floor, fc.batch(items, subflow)
+
+
+class FlowcraftCases:
+    """The same workloads with Flowcraft's public API (as benchmarks/flowbench)."""
+
+    def __init__(self) -> None:
+        import flowcraft
+
+        self.fc = flowcraft
+
+        class Noop(flowcraft.Node):  # type: ignore[type-arg]
+            async def exec(self, args: Any) -> None:
+                return None
+
+        class Sleep(flowcraft.Node):  # type: ignore[type-arg]
+            async def exec(self, args: Any) -> None:
+                await asyncio.sleep(0.01)
+
+        class Items(flowcraft.ParallelBatchFlow):
+            def __init__(self, node: Any, items: list[dict[str, Any]]) -> None:
+                super().__init__(node)
+                self.items = items
+
+            def prep(self, args: Any) -> Any:
+                return self.items
+
+        self.Noop, self.Sleep, self.Items = Noop, Sleep, Items
+
+    def chain(self, size: int) -> Callable[[], Awaitable[Any]]:
+        flow = self.fc.Flow()
+        current = flow.start(self.Noop())
+        for _ in range(size - 1):
+            current = current.next(self.Noop())
+        return flow.run  # type: ignore[no-any-return]
+
+    def fanout(self, size: int) -> Callable[[], Awaitable[Any]]:
+        join = self.Noop()
+        branches = [self.Sleep() for _ in range(size)]
+        for branch in branches:
+            branch.next(join)
+        return self.fc.Flow(self.fc.ParallelFlow(branches)).run  # type: ignore[no-any-return]
+
+    def batch(self, items: list[dict[str, Any]], subflow: bool) -> Callable[[], Awaitable[Any]]:
+        node = self.fc.Flow(self.Noop()) if subflow else self.Noop()
+        return self.fc.Flow(self.Items(node, items)).run  # type: ignore[no-any-return]
+
+
+def best_of(fn: Callable[[], Awaitable[Any]], rounds: int, paused: bool = False) -> float:
+    loop = asyncio.new_event_loop()
+    try:
+        for _ in range(10):  # warm: CPython 3.11 specialises from the 8th call
+            loop.run_until_complete(fn())
+        best = float("inf")
+        for _ in range(rounds):
+            gc.collect()
+            if paused:
+                gc.disable()
+            started = time.perf_counter()
+            loop.run_until_complete(fn())
+            best = min(best, time.perf_counter() - started)
+            gc.enable()
+        return best
+    finally:
+        loop.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", help="a source tree to import flowcraft from (default: the installed one)")
+    parser.add_argument("--rounds", type=int, default=5)
+    opts = parser.parse_args()
+    if opts.src:
+        sys.path.insert(0, opts.src)
+    fc = FlowcraftCases()
+    cases = [
+        ("chain, N=10k no-op nodes", chain_cases(fc), False),
+        ("fan-out, K=10k branches sleeping 10 ms", fanout_cases(fc), False),
+        ("fan-out, same, GC paused", fanout_cases(fc), True),
+        ("batch, 10k no-op items", batch_cases(fc, subflow=False), False),
+        ("per-item sub-flow, 10k items", batch_cases(fc, subflow=True), False),
+    ]
+    print(f"{'workload':42s} {'plain':>10s} {'floor':>8s} {'flowcraft':>10s}")
+    for title, (plain, floor, flowcraft), paused in cases:
+        # interleaved rounds, so the noise of a shared machine falls on all three alike
+        times = {"plain": float("inf"), "floor": float("inf"), "flowcraft": float("inf")}
+        for _ in range(3):
+            for name, fn in (("plain", plain), ("floor", floor), ("flowcraft", flowcraft)):
+                times[name] = min(times[name], best_of(fn, opts.rounds, paused))
+        base = times["plain"]
+        print(
+            f"{title:42s} {base * 1e3:8.2f}ms {times['floor'] / base:7.2f}x {times['flowcraft'] / base:9.2f}x",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
