@@ -8,12 +8,16 @@ really sleeps and draws jitter from a fixed seed.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
 
 from .abort import AbortSignal, sleep
 
-__all__ = ["Clock", "current", "install"]
+__all__ = ["Clock", "current", "install", "scoped"]
 
 
 class Clock:
@@ -38,13 +42,37 @@ class Clock:
         """A number drawn uniformly from ``[low, high]`` (retry jitter)."""
         return self._random.uniform(low, high)
 
+    def retries_before(self, node: Any) -> tuple[int, float]:
+        """Attempts of ``node``'s ``exec`` already made, and the seconds they took, before
+        this run of it (a durable job resumed after a retry timer); ``(0, 0.0)`` here."""
+        return 0, 0.0
+
+    async def retry_sleep(self, seconds: float, signal: AbortSignal | None, *, node: Any, attempt: int,
+                          elapsed: float) -> None:  # fmt: skip
+        """The wait between two attempts of ``node``'s ``exec`` (``attempt`` made so far,
+        ``elapsed`` seconds since the first): a sleep here; a durable job's clock may park
+        the job on a timer instead."""
+        await self.sleep(seconds, signal)
+
 
 _current: Clock = Clock()
+_scoped: ContextVar[Clock | None] = ContextVar("flowcraft_clock", default=None)
 
 
 def current() -> Clock:
-    """The clock run policies use now."""
-    return _current
+    """The clock run policies use now (a scoped one inside [`scoped`][flowcraft.clock.scoped])."""
+    found = _scoped.get()
+    return _current if found is None else found
+
+
+@contextlib.contextmanager
+def scoped(clock: Clock) -> Iterator[Clock]:
+    """Make ``clock`` the current clock for the code (and the tasks it starts) inside the block."""
+    token = _scoped.set(clock)
+    try:
+        yield clock
+    finally:
+        _scoped.reset(token)
 
 
 def install(clock: Clock) -> Clock:

@@ -501,10 +501,11 @@ class Node(AbstractNode, Generic[P, E, A]):
         from .clock import current
 
         clock = current()
+        attempt, elapsed_before = clock.retries_before(self)  # (0, 0.0) but for a resumed durable job
+        started = clock.monotonic() - elapsed_before
         deadline = None
         if policy is not None and policy.max_elapsed is not None:
-            deadline = clock.monotonic() + policy.max_elapsed
-        attempt = 0
+            deadline = started + policy.max_elapsed
         while True:
             attempt += 1
             if attempt > 1:
@@ -537,7 +538,9 @@ class Node(AbstractNode, Generic[P, E, A]):
                 if scope is not None and scope.events is not None:
                     scope.events.retry(self, attempt=attempt, max_attempts=attempts, error=error, wait=delay)
                 if delay > 0:
-                    await clock.sleep(delay, signal)
+                    await clock.retry_sleep(
+                        delay, signal, node=self, attempt=attempt, elapsed=clock.monotonic() - started
+                    )
 
     async def _fallback(
         self, args: NodeArgs[Any, Any], error: Exception, attempts: int | None = None, stopped: str = ""

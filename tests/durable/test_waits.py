@@ -306,3 +306,38 @@ def test_wait_settings_that_cannot_work_are_refused_naming_the_node() -> None:
         builder.build({"nodes": [w.node("ask", "wait", **bad)], "edges": []})
     with pytest.raises(GraphError, match=r"Wait node 'ask': data.timeout: a duration must be >= 0, got '-1s'"):
         builder.build({"nodes": [w.node("ask", "wait", timeout="-1s")], "edges": []})
+
+
+@pytest.mark.timeout(60)
+def test_long_retry_waits_park_the_job_on_timers_and_keep_the_attempt_count(db_path: str) -> None:
+    clock = ManualClock()
+    w.ATTEMPTS.clear()
+
+    async def main() -> tuple[list[Any], list[str], list[str], Any, dict[str, Any]]:
+        async with DurableExecutor(db_path, clock=clock) as executor:
+            handle = await executor.start("wait_nodes:make_flaky", run_id="f")
+            states = []
+            for _ in range(200):  # attempt 1 fails: the job parks on a 10 s timer
+                if await handle.waits():
+                    break
+                await asyncio.sleep(0.01)
+            first = [(wait.id, wait.kind, wait.fire_at) for wait in await handle.waits()]
+            states.append((await handle.status()).state)
+            clock.now += 10
+            fired = await executor.fire_due_timers()
+            for _ in range(200):  # attempt 2 fails: 20 s this time
+                if [wait.id for wait in await handle.waits()] == ["call#1~retry2"]:
+                    break
+                await asyncio.sleep(0.01)
+            clock.now += 19
+            early = await executor.fire_due_timers()
+            clock.now += 1
+            fired += await executor.fire_due_timers()
+            action = await handle.result(timeout=10)
+            return first + states, fired, early, action, await handle.context()
+
+    first, fired, early, action, ctx = asyncio.run(main())
+    assert first == [("call#1~retry1", "timer", 1_000_000.0 + 10), "awaiting"]  # no process held meanwhile
+    assert fired == ["call#1~retry1", "call#1~retry2"] and early == []
+    assert w.ATTEMPTS == [1, 2, 3]  # three attempts in all, not three per resumption
+    assert action == "finished" and ctx == {"started": True, "attempts": 3, "done": True}

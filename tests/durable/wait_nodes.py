@@ -153,3 +153,32 @@ def make_wait_in_batch() -> Flow:
     first = Draft()
     first.next(Items(Approve().with_id("per-item")).with_id("batch"))
     return Flow(first)
+
+
+ATTEMPTS: list[int] = []
+"""Each exec of a Flaky node in this process (the test reads it)."""
+
+
+class Flaky(Node):
+    """Fails its first two attempts; backs off 10 s, then 20 s (a durable run parks on timers)."""
+
+    def __init__(self) -> None:
+        from flowcraft import RetryPolicy
+
+        super().__init__(retry=RetryPolicy(max_attempts=3, wait=10.0, backoff=2.0, max_elapsed=3600))
+
+    async def exec(self, args: NodeArgs) -> Any:
+        ATTEMPTS.append(len(ATTEMPTS) + 1)
+        if len(ATTEMPTS) < 3:
+            raise ConnectionError(f"flaky attempt {len(ATTEMPTS)}")
+        return len(ATTEMPTS)
+
+    async def post(self, args: NodeArgs) -> Any:
+        await args.ctx.set("attempts", args.exec_res)
+
+
+def make_flaky() -> Flow:
+    """start → a flaky call with 10 s and 20 s back-offs → done."""
+    first = Record("started", True)
+    first.next(Flaky().with_id("call"), "finished").next(Record("done", True))
+    return Flow(first)

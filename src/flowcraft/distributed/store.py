@@ -651,7 +651,7 @@ class RedisRunStore:
         job = None
         if outcome == "ok" and record is not None and node:
             graph = await self.client.hget(rk.meta, "blueprint")
-            job = Job(record.park.job_id, run_id, str(node), str(graph), record.park.incoming)
+            job = Job(record.park.job_id, run_id, str(node), str(graph), record.park.incoming, resumed=True)
         return Resolved(str(outcome), job, str(state), record)
 
     async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:

@@ -157,7 +157,7 @@ class DurableExecutor(JobExecutor):
         self._clock = clock
         self._worker = JobWorker(
             registry, store=store, queue=queue, dependencies=dependencies, concurrency=concurrency,
-            middleware=middleware, logger=logger, inline_successors=True, clock=clock,
+            middleware=middleware, logger=logger, inline_successors=True, clock=clock, retry_timers=True,
         )  # fmt: skip
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []

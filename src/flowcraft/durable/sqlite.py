@@ -893,7 +893,7 @@ def _resolve(db: sqlite3.Connection, run_id: str, wait_id: str, resolution: Reso
     )
     job = None
     if job_row is not None:
-        job = Job(record.park.job_id, run_id, str(job_row[0]), str(run[1]), job_row[1])
+        job = Job(record.park.job_id, run_id, str(job_row[0]), str(run[1]), job_row[1], resumed=True)
     return Resolved("ok", job, "running", record)
 
 

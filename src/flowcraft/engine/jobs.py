@@ -63,19 +63,25 @@ class Job:
     """The key of the run's stored graph (a blueprint's content hash, or a factory's structural hash)."""
     action: str | None = None
     """The encoded action of the node that handed control to this one (``None`` at a start)."""
+    resumed: bool = False
+    """The job goes on after one of its waits was resolved (a wait node's resume, or a
+    retry timer): the worker reads what the wait left."""
 
     def to_data(self) -> dict[str, Any]:
         """The job's payload on a queue."""
         data: dict[str, Any] = {"r": self.run_id, "n": self.node_id, "b": self.graph}
         if self.action is not None:
             data["a"] = self.action
+        if self.resumed:
+            data["w"] = 1
         return data
 
     @classmethod
     def from_data(cls, job_id: str, data: Mapping[str, Any]) -> Job:
         """The job behind a queue payload (see [`to_data`][flowcraft.engine.Job.to_data])."""
         action = data.get("a")
-        return cls(job_id, str(data["r"]), str(data["n"]), str(data["b"]), action if isinstance(action, str) else None)
+        return cls(job_id, str(data["r"]), str(data["n"]), str(data["b"]), action if isinstance(action, str) else None,
+                   bool(data.get("w")))  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

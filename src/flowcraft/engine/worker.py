@@ -37,10 +37,11 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from ..abort import AbortController
+from ..abort import AbortController, AbortSignal
 from ..actions import DEFAULT_ACTION
 from ..clock import Clock
 from ..clock import current as current_clock
+from ..clock import scoped as scoped_clock
 from ..errors import (
     AbortError,
     BudgetExceededError,
@@ -186,6 +187,49 @@ class _Job:
         return result if kept is None else decode(kept, key=name)
 
 
+RETRY_TIMER_FROM = 5.0
+"""Retry waits of this many seconds or more park a durable job on a timer."""
+
+
+class _RetryParked(BaseException):
+    """Raised by a job's clock instead of a long retry sleep (a ``BaseException``, so that
+    no ``except Exception`` of a node or middleware takes it for the node's failure)."""
+
+    def __init__(self, delay: float, attempt: int, elapsed: float) -> None:
+        super().__init__(delay, attempt, elapsed)
+        self.delay, self.attempt, self.elapsed = delay, attempt, elapsed
+
+
+class _JobClock(Clock):
+    """The clock of one job of a durable run: time from ``base``; the job's own node
+    resumes its attempt count, and a retry wait of RETRY_TIMER_FROM s or more parks the job."""
+
+    def __init__(self, base: Clock, node: AbstractNode, retried: tuple[int, float]) -> None:
+        super().__init__()
+        self.base, self.node, self.retried = base, node, retried
+
+    def monotonic(self) -> float:
+        return self.base.monotonic()
+
+    def time(self) -> float:
+        return self.base.time()
+
+    def uniform(self, low: float, high: float) -> float:
+        return self.base.uniform(low, high)
+
+    async def sleep(self, seconds: float, signal: AbortSignal | None) -> None:
+        await self.base.sleep(seconds, signal)
+
+    def retries_before(self, node: Any) -> tuple[int, float]:
+        return self.retried if node is self.node else (0, 0.0)
+
+    async def retry_sleep(self, seconds: float, signal: AbortSignal | None, *, node: Any, attempt: int,
+                          elapsed: float) -> None:  # fmt: skip
+        if node is self.node and seconds >= RETRY_TIMER_FROM:
+            raise _RetryParked(seconds, attempt, elapsed)
+        await self.base.retry_sleep(seconds, signal, node=node, attempt=attempt, elapsed=elapsed)
+
+
 class _JobEvents:
     """The run events of one node job (runs started with events only).
 
@@ -255,6 +299,9 @@ class JobWorker:
         fire_timers: fire the store's due timers (wait timeouts, sleeps) every
             ``TIMER_POLL`` seconds — workers on a shared store do; a durable executor
             fires its own.
+        retry_timers: a retry wait of ``RETRY_TIMER_FROM`` seconds or more parks the job
+            on a timer instead of sleeping (durable runs); the next attempt runs when it
+            fires, wherever, with the attempt count and ``max_elapsed`` carried over.
         graph_cache_size: graphs kept hydrated (nodes built, plan analysed); the least
             recently used one is dropped past it, and hydrated again when needed.
 
@@ -281,6 +328,7 @@ class JobWorker:
         inline_successors: bool = False,
         clock: Clock | None = None,
         fire_timers: bool = False,
+        retry_timers: bool = False,
         graph_cache_size: int = GRAPH_CACHE_SIZE,
     ) -> None:
         if concurrency < 1:
@@ -297,6 +345,7 @@ class JobWorker:
         self.inline_successors = inline_successors
         self.clock = clock
         self.fire_timers = fire_timers
+        self.retry_timers = retry_timers
         self._timer_task: asyncio.Task[None] | None = None
         self.on_park: Callable[[str, Park], None] | None = None
         """Called when a job parks on a wait (the durable executor arms its timer)."""
@@ -538,9 +587,11 @@ class JobWorker:
                 job_events = _JobEvents(run_id, node, self.logger)
                 job_events.events.node(NodeStarted, node)
                 job_events.sent = asyncio.ensure_future(store.add_events(run_id, job_events.take()))
+            retried = await self._retried(job) if resumed is None and job.resumed else (0, 0.0)
             outcome = await self._run_node(
                 run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events, meter, job.id,
                 step=node.resume if resumed is not None and isinstance(node, WaitNode) else None, resumed=resumed,
+                job=job, retried=retried,
             )  # fmt: skip
             if outcome is None:
                 return None
@@ -644,6 +695,38 @@ class JobWorker:
             self.on_park(run_id, park)
         return None
 
+    async def _park_retry(self, job: Job, node: AbstractNode, parked: _RetryParked, job_events: _JobEvents | None
+                          ) -> None:  # fmt: skip
+        """Park the job on a timer until its next attempt (no process or task is held)."""
+        store = self.store
+        assert isinstance(store, WaitStore)
+        clock = self.clock if self.clock is not None else current_clock()
+        visit = job.id.rsplit(":", 1)[1]
+        wait_id = f"{job.node_id}#{visit}~retry{parked.attempt}"
+        request = encode({"attempt": parked.attempt, "elapsed": parked.elapsed}, key="<retry>")
+        fire_at = clock.time() + parked.delay
+        park = Park(job.id, wait_id, job.node_id, "timer", request, (), fire_at, None, job.action)
+        if job_events is not None:
+            await job_events.wait_sent()
+        await store.park(job.run_id, park)
+        log.info(
+            "run %s: %s parked %gs until its attempt %d", job.run_id, job.node_id, parked.delay, parked.attempt + 1
+        )
+        if self.on_park is not None:
+            self.on_park(job.run_id, park)
+
+    async def _retried(self, job: Job) -> tuple[int, float]:
+        """For a job resumed after a retry timer: its attempts so far and the seconds they took."""
+        store = self._store
+        if not job.resumed or not isinstance(store, WaitStore):
+            return 0, 0.0
+        prefix = f"{job.node_id}#{job.id.rsplit(':', 1)[1]}~retry"
+        found = [r for r in await store.waits(job.run_id, open_only=False) if r.park.wait_id.startswith(prefix)]
+        if not found:
+            return 0, 0.0
+        latest = decode(max(found, key=lambda r: int(r.park.wait_id[len(prefix) :])).park.request, key="<retry>")
+        return int(latest["attempt"]), float(latest["elapsed"])
+
     async def _unknown_node_type(self, job: Job, error: UnknownNodeTypeError) -> None:
         """The job's graph uses a node type this worker's registry lacks: log it, and fail
         the run. (A worker whose queue is shared by other applications hands the job on
@@ -665,6 +748,8 @@ class JobWorker:
         job_key: str = "",
         step: Callable[[NodeArgs[Any, Any]], Awaitable[Any]] | None = None,
         resumed: tuple[Any, Any] | None = None,
+        job: Job | None = None,
+        retried: tuple[int, float] = (0, 0.0),
     ) -> tuple[Any, RecordingContext] | None:
         """Run the node's lifecycle (or only ``step``, a wait node's ``request`` or ``resume``
         with ``resumed`` = value and action); ``None`` when it failed or was aborted (already recorded)."""
@@ -700,8 +785,19 @@ class JobWorker:
             ctx.on_write = lambda _key: _die()
         if resumed is not None:
             args.exec_res = resumed[0]
+        clock: Clock | None = None
+        if job is not None and self.retry_timers and isinstance(self._store, WaitStore):
+            clock = _JobClock(self.clock if self.clock is not None else current_clock(), node, retried)
         try:
-            action = await (chain(args) if step is None else step(args))
+            if clock is None:
+                action = await (chain(args) if step is None else step(args))
+            else:
+                with scoped_clock(clock):  # a retry wait of RETRY_TIMER_FROM s or more parks the job
+                    action = await (chain(args) if step is None else step(args))
+        except _RetryParked as parked:
+            assert job is not None
+            await self._park_retry(job, node, parked, job_events)
+            return None
         except AbortError as error:
             assert self._store is not None
             if meter is not None and meter.error is not None:
