@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -26,13 +27,23 @@ def wait_for(driver: Any, css: str, timeout: float = 15) -> Any:
 
 
 def node_state(driver: Any, node_id: str) -> str | None:
-    found = driver.find_elements(By.CSS_SELECTOR, f'#graph svg [data-node="{node_id}"]')
-    return found[0].get_attribute("data-state") if found else None
+    for _ in range(20):  # the live page redraws nodes: an element may go stale while read
+        try:
+            found = driver.find_elements(By.CSS_SELECTOR, f'#graph svg [data-node="{node_id}"]')
+            return found[0].get_attribute("data-state") if found else None
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise AssertionError(f"node {node_id!r} kept being redrawn")
 
 
 def until(predicate: Any, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        try:
+            if predicate():
+                return
+        except (StaleElementReferenceException, NoSuchElementException):  # redrawn meanwhile: look again
+            pass
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.1)
@@ -83,8 +94,9 @@ def test_approve_a_parked_branch_and_watch_the_run_complete(browser: Any, store:
         wait_for(browser, "#notice")
         until(lambda: browser.find_element(By.ID, "run-state").get_attribute("data-state") == "completed")
         until(lambda: node_state(browser, "join") == "done")
-        context = browser.find_element(By.ID, "context").text
-        assert "approved_by" in context and "looks good" in context and "collected" in context
+        # the context panel follows the run's state in the next live update
+        until(lambda: all(text in browser.find_element(By.ID, "context").text
+                          for text in ("approved_by", "looks good", "collected")))  # fmt: skip
         kinds = [row.get_attribute("data-kind") for row in browser.find_elements(By.CSS_SELECTOR, "#timeline tr")]
         assert "WaitResolved" in kinds
         shot(browser, "run-completed")
