@@ -89,9 +89,8 @@ def test_job_engine_on_the_memory_store() -> None:
 def test_durable_executor_and_sqlite_store(tmp_path: Path) -> None:
     db = str(tmp_path / "runs.db")
     assert run(check_executor(lambda: DurableExecutor(db, registry=REGISTRY))).passed
-    # crash=False: the in-process worker kill does not yet recover on SQLite (the durable
-    # executor's own recovery is proven by tests/durable/test_crash.py with real kill -9)
-    assert run(check_store(lambda: SqliteRunStore(str(tmp_path / "store.db")), crash=False)).passed
+    report = run(check_store(lambda: SqliteRunStore(str(tmp_path / "store.db"))))
+    assert report.passed and "crash:after_commit" in [r.name for r in report.results]
 
 
 def failed(report_or_error: ConformanceReport | ConformanceError) -> list[str]:

@@ -626,7 +626,7 @@ async def check_store(
             two = await store.memo(run_id, jid, "k", '"v2"')
             assert (one, two) == ('"v1"', '"v1"'), f"memo answered {one!r} then {two!r} (want the first value twice)"
         if engine:
-            await _engine_checks(checks, store, crash)
+            await _engine_checks(checks, store, crash, factory)
     finally:
         await _close(store)
     return checks.report(raise_on_failure)
@@ -656,7 +656,7 @@ class _Killed(Exception):
     pass
 
 
-async def _engine_checks(checks: _Checks, store: RunStore, crash: bool) -> None:
+async def _engine_checks(checks: _Checks, store: RunStore, crash: bool, factory: Callable[[], Any]) -> None:
     queue = MemoryJobQueue(retry_delay=0.005)
     workers = [JobWorker(REGISTRY, store=store, queue=queue, concurrency=4) for _ in range(2)]
     tasks = [asyncio.ensure_future(w.run()) for w in workers]
@@ -678,7 +678,12 @@ async def _engine_checks(checks: _Checks, store: RunStore, crash: bool) -> None:
         return
     for point in CRASH_POINTS:
         async with checks.check(f"crash:{point}"):
-            await _crash_check(store, point)
+            # a store of its own: the engine's client closes the store it was given when it ends
+            fresh: RunStore = await _open_store(factory)
+            try:
+                await _crash_check(fresh, point)
+            finally:
+                await _close(fresh)
 
 
 def _crash_graph(ledger: str | None) -> dict[str, Any]:
