@@ -1,0 +1,27 @@
+"""The kit as a pytest plugin: the ``flowcraft_conformance`` fixture (registered through
+the ``pytest11`` entry point of the installed package) runs the kit from a sync test and
+fails the test naming the checks that failed."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowcraft import InMemoryExecutor
+from flowcraft.engine import MemoryRunStore
+from flowcraft.testing.pytest_plugin import Conformance
+
+from .broken import FirstArrivalExecutor, NoDedupeStore
+
+
+def test_the_fixture_runs_the_kit_over_an_executor_and_a_store(flowcraft_conformance: Conformance) -> None:
+    report = flowcraft_conformance.executor(InMemoryExecutor)
+    assert report.passed and any(r.name == "fan-in-exactly-once" for r in report.results)
+    shared = MemoryRunStore()  # "restarting" a memory store means opening the same one again
+    assert flowcraft_conformance.store(lambda: shared).passed
+
+
+def test_a_broken_executor_or_store_fails_the_test_naming_the_check(flowcraft_conformance: Conformance) -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"FAIL fan-in-exactly-once"):
+        flowcraft_conformance.executor(FirstArrivalExecutor)
+    with pytest.raises(pytest.fail.Exception, match=r"FAIL commit-dedupe"):
+        flowcraft_conformance.store(NoDedupeStore, crash=False)
