@@ -1,6 +1,6 @@
-"""The kit as a pytest plugin: the ``flowcraft_conformance`` fixture (registered through
-the ``pytest11`` entry point of the installed package) runs the kit from a sync test and
-fails the test naming the checks that failed."""
+"""The kit as a pytest plugin: the ``flowcraft_conformance`` fixture (loaded by
+tests/conftest.py as users load it) runs the kit from a sync test and fails the test
+naming the checks that failed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The conformance kit as a pytest plugin (loaded by pytest when flowcraft is installed).
+"""The conformance kit as a pytest plugin: add
+``pytest_plugins = ["flowcraft.testing.pytest_plugin"]`` to your top-level
+``conftest.py`` (opt-in, so that it loads after coverage measurement has started).
 
 It adds one fixture, ``flowcraft_conformance``, which runs the kit of
 [`flowcraft.testing.conformance`][flowcraft.testing.conformance] from a plain (sync)
