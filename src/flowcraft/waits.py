@@ -183,10 +183,6 @@ class WaitNode(Node[Any, Any, Any]):
             raise wrapped from wrapped.__cause__
         return DEFAULT_ACTION if action is None else action
 
-    def allows(self, action: Any) -> bool:
-        """Whether a resume may take ``action`` (any, when ``actions`` is empty)."""
-        return not self.actions or action in self.actions
-
 
 class SleepNode(WaitNode):
     """A durable timer: the run parks for ``seconds`` (a number, or ``"2s"``, ``"5m"``,

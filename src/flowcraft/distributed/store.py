@@ -35,6 +35,7 @@ from ..engine.jobs import (
     WaitRecord,
     job_id_prefix,
 )
+from ..engine.topics import TopicSubscription
 from .connection import MAX_CONNECTIONS, POOL_TIMEOUT, connect
 from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, MEMO_TTL, Keys, RunKeys
 from .queue import map_backend_errors_async
@@ -325,19 +326,6 @@ def _completion(result: Sequence[Any]) -> Completion:
 log = logging.getLogger("flowcraft.distributed.store")
 
 
-class _Subscription:
-    """A [`Subscription`][flowcraft.engine.Subscription]: the messages `_Hub` routes to one listener."""
-
-    def __init__(self, queue: asyncio.Queue[str]) -> None:
-        self._queue = queue
-
-    async def get(self, wait: float) -> str | None:
-        try:
-            return await asyncio.wait_for(self._queue.get(), wait)
-        except TimeoutError:
-            return None
-
-
 class _Hub:
     """Every pub/sub subscription of one store on one connection: a reader task routes
     each message to the listeners of its channel (so a thousand clients waiting for their
@@ -352,12 +340,12 @@ class _Hub:
         self._reader: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[_Subscription]:
+    async def subscribe(self, channel: str) -> AsyncIterator[TopicSubscription]:
         queue: asyncio.Queue[str] = asyncio.Queue()
         self._listeners.setdefault(channel, set()).add(queue)
         try:
             await self._sync(channel)
-            yield _Subscription(queue)
+            yield TopicSubscription(queue)
         finally:
             listeners = self._listeners.get(channel)
             if listeners is not None:
@@ -507,15 +495,15 @@ class RedisRunStore:
             )
         return str(result or "")
 
-    def subscription(self, channel: str) -> contextlib.AbstractAsyncContextManager[_Subscription]:
+    def subscription(self, channel: str) -> contextlib.AbstractAsyncContextManager[TopicSubscription]:
         """Messages on ``channel`` (all subscriptions share one pub/sub connection)."""
         return self._hub.subscribe(channel)
 
-    def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[_Subscription]:
+    def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[TopicSubscription]:
         """Notifications when the run ends (its ``events`` channel)."""
         return self.subscription(self.keys.run(run_id).events)
 
-    def subscribe_control(self) -> contextlib.AbstractAsyncContextManager[_Subscription]:
+    def subscribe_control(self) -> contextlib.AbstractAsyncContextManager[TopicSubscription]:
         """``"cancel <run id>"`` messages (the control channel)."""
         return self.subscription(self.keys.control)
 

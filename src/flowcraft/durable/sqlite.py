@@ -22,7 +22,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..clock import Clock, current
@@ -45,6 +45,7 @@ from ..engine.jobs import (
     WaitRecord,
     job_id,
 )
+from ..engine.topics import Topics, TopicSubscription
 from ..topology import releasable
 from .sqlite_schema import RUN_TABLES, open_database
 
@@ -66,28 +67,6 @@ class _Busy(Exception):
 
 def _checkpoint(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-
-class _Topic:
-    def __init__(self) -> None:
-        self.queues: set[asyncio.Queue[str]] = set()
-
-
-class _Subscription:
-    """Messages of one topic; ``poll`` looks in the file for what other processes did."""
-
-    def __init__(self, queue: asyncio.Queue[str], poll: Callable[[], Any] | None) -> None:
-        self._queue = queue
-        self._poll = poll
-
-    async def get(self, wait: float) -> str | None:
-        try:
-            return await asyncio.wait_for(self._queue.get(), wait)
-        except TimeoutError:
-            if self._poll is not None:
-                found: str | None = await self._poll()
-                return found
-            return None
 
 
 class SqliteRunStore:
@@ -140,7 +119,7 @@ class SqliteRunStore:
         self._fast: sqlite3.Connection | None = None  # the event loop's: never waits
         self._inflight = 0
         self._fast_commits = 0
-        self._topics: dict[str, _Topic] = {}
+        self._topics = Topics()
         self._control_seen = 0.0
         self._closed = False
 
@@ -242,24 +221,6 @@ class SqliteRunStore:
     def _store_error(self, error: sqlite3.Error) -> StoreError:
         return StoreError(f"Run store {self.path!r}: {error}", path=self.path)
 
-    # ---- notifications in this process -----------------------------------------------------
-
-    def _publish(self, topic: str, message: str) -> None:
-        found = self._topics.get(topic)
-        if found is not None:
-            for queue in found.queues:
-                queue.put_nowait(message)
-
-    @contextlib.asynccontextmanager
-    async def _subscribe(self, topic: str, poll: Callable[[], Any] | None = None) -> AsyncIterator[_Subscription]:
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        entry = self._topics.setdefault(topic, _Topic())
-        entry.queues.add(queue)
-        try:
-            yield _Subscription(queue, poll)
-        finally:
-            entry.queues.discard(queue)
-
     # ---- the RunStore protocol ---------------------------------------------------------------
 
     async def create(self, run: NewRun) -> bool:
@@ -287,7 +248,7 @@ class SqliteRunStore:
         """The atomic per-node step: delta, done record, arrivals, releases, pending jobs, end of run."""
         completion = await self._tx(_commit, run_id, commit, self._time())
         if completion.final:
-            self._publish(f"run:{run_id}", completion.final)
+            self._topics.publish(f"run:{run_id}", completion.final)
         return completion
 
     # ---- waits and timers ------------------------------------------------------------------
@@ -297,7 +258,7 @@ class SqliteRunStore:
         (``"awaiting"`` when nothing else of the run is left to run)."""
         state = await self._tx(_park, run_id, park, self._time())
         if state == "awaiting":
-            self._publish(f"run:{run_id}", "awaiting")
+            self._topics.publish(f"run:{run_id}", "awaiting")
         return state
 
     async def wait(self, run_id: str, wait_id: str) -> WaitRecord | None:
@@ -325,9 +286,9 @@ class SqliteRunStore:
         """Mark the run failed (or ``failure.state``) if it is still active."""
         failed = await self._tx(_fail, run_id, failure, self._time())
         if failed:
-            self._publish(f"run:{run_id}", failure.state)
+            self._topics.publish(f"run:{run_id}", failure.state)
             if failure.abort_running:
-                self._publish("control", f"cancel {run_id}")
+                self._topics.publish("control", f"cancel {run_id}")
         return failed
 
     async def charge(self, run_id: str, charge: Charge) -> Usage:
@@ -338,8 +299,8 @@ class SqliteRunStore:
         """Mark the run cancelled; the state it ends in (``""``: no such run)."""
         state = await self._tx(_cancel, run_id, reason, self._time())
         if state == "cancelled":
-            self._publish(f"run:{run_id}", "cancelled")
-            self._publish("control", f"cancel {run_id}")
+            self._topics.publish(f"run:{run_id}", "cancelled")
+            self._topics.publish("control", f"cancel {run_id}")
         return state
 
     async def still_pending(self, run_id: str, job_ids: Sequence[str]) -> list[bool]:
@@ -350,7 +311,7 @@ class SqliteRunStore:
         """Append encoded events to the run's event log (if it records events)."""
         if events:
             await self._tx(_add_events, run_id, [("e", text) for text in events])
-            self._publish(f"events:{run_id}", "")
+            self._topics.publish(f"events:{run_id}", "")
 
     async def read_events(
         self, run_id: str, after: str, *, block: float | None, count: int = 500
@@ -361,25 +322,25 @@ class SqliteRunStore:
         if entries or not block:
             return entries
         deadline = time.monotonic() + block
-        async with self._subscribe(f"events:{run_id}") as subscription:
+        async with self._topics.subscribe(f"events:{run_id}") as subscription:
             while not entries and time.monotonic() < deadline:
                 await subscription.get(min(0.05, max(0.0, deadline - time.monotonic())))
                 entries = await self._call(_read_events, run_id, mark, count)
         return entries
 
-    def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[_Subscription]:
+    def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[TopicSubscription]:
         """Notifications when the run ends (in this process; other processes are seen by polling)."""
-        return self._subscribe(f"run:{run_id}")
+        return self._topics.subscribe(f"run:{run_id}")
 
-    def subscribe_control(self) -> contextlib.AbstractAsyncContextManager[_Subscription]:
+    def subscribe_control(self) -> contextlib.AbstractAsyncContextManager[TopicSubscription]:
         """``"cancel <run id>"`` messages: from this process at once, from others when polled."""
-        return self._subscribe("control", self._poll_cancelled)
+        return self._topics.subscribe("control", self._poll_cancelled)
 
     async def _poll_cancelled(self) -> str | None:
         since, self._control_seen = self._control_seen, self._time()
         found = await self._call(_cancelled_since, since - 1.0)
         for run_id in found[1:]:
-            self._publish("control", f"cancel {run_id}")
+            self._topics.publish("control", f"cancel {run_id}")
         return f"cancel {found[0]}" if found else None
 
     async def ping(self) -> None:

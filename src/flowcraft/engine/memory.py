@@ -15,35 +15,14 @@ import dataclasses
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from ..topology import releasable
 from .jobs import ACTIVE_STATES, Charge, Commit, Completion, Failure, Job, JobState, NewRun, Usage, job_id
 from .protocols import JobFailed, JobProcessor
+from .topics import Topics, TopicSubscription
 
 __all__ = ["MemoryJobQueue", "MemoryRunStore"]
-
-
-class _Topic:
-    """Fan-out of messages to the subscriptions open on one topic."""
-
-    def __init__(self) -> None:
-        self.queues: set[asyncio.Queue[str]] = set()
-
-    def publish(self, message: str) -> None:
-        for queue in self.queues:
-            queue.put_nowait(message)
-
-
-class _Subscription:
-    def __init__(self, queue: asyncio.Queue[str]) -> None:
-        self._queue = queue
-
-    async def get(self, wait: float) -> str | None:
-        try:
-            return await asyncio.wait_for(self._queue.get(), wait)
-        except TimeoutError:
-            return None
 
 
 @dataclasses.dataclass
@@ -68,28 +47,13 @@ class MemoryRunStore:
     def __init__(self) -> None:
         self._graphs: dict[str, str] = {}
         self._runs: dict[str, _Run] = {}
-        self._topics: dict[str, _Topic] = {}
+        self._topics = Topics()
         self._ids = itertools.count(1)
 
     def __repr__(self) -> str:
         return "MemoryRunStore()"
 
     # ---- helpers ----------------------------------------------------------------------
-
-    def _publish(self, topic: str, message: str) -> None:
-        found = self._topics.get(topic)
-        if found is not None:
-            found.publish(message)
-
-    @contextlib.asynccontextmanager
-    async def _subscribe(self, topic: str) -> AsyncIterator[_Subscription]:
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        entry = self._topics.setdefault(topic, _Topic())
-        entry.queues.add(queue)
-        try:
-            yield _Subscription(queue)
-        finally:
-            entry.queues.discard(queue)
 
     def _append(self, run: _Run, fields: dict[str, str]) -> None:
         run.stream.append((f"{next(self._ids)}-0", fields))
@@ -99,7 +63,7 @@ class MemoryRunStore:
     def _finish(self, run_id: str, run: _Run, state: str) -> None:
         if run.meta.get("events"):
             self._append(run, {"end": state})
-        self._publish(f"run:{run_id}", state)
+        self._topics.publish(f"run:{run_id}", state)
 
     # ---- the protocol -------------------------------------------------------------------
 
@@ -207,7 +171,7 @@ class MemoryRunStore:
         run.meta.update(failure.details)
         self._finish(run_id, run, failure.state)
         if failure.abort_running:
-            self._publish("control", f"cancel {run_id}")
+            self._topics.publish("control", f"cancel {run_id}")
         return True
 
     async def charge(self, run_id: str, charge: Charge) -> Usage:
@@ -237,7 +201,7 @@ class MemoryRunStore:
             return status
         run.meta.update(status="cancelled", cancel_reason=reason, ended_at=_now())
         self._finish(run_id, run, "cancelled")
-        self._publish("control", f"cancel {run_id}")
+        self._topics.publish("control", f"cancel {run_id}")
         return "cancelled"
 
     async def still_pending(self, run_id: str, job_ids: Sequence[str]) -> list[bool]:
@@ -275,13 +239,13 @@ class MemoryRunStore:
             run.memos.setdefault((job_id, key), value)
         return run.memos.get((job_id, key))
 
-    def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[_Subscription]:
+    def subscribe_run(self, run_id: str) -> contextlib.AbstractAsyncContextManager[TopicSubscription]:
         """Notifications when the run ends."""
-        return self._subscribe(f"run:{run_id}")
+        return self._topics.subscribe(f"run:{run_id}")
 
-    def subscribe_control(self) -> contextlib.AbstractAsyncContextManager[_Subscription]:
+    def subscribe_control(self) -> contextlib.AbstractAsyncContextManager[TopicSubscription]:
         """``"cancel <run id>"`` messages."""
-        return self._subscribe("control")
+        return self._topics.subscribe("control")
 
     async def ping(self) -> None:
         """Always reachable."""

@@ -205,7 +205,7 @@ class _JobClock(Clock):
     resumes its attempt count, and a retry wait of RETRY_TIMER_FROM s or more parks the job."""
 
     def __init__(self, base: Clock, node: AbstractNode, retried: tuple[int, float]) -> None:
-        super().__init__()
+        # no Clock.__init__: jitter comes from the base clock, no generator of its own
         self.base, self.node, self.retried = base, node, retried
 
     def monotonic(self) -> float:
@@ -346,6 +346,7 @@ class JobWorker:
         self.clock = clock
         self.fire_timers = fire_timers
         self.retry_timers = retry_timers
+        self._parks_retries = False  # retry_timers on a store that keeps waits (set by connect())
         self._timer_task: asyncio.Task[None] | None = None
         self.on_park: Callable[[str, Park], None] | None = None
         """Called when a job parks on a wait (the durable executor arms its timer)."""
@@ -374,6 +375,7 @@ class JobWorker:
         [`process`][flowcraft.engine.JobWorker.process] directly)."""
         if self._store is None or self._queue is None:
             self._store, self._queue = await self._open()
+        self._parks_retries = self.retry_timers and isinstance(self._store, WaitStore)
         await self._store.ping()
 
     @property
@@ -786,7 +788,7 @@ class JobWorker:
         if resumed is not None:
             args.exec_res = resumed[0]
         clock: Clock | None = None
-        if job is not None and self.retry_timers and isinstance(self._store, WaitStore):
+        if job is not None and self._parks_retries and getattr(node, "max_retries", 1) > 1:  # only a node that retries
             clock = _JobClock(self.clock if self.clock is not None else current_clock(), node, retried)
         try:
             if clock is None:
