@@ -7,8 +7,10 @@ import asyncio
 from typing import Any
 
 from flowcraft import Flow, InMemoryExecutor
-from flowcraft.engine.jobs import Charge, Commit, Completion, JobState, Usage
+from flowcraft.durable import DurableExecutor
+from flowcraft.engine.jobs import Charge, Commit, Completion, Job, JobState, Usage, job_id
 from flowcraft.testing import MemoryRunStore
+from flowcraft.testing.conformance import REGISTRY
 
 
 class NoDedupeStore(MemoryRunStore):
@@ -89,3 +91,32 @@ class FirstArrivalExecutor(InMemoryExecutor):
 
     async def run_parallel(self, block: Any, branches: Any, args: Any, limit: int | None = None) -> list[Any]:
         return list(await asyncio.gather(*(self.run_subflow(Flow(branch), args) for branch in branches)))
+
+
+class NoTakeoverExecutor(DurableExecutor):
+    """Never takes over a run whose process died: a restarted process leaves it pending."""
+
+    async def recover(self) -> list[str]:
+        return []
+
+
+class ReplayingExecutor(DurableExecutor):
+    """Recovers a run by replaying it from its first node, as if nothing had been committed."""
+
+    async def recover(self) -> list[str]:
+        taken = await super().recover()
+        for run_id in taken:
+            pending = await self.durable_store.pending_jobs(run_id)
+            if pending:  # the first node again, under its next visit (so the store does not refuse it)
+                await self.queue.add([Job(job_id(run_id, "a", 2), run_id, "a", pending[0].graph)])
+        return taken
+
+
+def no_takeover(where: str) -> NoTakeoverExecutor:
+    """An opener for ProcessHarness."""
+    return NoTakeoverExecutor(where, registry=REGISTRY)
+
+
+def replaying(where: str) -> ReplayingExecutor:
+    """An opener for ProcessHarness."""
+    return ReplayingExecutor(where, registry=REGISTRY)

@@ -18,7 +18,9 @@ Test-only fault injection: ``FLOWCRAFT_TEST_CRASH_AT=<point>:<node id>`` makes t
 worker ``SIGKILL`` itself at ``point`` while running that node. Points:
 ``before_node``, ``during_node`` (at the node's first context write), ``before_complete``,
 ``after_complete`` (= ``after_context_write`` = ``after_join_update`` =
-``before_enqueue``: one atomic step writes all three) and ``after_enqueue``. Off unless
+``before_enqueue``: one atomic step writes all three) and ``after_enqueue``;
+``before_commit`` and ``after_commit`` (the conformance kit's names) are
+``before_complete`` and ``after_complete``. Off unless
 the variable is set.
 """
 
@@ -90,7 +92,8 @@ GRAPH_REREAD = 3600.0
 GRAPH_CACHE_SIZE = 256
 """Graphs a worker keeps hydrated by default (least recently used ones are dropped)."""
 CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "after_complete",
-                 "before_enqueue": "after_complete"}  # fmt: skip
+                 "before_enqueue": "after_complete", "before_commit": "before_complete",
+                 "after_commit": "after_complete"}  # fmt: skip  (the conformance kit's names)
 
 
 class _Hydrated:

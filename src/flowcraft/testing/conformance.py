@@ -3,13 +3,18 @@
 [`check_executor`][flowcraft.testing.conformance.check_executor] runs the golden graphs
 (fan-in, loops, conditional joins, nested parallel blocks, batches, sub-workflows,
 several starts) through your executor and compares the final action and context with
-the in-memory reference; then a failing node and a cancelled run.
+the in-memory reference; then a failing node and a cancelled run; and, for an executor
+with the ``crash`` capability, kills it with ``SIGKILL`` at each fault point
+(``before_node``, ``during_node``, ``before_commit``, ``after_commit``,
+``after_enqueue``) and restarts it through a
+[`CrashHarness`][flowcraft.testing.conformance.CrashHarness], checking the recovered
+run against the reference and an external ledger keyed by idempotency keys.
 [`check_store`][flowcraft.testing.conformance.check_store] drives a
 [`RunStore`][flowcraft.engine.RunStore] directly (deduplicated and atomic commits,
 joins, no lost update, usage and memos that survive a restart), then runs the golden
-graphs through the job engine on it, and kills a worker at each fault point
-(``before_node``, ``before_commit``, ``after_commit``, ``after_enqueue``), checking with
-an external ledger that every node visit took effect exactly once.
+graphs through the job engine on it, and kills a worker in its own process at each
+fault point but ``during_node``, checking with a ledger that every node visit took
+effect exactly once.
 
 Each check has a name (``golden:fan-in``, ``commit-dedupe``, ``crash:after_commit``, ...);
 a failure names it. Registry for worker processes: ``flowcraft.testing.conformance:REGISTRY``.
@@ -28,15 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from ..abort import AbortController, sleep
+from ..abort import AbortController
 from ..context import TypedContext
 from ..engine.client import JobExecutor
 from ..engine.codec import encode
@@ -46,359 +50,64 @@ from ..engine.protocols import RunStore
 from ..engine.worker import JobWorker
 from ..errors import AbortError
 from ..graph.blueprint import BlueprintExecutor
-from ..graph.builder import GraphBuilder
-from ..graph.models import WorkflowBlueprint
-from ..graph.registry import create_node_registry
-from ..node import Node, NodeArgs
-from ..patterns import ParallelBatchFlow
+from ._kit import (
+    _LEDGERS,
+    GOLDEN_GRAPHS,
+    REGISTRY,
+    CheckResult,
+    ConformanceError,
+    ConformanceReport,
+    _Checks,
+    _e,
+    _expect,
+    _n,
+    _opened,
+    _reference_of,
+    golden_blueprint,
+    reference_result,
+)
+from .crash import (
+    CRASH_POINTS,
+    CrashHarness,
+    CrashRun,
+    ProcessHarness,
+    WorkerHarness,
+    _crash_checks,
+    durable_executor,
+)
 
 __all__ = [
     "CAPABILITIES",
     "CRASH_POINTS",
     "GOLDEN_GRAPHS",
     "REGISTRY",
+    "STORE_CRASH_POINTS",
     "CheckResult",
     "ConformanceError",
     "ConformanceReport",
+    "CrashHarness",
+    "CrashRun",
+    "ProcessHarness",
+    "WorkerHarness",
     "check_executor",
     "check_store",
+    "durable_executor",
     "golden_blueprint",
     "reference_result",
 ]
 
-CAPABILITIES = frozenset({"graphs", "errors", "cancel"})
+CAPABILITIES = frozenset({"graphs", "errors", "cancel", "crash"})
 """What [`check_executor`][flowcraft.testing.conformance.check_executor] can check:
 ``graphs`` (the golden graphs), ``errors`` (a failing node fails the run; needs ``exec``),
-``cancel`` (an aborted run stops)."""
+``cancel`` (an aborted run stops), ``crash`` (the executor is killed with ``SIGKILL`` at
+each of [`CRASH_POINTS`][flowcraft.testing.conformance.CRASH_POINTS] and restarted;
+needs a [`CrashHarness`][flowcraft.testing.conformance.CrashHarness])."""
 
-CRASH_POINTS = ("before_node", "before_commit", "after_commit", "after_enqueue")
-"""Where [`check_store`][flowcraft.testing.conformance.check_store] kills a worker
-(``during_node`` needs a real process: see ``FLOWCRAFT_TEST_CRASH_AT``)."""
+STORE_CRASH_POINTS = ("before_node", "before_commit", "after_commit", "after_enqueue")
+"""Where [`check_store`][flowcraft.testing.conformance.check_store] kills a worker (in
+its own process: ``during_node`` needs a process of its own, see ``check_executor``)."""
 
 _ENGINE_POINT = {"before_commit": "before_complete", "after_commit": "after_complete"}
-_LEDGERS: dict[str, dict[str, int]] = {}
-
-
-# ---- the golden nodes --------------------------------------------------------------------------
-
-
-class _Golden(Node[Any, Any, Any]):
-    def __init__(self, data: Mapping[str, Any] | None = None, **_deps: Any) -> None:
-        super().__init__()
-        self.data = dict(data or {})
-
-
-class Mark(_Golden):
-    """Counts its visits under ``mark:<id>``; applies one ledger effect per visit; waits
-    ``data.delay`` seconds; returns ``data.action``."""
-
-    async def exec(self, args: NodeArgs[Any, Any]) -> Any:
-        delay = float(self.data.get("delay", 0))
-        if delay:
-            await sleep(delay, args.signal)
-        ledger = self.data.get("ledger")
-        if ledger is not None:
-            key = str(args.idempotency_key or self.data["nodeId"])
-            return await args.memo("effect", lambda: _apply(str(ledger), key))
-        return None
-
-    async def post(self, args: NodeArgs[Any, Any]) -> Any:
-        key = f"mark:{self.data['nodeId']}"
-        await args.ctx.set(key, (await args.ctx.get(key, 0)) + 1)
-        return self.data.get("action")
-
-
-def _apply(ledger: str, key: str) -> str:
-    counts = _LEDGERS.setdefault(ledger, {})
-    counts[key] = counts.get(key, 0) + 1
-    return "applied"
-
-
-class Counter(_Golden):
-    """Increments ``i``; ``"again"`` until ``data.limit``, then ``"done"``."""
-
-    async def post(self, args: NodeArgs[Any, Any]) -> Any:
-        i = (await args.ctx.get("i", 0)) + 1
-        await args.ctx.set("i", i)
-        return "again" if i < int(self.data["limit"]) else "done"
-
-
-class Choose(_Golden):
-    """Returns the action under ``ctx["route"]``."""
-
-    async def post(self, args: NodeArgs[Any, Any]) -> Any:
-        return await args.ctx.get("route")
-
-
-class Collect(_Golden):
-    """A join: records which ``mark:*`` keys it saw, and counts its own runs."""
-
-    async def post(self, args: NodeArgs[Any, Any]) -> Any:
-        seen = sorted(k for k, _ in args.ctx.entries() if k.startswith("mark:"))
-        await args.ctx.set(f"saw:{self.data['nodeId']}", seen)
-        key = f"runs:{self.data['nodeId']}"
-        await args.ctx.set(key, (await args.ctx.get(key, 0)) + 1)
-        return self.data.get("action")
-
-
-class Fail(_Golden):
-    """Fails in ``exec``."""
-
-    async def exec(self, args: NodeArgs[Any, Any]) -> None:
-        raise ValueError(f"golden failure in {self.data['nodeId']}")
-
-
-class Block(_Golden):
-    """Leaves a file in ``data.started`` and waits (abortably) for ``data.seconds``."""
-
-    async def exec(self, args: NodeArgs[Any, Any]) -> None:
-        folder = self.data.get("started")
-        if folder:
-            _touch(os.path.join(str(folder), f"started.{os.getpid()}"))
-        await sleep(float(self.data.get("seconds", 30)), args.signal)
-
-
-def _touch(path: str) -> None:
-    with open(path, "w") as fh:
-        fh.write("x")
-
-
-class Item(_Golden):
-    """One batch item: sets ``item:<n>`` from its params."""
-
-    async def post(self, args: NodeArgs[Any, Any]) -> Any:
-        await args.ctx.set(f"item:{args.params['n']}", args.params["n"] * 10)
-
-
-class Batch(ParallelBatchFlow):
-    """A parallel batch over ``data.items`` numbers."""
-
-    def __init__(self, data: Mapping[str, Any] | None = None, **_deps: Any) -> None:
-        super().__init__(Item())
-        self.items = list((data or {}).get("items", ()))
-
-    def prep(self, args: NodeArgs[Any, Any]) -> Any:
-        return [{"n": n} for n in self.items]
-
-    def post(self, args: NodeArgs[Any, Any]) -> Any:
-        return None
-
-
-class Noop(_Golden):
-    """Does nothing (sub-workflow nodes)."""
-
-
-REGISTRY = create_node_registry(
-    {
-        "mark": Mark,
-        "counter": Counter,
-        "choose": Choose,
-        "collect": Collect,
-        "fail": Fail,
-        "block": Block,
-        "batch": Batch,
-        "sub": Noop,
-    }
-)
-"""The golden graphs' node types (give it to worker processes)."""
-
-
-def _n(node_id: str, kind: str = "mark", **data: Any) -> dict[str, Any]:
-    return {"id": node_id, "type": kind, "data": data}
-
-
-def _e(source: str, target: str, action: str | None = None) -> dict[str, Any]:
-    return {"source": source, "target": target, **({"action": action} if action else {})}
-
-
-_SUBGRAPHS: dict[str, dict[str, Any]] = {
-    "inner": {"nodes": [_n("x"), _n("y", action="approved")], "edges": [_e("x", "y")]},
-}
-
-GOLDEN_GRAPHS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "linear": ({"nodes": [_n("a"), _n("b"), _n("c", action="end")], "edges": [_e("a", "b"), _e("b", "c")]}, {}),
-    "fan-in": (
-        {
-            "nodes": [_n("a"), *(_n(f"b{i}", delay=0.01 * i) for i in range(4)), _n("join", "collect")],
-            "edges": [_e("a", f"b{i}") for i in range(4)] + [_e(f"b{i}", "join") for i in range(4)],
-        },
-        {},
-    ),
-    "loop": (
-        {
-            "nodes": [_n("start"), _n("count", "counter", limit=5), _n("end", action="over")],
-            "edges": [_e("start", "count"), _e("count", "count", "again"), _e("count", "end", "done")],
-        },
-        {},
-    ),
-    "conditional-join": (
-        {
-            "nodes": [_n("pick", "choose"), _n("left"), _n("right"), _n("merge", "collect"), _n("after")],
-            "edges": [
-                _e("pick", "left", "l"),
-                _e("pick", "right", "r"),
-                _e("left", "merge"),
-                _e("right", "merge"),
-                _e("merge", "after"),
-            ],
-        },
-        {"route": "r"},
-    ),
-    "nested-parallel": (
-        {
-            "nodes": [
-                _n("s"),
-                _n("p"),
-                _n("c1", delay=0.02),
-                _n("c2"),
-                _n("inner", "collect"),
-                _n("q", delay=0.01),
-                _n("outer", "collect"),
-            ],
-            "edges": [
-                _e("s", "p"),
-                _e("s", "q"),
-                _e("p", "c1"),
-                _e("p", "c2"),
-                _e("c1", "inner"),
-                _e("c2", "inner"),
-                _e("inner", "outer"),
-                _e("q", "outer"),
-            ],
-        },
-        {},
-    ),
-    "batch": (
-        {
-            "nodes": [_n("a"), _n("items", "batch", items=[1, 2, 3, 4]), _n("z")],
-            "edges": [_e("a", "items"), _e("items", "z")],
-        },
-        {},
-    ),
-    "sub-workflow": (
-        {
-            "nodes": [_n("first"), _n("s", "sub", workflowId="inner", inputs={}, outputs={}), _n("ok"), _n("no")],
-            "edges": [_e("first", "s"), _e("s", "ok", "approved"), _e("s", "no")],
-        },
-        {},
-    ),
-    "multi-start": (
-        {
-            "nodes": [_n("s1"), _n("s2", delay=0.01), _n("s3"), _n("meet", "collect")],
-            "edges": [_e("s1", "meet"), _e("s2", "meet"), _e("s3", "meet")],
-        },
-        {},
-    ),
-}
-"""Golden graph name → (JSON graph, initial context)."""
-
-
-class _Resolver:
-    def get_graph(self, workflow_id: str | int) -> Any:
-        return _SUBGRAPHS.get(str(workflow_id))
-
-
-def golden_blueprint(graph: Mapping[str, Any]) -> WorkflowBlueprint:
-    """Compile a golden graph (the kit's sub-workflows and conditional types)."""
-    builder = GraphBuilder(
-        REGISTRY, sub_workflow_node_types=["sub"], sub_workflow_resolver=_Resolver(), conditional_node_types=["choose"]
-    )
-    return builder.build_blueprint(graph).blueprint
-
-
-async def reference_result(name: str) -> tuple[Any, dict[str, Any]]:
-    """The final action and context of golden graph ``name`` in memory (the reference)."""
-    graph, initial = GOLDEN_GRAPHS[name]
-    runner = BlueprintExecutor(golden_blueprint(graph), REGISTRY)
-    ctx = TypedContext(initial)
-    action = await runner.flow.run(ctx, executor=runner)
-    return action, ctx.to_dict()
-
-
-# ---- reports -----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CheckResult:
-    """One named check: passed, or the reason it failed."""
-
-    name: str
-    passed: bool
-    detail: str = ""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConformanceReport:
-    """Every check the kit ran, in order."""
-
-    subject: str
-    results: tuple[CheckResult, ...]
-
-    @property
-    def passed(self) -> bool:
-        """Whether every check passed."""
-        return all(result.passed for result in self.results)
-
-    @property
-    def failed(self) -> list[str]:
-        """The names of the checks that failed."""
-        return [result.name for result in self.results if not result.passed]
-
-    def __str__(self) -> str:
-        lines = [f"{self.subject}: {len(self.results) - len(self.failed)}/{len(self.results)} checks passed"]
-        lines += [f"  FAIL {r.name}: {r.detail}" for r in self.results if not r.passed]
-        return "\n".join(lines)
-
-
-class ConformanceError(AssertionError):
-    """Some checks failed; ``report`` has every result."""
-
-    def __init__(self, report: ConformanceReport) -> None:
-        self.report = report
-        super().__init__(str(report))
-
-
-class _Checks:
-    def __init__(self, subject: str) -> None:
-        self.subject = subject
-        self.results: list[CheckResult] = []
-
-    @contextlib.asynccontextmanager
-    async def check(self, name: str, limit: float = 30.0) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(limit):
-                yield
-        except AssertionError as error:
-            self.results.append(CheckResult(name, False, str(error) or "assertion failed"))
-        except TimeoutError:
-            self.results.append(CheckResult(name, False, f"no answer within {limit} s"))
-        except Exception as error:
-            self.results.append(CheckResult(name, False, f"{type(error).__name__}: {error}"))
-        else:
-            self.results.append(CheckResult(name, True))
-
-    def report(self, raise_on_failure: bool) -> ConformanceReport:
-        report = ConformanceReport(self.subject, tuple(self.results))
-        if raise_on_failure and not report.passed:
-            raise ConformanceError(report)
-        return report
-
-
-def _expect(what: str, got: Any, want: Any) -> None:
-    if got != want:
-        raise AssertionError(f"{what}: got {got!r}, the in-memory reference gives {want!r}")
-
-
-@contextlib.asynccontextmanager
-async def _opened(factory: Callable[[], Any]) -> AsyncIterator[Any]:
-    made = factory()
-    if isinstance(made, Awaitable):
-        made = await made
-    if hasattr(made, "__aenter__"):
-        async with made as entered:
-            yield made if entered is None else entered
-    else:
-        yield made
 
 
 # ---- executors ---------------------------------------------------------------------------------
@@ -407,8 +116,11 @@ async def _opened(factory: Callable[[], Any]) -> AsyncIterator[Any]:
 async def check_executor(
     factory: Callable[[], Any],
     *,
-    capabilities: Iterable[str] = CAPABILITIES,
+    capabilities: Iterable[str] | None = None,
     graphs: Iterable[str] | None = None,
+    crash: CrashHarness | None = None,
+    crash_points: Iterable[str] = CRASH_POINTS,
+    crash_timeout: float = 60.0,
     raise_on_failure: bool = True,
     name: str | None = None,
 ) -> ConformanceReport:
@@ -418,22 +130,54 @@ async def check_executor(
         factory: returns the executor (a [`FlowRunner`][flowcraft.FlowRunner]), an
             awaitable of one, or an async context manager that opens one; called once
             per check group.
-        capabilities: the parts of the kit that apply (``CAPABILITIES``); a dry run,
-            which never runs ``exec``, has ``{"graphs"}``.
+        capabilities: the parts of the kit that apply (``CAPABILITIES``; default:
+            ``graphs``, ``errors``, ``cancel``, and ``crash`` when a harness is given); a
+            dry run, which never runs ``exec``, has ``{"graphs"}``.
         graphs: golden graph names to run (default: all of ``GOLDEN_GRAPHS``).
+        crash: how to kill and restart the executor (the ``crash`` capability): a
+            [`CrashHarness`][flowcraft.testing.conformance.CrashHarness] such as
+            [`ProcessHarness`][flowcraft.testing.conformance.ProcessHarness].
+        crash_points: the fault points to kill it at (default: all of ``CRASH_POINTS``).
+        crash_timeout: seconds each kill-and-restart check may take.
         raise_on_failure: raise [`ConformanceError`][flowcraft.testing.conformance.ConformanceError]
             naming the failed checks (else only return the report).
 
     Checks: ``golden:<graph>`` (same final action and context as the reference),
     ``fan-in-exactly-once`` (the join ran once, after every branch), ``errors``,
-    ``cancel``.
+    ``cancel``, ``crash:<point>`` (killed there and restarted, the run ends like the
+    reference; an external ledger keyed by the node's idempotency key holds each node
+    visit's effect once; no committed node runs again).
+
+    Raises:
+        ValueError: an unknown capability or fault point, or ``crash`` declared
+            without a harness.
     """
-    caps = frozenset(capabilities)
+    if capabilities is None:
+        caps = CAPABILITIES if crash is not None else CAPABILITIES - {"crash"}
+    else:
+        caps = frozenset(capabilities)
     unknown = caps - CAPABILITIES
     if unknown:
         raise ValueError(f"unknown capabilities {sorted(unknown)}; the kit knows {sorted(CAPABILITIES)}")
+    points = list(crash_points)
+    wrong = [point for point in points if point not in CRASH_POINTS]
+    if wrong:
+        raise ValueError(f"unknown fault points {wrong}; the kit knows {list(CRASH_POINTS)}")
+    if "crash" in caps and crash is None:
+        raise ValueError(
+            "the 'crash' capability needs a harness that can kill and restart the executor: pass "
+            "crash=ProcessHarness(...) or crash=WorkerHarness(...) (see flowcraft.testing.conformance.CrashHarness)"
+        )
     checks = _Checks(name or str(getattr(factory, "__name__", type(factory).__name__)))
     names = list(GOLDEN_GRAPHS) if graphs is None else list(graphs)
+    if caps - {"crash"}:
+        await _run_checks(checks, factory, caps, names)
+    if "crash" in caps and crash is not None:
+        await _crash_checks(checks, crash, points, crash_timeout)
+    return checks.report(raise_on_failure)
+
+
+async def _run_checks(checks: _Checks, factory: Callable[[], Any], caps: frozenset[str], names: list[str]) -> None:
     async with _opened(factory) as executor:
         if "graphs" in caps:
             results: dict[str, tuple[Any, dict[str, Any]]] = {}
@@ -473,7 +217,6 @@ async def check_executor(
         if "cancel" in caps:
             async with checks.check("cancel"):
                 await _check_cancel(executor)
-    return checks.report(raise_on_failure)
 
 
 async def _check_cancel(executor: Any) -> None:
@@ -545,7 +288,7 @@ async def check_store(
             *same* stored state, as a restarted process would (the same file, the same
             Redis prefix, or the same object for an in-memory store).
         engine: also run the golden graphs through the job engine on this store.
-        crash: also kill a worker at each of ``CRASH_POINTS`` and check with a ledger
+        crash: also kill a worker at each of ``STORE_CRASH_POINTS`` and check with a ledger
             that every node visit took effect once.
         raise_on_failure: raise [`ConformanceError`][flowcraft.testing.conformance.ConformanceError]
             naming the failed checks.
@@ -676,7 +419,7 @@ async def _engine_checks(checks: _Checks, store: RunStore, crash: bool, factory:
         await asyncio.gather(*tasks, return_exceptions=True)
     if not crash:
         return
-    for point in CRASH_POINTS:
+    for point in STORE_CRASH_POINTS:
         async with checks.check(f"crash:{point}"):
             # a store of its own: the engine's client closes the store it was given when it ends
             fresh: RunStore = await _open_store(factory)
@@ -722,10 +465,3 @@ async def _crash_check(store: RunStore, point: str) -> None:
         raise AssertionError(
             f"after a kill at {point}, the ledger holds {applied}: every node visit must take effect exactly once"
         )
-
-
-async def _reference_of(graph: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-    runner = BlueprintExecutor(golden_blueprint(graph), REGISTRY)
-    ctx = TypedContext()
-    action = await runner.flow.run(ctx, executor=runner)
-    return action, ctx.to_dict()
