@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from flowcraft import Flow, InMemoryExecutor
+from flowcraft import Flow, InMemoryExecutor, TypedContext
 from flowcraft.durable import DurableExecutor
 from flowcraft.engine.jobs import Charge, Commit, Completion, Job, JobState, Usage, job_id
+from flowcraft.graph import BlueprintExecutor
 from flowcraft.testing import MemoryRunStore
 from flowcraft.testing.conformance import REGISTRY
 
@@ -120,3 +121,22 @@ def no_takeover(where: str) -> NoTakeoverExecutor:
 def replaying(where: str) -> ReplayingExecutor:
     """An opener for ProcessHarness."""
     return ReplayingExecutor(where, registry=REGISTRY)
+
+
+class NeverDies(InMemoryExecutor):
+    """Runs in memory and has no fault points: armed, it finishes the run instead of dying."""
+
+    async def start(self, blueprint: Any, *, run_id: str) -> Any:
+        flow = BlueprintExecutor(blueprint, REGISTRY).flow
+        outcome = await flow.run(TypedContext(), executor=self)
+
+        class Done:
+            async def result(self) -> Any:
+                return outcome
+
+        return Done()
+
+
+def never_dies(where: str) -> NeverDies:
+    """An opener for ProcessHarness."""
+    return NeverDies()

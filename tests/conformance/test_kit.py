@@ -19,14 +19,19 @@ from flowcraft.engine import JobExecutor, JobWorker
 from flowcraft.graph import BlueprintExecutor
 from flowcraft.testing import MemoryJobQueue, MemoryRunStore
 from flowcraft.testing.conformance import (
+    CRASH_POINTS,
     REGISTRY,
     ConformanceError,
     ConformanceReport,
+    CrashHarness,
+    ProcessHarness,
     check_executor,
     check_store,
 )
 
 from .broken import FirstArrivalExecutor, ForgetfulUsage, LostUpdateStore, NoDedupeStore, NonAtomicStore
+
+BROKEN = "tests.conformance.broken"
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "custom-executors.md"
 
@@ -85,10 +90,14 @@ def test_job_engine_on_the_memory_store() -> None:
     assert report.passed and "crash:after_commit" in [r.name for r in report.results]
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(120)
 def test_durable_executor_and_sqlite_store(tmp_path: Path) -> None:
     db = str(tmp_path / "runs.db")
-    assert run(check_executor(lambda: DurableExecutor(db, registry=REGISTRY))).passed
+    harness = ProcessHarness("flowcraft.testing.conformance:durable_executor", str(tmp_path / "crash.db"))
+    assert isinstance(harness, CrashHarness)
+    report = run(check_executor(lambda: DurableExecutor(db, registry=REGISTRY), crash=harness))
+    assert report.passed, report
+    assert [r.name for r in report.results if r.name.startswith("crash:")] == [f"crash:{p}" for p in CRASH_POINTS]
     report = run(check_store(lambda: SqliteRunStore(str(tmp_path / "store.db"))))
     assert report.passed and "crash:after_commit" in [r.name for r in report.results]
 
@@ -140,3 +149,53 @@ def test_an_attempt_counter_reset_on_restart_fails_usage_survives_restart() -> N
 def test_unknown_capabilities_are_refused() -> None:
     with pytest.raises(ValueError, match=r"unknown capabilities \['teleport'\]"):
         run(check_executor(InMemoryExecutor, capabilities={"teleport"}))
+
+
+@pytest.mark.timeout(60)
+def test_recovery_that_replays_committed_nodes_fails_every_crash_check(tmp_path: Path) -> None:
+    harness = ProcessHarness(f"{BROKEN}:replaying", str(tmp_path / "runs.db"))
+    with pytest.raises(
+        ConformanceError, match=r"FAIL crash:after_commit: after a kill at after_commit, the ledger"
+    ) as caught:
+        run(check_executor(lambda: None, crash=harness, capabilities={"crash"}))
+    assert failed(caught.value) == [f"crash:{p}" for p in CRASH_POINTS]
+    assert "a node visit took effect twice" in str(caught.value)
+
+
+@pytest.mark.timeout(60)
+def test_an_executor_that_does_not_take_over_a_dead_process_s_run_fails_crash(tmp_path: Path) -> None:
+    harness = ProcessHarness(f"{BROKEN}:no_takeover", str(tmp_path / "runs.db"))
+    report = run(
+        check_executor(
+            lambda: None,
+            capabilities={"crash"},
+            crash=harness,
+            crash_points=["before_commit"],
+            crash_timeout=5,
+            raise_on_failure=False,
+        )
+    )
+    assert report.failed == ["crash:before_commit"] and len(report.results) == 1
+    assert "a restarted executor did not finish the run within 5 s: it did not recover the run" in str(report)
+
+
+@pytest.mark.timeout(60)
+def test_an_executor_that_ignores_the_fault_point_fails_crash(tmp_path: Path) -> None:
+    """An in-memory runner under the durable harness's name: the child finishes the run
+    instead of dying, and the kit says so."""
+    harness = ProcessHarness(f"{BROKEN}:never_dies", str(tmp_path / "runs.db"))
+    report = run(
+        check_executor(
+            lambda: None, capabilities={"crash"}, crash=harness, crash_points=["after_commit"], raise_on_failure=False
+        )
+    )
+    assert report.failed == ["crash:after_commit"] and len(report.results) == 1
+    assert "was not killed at after_commit (exit code 0)" in str(report)
+
+
+def test_crash_without_a_harness_or_at_an_unknown_point_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"the 'crash' capability needs a harness .* crash=ProcessHarness"):
+        run(check_executor(InMemoryExecutor, capabilities={"graphs", "crash"}))
+    harness = ProcessHarness("flowcraft.testing.conformance:durable_executor", "unused.db")
+    with pytest.raises(ValueError, match=r"unknown fault points \['mid_air'\]"):
+        run(check_executor(InMemoryExecutor, crash=harness, crash_points=["mid_air"]))

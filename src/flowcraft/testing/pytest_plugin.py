@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from .crash import CrashHarness
 
 __all__ = ["Conformance", "flowcraft_conformance"]
 
@@ -39,13 +42,21 @@ class Conformance:
         *,
         capabilities: Iterable[str] | None = None,
         graphs: Iterable[str] | None = None,
+        crash: CrashHarness | None = None,
+        crash_points: Iterable[str] | None = None,
     ) -> Any:
-        """Run ``check_executor(factory, ...)``; the report (the test fails if a check failed)."""
-        # local import: the kit (and the engine it drives) loads only when a test uses it
-        from .conformance import CAPABILITIES, check_executor
+        """Run ``check_executor(factory, ...)``; the report (the test fails if a check failed).
 
-        chosen = CAPABILITIES if capabilities is None else frozenset(capabilities)
-        return self._run(check_executor(factory, capabilities=chosen, graphs=graphs, raise_on_failure=False))
+        ``crash`` is a [`CrashHarness`][flowcraft.testing.conformance.CrashHarness] for the
+        kill-and-restart checks (``crash_points``: where; default all)."""
+        # local import: the kit (and the engine it drives) loads only when a test uses it
+        from .conformance import CRASH_POINTS, check_executor
+
+        points = CRASH_POINTS if crash_points is None else tuple(crash_points)
+        checking = check_executor(
+            factory, capabilities=capabilities, graphs=graphs, crash=crash, crash_points=points, raise_on_failure=False
+        )
+        return self._run(checking)
 
     def store(self, factory: Callable[[], Any], *, crash: bool = True) -> Any:
         """Run ``check_store(factory, crash=...)``; the report (the test fails if a check failed)."""
