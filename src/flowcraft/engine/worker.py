@@ -91,9 +91,10 @@ GRAPH_REREAD = 3600.0
 """Seconds after which a worker reads a graph it uses again (renewing its TTL on Redis)."""
 GRAPH_CACHE_SIZE = 256
 """Graphs a worker keeps hydrated by default (least recently used ones are dropped)."""
+# before_commit and after_commit: the conformance kit's names
 CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "after_complete",
                  "before_enqueue": "after_complete", "before_commit": "before_complete",
-                 "after_commit": "after_complete"}  # fmt: skip  (the conformance kit's names)
+                 "after_commit": "after_complete"}  # fmt: skip
 
 
 class _Hydrated:

@@ -300,6 +300,8 @@ class WorkerHarness:
                 if worker.returncode is None:  # the run ended (or nothing happened): the fault point was not reached
                     await _stop(worker)
                     return None
+                if worker.returncode != -signal.SIGKILL:
+                    raise AssertionError(f"the worker process failed (exit code {worker.returncode}):\n{_tail(log)}")
                 return worker.returncode
             finally:
                 await _stop(worker)
