@@ -156,6 +156,18 @@ class Context(Protocol):
         await self.set(name, value)
         return value
 
+    def keys(self) -> Iterator[str]:
+        """Iterate over the key names."""
+
+    def values(self) -> Iterator[Any]:
+        """Iterate over the values."""
+
+    def entries(self) -> Iterator[tuple[str, Any]]:
+        """Iterate over ``(name, value)`` pairs."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A snapshot as a plain dict keyed by names."""
+
 
 class TypedContext:
     """A [`Context`][flowcraft.Context] backed by a dict (the default for in-memory runs).

@@ -496,7 +496,7 @@ def _stale(db: sqlite3.Connection, run_id: str, commit: Commit) -> dict[str, str
     """The keys of ``commit.expects`` whose value changed (optimistic concurrency), with their values now."""
     expects = commit.expects
     marks = ", ".join("?" * len(expects))
-    now = dict(db.execute(f"SELECT key, value FROM context WHERE run_id = ? AND key IN ({marks})",  # noqa: S608
+    now = dict(db.execute(f"SELECT key, value FROM context WHERE run_id = ? AND key IN ({marks})",
                           (run_id, *expects)))  # fmt: skip
     return {key: now.get(key, "") for key, value in expects.items() if now.get(key, "") != value}
 
