@@ -80,7 +80,7 @@ def context_key(
     merge: MergePolicy | str | Callable[[Any, Any], Any] | None = None,
 ) -> ContextKey[T]:
     """Create a [`ContextKey`][flowcraft.ContextKey]; ``type`` only informs the type checker,
-    ``merge`` is the key's merge policy (see [`flowcraft.merge`][flowcraft.merge])."""
+    ``merge`` is the key's merge policy (see [`merge_policy`][flowcraft.merge.merge_policy])."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"a context key needs a non-empty string name, got {name!r}")
     return ContextKey(name, merge)
