@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from flowcraft import (
+    Context,
     ContextChanged,
     ContextKey,
     Flow,
@@ -195,3 +196,48 @@ def test_the_memory_store_refuses_a_commit_whose_expected_values_changed() -> No
         assert (await store.context("r"))["trail"] == '"see"'
 
     asyncio.run(main())
+
+
+class DictContext:
+    """A context of one's own, written before ``update`` existed."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    async def set(self, key: str, value: Any) -> DictContext:
+        self.data[str(key)] = value
+        return self
+
+    async def has(self, key: str) -> bool:
+        return key in self.data
+
+    async def delete(self, key: str) -> bool:
+        return self.data.pop(key, None) is not None
+
+    def keys(self) -> Any:
+        return iter(list(self.data))
+
+    def values(self) -> Any:
+        return iter(list(self.data.values()))
+
+    def entries(self) -> Any:
+        return iter(list(self.data.items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def test_a_context_without_update_is_refused_and_a_subclass_of_the_protocol_inherits_one() -> None:
+    with pytest.raises(TypeError, match=r"ctx must be a Context \(get/set/has/delete/update/"):
+        run(Flow(Update()).run(DictContext()))  # type: ignore[arg-type]
+
+    class Subclassed(DictContext, Context):
+        pass
+
+    ctx = Subclassed()
+    ctx.data["trail"] = "s"
+    run(Flow(Update()).run(ctx))
+    assert ctx.data == {"trail": "se"}
