@@ -94,7 +94,8 @@ def test_reported_races_show_up_and_silence_means_determinism(graph: dict[str, A
     for issue in races:
         assert issue.witness is not None
         a, b = issue.witness.first[-1], issue.witness.second[-1]
-        kinds = ("r", "w") if issue.type == "parallel-read-write-race" else ("w", "w")
+        # a race and a lost update show when the (first) reader reads before and after the other's write
+        kinds = ("w", "w") if issue.type == "parallel-write-conflict" else ("r", "w")
         for key in issue.keys:
             SHOWN[1] += 1
             orders = {order(log, a, b, key, kinds) for _, log in runs} - {None}

@@ -34,7 +34,7 @@ def test_parallel_read_modify_write_is_a_lost_update_naming_the_nodes_and_the_ke
     assert "'left' and 'right' both read 'trail' and write it back" in issue.message
     assert "parallel fork 'fork'" in issue.message
     assert "await ctx.update(key, fn)" in issue.message and "merge policy" in issue.message
-    assert issue.witness is not None and (issue.witness.first, issue.witness.second) == (("left",), ("right",))
+    assert issue.witness is not None and (issue.witness.first, issue.witness.second) == (("right",), ("left",))
 
 
 def test_one_read_modify_write_beside_a_plain_writer_is_a_lost_update_too() -> None:

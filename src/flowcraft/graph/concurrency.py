@@ -452,7 +452,7 @@ class _Analysis:
             "durable runs each node changes its own copy of the context). Change the key atomically: "
             "await ctx.update(key, fn) (declared in updates), or set it through a ContextKey with a merge policy "
             "(merge='append', 'add', 'max', 'union' or a reducer).",
-            "error", tuple(lost), witness,
+            "error", tuple(lost), witness if rmw[-1] == a else _swap(witness),  # the reported node's path first
         )  # fmt: skip
 
     def joins_and_reads(self) -> None:
