@@ -93,6 +93,7 @@ def test_cli_page_does_not_deny_distributed_progress():
 
 API_MODULES = [
     "flowcraft",
+    "flowcraft.merge",
     "flowcraft.graph",
     "flowcraft.engine",
     "flowcraft.durable",

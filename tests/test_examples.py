@@ -24,7 +24,7 @@ def run_example(*args: str, cwd: Path = ROOT) -> str:
 
 
 def test_every_example_directory_has_a_readme_and_main_and_is_tested():
-    tested = {"pipeline", "agent", "batch", "moderation", "retrieval", "durable", "approval"}
+    tested = {"pipeline", "agent", "batch", "moderation", "retrieval", "durable", "approval", "tally"}
     for directory in (ROOT / "examples").iterdir():
         if directory.is_dir() and not directory.name.startswith(("_", ".")) and directory.name != "__pycache__":
             assert (directory / "README.md").is_file(), directory
@@ -80,6 +80,15 @@ def test_batch_respects_the_concurrency_limit_and_reports_failures():
     assert "(at most 4 at once, limit 4)" in out
     assert "totals: 600 lines, 5900 words; largest: doc039.txt" in out
     assert "failed: broken.txt: IsADirectoryError" in out
+
+
+def test_tally_keeps_every_parallel_score_with_atomic_updates():
+    out = run_example("examples/tally/main.py")
+    assert "validate: [parallel-lost-update] 'ada' and 'grace' both read 'score'" in out
+    assert "in memory:          score 14" in out
+    assert "durable, atomic:    score 14" in out
+    assert "durable, careless:  score 14" not in out
+    assert "notes: 4, tags: ['good', 'reviewed', 'weak']" in out
 
 
 def test_moderation_programmatic():

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
+from .merge import MergePolicy, merge_policy
+
 __all__ = [
     "Context",
     "ContextKey",
@@ -16,6 +18,7 @@ __all__ = [
     "context_key",
     "key_name",
     "lens",
+    "merge_of",
 ]
 
 T = TypeVar("T")
@@ -23,20 +26,38 @@ D = TypeVar("D")
 
 
 class ContextKey(str, Generic[T]):
-    """A named, typed context key.
+    """A named, typed context key, optionally with a merge policy.
 
     It *is* its name (a ``str`` subclass), so two keys with one name address the same
     entry, a plain string works too, and keys survive serialization between processes.
+
+    With ``merge=`` (a [`MergePolicy`][flowcraft.merge.MergePolicy], a built-in's name
+    ``"append"``/``"add"``/``"max"``/``"union"``, or a reducer ``(old, new) -> merged``),
+    ``ctx.set(key, value)`` through this key stores the policy's merge of the current
+    value and ``value``, atomically in every executor: parallel branches that add to one
+    key keep every write. The policy travels with the key object the node's code uses
+    (a plain string of the same name overwrites); ``delete`` and
+    [`Context.update`][flowcraft.Context.update] ignore it.
 
     Examples:
         ```python
         USER = ContextKey[dict[str, str]]("user")
         await ctx.set(USER, {"name": "Ada"})
         user = await ctx.get(USER)        # typed as dict[str, str] | None
+
+        SEEN = ContextKey[list[str]]("seen", merge="union")
+        await ctx.set(SEEN, ["a"])        # from parallel branches: no write lost
         ```
     """
 
-    __slots__ = ()
+    merge: MergePolicy | None = None
+    """The key's merge policy (``None``: a ``set`` overwrites)."""
+
+    def __new__(cls, name: str, merge: MergePolicy | str | Callable[[Any, Any], Any] | None = None) -> ContextKey[T]:
+        key = super().__new__(cls, name)
+        if merge is not None:
+            key.merge = merge_policy(merge)
+        return key
 
     @property
     def name(self) -> str:
@@ -44,21 +65,38 @@ class ContextKey(str, Generic[T]):
         return str.__str__(self)
 
     def __repr__(self) -> str:
+        if self.merge is not None:
+            return f"ContextKey({str.__repr__(self)}, merge={self.merge.name})"
         return f"ContextKey({str.__repr__(self)})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ContextKey, (str.__str__(self), self.merge))
 
-def context_key(name: str, type: type[T] | None = None) -> ContextKey[T]:  # noqa: A002
-    """Create a [`ContextKey`][flowcraft.ContextKey]; ``type`` only informs the type checker."""
+
+def context_key(
+    name: str,
+    type: type[T] | None = None,  # noqa: A002
+    *,
+    merge: MergePolicy | str | Callable[[Any, Any], Any] | None = None,
+) -> ContextKey[T]:
+    """Create a [`ContextKey`][flowcraft.ContextKey]; ``type`` only informs the type checker,
+    ``merge`` is the key's merge policy (see [`merge_policy`][flowcraft.merge.merge_policy])."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"a context key needs a non-empty string name, got {name!r}")
-    return ContextKey(name)
+    return ContextKey(name, merge)
+
+
+def merge_of(key: object) -> MergePolicy | None:
+    """The merge policy a key carries (``None`` for a plain string or a key without one)."""
+    return None if type(key) is str else getattr(key, "merge", None)
 
 
 @runtime_checkable
 class Context(Protocol):
     """The shared, mutable state of one run; async so it can live in a remote store.
 
-    Implement it to back a run with another store. Example:
+    Implement it to back a run with another store (apply a key's merge policy,
+    [`ContextKey.merge`][flowcraft.ContextKey.merge], in ``set``). Example:
 
     ```python
     class RedisContext:
@@ -66,6 +104,7 @@ class Context(Protocol):
         async def set(self, key, value): ...; return self
         async def has(self, key): ...
         async def delete(self, key): ...
+        async def update(self, key, fn, default=None): ...  # atomic
         def keys(self): ...
         def values(self): ...
         def entries(self): ...
@@ -90,6 +129,32 @@ class Context(Protocol):
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it was present."""
+
+    @overload
+    async def update(self, key: ContextKey[T], fn: Callable[[T | None], T]) -> T: ...
+    @overload
+    async def update(self, key: ContextKey[T], fn: Callable[[T | D], T], default: D) -> T: ...
+    @overload
+    async def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any: ...
+    async def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        """Atomically store ``fn(current value or default)`` under ``key``; returns it.
+
+        Parallel branches that update one key each see the others' updates: every update
+        is applied exactly once, in every executor. On the job engine (durable and
+        distributed runs) a node changes a copy of the context that is committed when it
+        ends; when another node changed the key in between, ``fn`` is called again with
+        the newer value before the commit — so ``fn`` must be pure (no side effects, a
+        result that depends only on its argument), and the value this call returns is the
+        one computed from the value the node saw. A key's merge policy does not apply:
+        ``fn`` returns the whole new value.
+
+        A context that cannot do better may implement it as ``get``, ``fn``, ``set`` with
+        nothing awaited in between (atomic within one event loop); this default does that.
+        """
+        name = key_name(key)
+        value = fn(await self.get(name, default))
+        await self.set(name, value)
+        return value
 
     def keys(self) -> Iterator[str]:
         """Iterate over the key names."""
@@ -130,9 +195,29 @@ class TypedContext:
         return self._data.get(key, default)
 
     async def set(self, key: str, value: Any) -> TypedContext:
-        """Store ``value`` under ``key``; returns the context for chaining."""
-        self._data[key if type(key) is str else key_name(key)] = value
+        """Store ``value`` under ``key`` (merged into the current value when the key has a
+        merge policy); returns the context for chaining."""
+        if type(key) is str:
+            self._data[key] = value
+            return self
+        name = key_name(key)
+        policy = merge_of(key)
+        self._data[name] = value if policy is None else policy.apply(name, self._data.get(name), value)
         return self
+
+    @overload
+    async def update(self, key: ContextKey[T], fn: Callable[[T | None], T]) -> T: ...
+    @overload
+    async def update(self, key: ContextKey[T], fn: Callable[[T | D], T], default: D) -> T: ...
+    @overload
+    async def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any: ...
+    async def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        """Atomically store ``fn(current value or default)`` under ``key``; returns it
+        (see [`Context.update`][flowcraft.Context.update])."""
+        name = key if type(key) is str else key_name(key)
+        data = self._data
+        value = data[name] = fn(data.get(name, default))
+        return value
 
     async def has(self, key: str) -> bool:
         """Whether ``key`` is set."""
@@ -199,11 +284,13 @@ class ContextLens(Generic[T]):
         return set_value
 
     def update(self, fn: Callable[[T | None], T]) -> ContextTransform:
-        """A transform that stores ``fn(current value)`` under the key."""
+        """A transform that stores ``fn(current value)`` under the key, atomically
+        (see [`Context.update`][flowcraft.Context.update])."""
         key = self.key
 
         async def update_value(ctx: Context) -> Context:
-            return await ctx.set(key, fn(await ctx.get(key)))
+            await ctx.update(key, fn)
+            return ctx
 
         return update_value
 

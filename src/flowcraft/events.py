@@ -304,6 +304,14 @@ class ChangeRecorder:
         """Whether ``key`` is set."""
         return await self.inner.has(key)
 
+    async def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        """Atomically update ``key`` (see [`Context.update`][flowcraft.Context.update]) and record the change."""
+        value = await self.inner.update(key, fn, default)
+        name = str.__str__(key)
+        self.keys_deleted.pop(name, None)
+        self.keys_set[name] = None
+        return value
+
     async def delete(self, key: str) -> bool:
         """Remove ``key`` and record the change."""
         removed = await self.inner.delete(key)

@@ -189,7 +189,8 @@ class Flow(Node[Any, Any, Any]):
 def _bad_context(ctx: object) -> str:
     kind = type(ctx).__name__
     hint = f"TypedContext({ctx!r})" if isinstance(ctx, dict) else "TypedContext() or your own Context implementation"
-    return f"run(): ctx must be a Context (get/set/has/delete/keys/values/entries/to_dict), got {kind}: pass {hint}"
+    methods = "get/set/has/delete/update/keys/values/entries/to_dict"
+    return f"run(): ctx must be a Context ({methods}), got {kind}: pass {hint}"
 
 
 def _check_run_options(signal: object, controller: object, logger: object) -> None:

@@ -4,6 +4,7 @@ check that names its fault."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from flowcraft import Flow, InMemoryExecutor, TypedContext
@@ -59,6 +60,13 @@ class LostUpdateStore(MemoryRunStore):
             run.ctx.clear()
             run.ctx.update(snapshot)
         return await super().commit(run_id, commit)
+
+
+class IgnoresExpectsStore(MemoryRunStore):
+    """Applies every commit, also one whose atomic updates started from a stale value."""
+
+    async def commit(self, run_id: str, commit: Commit) -> Completion:
+        return await super().commit(run_id, dataclasses.replace(commit, expects={}))
 
 
 class ForgetfulUsage:

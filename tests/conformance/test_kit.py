@@ -29,7 +29,14 @@ from flowcraft.testing.conformance import (
     check_store,
 )
 
-from .broken import FirstArrivalExecutor, ForgetfulUsage, LostUpdateStore, NoDedupeStore, NonAtomicStore
+from .broken import (
+    FirstArrivalExecutor,
+    ForgetfulUsage,
+    IgnoresExpectsStore,
+    LostUpdateStore,
+    NoDedupeStore,
+    NonAtomicStore,
+)
 
 BROKEN = "tests.conformance.broken"
 
@@ -136,6 +143,14 @@ def test_writing_the_whole_context_back_fails_no_lost_update() -> None:
     with pytest.raises(ConformanceError, match=r"FAIL no-lost-update: two branches wrote 'a' and 'b'") as caught:
         run(check_store(lambda: store, engine=False))
     assert failed(caught.value) == ["no-lost-update"]
+
+
+@pytest.mark.timeout(60)
+def test_ignoring_commit_expects_fails_commit_expects() -> None:
+    store = IgnoresExpectsStore()
+    with pytest.raises(ConformanceError, match=r"FAIL commit-expects: .* an atomic update would be lost") as caught:
+        run(check_store(lambda: store, engine=False))
+    assert failed(caught.value) == ["commit-expects"]
 
 
 @pytest.mark.timeout(60)

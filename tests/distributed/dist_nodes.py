@@ -7,7 +7,7 @@ import asyncio
 import os
 from typing import Any
 
-from flowcraft import Flow, Node, NodeArgs, ParallelFlow, sleep
+from flowcraft import ContextKey, Flow, Node, NodeArgs, ParallelFlow, sleep
 from flowcraft.graph import GraphBuilder, WorkflowBlueprint, create_node_registry
 
 
@@ -151,6 +151,35 @@ class Tally(Base):
             await args.budget.charge("tokens", float(tokens))
 
 
+TRAIL = ContextKey[str]("trail", merge="append")
+"""``trail`` with the append merge policy: a ``set`` through it appends."""
+COUNT = ContextKey[int]("count", merge="add")
+SEEN = ContextKey[list[str]]("seen", merge="union")
+
+
+class Append(Base):
+    """Appends ``"e"`` to ``trail`` after ``data.delay`` s, as ``data.mode`` says:
+    ``"plain"`` reads, waits and sets (parallel copies lose updates), ``"update"`` uses
+    ``ctx.update``, ``"merge"`` sets through keys with merge policies (``TRAIL``, and
+    ``COUNT``/``SEEN`` too)."""
+
+    async def post(self, args: NodeArgs) -> Any:
+        mode, delay = self.data.get("mode", "plain"), float(self.data.get("delay", 0))
+        if mode == "plain":
+            trail = await args.ctx.get("trail", "")
+            await sleep(delay, args.signal)
+            await args.ctx.set("trail", trail + "e")
+            return None
+        await sleep(delay, args.signal)
+        if mode == "update":
+            await args.ctx.update("trail", lambda trail: trail + "e", "")
+        else:
+            await args.ctx.set(TRAIL, "e")
+            await args.ctx.set(COUNT, 1)
+            await args.ctx.set(SEEN, [self.data["nodeId"]])
+        return None
+
+
 REGISTRY = create_node_registry(
     {
         "mark": Mark,
@@ -166,6 +195,7 @@ REGISTRY = create_node_registry(
         "sub": Noop,
         "probe": Probe,
         "tally": Tally,
+        "append": Append,
     }
 )
 
@@ -216,6 +246,15 @@ def build(graph: dict[str, Any]) -> WorkflowBlueprint:
         conditional_node_types=["choose"],
     )
     return builder.build_blueprint(graph).blueprint
+
+
+def appends(mode: str, width: int = 4, delay: float = 0.3) -> dict[str, Any]:
+    """``a`` fans out to ``width`` parallel ``append`` nodes (``data.mode``), joined by ``join``."""
+    branches = [node(f"b{i}", "append", mode=mode, delay=delay) for i in range(width)]
+    return {
+        "nodes": [node("a"), *branches, node("join", "collect")],
+        "edges": [edge("a", b["id"]) for b in branches] + [edge(b["id"], "join") for b in branches],
+    }
 
 
 def fan_out(width: int, delay: float = 0.0) -> dict[str, Any]:

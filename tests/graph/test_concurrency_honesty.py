@@ -83,7 +83,9 @@ def order(log: list[tuple[str, str, str]], a: str, b: str, key: str, kinds: tupl
 @given(dags())
 def test_reported_races_show_up_and_silence_means_determinism(graph: dict[str, Any]) -> None:
     issues = check_concurrency(graph)
-    races = [i for i in issues if i.type in ("parallel-write-conflict", "parallel-read-write-race")]
+    races = [
+        i for i in issues if i.type in ("parallel-lost-update", "parallel-write-conflict", "parallel-read-write-race")
+    ]
     runs = run_all(graph)
     if not races:
         contexts = [ctx for ctx, _ in runs]
@@ -92,6 +94,7 @@ def test_reported_races_show_up_and_silence_means_determinism(graph: dict[str, A
     for issue in races:
         assert issue.witness is not None
         a, b = issue.witness.first[-1], issue.witness.second[-1]
+        # a race and a lost update show when the (first) reader reads before and after the other's write
         kinds = ("w", "w") if issue.type == "parallel-write-conflict" else ("r", "w")
         for key in issue.keys:
             SHOWN[1] += 1

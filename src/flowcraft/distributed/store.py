@@ -58,11 +58,13 @@ end
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 
 # KEYS: meta ctx pending done visits open events stream
-# ARGV: ttl join_prefix job_id node action now nsets (k v)* ndels k* nsucc (node prefix count)*
+# ARGV: ttl join_prefix job_id node action now nexpects (k expected)* nsets (k v)* ndels k*
+#       nsucc (node prefix count)*
 #       njoins (join prefix nreach reacher*)* event*
 # The fan-in counts and the release facts (who can reach each join) come from the caller
 # (flowcraft.topology.fan_in); this script applies them and derives nothing. Returns
-# {outcome, action, final, node1, job1, node2, job2, ...}.
+# {outcome, action, final, node1, job1, node2, job2, ...}, or {'conflict', '', '', key1,
+# value1, ...} when an expected key changed (nothing written).
 COMPLETE = (
     _FINISH
     + """
@@ -76,10 +78,22 @@ if prev then
   for _, pair in ipairs(rec.j) do out[#out + 1] = pair[1]; out[#out + 1] = pair[2] end
   return out
 end
+-- optimistic concurrency (ctx.update, merge policies): refuse, changing nothing, when a
+-- key changed since the node read it ('' = not set); answer the keys' values now
+local n = tonumber(ARGV[7])
+local i = 8
+if n > 0 then
+  local stale = {'conflict', '', ''}
+  for _ = 1, n do
+    local now = redis.call('HGET', KEYS[2], ARGV[i]) or ''
+    if now ~= ARGV[i + 1] then stale[#stale + 1] = ARGV[i]; stale[#stale + 1] = now end
+    i = i + 2
+  end
+  if #stale > 3 then return stale end
+end
 if status == 'pending' then redis.call('HSET', KEYS[1], 'status', 'running') end
 local node, action = ARGV[4], ARGV[5]
-local i = 7
-local n = tonumber(ARGV[i]); i = i + 1
+n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HDEL', KEYS[2], ARGV[i]); i = i + 1 end
@@ -739,8 +753,11 @@ class RedisRunStore:
         releases, pending set, end of run; ``commit.events`` are appended to the stream."""
         rk = self.keys.run(run_id)
         args: list[Any] = [
-            self.run_ttl, rk.join_prefix, commit.job_id, commit.node_id, commit.action, _now(), len(commit.sets)
+            self.run_ttl, rk.join_prefix, commit.job_id, commit.node_id, commit.action, _now(), len(commit.expects)
         ]  # fmt: skip
+        for key, value in commit.expects.items():
+            args += [key, value]
+        args.append(len(commit.sets))
         for key, value in commit.sets.items():
             args += [key, value]
         args.append(len(commit.deletes))
@@ -756,6 +773,9 @@ class RedisRunStore:
             result = await self._complete(keys=self._fixed(rk), args=args)
         if str(result[0]) == "skip":
             return Completion("skip", commit.action, ())
+        if str(result[0]) == "conflict":
+            items = [str(item) for item in result[3:]]
+            return Completion("conflict", commit.action, (), current=dict(zip(items[::2], items[1::2], strict=True)))
         return _completion(result)
 
     async def fail(self, run_id: str, failure: Failure) -> bool:

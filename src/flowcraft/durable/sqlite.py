@@ -492,6 +492,15 @@ def _completion(text: str) -> Completion:
     return Completion("dup", data["a"], tuple((node, jid) for node, jid in data["s"]))
 
 
+def _stale(db: sqlite3.Connection, run_id: str, commit: Commit) -> dict[str, str]:
+    """The keys of ``commit.expects`` whose value changed (optimistic concurrency), with their values now."""
+    expects = commit.expects
+    marks = ", ".join("?" * len(expects))
+    now = dict(db.execute(f"SELECT key, value FROM context WHERE run_id = ? AND key IN ({marks})",
+                          (run_id, *expects)))  # fmt: skip
+    return {key: now.get(key, "") for key, value in expects.items() if now.get(key, "") != value}
+
+
 def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> Completion:
     row = db.execute(
         "SELECT r.status, j.done FROM runs r LEFT JOIN jobs j ON j.run_id = r.run_id AND j.job_id = ? "
@@ -502,6 +511,8 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         return Completion("skip", commit.action, ())
     if row[1] is not None:  # committed before: a redelivery
         return _completion(row[1])
+    if commit.expects and (stale := _stale(db, run_id, commit)):
+        return Completion("conflict", commit.action, (), current=stale)
     if commit.sets:
         db.executemany(
             "INSERT INTO context (run_id, key, value) VALUES (?, ?, ?) "

@@ -151,22 +151,32 @@ class Commit:
     arrivals: Sequence[Arrival]
     joins: Mapping[str, frozenset[str]]
     events: Sequence[str] = ()
+    expects: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Optimistic concurrency for atomic updates (``ctx.update``, merge policies): key ->
+    the encoded value the node's change of it started from (``""``: not set). The store
+    applies the commit only if every such key still holds exactly that value; otherwise it
+    changes nothing and answers ``"conflict"`` with the keys' current values, checked
+    after the done record (a redelivery is ``"dup"``) and in the same atomic step."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Completion:
     """The result of a commit.
 
-    ``outcome`` is ``"ok"`` (recorded now), ``"dup"`` (recorded before: a redelivery)
-    or ``"skip"`` (the run had already ended). ``successors`` are the ``(node id, job
-    id)`` pairs to enqueue; ``action`` is the encoded action they receive; ``final`` is
-    ``"completed"`` when this commit ended the run.
+    ``outcome`` is ``"ok"`` (recorded now), ``"dup"`` (recorded before: a redelivery),
+    ``"skip"`` (the run had already ended) or ``"conflict"`` (nothing recorded: a key of
+    [`Commit.expects`][flowcraft.engine.Commit.expects] has changed; ``current`` holds
+    their values now). ``successors`` are the ``(node id, job id)`` pairs to enqueue;
+    ``action`` is the encoded action they receive; ``final`` is ``"completed"`` when this
+    commit ended the run.
     """
 
     outcome: str
     action: str
     successors: tuple[tuple[str, str], ...]
     final: str = ""
+    current: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """For ``"conflict"``: the changed keys of ``expects`` -> their encoded values now (``""``: not set)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

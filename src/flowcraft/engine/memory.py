@@ -117,6 +117,10 @@ class MemoryRunStore:
         previous = run.done.get(commit.job_id)
         if previous is not None:
             return previous
+        if commit.expects:  # optimistic concurrency: refuse when an updated key changed meanwhile
+            stale = {k: now for k, v in commit.expects.items() if (now := run.ctx.get(k, "")) != v}
+            if stale:
+                return Completion("conflict", commit.action, (), current=stale)
         run.meta["status"] = "running"
         run.ctx.update(commit.sets)
         for key in commit.deletes:

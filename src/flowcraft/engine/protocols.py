@@ -93,7 +93,13 @@ class RunStore(Protocol):
         ...
 
     async def commit(self, run_id: str, commit: Commit) -> Completion:
-        """The atomic per-node step: delta, done record, arrivals, releases, pending set, end of run."""
+        """The atomic per-node step: delta, done record, arrivals, releases, pending set, end of run.
+
+        In order: a run that has ended → ``"skip"``; a job with a done record → ``"dup"``
+        (that record's result); a key of [`commit.expects`][flowcraft.engine.Commit.expects]
+        whose stored value is not the expected one (``""``: not set) → ``"conflict"`` with
+        those keys' values now, and nothing written; else the commit is applied → ``"ok"``.
+        """
         ...
 
     async def fail(self, run_id: str, failure: Failure) -> bool:

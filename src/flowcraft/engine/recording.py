@@ -1,5 +1,11 @@
 """The context a node sees on a worker: the run's context hash, decoded lazily, with
-every ``set`` and ``delete`` recorded so that only the changed keys are written back."""
+every ``set`` and ``delete`` recorded so that only the changed keys are written back.
+
+Atomic changes (``update``, and ``set`` through a key with a merge policy) are also
+recorded as operations: the commit carries, for each key changed only that way, the
+encoded value the node started from, and the store refuses the commit when the key
+has changed since; [`rebase`][flowcraft.engine.recording.RecordingContext.rebase] then
+replays the operations on the newer value (optimistic concurrency)."""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..context import key_name as _name
+from ..context import merge_of
 from .codec import decode, encode
 
 __all__ = ["RecordingContext"]
@@ -21,7 +28,7 @@ class RecordingContext:
     keys set and the names of the keys deleted since creation.
     """
 
-    __slots__ = ("_decoded", "_deleted", "_raw", "_set", "on_write")
+    __slots__ = ("_base", "_decoded", "_deleted", "_ops", "_raw", "_set", "on_write")
 
     def __init__(self, raw: Mapping[str, str]) -> None:
         self.on_write: Callable[[str], None] | None = None
@@ -30,6 +37,10 @@ class RecordingContext:
         self._decoded: dict[str, Any] = {}
         self._set: dict[str, Any] = {}
         self._deleted: set[str] = set()
+        self._ops: dict[str, list[Callable[[Any], Any]]] | None = None
+        """Key -> the atomic changes made to it, for keys whose value depends on the store's."""
+        self._base: dict[str, str] = {}
+        """Key -> the encoded value those changes started from (``""``: not set)."""
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""
@@ -44,10 +55,19 @@ class RecordingContext:
         return value
 
     async def set(self, key: str, value: Any) -> RecordingContext:
-        """Store ``value`` under ``key``; returns the context."""
-        name = key if type(key) is str else _name(key)
+        """Store ``value`` under ``key`` (merged when the key has a merge policy); returns the context."""
+        if type(key) is str:
+            name = key
+        else:
+            name = _name(key)
+            policy = merge_of(key)
+            if policy is not None:
+                self._atomic(name, lambda old: policy.apply(name, None if old is _MISSING else old, value))
+                return self
         if self.on_write is not None:
             self.on_write(name)
+        if self._ops is not None:
+            self._ops.pop(name, None)
         self._decoded[name] = value
         self._raw.setdefault(name, "")
         self._set[name] = value
@@ -63,12 +83,67 @@ class RecordingContext:
         name = _name(key)
         if self.on_write is not None:
             self.on_write(name)
+        if self._ops is not None:
+            self._ops.pop(name, None)
         present = self._raw.pop(name, None) is not None
         self._decoded.pop(name, None)
         self._set.pop(name, None)
         if present:
             self._deleted.add(name)
         return present
+
+    async def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        """Store ``fn(current value or default)`` under ``key`` and return it; committed
+        atomically (see [`Context.update`][flowcraft.Context.update])."""
+        name = key if type(key) is str else _name(key)
+        return self._atomic(name, lambda old: fn(default if old is _MISSING else old))
+
+    def _atomic(self, name: str, op: Callable[[Any], Any]) -> Any:
+        """Apply ``op`` (current value or ``_MISSING`` -> new value) and record it."""
+        if self.on_write is not None:
+            self.on_write(name)
+        current = self._value(name) if name in self._raw else _MISSING
+        value = op(current)
+        if name not in self._set and name not in self._deleted:  # depends on the store's value
+            if self._ops is None:
+                self._ops = {}
+            self._ops[name] = [op]
+            self._base[name] = self._raw.get(name, "")
+        elif self._ops is not None and name in self._ops:
+            self._ops[name].append(op)
+        self._decoded[name] = value
+        self._raw.setdefault(name, "")
+        self._set[name] = value
+        self._deleted.discard(name)
+        return value
+
+    def expects(self) -> dict[str, str]:
+        """For each key changed only atomically: the encoded value the changes started
+        from (``""``: the key was not set). The commit applies only if these still hold."""
+        if not self._ops:
+            return {}
+        return {name: self._base[name] for name in self._ops}
+
+    def rebase(self, current: Mapping[str, str]) -> dict[str, str]:
+        """Replay the atomic changes of the keys in ``current`` (key -> the store's encoded
+        value now, ``""``: not set) on those values; their new encoded values.
+
+        Raises:
+            CodecError: a value cannot be decoded or encoded (names the key).
+            Exception: whatever an update's ``fn`` or a merge policy raises.
+        """
+        ops = self._ops or {}
+        changed: dict[str, str] = {}
+        for name, text in current.items():
+            if name not in ops:
+                continue
+            value = decode(text, key=name) if text else _MISSING
+            for op in ops[name]:
+                value = op(value)
+            self._base[name] = text
+            self._decoded[name] = self._set[name] = value
+            changed[name] = encode(value, key=name)
+        return changed
 
     def keys(self) -> Iterator[str]:
         """Iterate over the key names."""

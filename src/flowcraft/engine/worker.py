@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import json
 import logging
@@ -190,6 +191,10 @@ class _Job:
         kept = await self.store.memo(self.run_id, visit, key, encode(result, key=name))
         return result if kept is None else decode(kept, key=name)
 
+
+MAX_CONFLICTS = 1000
+"""Commits of one job refused for changed atomic updates before the run fails (each refusal
+means another node's commit went through: only an impure update keeps losing)."""
 
 RETRY_TIMER_FROM = 5.0
 """Retry waits of this many seconds or more park a durable job on a timer."""
@@ -567,6 +572,7 @@ class JobWorker:
         incoming = decode_action(job.action) if job.action is not None else None
         sets: dict[str, str] = {}
         deletes: list[str] = []
+        recorded: RecordingContext | None = None
         job_events: _JobEvents | None = None
         if node.is_passthrough and node.branches:  # a parallel container: fan out
             action = None  # branches start fresh (no incoming action), as in memory
@@ -602,6 +608,7 @@ class JobWorker:
             if outcome is None:
                 return None
             returned, ctx = outcome
+            recorded = ctx
             action = DEFAULT_ACTION if returned is None else returned
             try:
                 sets, deletes = ctx.delta()
@@ -627,8 +634,28 @@ class JobWorker:
         commit = Commit(
             job.id, node_id, action_text, sets, deletes, [plan.arrival(t) for t in targets], plan.joins, events
         )
+        if recorded is not None:
+            expects = recorded.expects()
+            if expects:
+                commit = dataclasses.replace(commit, expects=expects)
         self._maybe_crash("before_complete", node_id)
         completion = await store.commit(run_id, commit)
+        conflicts = 0
+        while completion.outcome == "conflict" and recorded is not None:  # an updated key changed meanwhile
+            conflicts += 1
+            try:
+                if conflicts > MAX_CONFLICTS:
+                    raise WorkflowError(
+                        f"Node {node_id!r} could not commit its atomic updates of {sorted(completion.current)} "
+                        f"after {MAX_CONFLICTS} tries: other nodes change them faster (is an update fn impure?)",
+                        node_name=node_id, phase="post",
+                    )  # fmt: skip
+                sets.update(recorded.rebase(completion.current))  # replay the updates on the newer values
+            except Exception as error:
+                await self._fail(run_id, node_id, "post", error, None)
+                return None
+            commit = dataclasses.replace(commit, sets=sets, expects=recorded.expects())
+            completion = await store.commit(run_id, commit)
         self._maybe_crash("after_complete", node_id)
         if completion.outcome == "skip":
             return None

@@ -1,14 +1,21 @@
 """Static concurrency-safety analysis: which nodes may run at the same time, and what
 they read and write.
 
-Nodes declare their *effects* with two class attributes, ``reads`` and ``writes``
-(context key names or [`ContextKey`][flowcraft.ContextKey]s); in JSON graphs, with
-``data.reads`` / ``data.writes`` or on the registry class.
+Nodes declare their *effects* with class attributes ``reads`` and ``writes``
+(context key names or [`ContextKey`][flowcraft.ContextKey]s) and ``updates`` (keys
+changed atomically with ``ctx.update``); in JSON graphs, with ``data.reads`` /
+``data.writes`` / ``data.updates`` or on the registry class. A ``ContextKey`` with a
+merge policy in ``writes`` is written atomically too.
 [`check_concurrency`][flowcraft.graph.check_concurrency] then reports, each issue with a
 [`Witness`][flowcraft.graph.Witness]:
 
+- ``parallel-lost-update`` — a node reads a key and writes it back (read-modify-write,
+  not atomically) while another node that may run at the same time writes it: one of the
+  writes is lost (on distributed and durable runs each node changes its own copy of the
+  context). Use ``ctx.update`` or a key with a merge policy;
 - ``parallel-write-conflict`` — two nodes that may run at once write one key (the last
-  writer wins, and which one that is changes from run to run);
+  writer wins, and which one that is changes from run to run) — unless both write it
+  atomically (``updates``, or a key with a merge policy);
 - ``parallel-read-write-race`` — a node reads a key that a node running at the same time
   may write (it sees the value or not);
 - ``maybe-unset-read`` — a node reads a key that some node writes, but not on every path
@@ -34,6 +41,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..context import merge_of
 from ..node import AbstractNode
 from ..patterns import ParallelBatchFlow
 from ..topology import fan_in
@@ -53,6 +61,7 @@ from .models import GraphEdge, GraphNode, WorkflowBlueprint, WorkflowGraph
 __all__ = ["CONCURRENCY_ISSUE_TYPES", "Effects", "check_concurrency", "declared_effects"]
 
 CONCURRENCY_ISSUE_TYPES = (
+    "parallel-lost-update",
     "parallel-write-conflict",
     "parallel-read-write-race",
     "maybe-unset-read",
@@ -66,10 +75,12 @@ _BOOKKEEPING = frozenset({"nodeId", "originalId", "isSubWorkflow"})
 
 @dataclass(frozen=True, slots=True)
 class Effects:
-    """The context keys a node reads and writes (by name)."""
+    """The context keys a node reads and writes (by name); ``merged``: the written keys it
+    changes atomically (``ctx.update``, or a key with a merge policy)."""
 
     reads: frozenset[str] = frozenset()
     writes: frozenset[str] = frozenset()
+    merged: frozenset[str] = frozenset()
 
 
 def _names(value: Any, owner: str, attr: str) -> frozenset[str]:
@@ -87,18 +98,31 @@ def _names(value: Any, owner: str, attr: str) -> frozenset[str]:
     return frozenset(str.__str__(item) for item in items)
 
 
+def _merged(value: Any) -> frozenset[str]:
+    """The names of the keys with a merge policy among declared ``writes``."""
+    items = [value] if isinstance(value, str) else list(value or ())
+    return frozenset(str.__str__(k) for k in items if isinstance(k, str) and merge_of(k) is not None)
+
+
+def _effects(reads: Any, writes: Any, updates: Any, owner: str) -> Effects:
+    updated = _names(updates, owner, "updates")
+    return Effects(_names(reads, owner, "reads"), _names(writes, owner, "writes") | updated, _merged(writes) | updated)
+
+
 def declared_effects(node: object) -> Effects | None:
-    """The ``reads``/``writes`` a node (or node class) declares, or ``None`` when it
-    declares neither.
+    """The ``reads``/``writes``/``updates`` a node (or node class) declares, or ``None``
+    when it declares none of them. ``updates`` are written keys (atomically changed with
+    ``ctx.update``), as are ``writes`` keys with a merge policy.
 
     Raises:
         TypeError: a declaration that is not a key name or a collection of key names.
     """
     reads, writes = getattr(node, "reads", None), getattr(node, "writes", None)
-    if reads is None and writes is None:
+    updates = getattr(node, "updates", None)
+    if reads is None and writes is None and updates is None:
         return None
     owner = node.__name__ if isinstance(node, type) else type(node).__name__
-    return Effects(_names(reads, owner, "reads"), _names(writes, owner, "writes"))
+    return _effects(reads, writes, updates, owner)
 
 
 # ---- the model both front ends build --------------------------------------------------------
@@ -168,9 +192,8 @@ def _node_effects(node: AbstractNode) -> Effects | None:
     if declared is not None:
         return declared
     data = getattr(node.graph_data, "data", None)  # a node built from a JSON graph
-    if isinstance(data, Mapping) and ("reads" in data or "writes" in data):
-        where = f"node {node.original_id!r} data"
-        return Effects(_names(data.get("reads"), where, "reads"), _names(data.get("writes"), where, "writes"))
+    if isinstance(data, Mapping) and ("reads" in data or "writes" in data or "updates" in data):
+        return _effects(data.get("reads"), data.get("writes"), data.get("updates"), f"node {node.original_id!r} data")
     if node.is_structural or node.is_passthrough or node.holds_graph:
         return Effects()  # wiring and blocks: their inner nodes carry the effects
     return None
@@ -252,11 +275,8 @@ def _json_effects(node: GraphNode, registry: Mapping[str, Any] | None) -> Effect
         return Effects(frozenset(mappings.values()), frozenset(mappings))
     if node.type in (PARALLEL_CONTAINER_TYPE, SUB_WORKFLOW_CONTAINER_TYPE, CONDITIONAL_JOIN_TYPE):
         return Effects()
-    if "reads" in data or "writes" in data:
-        return Effects(
-            _names(data.get("reads"), f"node {node.id!r} data", "reads"),
-            _names(data.get("writes"), f"node {node.id!r} data", "writes"),
-        )
+    if "reads" in data or "writes" in data or "updates" in data:
+        return _effects(data.get("reads"), data.get("writes"), data.get("updates"), f"node {node.id!r} data")
     kind = registry.get(node.type) if registry is not None else None
     return declared_effects(kind) if kind is not None else None
 
@@ -373,7 +393,11 @@ class _Analysis:
             if ea is None or eb is None:
                 continue
             same = a == b
-            both = sorted(ea.writes & eb.writes)
+            shared = ea.writes & eb.writes
+            lost = sorted(k for k in shared if _rmw(ea, k) or _rmw(eb, k))
+            if lost:
+                self.issues.append(self._lost_update(a, ea, b, eb, lost, witness))
+            both = sorted(k for k in shared if k not in lost and not (k in ea.merged and k in eb.merged))
             if both:
                 what = "each item of a parallel batch" if same else f"{name(a)!r} and {name(b)!r}"
                 self.issues.append(
@@ -387,7 +411,7 @@ class _Analysis:
                 )  # fmt: skip
             directions = [(a, b, witness)] if same else [(a, b, witness), (b, a, _swap(witness))]
             for reader, writer, w in directions:
-                raced = sorted(effects[reader].reads & effects[writer].writes)  # type: ignore[union-attr]
+                raced = sorted(effects[reader].reads & effects[writer].writes - set(lost))  # type: ignore[union-attr]
                 if raced:
                     self.issues.append(
                         GraphIssue(
@@ -411,6 +435,25 @@ class _Analysis:
                     "warning", (), witness,
                 )
             )  # fmt: skip
+
+    def _lost_update(self, a: str, ea: Effects, b: str, eb: Effects, lost: list[str], witness: Witness) -> GraphIssue:
+        name, keys = self.model.name, _keys(lost)
+        rmw = [n for n, e in ((a, ea), (b, eb)) if any(_rmw(e, k) for k in lost)]
+        if a == b:
+            what = f"{name(a)!r} reads {keys} and writes it back, and each item of a parallel batch runs it"
+        elif len(rmw) == 2:
+            what = f"{name(a)!r} and {name(b)!r} both read {keys} and write it back, and may run at the same time"
+        else:
+            other = b if rmw[0] == a else a
+            what = f"{name(rmw[0])!r} reads {keys} and writes it back while {name(other)!r} may write it at once"
+        return GraphIssue(
+            name(rmw[-1]), "parallel-lost-update",
+            f"{what} (parallel fork {witness.fork!r}): an update is lost (the last writer wins; in distributed and "
+            "durable runs each node changes its own copy of the context). Change the key atomically: "
+            "await ctx.update(key, fn) (declared in updates), or set it through a ContextKey with a merge policy "
+            "(merge='append', 'add', 'max', 'union' or a reducer).",
+            "error", tuple(lost), witness if rmw[-1] == a else _swap(witness),  # the reported node's path first
+        )  # fmt: skip
 
     def joins_and_reads(self) -> None:
         model, name = self.model, self.model.name
@@ -526,6 +569,11 @@ class _Analysis:
         virtual = model.virtual
         path = tuple(model.name(n) for n in _path(parent, reader) if n not in virtual)
         return Witness(path[0] if path else model.name(reader), path)
+
+
+def _rmw(effects: Effects, key: str) -> bool:
+    """Whether the node reads ``key`` and writes it back not atomically (read-modify-write)."""
+    return key in effects.reads and key in effects.writes and key not in effects.merged
 
 
 def _writes(effects: Effects | None) -> frozenset[str]:

@@ -294,7 +294,9 @@ async def check_store(
             naming the failed checks.
 
     Checks: ``create-once``, ``commit-dedupe``, ``commit-atomic``,
-    ``join-waits-for-all-arrivals``, ``no-lost-update``, ``usage-survives-restart``,
+    ``join-waits-for-all-arrivals``, ``no-lost-update``, ``commit-expects`` (a commit
+    whose [`expects`][flowcraft.engine.Commit.expects] no longer hold is refused),
+    ``usage-survives-restart``,
     ``memo-first-writer-wins``, ``engine:<graph>``, ``crash:<point>``.
     """
     checks = _Checks(name or str(getattr(factory, "__name__", type(factory).__name__)))
@@ -346,6 +348,30 @@ async def check_store(
             await store.commit(run_id, _commit(run_id, "b", [], {"b": 1}))
             found = sorted(await store.context(run_id))
             assert found == ["a", "b", "s"], f"two branches wrote 'a' and 'b'; the context holds only {found}"
+        async with checks.check("commit-expects"):  # atomic updates: optimistic concurrency
+            new, run_id = _run("expects")
+            await store.create(new)
+            branches = [Arrival("a", 1), Arrival("b", 1), Arrival("c", 1)]  # c keeps the run going
+            await store.commit(run_id, _commit(run_id, "s", branches, {"n": 1}))
+            seen = encode(1, key="n")  # what a and b read
+            first = await store.commit(
+                run_id, dataclasses.replace(_commit(run_id, "a", [], {"n": 2}), expects={"n": seen})
+            )
+            late = dataclasses.replace(_commit(run_id, "b", [], {"n": 2, "m": 1}), expects={"n": seen, "fresh": ""})
+            refused = await store.commit(run_id, late)
+            assert first.outcome == "ok", f"a commit whose expected value held answered {first.outcome!r}"
+            assert refused.outcome == "conflict", (
+                f"a commit expecting n={seen} after n changed answered {refused.outcome!r}, not 'conflict': "
+                "an atomic update would be lost"
+            )
+            now = encode(2, key="n")
+            assert dict(refused.current) == {"n": now}, f"the conflict reported {dict(refused.current)} (want n={now})"
+            assert "m" not in await store.context(run_id), "a refused commit wrote its context changes"
+            again = await store.commit(
+                run_id, dataclasses.replace(late, sets={"n": encode(3, key="n")}, expects={"n": now})
+            )
+            assert again.outcome == "ok", f"the commit retried on the current value answered {again.outcome!r}"
+            assert (await store.commit(run_id, late)).outcome == "dup", "a redelivery after the commit was not 'dup'"
         async with checks.check("usage-survives-restart"):
             new, run_id = _run("usage")
             await store.create(new)

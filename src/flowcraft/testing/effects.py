@@ -6,7 +6,7 @@ declarations [`check_concurrency`][flowcraft.graph.check_concurrency] relies on 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..context import Context, TypedContext
@@ -64,6 +64,10 @@ class _Touches(Context):
     async def has(self, key: str) -> bool:
         self._reads.add(str.__str__(key))
         return await self._inner.has(key)
+
+    async def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        self._writes.add(str.__str__(key))  # an atomic update: a write (its read is part of it)
+        return await self._inner.update(key, fn, default)
 
     async def delete(self, key: str) -> bool:
         self._writes.add(str.__str__(key))
