@@ -13,6 +13,7 @@ flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [
                  [--dependencies module:NAME] [--middleware module:NAME ...] [--lock-duration S]
                  [--stalled-interval S] [--reconcile-interval S] [--unknown-type-grace S]
                  [--shutdown-grace S] [--log-level LEVEL] [--cluster] [--queue-shards N]
+                 [--max-connections N]
 flowcraft runs [--state STATE] [--limit N] [--json] [--store FILE | --redis URL]
 flowcraft show RUN_ID [--store FILE | --redis URL]
 flowcraft resume RUN_ID WAIT_ID [--store FILE | --redis URL] [--value JSON] [--action A]
@@ -217,6 +218,14 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="a job whose node types this worker's registry lacks goes back to the queue for a worker that has "
         "them; a run no live worker can run fails this many seconds after it started (default 60)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="size of the worker's Redis connection pool for run state (default: the larger of 50 and twice "
+        "--concurrency + 4); with --cluster, per cluster node",
     )
     parser.add_argument(
         "--shutdown-grace",
@@ -478,7 +487,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency, dependencies=args.dependencies, middleware=tuple(args.middleware),
                 lock_duration=args.lock_duration, stalled_interval=args.stalled_interval,
                 reconcile_interval=args.reconcile_interval, unknown_type_grace=args.unknown_type_grace,
-                shutdown_grace=args.shutdown_grace,
+                shutdown_grace=args.shutdown_grace, max_connections=args.max_connections,
                 log_level=args.log_level,
             )
         )  # fmt: skip

@@ -40,6 +40,7 @@ class WorkerOptions:
     reconcile_interval: float = 60.0
     unknown_type_grace: float = 60.0
     shutdown_grace: float = 5.0
+    max_connections: int | None = None
     log_level: str = "INFO"
 
 
@@ -140,6 +141,7 @@ def worker_command(options: WorkerOptions) -> int:
             middleware=middleware,
             cluster=redis.cluster,
             queue_shards=redis.queue_shards,
+            max_connections=options.max_connections,
         )
     except (TypeError, ValueError) as error:
         raise CliError(f"cannot start the worker: {error}", EXIT_USAGE) from None

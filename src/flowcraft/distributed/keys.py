@@ -14,6 +14,7 @@ flowcraft:workers:<queue>             HASH    worker id -> {"types": node types 
                                               (each live worker renews its entry every few seconds)
 flowcraft:reconciler                  STRING  the worker running the reconciler's current pass (a lock
                                               with a TTL)
+flowcraft:timers                      ZSET    "<run id>\\x1f<wait id>" -> when the wait's timer fires
 flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, ttl, last action, error,
                                               budget (JSON) and usage (JSON kind -> amount, CHARGE)
 flowcraft:run:{<id>}:ctx              HASH    context: key name -> codec-encoded value
@@ -24,6 +25,7 @@ flowcraft:run:{<id>}:visits           HASH    node id -> last visit number hande
 flowcraft:run:{<id>}:open             HASH    fan-in node id -> visit currently collecting arrivals
 flowcraft:run:{<id>}:join:<node>:<v>  SET     predecessors that reached visit <v> of a fan-in node
 flowcraft:run:{<id>}:events           CHANNEL published once when the run ends
+flowcraft:run:{<id>}:waits            HASH    wait id -> JSON record of the wait (open or resolved)
 flowcraft:run:{<id>}:memos            HASH    "<job id> <key>" -> memoised value (args.memo); TTL MEMO_TTL
 flowcraft:run:{<id>}:stream           STREAM  run events (only for runs started with events=True;
                                               capped near EVENT_STREAM_MAXLEN entries)
