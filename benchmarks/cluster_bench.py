@@ -83,10 +83,10 @@ def start_workers(count: int, url: str, queue: str, prefix: str, topology: list[
 
 
 async def one_round(url: str, cluster: bool, shards: int, args: argparse.Namespace, env: dict[str, str]) -> dict:
+    from bench_nodes import REGISTRY  # type: ignore[import-not-found]
+
     from flowcraft.distributed import DistributedExecutor
     from flowcraft.graph import GraphBuilder
-
-    from bench_nodes import REGISTRY  # type: ignore[import-not-found]
 
     tag = uuid.uuid4().hex[:8]
     queue, prefix = f"bq{tag}", f"bp{tag}"

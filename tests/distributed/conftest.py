@@ -74,7 +74,9 @@ def cluster_url() -> str:
             f"scripts/test which starts one with start_test_cluster from scripts/_redis.sh): {error}"
         )
     if info.get("cluster_state") != "ok" or masters < 2:
-        pytest.fail(f"The Redis Cluster at {CLUSTER_URL} is not usable: state {info.get('cluster_state')}, {masters} master(s)")
+        pytest.fail(
+            f"The Redis Cluster at {CLUSTER_URL} is not usable: state {info.get('cluster_state')}, {masters} master(s)"
+        )
     return CLUSTER_URL
 
 
