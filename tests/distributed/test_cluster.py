@@ -44,6 +44,8 @@ def test_same_results_as_in_memory_on_a_cluster(cluster_space: Space) -> None:
                 graph, initial = d.GRAPHS[name]
                 handles[name] = await executor.start(d.build(graph), initial)
             results = {name: (await h.result(timeout=60), await h.context()) for name, h in handles.items()}
+            listed = {run.run_id for run in await executor.runs(limit=100)}  # read from every master
+            assert {h.run_id for h in handles.values()} <= listed
             ctx = TypedContext()  # a factory flow: start, loop, in-process parallel block, fan-in
             action = await flow_from_factory("dist_nodes:make_pipeline").run(ctx, executor=executor)
             return results, action, ctx.to_dict()

@@ -69,3 +69,20 @@ def test_a_bad_shard_count_or_queue_name_is_refused_at_construction() -> None:
         DistributedExecutor("redis://127.0.0.1:1/0", queue_shards=0)
     with pytest.raises(ValueError, match="without ':', braces or whitespace"):
         Worker(d.REGISTRY, "redis://127.0.0.1:1/0", queue="a b", cluster=True)
+
+
+def test_the_cli_takes_the_topology_and_pool_options() -> None:
+    from flowcraft.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["worker", "--registry", "m:R", "--cluster", "--queue-shards", "3", "--max-connections", "20"]
+    )
+    assert (args.cluster, args.queue_shards, args.max_connections) == (True, 3, 20)
+    args = build_parser().parse_args(["status", "r1", "--cluster", "--queue-shards", "2"])
+    assert (args.cluster, args.queue_shards) == (True, 2)
+    args = build_parser().parse_args(["worker", "--registry", "m:R"])
+    assert (args.cluster, args.queue_shards, args.max_connections) == (False, 1, None)
+    from flowcraft.cli.errors import CliError
+
+    with pytest.raises(CliError, match=r"--queue-shards: must be >= 1, got 0"):
+        build_parser().parse_args(["worker", "--registry", "m:R", "--queue-shards", "0"])
