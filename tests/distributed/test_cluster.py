@@ -107,6 +107,37 @@ def test_job_ids_on_the_queue_have_no_colon(cluster_space: Space) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_the_reconciler_finds_jobs_every_shard_lost_on_a_cluster(cluster_space: Space) -> None:
+    """The queue's shards are wiped (data lost): a worker's reconciler asks each job's
+    shard, enqueues the lost ones there again, and the runs complete."""
+    from flowcraft.distributed.shards import open_queue
+
+    bp = d.build(d.fan_out(3))
+
+    async def main() -> list[Any]:
+        async with cluster_space.executor() as executor:
+            handles = [await executor.start(bp) for _ in range(4)]
+            queue = open_queue(
+                cluster_space.url, name=cluster_space.queue, prefix=cluster_space.prefix, shards=CLUSTER_SHARDS,
+                cluster=True,
+            )  # fmt: skip
+            try:
+                await queue.obliterate()
+                assert sum((await queue.counts()).values()) == 0
+            finally:
+                await queue.aclose()
+            worker = cluster_space.start_worker(extra_args=("--reconcile-interval", "0.5"))
+            await asyncio.to_thread(worker.wait_ready)
+            results = [await handle.result(timeout=30) for handle in handles]
+            assert "pending job(s) were not in the queue" in worker.output()
+            return [*results, *[await handle.context() for handle in handles]]
+
+    outcome = asyncio.run(main())
+    assert outcome[:4] == ["finished"] * 4
+    assert all(ctx["collected"] == 1 for ctx in outcome[4:])
+
+
+@pytest.mark.timeout(60)
 def test_a_failing_node_fails_the_run_on_a_cluster(cluster_space: Space) -> None:
     graph = {
         "nodes": [d.node("a"), d.node("f", "fail"), d.node("after")],
