@@ -1,6 +1,7 @@
 """The executor contract on a real Redis Cluster (3 masters, started by scripts/test), the
 queue split into 3 shards, with real worker processes: the same results as in memory
-(fan-in, loops, conditional joins, nested sub-workflows, an in-process parallel block),
+(fan-in, loops, conditional joins, nested sub-workflows, an in-process parallel block,
+batches),
 failures, cancellation and kill -9 recovery; every key of a run in one slot; the shards
 on different masters; no ``:`` in a queue's job ids."""
 
@@ -10,6 +11,7 @@ import asyncio
 import signal
 from typing import Any
 
+import cluster_flows
 import dist_nodes as d
 import pytest
 import redis
@@ -33,11 +35,13 @@ def test_same_results_as_in_memory_on_a_cluster(cluster_space: Space) -> None:
     """Every contract graph at once on two workers, each consuming the three shards."""
     from flowcraft.engine import flow_from_factory
 
-    expected_ctx = TypedContext()
+    expected_ctx, batch_ctx = TypedContext(), TypedContext()
     expected_action = asyncio.run(d.make_pipeline().run(expected_ctx))
+    batch_action = asyncio.run(cluster_flows.make_batches().run(batch_ctx))
+    assert batch_ctx.to_dict()["total"] == sum(n * n for n in range(8))
     cluster_space.start_workers(2, concurrency=6)
 
-    async def main() -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    async def main() -> tuple[dict[str, Any], Any, dict[str, Any], Any, dict[str, Any]]:
         async with cluster_space.executor() as executor:
             handles = {}
             for name in NAMES:
@@ -48,12 +52,15 @@ def test_same_results_as_in_memory_on_a_cluster(cluster_space: Space) -> None:
             assert {h.run_id for h in handles.values()} <= listed
             ctx = TypedContext()  # a factory flow: start, loop, in-process parallel block, fan-in
             action = await flow_from_factory("dist_nodes:make_pipeline").run(ctx, executor=executor)
-            return results, action, ctx.to_dict()
+            batches = TypedContext()  # a parallel batch, then a sequential one
+            batches_action = await flow_from_factory("cluster_flows:make_batches").run(batches, executor=executor)
+            return results, action, ctx.to_dict(), batches_action, batches.to_dict()
 
-    results, action, ctx = asyncio.run(main())
+    results, action, ctx, batches_action, batches = asyncio.run(main())
     for name in NAMES:
         assert results[name] == EXPECTED[name], name
     assert (action, ctx) == (expected_action, expected_ctx.to_dict())
+    assert (batches_action, batches) == (batch_action, batch_ctx.to_dict())
 
 
 @pytest.mark.timeout(90)
