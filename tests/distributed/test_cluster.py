@@ -236,3 +236,33 @@ def _wait_for(predicate: Any, timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.05)
+
+
+@pytest.mark.timeout(60)
+def test_a_sharded_queue_on_one_redis(redis_url: str) -> None:
+    """``queue_shards`` without a cluster: two hash-tagged queues on one server, two workers."""
+    space = Space(redis_url, shards=2)
+    try:
+        space.start_workers(2, concurrency=4)
+
+        async def main() -> dict[str, Any]:
+            async with space.executor() as executor:
+                handles = {name: await executor.start(d.build(d.GRAPHS[name][0]), d.GRAPHS[name][1])
+                           for name in ("fan_in", "loop50", "conditional")}  # fmt: skip
+                return {name: (await h.result(timeout=30), await h.context()) for name, h in handles.items()}
+
+        results = asyncio.run(main())
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            used = {  # a shard that completed jobs has "completed" entries in its event stream
+                name
+                for name in queue_names(space.queue, 2)
+                for _, fields in client.xrange(f"{space.prefix}:{name}:events")
+                if fields.get("event") == "completed"
+            }
+        finally:
+            client.close()
+    finally:
+        space.close()
+    assert results == {name: EXPECTED[name] for name in results}
+    assert used == {f"{{{space.queue}.0}}", f"{{{space.queue}.1}}"}
