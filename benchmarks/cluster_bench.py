@@ -127,6 +127,7 @@ async def one_round(url: str, cluster: bool, shards: int, args: argparse.Namespa
         "worker_cpu_us_per_job": round(sum(c1 - c0 for c0, c1 in zip(cpu0, cpu1, strict=True)) / jobs * 1e6),
         "redis_cpu_us_per_job": round(sum(m["cpu_us_per_job"] for m in per_master), 1),
         "per_master": per_master,
+        "load_average_1min": round(os.getloadavg()[0], 2),  # how busy the (shared) machine was
     }
 
 
