@@ -239,7 +239,7 @@ def test_worker_help_has_a_flowcraft_usage_line_and_help_for_every_option():
     options = {a.option_strings[-1]: a.help for a in worker._actions if a.option_strings}
     for option in ("--registry", "--redis", "--queue", "--prefix", "--concurrency", "--dependencies",
                    "--middleware", "--lock-duration", "--stalled-interval", "--reconcile-interval", "--unknown-type-grace",
-                   "--shutdown-grace",
+                   "--shutdown-grace", "--max-connections", "--cluster", "--queue-shards",
                    "--log-level"):  # fmt: skip
         assert options.get(option), f"worker {option} has no help text"
         assert option in result.stdout

@@ -23,6 +23,11 @@ import redis
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 REDIS_URL = os.environ.get("FLOWCRAFT_TEST_REDIS_URL", "redis://127.0.0.1:6399/0")
+# a Redis Cluster (scripts/test starts one: start_test_cluster in scripts/_redis.sh)
+CLUSTER_URL = os.environ.get(
+    "FLOWCRAFT_TEST_CLUSTER_URL", f"redis://127.0.0.1:{os.environ.get('FLOWCRAFT_TEST_CLUSTER_PORT', '7001')}/0"
+)
+CLUSTER_SHARDS = 3  # queue shards in the cluster tests: one per master of the test cluster
 # fast stalled-job recovery for kill -9 tests (production defaults are 30 s each)
 LOCK_DURATION = 1.0
 STALLED_INTERVAL = 0.5
@@ -53,8 +58,30 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-def delete_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
+@pytest.fixture(scope="session")
+def cluster_url() -> str:
+    """A reachable Redis Cluster whose every slot is served (FAILS, never skips, without one)."""
+    try:
+        client = redis.RedisCluster.from_url(CLUSTER_URL, socket_connect_timeout=2)
+        try:
+            info = client.cluster_info()
+            masters = len(client.get_primaries())
+        finally:
+            client.close()
+    except redis.RedisError as error:
+        pytest.fail(
+            f"The cluster tests need a real Redis Cluster at {CLUSTER_URL} (set FLOWCRAFT_TEST_CLUSTER_URL, or run "
+            f"scripts/test which starts one with start_test_cluster from scripts/_redis.sh): {error}"
+        )
+    if info.get("cluster_state") != "ok" or masters < 2:
+        pytest.fail(
+            f"The Redis Cluster at {CLUSTER_URL} is not usable: state {info.get('cluster_state')}, {masters} master(s)"
+        )
+    return CLUSTER_URL
+
+
+def delete_prefix(url: str, prefix: str, *, cluster: bool = False) -> None:
+    client: Any = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
     try:
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         for i in range(0, len(keys), 500):
@@ -66,8 +93,11 @@ def delete_prefix(url: str, prefix: str) -> None:
 class Space:
     """One isolated namespace: a key prefix, a queue name, and the workers started in it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, cluster: bool = False, shards: int = 1) -> None:
         self.url = url
+        self.cluster = cluster
+        self.shards = shards
+        self.topology: dict[str, Any] = {"cluster": cluster, "queue_shards": shards} if cluster or shards > 1 else {}
         tag = uuid.uuid4().hex[:10]
         self.prefix = f"fct{tag}"
         self.queue = f"q{tag}"
@@ -78,7 +108,7 @@ class Space:
         from flowcraft.distributed import DistributedExecutor
 
         options.setdefault("poll_interval", 0.5)
-        return DistributedExecutor(self.url, queue=self.queue, prefix=self.prefix, **options)
+        return DistributedExecutor(self.url, queue=self.queue, prefix=self.prefix, **self.topology, **options)
 
     def start_worker(
         self,
@@ -105,7 +135,7 @@ class Space:
     def close(self) -> None:
         for proc in self.workers:
             proc.stop()
-        delete_prefix(self.url, self.prefix)
+        delete_prefix(self.url, self.prefix, cluster=self.cluster)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -130,12 +160,13 @@ class WorkerProcess:
         self.log_path = space.tmp / f"worker-{uuid.uuid4().hex[:6]}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115
         timing = ("--lock-duration", str(LOCK_DURATION), "--stalled-interval", str(STALLED_INTERVAL))
+        topology = ("--cluster",) * space.cluster + (("--queue-shards", str(space.shards)) if space.shards > 1 else ())
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "flowcraft", "worker",
                 "--registry", "dist_nodes:REGISTRY", "--redis", url,
                 "--queue", space.queue, "--prefix", space.prefix, "--concurrency", str(concurrency),
-                *(timing if fast_recovery else ()), *extra_args,
+                *(timing if fast_recovery else ()), *topology, *extra_args,
             ],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
         )  # fmt: skip
@@ -178,6 +209,16 @@ CRASH_ENV = "FLOWCRAFT_TEST_CRASH_AT"
 @pytest.fixture
 def space(redis_url: str) -> Iterator[Space]:
     s = Space(redis_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def cluster_space(cluster_url: str) -> Iterator[Space]:
+    """A namespace on the test Redis Cluster, its queue split in `CLUSTER_SHARDS` shards."""
+    s = Space(cluster_url, cluster=True, shards=CLUSTER_SHARDS)
     try:
         yield s
     finally:

@@ -25,7 +25,7 @@ from flowcraft.distributed import (
     encode,
 )
 from flowcraft.distributed.connection import MAX_CONNECTIONS
-from flowcraft.distributed.keys import Keys
+from flowcraft.distributed.keys import Keys, wire_job_id
 from flowcraft.distributed.queue import BullMQJobQueue, ErrorLog
 from flowcraft.engine.codec import decode_action, encode_action
 from flowcraft.engine.plan import blueprint_hash, canonical_json
@@ -150,7 +150,7 @@ def test_a_job_whose_data_is_not_json_fails_its_run_and_is_logged(space: Space) 
             handle = await executor.start(bp, run_id="poison")
             client = redis.asyncio.Redis.from_url(space.url)
             try:
-                await client.hset(f"{space.prefix}:{space.queue}:poison:a:1", "data", "{not json")
+                await client.hset(f"{space.prefix}:{space.queue}:{wire_job_id('poison:a:1')}", "data", "{not json")
             finally:
                 await client.aclose()
             worker = space.start_worker()
@@ -162,7 +162,7 @@ def test_a_job_whose_data_is_not_json_fails_its_run_and_is_logged(space: Space) 
                 counts = await queue.counts()
             finally:
                 await queue.aclose()
-            assert "poison:a:1: its data on the queue is not valid JSON" in worker.output()
+            assert "poison|a|1: its data on the queue is not valid JSON" in worker.output()
             return await handle.status(), counts
 
     status, counts = asyncio.run(main())

@@ -12,7 +12,8 @@ flowcraft viz GRAPH.json [--format mermaid|dot|svg|png] [--output FILE] [--raw]
 flowcraft worker --registry module:NAME [--redis URL] [--queue Q] [--prefix P] [--concurrency N]
                  [--dependencies module:NAME] [--middleware module:NAME ...] [--lock-duration S]
                  [--stalled-interval S] [--reconcile-interval S] [--unknown-type-grace S]
-                 [--shutdown-grace S] [--log-level LEVEL]
+                 [--shutdown-grace S] [--log-level LEVEL] [--cluster] [--queue-shards N]
+                 [--max-connections N]
 flowcraft runs [--state STATE] [--limit N] [--json] [--store FILE | --redis URL]
 flowcraft show RUN_ID [--store FILE | --redis URL]
 flowcraft resume RUN_ID WAIT_ID [--store FILE | --redis URL] [--value JSON] [--action A]
@@ -43,10 +44,14 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, CliError
 from .loading import DEFAULT_REDIS_URL
+
+if TYPE_CHECKING:
+    from .loading import RedisTarget
 
 __all__ = [
     "EXIT_ENVIRONMENT",
@@ -100,6 +105,22 @@ def _redis_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prefix", default="flowcraft", help="Redis key prefix (default flowcraft); clients and workers must agree"
     )
+    _topology_options(parser)
+
+
+def _topology_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the Redis URL names a node of a Redis Cluster (docs/scaling.md); clients and workers must agree",
+    )
+    parser.add_argument(
+        "--queue-shards",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="split the job queue into N BullMQ queues (default 1); clients and workers must agree",
+    )
 
 
 def _run_source(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +135,13 @@ def _run_source(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--queue", default="flowcraft", help="with Redis: the job queue name (default flowcraft)")
     parser.add_argument("--prefix", default="flowcraft", help="with Redis: the key prefix (default flowcraft)")
+    _topology_options(parser)
+
+
+def _redis_target(args: argparse.Namespace, url: str) -> RedisTarget:
+    from .loading import RedisTarget  # local import: startup speed
+
+    return RedisTarget(url, args.queue, args.prefix, cluster=args.cluster, queue_shards=args.queue_shards)
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -190,6 +218,14 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="a job whose node types this worker's registry lacks goes back to the queue for a worker that has "
         "them; a run no live worker can run fails this many seconds after it started (default 60)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="size of the worker's Redis connection pool for run state (default: the larger of 50 and twice "
+        "--concurrency + 4); with --cluster, per cluster node",
     )
     parser.add_argument(
         "--shutdown-grace",
@@ -365,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _dispatch(args: argparse.Namespace) -> int:
     # The commands' modules are imported when used (local imports), so `flowcraft --help`
     # and each command load only what they need.
-    from .loading import BuilderOptions, RedisTarget, StoreTarget  # local import: startup speed (see above)
+    from .loading import BuilderOptions, StoreTarget  # local import: startup speed (see above)
 
     options = BuilderOptions(
         getattr(args, "sub_workflow_type", ()), getattr(args, "conditional_type", ()), getattr(args, "workflows", None)
@@ -375,7 +411,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_command(
             args.graph, args.registry, options, context=args.context, params=args.param, executor=args.executor,
-            redis=RedisTarget(args.redis, args.queue, args.prefix), progress=args.progress, detach=args.detach,
+            redis=_redis_target(args, args.redis), progress=args.progress, detach=args.detach,
             as_json=args.json, max_nodes=args.max_nodes, max_seconds=args.max_seconds,
             store=StoreTarget(args.store) if args.store else None, run_id=args.run_id, timeout=args.timeout,
         )  # fmt: skip
@@ -399,8 +435,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 value = json.loads(args.value) if args.value is not None else None
             except json.JSONDecodeError as error:
                 raise CliError(f"--value is not JSON ({error}): quote a string as '\"text\"'") from None
-            redis = RedisTarget(args.redis or os.environ.get("FLOWCRAFT_REDIS_URL", _DEFAULT_REDIS), args.queue,
-                                args.prefix)  # fmt: skip
+            redis = _redis_target(args, args.redis or os.environ.get("FLOWCRAFT_REDIS_URL", _DEFAULT_REDIS))
             return resume_on_redis(
                 redis, args.run_id, args.wait_id, value=value, action=args.action,
                 idempotency_key=args.idempotency_key, timeout=args.timeout, progress=args.progress,
@@ -418,8 +453,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         target = (
             StoreTarget(args.store)
             if args.store
-            else RedisTarget(args.redis or os.environ.get("FLOWCRAFT_REDIS_URL", _DEFAULT_REDIS), args.queue,
-                             args.prefix)
+            else _redis_target(args, args.redis or os.environ.get("FLOWCRAFT_REDIS_URL", _DEFAULT_REDIS))
         )  # fmt: skip
         if args.command == "status":
             return status_command(args.run_id, target, with_context=args.context)
@@ -434,8 +468,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         where = (
             StoreTarget(args.store)
             if args.store
-            else RedisTarget(args.redis or os.environ.get("FLOWCRAFT_REDIS_URL", _DEFAULT_REDIS), args.queue,
-                             args.prefix)
+            else _redis_target(args, args.redis or os.environ.get("FLOWCRAFT_REDIS_URL", _DEFAULT_REDIS))
         )  # fmt: skip
         return ui_command(
             where, host=args.host, port=args.port, token=args.token, registry=args.registry, factories=args.factories
@@ -450,11 +483,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return worker_command(
             WorkerOptions(
-                registry=args.registry, redis=RedisTarget(args.redis, args.queue, args.prefix),
+                registry=args.registry, redis=_redis_target(args, args.redis),
                 concurrency=args.concurrency, dependencies=args.dependencies, middleware=tuple(args.middleware),
                 lock_duration=args.lock_duration, stalled_interval=args.stalled_interval,
                 reconcile_interval=args.reconcile_interval, unknown_type_grace=args.unknown_type_grace,
-                shutdown_grace=args.shutdown_grace,
+                shutdown_grace=args.shutdown_grace, max_connections=args.max_connections,
                 log_level=args.log_level,
             )
         )  # fmt: skip

@@ -158,11 +158,14 @@ def _as_builder(value: Any, ref: str, options: BuilderOptions) -> GraphBuilder:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RedisTarget:
-    """Where distributed runs live: the Redis URL, queue name and key prefix."""
+    """Where distributed runs live: the Redis URL, queue name and key prefix (and whether
+    the URL is a Redis Cluster node, and how many shards the queue has)."""
 
     url: str
     queue: str = "flowcraft"
     prefix: str = "flowcraft"
+    cluster: bool = False
+    queue_shards: int = 1
 
     def redacted(self) -> str:
         """The URL with any credentials hidden."""

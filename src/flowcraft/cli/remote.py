@@ -87,7 +87,10 @@ def _with_executor(target: Target, work: Callable[[Any], Awaitable[T]]) -> T:
     distributed = require_distributed()
 
     async def main() -> T:
-        async with distributed.DistributedExecutor(target.url, queue=target.queue, prefix=target.prefix) as executor:
+        async with distributed.DistributedExecutor(
+            target.url, queue=target.queue, prefix=target.prefix, cluster=target.cluster,
+            queue_shards=target.queue_shards,
+        ) as executor:  # fmt: skip
             return await work(executor)
 
     try:
@@ -237,6 +240,10 @@ def _redis_options(redis: RedisTarget) -> str:
         out += f" --queue {redis.queue}"
     if redis.prefix != "flowcraft":
         out += f" --prefix {redis.prefix}"
+    if redis.cluster:
+        out += " --cluster"
+    if redis.queue_shards > 1:
+        out += f" --queue-shards {redis.queue_shards}"
     return out
 
 

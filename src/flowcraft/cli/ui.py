@@ -53,7 +53,10 @@ def ui_command(
         backend = ui.SqliteBackend(target.path, registry=registry)
     else:
         require_distributed()
-        backend = ui.RedisBackend(target.url, queue=target.queue, prefix=target.prefix)
+        backend = ui.RedisBackend(
+            target.url, queue=target.queue, prefix=target.prefix, cluster=target.cluster,
+            queue_shards=target.queue_shards,
+        )  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
     address = f"http://{shown}:{port}/"
     print(

@@ -40,6 +40,7 @@ class WorkerOptions:
     reconcile_interval: float = 60.0
     unknown_type_grace: float = 60.0
     shutdown_grace: float = 5.0
+    max_connections: int | None = None
     log_level: str = "INFO"
 
 
@@ -138,14 +139,18 @@ def worker_command(options: WorkerOptions) -> int:
             reconcile_interval=options.reconcile_interval,
             unknown_type_grace=options.unknown_type_grace,
             middleware=middleware,
+            cluster=redis.cluster,
+            queue_shards=redis.queue_shards,
+            max_connections=options.max_connections,
         )
     except (TypeError, ValueError) as error:
         raise CliError(f"cannot start the worker: {error}", EXIT_USAGE) from None
 
     def announce() -> None:
         log.info(
-            "flowcraft worker ready: pid=%d queue=%s prefix=%s concurrency=%d redis=%s",
+            "flowcraft worker ready: pid=%d queue=%s prefix=%s concurrency=%d redis=%s%s",
             os.getpid(), redis.queue, redis.prefix, options.concurrency, redis.redacted(),
+            " (cluster)" * redis.cluster + (f" shards={redis.queue_shards}" if redis.queue_shards > 1 else ""),
         )  # fmt: skip
 
     try:

@@ -6,14 +6,21 @@ an exhausted pool is reported as such
 ([`BackendPoolExhaustedError`][flowcraft.distributed.BackendPoolExhaustedError]), never as
 Redis being unreachable. Pub/sub shares one connection per client (``store.py``), so any
 number of waiting ``result()`` calls hold no pool connections.
+
+With ``cluster=True`` the client is redis-py's cluster client over a Redis Cluster (the
+URL names any one node; the others are discovered). It keeps up to ``max_connections``
+connections per cluster node and fails a call at once, with
+[`BackendPoolExhaustedError`][flowcraft.distributed.BackendPoolExhaustedError], when all of
+one node's are busy (it has no blocking pool).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -21,7 +28,15 @@ from redis.exceptions import BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["MAX_CONNECTIONS", "POOL_TIMEOUT", "BoundedPool", "PoolExhausted", "connect"]
+__all__ = [
+    "MAX_CONNECTIONS",
+    "POOL_TIMEOUT",
+    "BoundedPool",
+    "PoolExhausted",
+    "connect",
+    "connect_cluster",
+    "is_cluster",
+]
 
 MAX_CONNECTIONS = 50
 """Default size of a client's connection pool (per executor, per worker process)."""
@@ -58,11 +73,15 @@ def connect(
     *,
     max_connections: int = MAX_CONNECTIONS,
     pool_timeout: float | None = POOL_TIMEOUT,
+    cluster: bool = False,
 ) -> aioredis.Redis:
     """A redis-py asyncio client for ``redis_url`` (``redis://``, ``rediss://``, with auth)
-    over a `BoundedPool` of ``max_connections``."""
+    over a `BoundedPool` of ``max_connections``; with ``cluster``, a cluster client
+    (`connect_cluster`; typed as the plain client, whose commands it shares)."""
     if max_connections < 1:
         raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
+    if cluster:
+        return cast(aioredis.Redis, connect_cluster(redis_url, max_connections=max_connections))
     pool = BoundedPool.from_url(
         redis_url,
         max_connections=max_connections,
@@ -73,3 +92,22 @@ def connect(
         retry_on_error=[RedisConnectionError, RedisTimeoutError, BusyLoadingError],
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def connect_cluster(redis_url: str, *, max_connections: int = MAX_CONNECTIONS) -> RedisCluster:
+    """A redis-py asyncio Redis Cluster client: ``redis_url`` names one node (database 0),
+    the client discovers the others; at most ``max_connections`` connections per node."""
+    if max_connections < 1:
+        raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
+    return RedisCluster.from_url(
+        redis_url,
+        max_connections=max_connections,
+        decode_responses=True,
+        socket_connect_timeout=5,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+    )
+
+
+def is_cluster(client: Any) -> bool:
+    """Whether ``client`` is a Redis Cluster client."""
+    return isinstance(client, RedisCluster)

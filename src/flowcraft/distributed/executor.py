@@ -8,8 +8,9 @@ from __future__ import annotations
 from ..engine.client import JobExecutor, RunError, RunHandle, RunStatus, blueprint_of
 from ..engine.jobs import RunSummary
 from .connection import MAX_CONNECTIONS, POOL_TIMEOUT
-from .keys import BLUEPRINT_TTL, DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL
+from .keys import BLUEPRINT_TTL, DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL, queue_names
 from .queue import BullMQJobQueue
+from .shards import ShardedJobQueue, open_queue
 from .store import RedisRunStore
 
 __all__ = ["DistributedExecutor", "RunError", "RunHandle", "RunStatus", "blueprint_of"]
@@ -35,6 +36,10 @@ class DistributedExecutor(JobExecutor):
         pool_timeout: seconds a call waits for a free connection before
             [`BackendPoolExhaustedError`][flowcraft.distributed.BackendPoolExhaustedError]
             (``None``: wait as long as it takes).
+        cluster: ``redis_url`` is a node of a Redis Cluster (the others are found from
+            it); every run's keys live in one slot (``{<run id>}``). Workers must agree.
+        queue_shards: split the queue into this many BullMQ queues (``{<queue>.<i>}``),
+            which a cluster spreads over its masters; workers must use the same number.
 
     Examples:
         ```python
@@ -57,11 +62,14 @@ class DistributedExecutor(JobExecutor):
         connection_grace: float = 30.0,
         max_connections: int = MAX_CONNECTIONS,
         pool_timeout: float | None = POOL_TIMEOUT,
+        cluster: bool = False,
+        queue_shards: int = 1,
     ) -> None:
         store = RedisRunStore(
             redis_url, prefix=prefix, run_ttl=run_ttl, blueprint_ttl=blueprint_ttl, max_connections=max_connections,
-            pool_timeout=pool_timeout,
+            pool_timeout=pool_timeout, cluster=cluster,
         )  # fmt: skip
+        queue_names(queue, queue_shards, cluster=cluster)  # a bad name or shard count fails here, not at start()
         super().__init__(
             store=store,
             poll_interval=poll_interval,
@@ -71,6 +79,8 @@ class DistributedExecutor(JobExecutor):
         self.queue_name = queue
         self.prefix = prefix
         self.blueprint_ttl = blueprint_ttl
+        self.cluster = cluster
+        self.queue_shards = queue_shards
 
     async def runs(self, state: str | None = None, limit: int = 100) -> list[RunSummary]:
         """The runs under this prefix, newest first (``state``: only those in it).
@@ -82,5 +92,7 @@ class DistributedExecutor(JobExecutor):
         assert isinstance(store, RedisRunStore)
         return await store.runs(state, limit)
 
-    def _open_queue(self) -> BullMQJobQueue:
-        return BullMQJobQueue(self.redis_url, name=self.queue_name, prefix=self.prefix)
+    def _open_queue(self) -> BullMQJobQueue | ShardedJobQueue:
+        return open_queue(
+            self.redis_url, name=self.queue_name, prefix=self.prefix, shards=self.queue_shards, cluster=self.cluster
+        )

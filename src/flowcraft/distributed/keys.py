@@ -14,6 +14,7 @@ flowcraft:workers:<queue>             HASH    worker id -> {"types": node types 
                                               (each live worker renews its entry every few seconds)
 flowcraft:reconciler                  STRING  the worker running the reconciler's current pass (a lock
                                               with a TTL)
+flowcraft:timers                      ZSET    "<run id>\\x1f<wait id>" -> when the wait's timer fires
 flowcraft:run:{<id>}:meta             HASH    status, blueprint hash, params, ttl, last action, error,
                                               budget (JSON) and usage (JSON kind -> amount, CHARGE)
 flowcraft:run:{<id>}:ctx              HASH    context: key name -> codec-encoded value
@@ -24,18 +25,28 @@ flowcraft:run:{<id>}:visits           HASH    node id -> last visit number hande
 flowcraft:run:{<id>}:open             HASH    fan-in node id -> visit currently collecting arrivals
 flowcraft:run:{<id>}:join:<node>:<v>  SET     predecessors that reached visit <v> of a fan-in node
 flowcraft:run:{<id>}:events           CHANNEL published once when the run ends
+flowcraft:run:{<id>}:waits            HASH    wait id -> JSON record of the wait (open or resolved)
 flowcraft:run:{<id>}:memos            HASH    "<job id> <key>" -> memoised value (args.memo); TTL MEMO_TTL
 flowcraft:run:{<id>}:stream           STREAM  run events (only for runs started with events=True;
                                               capped near EVENT_STREAM_MAXLEN entries)
 ```
 
-BullMQ keeps its own keys under ``<prefix>:<queue>:*``. Every run key gets
-the client's ``run_ttl`` (default `RUN_TTL`, stored in ``meta``) once the run ends.
+BullMQ keeps its own keys under ``<prefix>:<queue name>:*``, where the queue name is
+the queue itself, or, on a Redis Cluster or with ``queue_shards`` > 1, one hash-tagged
+name per shard ([`queue_names`][flowcraft.distributed.keys.queue_names]). Every run key
+gets the client's ``run_ttl`` (default `RUN_TTL`, stored in ``meta``) once the run ends.
+
+Job ids on the queue never contain ``:`` (Node BullMQ 5 refuses such custom ids):
+[`wire_job_id`][flowcraft.distributed.keys.wire_job_id] maps the engine's job id
+(``run:node:visit``, also a node's ``idempotency_key``) to its queue form and
+[`engine_job_id`][flowcraft.distributed.keys.engine_job_id] back. ``docs/wire-protocol.md``
+describes all of it as a versioned protocol (`WIRE_VERSION`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import zlib
 
 __all__ = [
     "BLUEPRINT_TTL",
@@ -44,9 +55,17 @@ __all__ = [
     "EVENT_STREAM_MAXLEN",
     "MEMO_TTL",
     "RUN_TTL",
+    "WIRE_VERSION",
     "Keys",
     "RunKeys",
+    "engine_job_id",
+    "queue_names",
+    "shard_of",
+    "wire_job_id",
 ]
+
+WIRE_VERSION = 1
+"""Version of the job and key format (``docs/wire-protocol.md``)."""
 
 DEFAULT_PREFIX = "flowcraft"
 """Prefix of every key (ours and BullMQ's)."""
@@ -149,3 +168,54 @@ class Keys:
             memos=base + "memos",
             waits=base + "waits",
         )
+
+
+def queue_names(queue: str, shards: int = 1, *, cluster: bool = False) -> list[str]:
+    """The BullMQ queue names of logical queue ``queue`` split into ``shards`` queues.
+
+    One unsharded queue on one Redis keeps its plain name (``flowcraft``). On a Redis
+    Cluster, or with more than one shard, every name is a hash tag (``{flowcraft}``, or
+    ``{flowcraft.0}`` .. ``{flowcraft.<shards-1>}``): all of one queue's BullMQ keys then
+    live in one cluster slot, as its Lua scripts need, and the shards spread over the
+    cluster's masters.
+
+    Examples:
+        ```python
+        from flowcraft.distributed.keys import queue_names
+
+        assert queue_names("flowcraft") == ["flowcraft"]
+        assert queue_names("flowcraft", cluster=True) == ["{flowcraft}"]
+        assert queue_names("q", 2) == ["{q.0}", "{q.1}"]
+        ```
+    """
+    if shards < 1:
+        raise ValueError(f"queue_shards must be >= 1, got {shards!r}")
+    if shards == 1 and not cluster:
+        return [queue]
+    if not queue or any(c in queue for c in ":{} \n"):
+        raise ValueError(
+            f"a sharded or cluster queue's name must be non-empty without ':', braces or whitespace, got {queue!r}"
+        )
+    if shards == 1:
+        return [f"{{{queue}}}"]
+    return [f"{{{queue}.{i}}}" for i in range(shards)]
+
+
+def shard_of(job_id: str, shards: int) -> int:
+    """The queue shard of a job: CRC-32 (IEEE) of its engine id's UTF-8 bytes, modulo
+    ``shards``. Deterministic, so that a job added twice lands in the same queue and is
+    deduplicated there."""
+    return zlib.crc32(job_id.encode()) % shards if shards > 1 else 0
+
+
+def wire_job_id(job_id: str) -> str:
+    """The queue's id of engine job ``job_id``: ``%`` -> ``%25``, ``|`` -> ``%7C``, then
+    ``:`` -> ``|`` (``run|node|visit``). Injective, so deduplication by id is kept, and
+    free of ``:``, which Node BullMQ 5 refuses in custom job ids."""
+    return job_id.replace("%", "%25").replace("|", "%7C").replace(":", "|")
+
+
+def engine_job_id(wire_id: str) -> str:
+    """The engine job id behind a queue job id (the inverse of
+    [`wire_job_id`][flowcraft.distributed.keys.wire_job_id])."""
+    return wire_id.replace("|", ":").replace("%7C", "|").replace("%25", "%")

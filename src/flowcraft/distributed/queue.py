@@ -31,7 +31,8 @@ from ..engine.errors import (
 )
 from ..engine.jobs import Job
 from ..engine.protocols import JobFailed, JobProcessor
-from .connection import PoolExhausted
+from .connection import PoolExhausted, connect_cluster
+from .keys import engine_job_id, wire_job_id
 
 __all__ = [
     "ERROR_MAP",
@@ -111,8 +112,9 @@ STALLED_INTERVAL = 5.0
 (13 s; about 9 s on average)."""
 
 
-def _connection(redis_url: str) -> str:
-    return redis_url
+def _connection(redis_url: str, cluster: bool = False) -> Any:
+    # a URL (BullMQ opens its own client), or a cluster client of our own (BullMQ takes it as is)
+    return connect_cluster(redis_url) if cluster else redis_url
 
 
 class JobDeferred(Exception):
@@ -200,7 +202,7 @@ class _Worker(bullmq.Worker):  # type: ignore[misc]
             reason = f"job {job_id}: its data on the queue is not valid JSON ({error}); it cannot be run"
             log.error("%s; failing it", reason)
             job.token = token
-            job.data = _poison_data(str(job_id))
+            job.data = _poison_data(engine_job_id(str(job_id)))
             job.deferredFailure = reason  # BullMQ's own path: moved to failed, "failed" emitted
             return job
 
@@ -214,7 +216,10 @@ class BullMQJobQueue:
     the run instead. ``lock_duration`` and ``stalled_interval`` (seconds) decide how
     fast a job held by a dead worker (``kill -9``) is handed to another one: after at
     most about ``lock_duration + stalled_interval``. ``max_stalled`` is how often a job
-    may be recovered before it is failed.
+    may be recovered before it is failed. ``cluster``: ``redis_url`` is a node of a Redis
+    Cluster, and ``name`` must then be a hash tag (see
+    [`queue_names`][flowcraft.distributed.keys.queue_names]). Job ids on the queue are
+    [`wire_job_id`][flowcraft.distributed.keys.wire_job_id]s (no ``:``).
     """
 
     def __init__(
@@ -228,8 +233,10 @@ class BullMQJobQueue:
         lock_duration: float = LOCK_DURATION,
         stalled_interval: float = STALLED_INTERVAL,
         max_stalled: int = 3,
+        cluster: bool = False,
     ) -> None:
         self.name = name
+        self._cluster = cluster
         self._redis_url = redis_url
         self._prefix = prefix
         self._attempts = attempts
@@ -242,11 +249,11 @@ class BullMQJobQueue:
         self._errors = ErrorLog()
         self._releasing: asyncio.Future[None] | None = None
         with map_backend_errors():
-            self._queue = bullmq.Queue(name, {"connection": _connection(redis_url), "prefix": prefix})
+            self._queue = bullmq.Queue(name, {"connection": _connection(redis_url, cluster), "prefix": prefix})
 
     def _opts(self, job_id: str) -> dict[str, Any]:
         return {
-            "jobId": job_id,
+            "jobId": wire_job_id(job_id),
             "attempts": self._attempts,
             "backoff": {"type": "exponential", "delay": 200},
             "removeOnComplete": not self._keep,
@@ -261,6 +268,8 @@ class BullMQJobQueue:
             if len(jobs) == 1:
                 job = jobs[0]
                 await self._queue.add("node", job.to_data(), self._opts(job.id))
+            elif self._cluster:  # redis-py runs no script in a cluster pipeline: BullMQ's addBulk fails
+                await asyncio.gather(*(self._queue.add("node", job.to_data(), self._opts(job.id)) for job in jobs))
             else:
                 await self._queue.addBulk(
                     [{"name": "node", "data": job.to_data(), "opts": self._opts(job.id)} for job in jobs]
@@ -273,7 +282,7 @@ class BullMQJobQueue:
         async with map_backend_errors_async():
             pipe = self._queue.client.pipeline(transaction=False)
             for job_id in job_ids:
-                pipe.exists(self._queue.toKey(job_id))
+                pipe.exists(self._queue.toKey(wire_job_id(job_id)))
             found = await pipe.execute()
         return [job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists]
 
@@ -288,7 +297,7 @@ class BullMQJobQueue:
         """The job's state in the queue: ``waiting`` (no worker took it yet), ``active``,
         ``delayed``, ``completed``, ``failed``, or ``unknown`` (removed or never added)."""
         async with map_backend_errors_async():
-            return str(await self._queue.getJobState(job_id))
+            return str(await self._queue.getJobState(wire_job_id(job_id)))
 
     async def obliterate(self) -> None:
         """Delete the queue and all its jobs (tests, benchmarks)."""
@@ -305,7 +314,7 @@ class BullMQJobQueue:
         """Run ``processor`` over the queue's jobs, ``concurrency`` at a time, until
         [`close`][flowcraft.distributed.BullMQJobQueue.close]."""
         opts: dict[str, Any] = {
-            "connection": _connection(self._redis_url),
+            "connection": _connection(self._redis_url, self._cluster),
             "prefix": self._prefix,
             "concurrency": concurrency,
             "lockDuration": int(self._lock_duration * 1000),
@@ -319,7 +328,8 @@ class BullMQJobQueue:
 
         async def process(job: Any, token: str) -> None:
             try:
-                await processor(Job.from_data(str(job.id), job.data if isinstance(job.data, dict) else {}))
+                data = job.data if isinstance(job.data, dict) else {}
+                await processor(Job.from_data(engine_job_id(str(job.id)), data))
             except JobDeferred as deferred:  # wait, then back to waiting, behind the jobs there
                 await asyncio.sleep(deferred.delay)
                 await self._release([(str(job.id), token)], push="LPUSH")
@@ -336,7 +346,8 @@ class BullMQJobQueue:
             data = job.data if isinstance(job.data, dict) else {}
             if "r" not in data:
                 return
-            task = asyncio.ensure_future(on_failed(Job.from_data(str(job.id), data), map_backend_error(error)))
+            failed_job = Job.from_data(engine_job_id(str(job.id)), data)
+            task = asyncio.ensure_future(on_failed(failed_job, map_backend_error(error)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

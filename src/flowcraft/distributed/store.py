@@ -228,8 +228,10 @@ redis.call('HSET', KEYS[1], 'status', 'running')
 return {'ok', 'running', updated, redis.call('HGET', KEYS[3], rec.job) or ''}
 """
 
-# KEYS: meta ctx pending done visits open events stream control
-# ARGV: ttl join_prefix node phase error_type message now run_id abort state ndetails (k v)* event*
+# KEYS: meta ctx pending done visits open events stream
+# ARGV: ttl join_prefix node phase error_type message now run_id control state ndetails (k v)* event*
+# (control: the channel told to abort the run's running nodes, '' = none; an argument, not a
+# key: it is no run key, and a Redis Cluster wants every key of a script in one slot)
 FAIL = (
     _FINISH
     + """
@@ -243,7 +245,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[10], 'error_node', ARGV[3], 'error_ph
   'error_type', ARGV[5], 'error_message', ARGV[6], 'ended_at', ARGV[7])
 finish(tonumber(ARGV[1]), KEYS[8], ARGV[10])
 redis.call('PUBLISH', KEYS[7], ARGV[10])
-if ARGV[9] == '1' then redis.call('PUBLISH', KEYS[9], 'cancel ' .. ARGV[8]) end
+if ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[9], 'cancel ' .. ARGV[8]) end
 return 1
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 )
@@ -274,8 +276,8 @@ if limit and used > limit then return {'exceeded', tostring(used)} end
 return {'ok', tostring(used)}
 """
 
-# KEYS: meta ctx pending done visits open events stream control
-# ARGV: ttl join_prefix reason now run_id
+# KEYS: meta ctx pending done visits open events stream
+# ARGV: ttl join_prefix reason now run_id control (the control channel: see FAIL)
 CANCEL = (
     _FINISH
     + """
@@ -285,7 +287,7 @@ if status ~= 'pending' and status ~= 'running' and status ~= 'awaiting' then ret
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancel_reason', ARGV[3], 'ended_at', ARGV[4])
 finish(tonumber(ARGV[1]), KEYS[8], 'cancelled')
 redis.call('PUBLISH', KEYS[7], 'cancelled')
-redis.call('PUBLISH', KEYS[9], 'cancel ' .. ARGV[5])
+redis.call('PUBLISH', ARGV[6], 'cancel ' .. ARGV[5])
 return 'cancelled'
 """
 )
@@ -434,12 +436,14 @@ class RedisRunStore:
         blueprint_ttl: int = BLUEPRINT_TTL,
         max_connections: int = MAX_CONNECTIONS,
         pool_timeout: float | None = POOL_TIMEOUT,
+        cluster: bool = False,
     ) -> None:
         self.keys = Keys(prefix)
+        self.cluster = cluster
         self.run_ttl = run_ttl
         self.blueprint_ttl = blueprint_ttl
         self.redis_url = redis_url
-        self.client = connect(redis_url, max_connections=max_connections, pool_timeout=pool_timeout)
+        self.client = connect(redis_url, max_connections=max_connections, pool_timeout=pool_timeout, cluster=cluster)
         self._hub = _Hub(self.client)
         self._complete = self.client.register_script(COMPLETE)
         self._fail = self.client.register_script(FAIL)
@@ -480,11 +484,20 @@ class RedisRunStore:
         if run.started_event is not None:
             args.append(run.started_event)
         async with map_backend_errors_async():
+            if self.cluster:  # redis-py runs no script in a cluster pipeline
+                return await self._create_apart(run, rk, args)
             pipe = self.client.pipeline(transaction=False)
             pipe.set(self.keys.blueprint(run.graph), run.graph_text, ex=self.blueprint_ttl)
             await self._create(keys=[rk.meta, rk.ctx, rk.pending, rk.visits, rk.stream], args=args, client=pipe)
             pipe.zadd(self.keys.runs, {run.run_id: time.time()}, nx=True)  # for the reconciler
             _, created, _ = await pipe.execute()
+        return bool(created)
+
+    async def _create_apart(self, run: NewRun, rk: RunKeys, args: list[Any]) -> bool:
+        """`create`'s three steps one after another (keys in three cluster slots)."""
+        await self.client.set(self.keys.blueprint(run.graph), run.graph_text, ex=self.blueprint_ttl)
+        created = await self._create(keys=[rk.meta, rk.ctx, rk.pending, rk.visits, rk.stream], args=args)
+        await self.client.zadd(self.keys.runs, {run.run_id: time.time()}, nx=True)
         return bool(created)
 
     async def meta(self, run_id: str) -> dict[str, str]:
@@ -504,8 +517,7 @@ class RedisRunStore:
         rk = self.keys.run(run_id)
         async with map_backend_errors_async():
             result = await self._cancel(
-                keys=[*self._fixed(rk), self.keys.control],
-                args=[self.run_ttl, rk.join_prefix, reason, _now(), run_id],
+                keys=self._fixed(rk), args=[self.run_ttl, rk.join_prefix, reason, _now(), run_id, self.keys.control]
             )
         return str(result or "")
 
@@ -786,10 +798,10 @@ class RedisRunStore:
             details += [key, value]
         async with map_backend_errors_async():
             result = await self._fail(
-                keys=[*self._fixed(rk), self.keys.control],
+                keys=self._fixed(rk),
                 args=[
                     self.run_ttl, rk.join_prefix, failure.node_id, failure.phase, failure.error_type,
-                    failure.message, _now(), run_id, "1" if failure.abort_running else "0", failure.state,
+                    failure.message, _now(), run_id, self.keys.control if failure.abort_running else "", failure.state,
                     len(failure.details), *details, *failure.events,
                 ],
             )  # fmt: skip

@@ -25,8 +25,9 @@ from ..errors import UnknownNodeTypeError
 from ..graph.registry import ensure_registry
 from ..loggers import Logger
 from .connection import MAX_CONNECTIONS
-from .keys import DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL, Keys
+from .keys import DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL, Keys, queue_names
 from .queue import LOCK_DURATION, STALLED_INTERVAL, BullMQJobQueue, JobDeferred
+from .shards import ShardedJobQueue, open_queue
 from .store import RedisRunStore
 
 __all__ = ["CRASH_ENV", "RECONCILE_INTERVAL", "Worker"]
@@ -74,6 +75,10 @@ class Worker(JobWorker):
             another application sharing it) even when no live worker knows them; after
             that, with none, the run fails naming the types.
         logger: the logger nodes receive (silent by default).
+        cluster: ``redis_url`` is a node of a Redis Cluster (as for the executor).
+        queue_shards: the number of BullMQ queues the queue is split into (the
+            executor's); this worker consumes all of them, its ``concurrency`` split
+            evenly over them.
 
     Examples:
         ```python
@@ -100,6 +105,8 @@ class Worker(JobWorker):
         reconcile_interval: float = RECONCILE_INTERVAL,
         graph_cache_size: int = GRAPH_CACHE_SIZE,
         unknown_type_grace: float = UNKNOWN_TYPE_GRACE,
+        cluster: bool = False,
+        queue_shards: int = 1,
     ) -> None:
         super().__init__(
             registry, dependencies=dependencies, concurrency=concurrency, middleware=middleware, logger=logger,
@@ -108,6 +115,9 @@ class Worker(JobWorker):
         self.redis_url = redis_url
         self.queue_name = queue
         self.keys = Keys(prefix)
+        queue_names(queue, queue_shards, cluster=cluster)  # a bad name or shard count fails here
+        self.cluster = cluster
+        self.queue_shards = queue_shards
         self._lock_duration = lock_duration
         self._stalled_interval = stalled_interval
         self._run_ttl = run_ttl
@@ -119,17 +129,15 @@ class Worker(JobWorker):
         self._graph_types: dict[str, frozenset[str]] = {}
         self._told: dict[str, float] = {}
 
-    async def _open(self) -> tuple[RedisRunStore, BullMQJobQueue]:
+    async def _open(self) -> tuple[RedisRunStore, BullMQJobQueue | ShardedJobQueue]:
         store = RedisRunStore(
-            self.redis_url, prefix=self.keys.prefix, run_ttl=self._run_ttl, max_connections=self._max_connections
-        )
-        queue = BullMQJobQueue(
-            self.redis_url,
-            name=self.queue_name,
-            prefix=self.keys.prefix,
-            lock_duration=self._lock_duration,
-            stalled_interval=self._stalled_interval,
-        )
+            self.redis_url, prefix=self.keys.prefix, run_ttl=self._run_ttl, max_connections=self._max_connections,
+            cluster=self.cluster,
+        )  # fmt: skip
+        queue = open_queue(
+            self.redis_url, name=self.queue_name, prefix=self.keys.prefix, shards=self.queue_shards,
+            cluster=self.cluster, lock_duration=self._lock_duration, stalled_interval=self._stalled_interval,
+        )  # fmt: skip
         return store, queue
 
     async def run(self) -> None:
@@ -255,7 +263,7 @@ class Worker(JobWorker):
         is recorded only re-enqueues its own pending successors.
         """
         store, queue = self._store, self._queue
-        if not isinstance(store, RedisRunStore) or not isinstance(queue, BullMQJobQueue):
+        if not isinstance(store, RedisRunStore) or not isinstance(queue, (BullMQJobQueue, ShardedJobQueue)):
             return 0
         interval = max(self.reconcile_interval, 0.1)
         lock = await store.client.set(self.keys.reconciler, uuid.uuid4().hex, nx=True, px=int(interval * 1000))

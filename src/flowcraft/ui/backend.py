@@ -316,19 +316,22 @@ class RedisBackend:
     workers run the run on) and cancel.
 
     The list reads every run's summary (``RedisRunStore.runs``: a ``SCAN``), cached
-    for ``cache_seconds`` so that paging and filtering do not scan again.
+    for ``cache_seconds`` so that paging and filtering do not scan again. ``cluster`` and
+    ``queue_shards`` are the [`DistributedExecutor`][flowcraft.distributed.DistributedExecutor]'s.
     """
 
     can_resume = False
 
     def __init__(self, url: str, *, queue: str = "flowcraft", prefix: str = "flowcraft",
-                 cache_seconds: float = 2.0) -> None:  # fmt: skip
+                 cache_seconds: float = 2.0, cluster: bool = False, queue_shards: int = 1) -> None:  # fmt: skip
         # local import: the redis extra, only for --redis
         from ..distributed import DistributedExecutor
 
         scheme, sep, rest = url.partition("://")
         self.description = "redis " + scheme + sep + ("***@" + rest.split("@", 1)[1] if "@" in rest else rest)
-        self._executor = DistributedExecutor(url, queue=queue, prefix=prefix)
+        self._executor = DistributedExecutor(
+            url, queue=queue, prefix=prefix, cluster=cluster, queue_shards=queue_shards
+        )
         self._cache: tuple[float, list[RunSummary]] | None = None
         self.cache_seconds = cache_seconds
 
