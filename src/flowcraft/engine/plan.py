@@ -21,6 +21,7 @@ from ..errors import GraphError
 from ..flow import Flow
 from ..graph.models import WorkflowBlueprint
 from ..node import AbstractNode
+from ..patterns import BatchFlow, ParallelBatchFlow
 from ..topology import fan_in, iter_reachable, linked_nodes
 from ..waits import WaitNode
 from .errors import GraphMismatchError, NotABlueprintFlowError
@@ -105,13 +106,49 @@ def _params_text(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=repr)
 
 
+def _class_name(node: AbstractNode) -> str:
+    kind = type(node)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _inner_roots(node: AbstractNode) -> list[AbstractNode]:
+    """Where the graph that runs inside ``node``'s own job starts: a parallel block's
+    branches (unless they are jobs of their own), a flow's start node, a batch's item
+    node."""
+    roots = [] if node.is_passthrough else list(node.branches)
+    if isinstance(node, Flow) and node.start_node is not None:
+        roots.append(node.start_node)
+    if isinstance(node, (BatchFlow, ParallelBatchFlow)) and node.node_to_run is not None:
+        roots.append(node.node_to_run)
+    return roots
+
+
+def _inner_shape(node: AbstractNode, depth: int = 0) -> list[list[Any]]:
+    """The shape of the graph inside ``node``'s job (classes, params, edges, nested
+    graphs), by position: a worker that builds other classes inside a block refuses it."""
+    roots = _inner_roots(node)
+    if not roots or depth > 64:
+        return []
+    order = list(iter_reachable(roots, linked_nodes))
+    at = {inner: i for i, inner in enumerate(order)}
+    return [
+        [
+            _class_name(inner),
+            _params_text(inner.params),
+            [(repr(action), [at[n] for n in bucket]) for action, bucket in inner.successors.items()],
+            [at[n] for n in inner.branches],
+            _inner_shape(inner, depth + 1),
+        ]
+        for inner in order
+    ]
+
+
 def _shape_lines(ids: Mapping[AbstractNode, str]) -> list[list[Any]]:
     lines = []
     for node, node_id in sorted(ids.items(), key=lambda item: item[1]):
-        kind = type(node)
         edges = [(repr(action), [ids[n] for n in bucket]) for action, bucket in node.successors.items()]
         branches = [ids[n] for n in node.branches] if node.is_passthrough else []
-        lines.append([node_id, f"{kind.__module__}.{kind.__qualname__}", _params_text(node.params), edges, branches])
+        lines.append([node_id, _class_name(node), _params_text(node.params), edges, branches, _inner_shape(node)])
     return lines
 
 
