@@ -371,7 +371,8 @@ def render(doc: dict) -> str:
     low, high = chain["hop_ratio_range"]
     lines.append(
         f"| chain of {meta['chain']:,} (each job adds the next), 1 worker "
-        f"| {raw['s'] / meta['chain'] * 1000:.2f} ms/hop | {chain['s'] / meta['chain'] * 1000:.2f} ms/hop | {chain['hop_ratio']:.2f}x the hop ({low:.2f} to {high:.2f}) "
+        f"| {raw['s'] / meta['chain'] * 1000:.2f} ms/hop | {chain['s'] / meta['chain'] * 1000:.2f} ms/hop "
+        f"| {chain['hop_ratio']:.2f}x the hop ({low:.2f} to {high:.2f}) "
         f"| {chain['round_trips']:.2f} ({chain['ours']:.2f}) · {raw['round_trips']:.2f} "
         f"| {chain['commands']:.1f} · {raw['commands']:.1f} |"
     )
