@@ -1,9 +1,10 @@
 """The context a node sees on a worker: the run's context hash, decoded lazily, with
-every ``set`` and ``delete`` recorded so that only the changed keys are written back."""
+every ``set`` and ``delete`` recorded so that only the changed keys are written back.
+Values the store left out (large ones) are fetched when first read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..context import key_name as _name
@@ -19,17 +20,32 @@ class RecordingContext:
 
     Values are decoded on first read. `delta` returns the encoded values of the
     keys set and the names of the keys deleted since creation.
+
+    ``remote`` names keys whose values are not in ``raw``: the first read of one fetches
+    it with ``fetch`` (listing the whole context with ``values``, ``entries`` or
+    ``to_dict`` fetches all of them at once with ``fetch_now``, which blocks).
     """
 
-    __slots__ = ("_decoded", "_deleted", "_raw", "_set", "on_write")
+    __slots__ = ("_decoded", "_deleted", "_fetch", "_fetch_now", "_raw", "_remote", "_set", "on_write")
 
-    def __init__(self, raw: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        raw: Mapping[str, str],
+        remote: Collection[str] = (),
+        fetch: Callable[[Sequence[str]], Awaitable[Mapping[str, str | None]]] | None = None,
+        fetch_now: Callable[[Sequence[str]], Mapping[str, str | None]] | None = None,
+    ) -> None:
         self.on_write: Callable[[str], None] | None = None
         """Called with the key before each ``set``/``delete`` (test fault injection)."""
         self._raw: dict[str, str] = dict(raw)
         self._decoded: dict[str, Any] = {}
         self._set: dict[str, Any] = {}
         self._deleted: set[str] = set()
+        self._remote: set[str] = set(remote)
+        self._fetch = fetch
+        self._fetch_now = fetch_now
+        for name in self._remote:
+            self._raw.setdefault(name, "")
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""
@@ -37,11 +53,26 @@ class RecordingContext:
         value = self._decoded.get(name, _MISSING)
         if value is not _MISSING:
             return value
+        if name in self._remote:
+            if self._fetch is None:
+                raise RuntimeError(f"context key {name!r} was left in the store and this context cannot fetch it")
+            self._fill(await self._fetch([name]))
         text = self._raw.get(name)
         if text is None:
             return default
         value = self._decoded[name] = decode(text, key=name)
         return value
+
+    def _fill(self, found: Mapping[str, str | None]) -> None:
+        """Take fetched values (``None``: the key is gone from the store)."""
+        for name, text in found.items():
+            if name not in self._remote:
+                continue
+            self._remote.discard(name)
+            if text is None:
+                self._raw.pop(name, None)
+            else:
+                self._raw[name] = text
 
     async def set(self, key: str, value: Any) -> RecordingContext:
         """Store ``value`` under ``key``; returns the context."""
@@ -52,6 +83,7 @@ class RecordingContext:
         self._raw.setdefault(name, "")
         self._set[name] = value
         self._deleted.discard(name)
+        self._remote.discard(name)
         return self
 
     async def has(self, key: str) -> bool:
@@ -64,6 +96,7 @@ class RecordingContext:
         if self.on_write is not None:
             self.on_write(name)
         present = self._raw.pop(name, None) is not None
+        self._remote.discard(name)
         self._decoded.pop(name, None)
         self._set.pop(name, None)
         if present:
@@ -80,17 +113,30 @@ class RecordingContext:
 
     def entries(self) -> Iterator[tuple[str, Any]]:
         """Iterate over ``(name, value)`` pairs."""
+        self._fetch_all()
         return iter([(name, self._value(name)) for name in list(self._raw)])
 
     def to_dict(self) -> dict[str, Any]:
         """A snapshot as a plain dict."""
-        return {name: self._value(name) for name in self._raw}
+        self._fetch_all()
+        return {name: self._value(name) for name in list(self._raw)}
+
+    def _fetch_all(self) -> None:
+        if self._remote:
+            if self._fetch_now is None:
+                raise RuntimeError(f"context keys {sorted(self._remote)!r} were left in the store and cannot be fetched")
+            self._fill(self._fetch_now(sorted(self._remote)))
 
     def _value(self, name: str) -> Any:
         value = self._decoded.get(name, _MISSING)
         if value is _MISSING:
             value = self._decoded[name] = decode(self._raw[name], key=name)
         return value
+
+    @property
+    def unread(self) -> frozenset[str]:
+        """Keys whose values were left in the store and not read (not fetched)."""
+        return frozenset(self._remote)
 
     def delta(self) -> tuple[dict[str, str], list[str]]:
         """``(encoded values of the keys set, names of the keys deleted)``.

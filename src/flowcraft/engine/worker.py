@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import json
 import logging
@@ -593,7 +594,7 @@ class JobWorker:
             outcome = await self._run_node(
                 run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events, meter, job.id,
                 step=node.resume if resumed is not None and isinstance(node, WaitNode) else None, resumed=resumed,
-                job=job, retried=retried,
+                job=job, retried=retried, remote=state.remote,
             )  # fmt: skip
             if outcome is None:
                 return None
@@ -642,7 +643,7 @@ class JobWorker:
                 for key in deletes:
                     context.pop(key, None)
                 follow_state = JobState("running", state.params, context, None, state.events, state.budget,
-                                        state.usage)  # fmt: skip
+                                        state.usage, remote=state.remote - set(sets) - set(deletes))  # fmt: skip
             ((next_node, next_id),) = successors
             self._maybe_crash("after_enqueue", node_id)
             return Job(next_id, run_id, next_node, graph_key, completion.action), follow_state
@@ -673,7 +674,7 @@ class JobWorker:
             return decode(record.value, key=f"wait {wait_id}"), decode_action(record.action)
         outcome = await self._run_node(
             run_id, node_id, node, hydrated, state.params, state.context, incoming, None, None, job.id,
-            step=node.request,
+            step=node.request, remote=state.remote,
         )  # fmt: skip
         if outcome is None:
             return None
@@ -752,10 +753,19 @@ class JobWorker:
         resumed: tuple[Any, Any] | None = None,
         job: Job | None = None,
         retried: tuple[int, float] = (0, 0.0),
+        remote: frozenset[str] = frozenset(),
     ) -> tuple[Any, RecordingContext] | None:
         """Run the node's lifecycle (or only ``step``, a wait node's ``request`` or ``resume``
-        with ``resumed`` = value and action); ``None`` when it failed or was aborted (already recorded)."""
-        ctx = RecordingContext(raw_context)
+        with ``resumed`` = value and action); ``None`` when it failed or was aborted (already recorded).
+        ``remote``: context keys the store left out of ``raw_context``, fetched when read."""
+        if remote:  # a store that leaves large values out has context_values(_now) to fetch them
+            store = self._store
+            ctx = RecordingContext(
+                raw_context, remote, functools.partial(getattr(store, "context_values"), run_id),
+                functools.partial(getattr(store, "context_values_now"), run_id),
+            )  # fmt: skip
+        else:
+            ctx = RecordingContext(raw_context)
         try:
             run_params = decode(params_text, key="<params>") if params_text else {}
         except CodecError as error:
