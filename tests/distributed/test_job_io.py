@@ -98,3 +98,25 @@ def test_commits_that_leave_the_release_facts_out_give_the_in_memory_results(spa
     results = asyncio.run(main())
     for name in names:
         assert results[name] == expected[name], name
+
+
+@pytest.mark.timeout(120)
+def test_a_chain_completes_when_redis_forgets_its_scripts_midway(space: Space) -> None:
+    """A job's successors and its completion go in one MULTI of BullMQ's scripts by sha:
+    after ``SCRIPT FLUSH`` (as after a Redis restart) they are loaded again and no job is lost."""
+    space.start_workers(1)
+
+    async def main() -> tuple[Any, dict[str, Any]]:
+        client = redis.asyncio.Redis.from_url(space.url)
+        try:
+            async with space.executor() as executor:
+                handle = await executor.start(d.build(chain(200)), {"i": 0})
+                for _ in range(10):
+                    await asyncio.sleep(0.05)
+                    await client.script_flush()
+                return await handle.result(timeout=60), await handle.context()
+        finally:
+            await client.aclose()
+
+    action, context = asyncio.run(main())
+    assert action == "again" and context["i"] == 200
