@@ -104,7 +104,7 @@ def test_commits_that_leave_the_release_facts_out_give_the_in_memory_results(spa
 def test_a_chain_completes_when_redis_forgets_its_scripts_midway(space: Space) -> None:
     """A job's successors and its completion go in one MULTI of BullMQ's scripts by sha:
     after ``SCRIPT FLUSH`` (as after a Redis restart) they are loaded again and no job is lost."""
-    space.start_workers(1)
+    (worker,) = space.start_workers(1)
 
     async def main() -> tuple[Any, dict[str, Any]]:
         client = redis.asyncio.Redis.from_url(space.url)
@@ -114,7 +114,10 @@ def test_a_chain_completes_when_redis_forgets_its_scripts_midway(space: Space) -
                 for _ in range(10):
                     await asyncio.sleep(0.05)
                     await client.script_flush()
-                return await handle.result(timeout=60), await handle.context()
+                try:
+                    return await handle.result(timeout=60), await handle.context()
+                except Exception as error:
+                    raise AssertionError(f"{error!r}; the worker's log:\n{worker.output()}") from error
         finally:
             await client.aclose()
 
