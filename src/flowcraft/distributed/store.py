@@ -468,7 +468,12 @@ class _Hub:
 
 
 class RedisRunStore:
-    """The [`RunStore`][flowcraft.engine.RunStore] on Redis: every write step one Lua script."""
+    """The [`RunStore`][flowcraft.engine.RunStore] on Redis: every write step one Lua script.
+
+    A job's state is one script too (`load`); context values longer than
+    ``inline_limit`` bytes are left out of it and fetched when the node reads them
+    ([`context_values`][flowcraft.distributed.RedisRunStore.context_values]).
+    """
 
     def __init__(
         self,
@@ -664,7 +669,9 @@ class RedisRunStore:
             return {}
         with map_backend_errors():
             if self._sync_client is None:
-                self._sync_client = redis.Redis.from_url(self.redis_url, decode_responses=True, socket_connect_timeout=5)
+                self._sync_client = redis.Redis.from_url(
+                    self.redis_url, decode_responses=True, socket_connect_timeout=5
+                )  # fmt: skip
             values = self._sync_client.hmget(self.keys.run(run_id).ctx, list(names))
         return dict(zip(names, values, strict=True))
 
@@ -850,7 +857,8 @@ class RedisRunStore:
             joins += [join, job_id_prefix(run_id, join), len(reachers), *reachers]
         inline = len(joins) <= JOINS_INLINE
         async with map_backend_errors_async():
-            result = await self._complete(keys=self._fixed(rk), args=[*args, *(joins if inline else [-1]), *commit.events])
+            sent = [*args, *(joins if inline else [-1]), *commit.events]
+            result = await self._complete(keys=self._fixed(rk), args=sent)
             if str(result[0]) == "joins":  # this commit may release a join: again, with the release facts
                 result = await self._complete(keys=self._fixed(rk), args=[*args, *joins, *commit.events])
         if str(result[0]) == "skip":

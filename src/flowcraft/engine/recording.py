@@ -124,7 +124,8 @@ class RecordingContext:
     def _fetch_all(self) -> None:
         if self._remote:
             if self._fetch_now is None:
-                raise RuntimeError(f"context keys {sorted(self._remote)!r} were left in the store and cannot be fetched")
+                left = sorted(self._remote)
+                raise RuntimeError(f"context keys {left!r} were left in the store and this context cannot fetch them")
             self._fill(self._fetch_now(sorted(self._remote)))
 
     def _value(self, name: str) -> Any:

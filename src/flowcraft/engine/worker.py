@@ -758,11 +758,11 @@ class JobWorker:
         """Run the node's lifecycle (or only ``step``, a wait node's ``request`` or ``resume``
         with ``resumed`` = value and action); ``None`` when it failed or was aborted (already recorded).
         ``remote``: context keys the store left out of ``raw_context``, fetched when read."""
-        if remote:  # a store that leaves large values out has context_values(_now) to fetch them
-            store = self._store
+        if remote:
+            store: Any = self._store  # a store that leaves large values out can fetch them (RedisRunStore)
             ctx = RecordingContext(
-                raw_context, remote, functools.partial(getattr(store, "context_values"), run_id),
-                functools.partial(getattr(store, "context_values_now"), run_id),
+                raw_context, remote, functools.partial(store.context_values, run_id),
+                functools.partial(store.context_values_now, run_id),
             )  # fmt: skip
         else:
             ctx = RecordingContext(raw_context)
