@@ -214,7 +214,7 @@ async def raw_bullmq(url: str, workers: int, jobs: int, chain: bool, env: dict[s
 
 
 async def flowcraft_run(
-    url: str, workers: int, graph: dict, jobs: int, env: dict[str, str], profile: Path | None
+    url: str, workers: int, graph: dict, jobs: int, env: dict[str, str], profile: Path | None, src: Path | None = None
 ) -> dict[str, float]:
     from flowcraft.distributed import DistributedExecutor
     from flowcraft.graph import GraphBuilder
@@ -223,6 +223,9 @@ async def flowcraft_run(
     from bench_nodes import REGISTRY  # type: ignore[import-not-found]
 
     queue = f"fc{time.monotonic_ns()}"
+    if src is not None:  # the workers run this checkout's flowcraft (--baseline)
+        parts = env["PYTHONPATH"].split(os.pathsep)
+        env = {**env, "PYTHONPATH": os.pathsep.join([parts[0], str(src), *parts[1:]])}
     counted = Counted({**env, **({"BENCH_PROFILE": str(profile)} if profile else {})})
     counted.spawn(["flowcraft", "worker", "--registry", "bench_nodes:REGISTRY", "--redis", url, "--queue", queue,
                    "--concurrency", "10"], "worker ready", workers)  # fmt: skip
@@ -281,6 +284,8 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--profile", type=Path, help="write a cProfile of each Flowcraft worker into this folder")
     parser.add_argument("--render", type=Path, help="print the docs section for this results file, then exit")
+    parser.add_argument("--baseline", type=Path, help="also run the workers on this src/ folder (an older checkout) "
+                        "in every round, for a before/after comparison in the same run")  # fmt: skip
     args = parser.parse_args()
     if args.render:
         print(render(json.loads(args.render.read_text())))
@@ -305,21 +310,32 @@ async def main() -> None:
                   f"{r['commands']:7.1f}", flush=True)  # fmt: skip
 
         for workers in counts:
-            raws, rounds = [], []
+            raws, rounds, befores = [], [], []
             for _ in range(args.repeat):
                 raw = await raw_bullmq(url, workers, args.width, False, env)
                 show(f"raw BullMQ, {args.width} jobs, {workers} worker(s)", raw, None)
+                if args.baseline:
+                    graph = fan_out(args.width)
+                    before = await flowcraft_run(url, workers, graph, fanout_jobs, env, None, args.baseline)
+                    show(f"  before: fan-out {args.width}, {workers} worker(s)", before,
+                         before["jobs_per_s"] / raw["jobs_per_s"])  # fmt: skip
+                    befores.append(before)
                 ours = await flowcraft_run(url, workers, fan_out(args.width), fanout_jobs, env, args.profile)
-                show(
-                    f"flowcraft fan-out {args.width}, {workers} worker(s)", ours, ours["jobs_per_s"] / raw["jobs_per_s"]
-                )
+                show(f"flowcraft fan-out {args.width}, {workers} worker(s)", ours,
+                     ours["jobs_per_s"] / raw["jobs_per_s"])  # fmt: skip
                 raws.append(raw)
                 rounds.append(ours)
             doc["fanout"].append({"workers": workers, **summary(rounds, raws)})
-        raws, rounds = [], []
+            if befores:
+                doc["fanout"][-1]["baseline"] = summary(befores, raws)
+        raws, rounds, befores = [], [], []
         for _ in range(args.repeat):
             raw = await raw_bullmq(url, 1, args.chain, True, env)
             show("raw BullMQ chain (each job adds the next)", raw, None)
+            if args.baseline:
+                before = await flowcraft_run(url, 1, chain(args.chain), args.chain, env, None, args.baseline)
+                show(f"  before: chain {args.chain}, 1 worker", before, before["jobs_per_s"] / raw["jobs_per_s"])
+                befores.append(before)
             ours = await flowcraft_run(url, 1, chain(args.chain), args.chain, env, args.profile)
             show(f"flowcraft chain {args.chain}, 1 worker", ours, ours["jobs_per_s"] / raw["jobs_per_s"])
             raws.append(raw)
@@ -328,6 +344,11 @@ async def main() -> None:
         hops = [r["s"] / raw["s"] for r, raw in zip(rounds, raws, strict=True)]
         doc["chain"]["hop_ratio"] = round(statistics.median(hops), 3)
         doc["chain"]["hop_ratio_range"] = [round(min(hops), 3), round(max(hops), 3)]
+        if befores:
+            doc["chain"]["baseline"] = summary(befores, raws)
+            hops = [r["s"] / raw["s"] for r, raw in zip(befores, raws, strict=True)]
+            doc["chain"]["baseline"]["hop_ratio"] = round(statistics.median(hops), 3)
+            doc["chain"]["baseline"]["hop_ratio_range"] = [round(min(hops), 3), round(max(hops), 3)]
     doc["meta"]["load_after"] = load_average()
     print()
     print(render(doc))
