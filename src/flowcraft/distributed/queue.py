@@ -21,6 +21,7 @@ from typing import Any
 import bullmq  # type: ignore[import-untyped]
 import redis.exceptions as redis_errors
 from bullmq.custom_errors import DelayedError, UnrecoverableError  # type: ignore[import-untyped]
+from bullmq.scripts import raw2NextJobData  # type: ignore[import-untyped]
 
 from ..engine.errors import (
     BackendAuthenticationError,
@@ -192,7 +193,46 @@ _held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("flowcraft_
 
 class _Worker(bullmq.Worker):  # type: ignore[misc]
     """BullMQ's worker, failing jobs whose stored fields are not JSON instead of letting
-    them cycle between active and waiting forever (BullMQ cannot even read them)."""
+    them cycle between active and waiting forever (BullMQ cannot even read them).
+
+    Completing a job also takes the next one, in the same script call (BullMQ's
+    ``fetchNext``, which its Python worker leaves unused), and the same slot runs it:
+    one round trip per job instead of two (complete, then fetch).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.next_jobs: dict[str, Any] = {}  # lock token -> the next job's raw data, fetched with a completion
+        complete = self.backend.moveToCompleted
+
+        async def move_to_completed(job: Any, value: Any, remove: Any, token: str, fetch_next: bool = True) -> Any:
+            fetch = self.fetches_next()
+            result = await complete(job, value, remove, token, fetch)
+            if fetch:
+                self.keep_next(token, result.get("result"))
+            return result
+
+        self.backend.moveToCompleted = move_to_completed
+
+    def fetches_next(self) -> bool:
+        """Whether a completion may take the next job now (not while closing or paused)."""
+        return not (self.closing or self.paused or self.forceClosing)
+
+    def keep_next(self, token: str, data: Any) -> None:
+        """Keep the next job a completion took (``[job data, id, limit until, delay until]``)."""
+        if isinstance(data, list) and data and data[0]:
+            self.next_jobs[token] = data
+
+    async def processJob(self, job: Any, token: str) -> None:
+        while True:
+            await super().processJob(job, token)
+            data = self.next_jobs.pop(token, None)
+            if data is None:
+                return
+            job = await self.nextJobFromJobData(data[0], data[1], int(data[2] or 0), int(data[3] or 0), token)
+            if job is None:
+                return
+            self.emit("active", job, "waiting")
 
     async def nextJobFromJobData(
         self,
@@ -302,8 +342,9 @@ class BullMQJobQueue:
         stalled-job recovery), it is left to BullMQ as any other."""
         add, finish = self._queue.scripts.commands["addStandardJob"], self._worker.scripts.commands["moveToFinished"]
         job, token = held.job, held.token
+        fetch = self._worker.fetches_next()  # and take the next job (often the successor just added)
         keys, args = self._worker.scripts.moveToCompletedArgs(
-            job, None, job.opts.get("removeOnComplete", False), token, False
+            job, None, job.opts.get("removeOnComplete", False), token, fetch
         )  # fmt: skip
         adds = []
         for item in jobs:
@@ -325,10 +366,14 @@ class BullMQJobQueue:
                     script.sha = await self._queue.client.script_load(script.script)
                 if not isinstance(results[-1], redis_errors.NoScriptError):  # the job was completed: add the rest
                     held.finished = not _failed(results[-1])
+                    if fetch and isinstance(results[-1], list):
+                        self._worker.keep_next(token, raw2NextJobData(results[-1]))
                     missing = [item for item, r in zip(jobs, results, strict=False) if isinstance(r, BaseException)]
                     await self.add(missing)
                     return
         held.finished = not _failed(results[-1])
+        if fetch and isinstance(results[-1], list):
+            self._worker.keep_next(token, raw2NextJobData(results[-1]))
         for result in results[:-1]:
             if isinstance(result, BaseException):
                 raise map_backend_error(result) from result
