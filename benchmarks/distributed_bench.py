@@ -286,6 +286,7 @@ async def main() -> None:
     parser.add_argument("--render", type=Path, help="print the docs section for this results file, then exit")
     parser.add_argument("--baseline", type=Path, help="also run the workers on this src/ folder (an older checkout) "
                         "in every round, for a before/after comparison in the same run")  # fmt: skip
+    parser.add_argument("--baseline-label", help="how the results name the baseline (e.g. its commit)")
     args = parser.parse_args()
     if args.render:
         print(render(json.loads(args.render.read_text())))
@@ -296,6 +297,8 @@ async def main() -> None:
     doc: dict = {"meta": {"date": time.strftime("%Y-%m-%d", time.gmtime()), "width": args.width, "chain": args.chain,
                           "repeat": args.repeat, "nproc": os.cpu_count(), "load_before": load_average()},
                  "fanout": []}  # fmt: skip
+    if args.baseline:
+        doc["meta"]["baseline"] = args.baseline_label or str(args.baseline)
     tmp = Path(tempfile.mkdtemp())
     (tmp / "bench_nodes.py").write_text(NODES)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
@@ -397,6 +400,30 @@ def render(doc: dict) -> str:
         f"| {chain['round_trips']:.2f} ({chain['ours']:.2f}) · {raw['round_trips']:.2f} "
         f"| {chain['commands']:.1f} · {raw['commands']:.1f} |"
     )
+    if "baseline" in chain:
+        lines += [
+            "",
+            f"The same run with the workers of an earlier checkout ({meta.get('baseline', 'before')}), in every round "
+            "between raw BullMQ and the current code:",
+            "",
+            "| workload | Flowcraft ÷ raw, before | now | round trips per job (ours), before | now "
+            "| Redis commands per job, before | now |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in doc["fanout"]:
+            before = row["baseline"]
+            workers = f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}"
+            lines.append(
+                f"| fan-out of {meta['width']:,}, {workers} | {before['ratio']:.2f} | {row['ratio']:.2f} "
+                f"| {before['round_trips']:.2f} ({before['ours']:.2f}) | {row['round_trips']:.2f} ({row['ours']:.2f}) "
+                f"| {before['commands']:.1f} | {row['commands']:.1f} |"
+            )
+        before = chain["baseline"]
+        lines.append(
+            f"| chain of {meta['chain']:,}, 1 worker (x the raw hop) | {before['hop_ratio']:.2f}x "
+            f"| {chain['hop_ratio']:.2f}x | {before['round_trips']:.2f} ({before['ours']:.2f}) "
+            f"| {chain['round_trips']:.2f} ({chain['ours']:.2f}) | {before['commands']:.1f} | {chain['commands']:.1f} |"
+        )
     return "\n".join(lines)
 
 

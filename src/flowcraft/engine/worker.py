@@ -4,7 +4,8 @@ them against a [`RunStore`][flowcraft.engine.RunStore].
 
 One job is one visit of one node (see DISTRIBUTED.md, "One job, step by step"):
 
-1. load status, params, context and the job's done record (one read); skip if the run
+1. load status, params, context and the job's done record (one read; a store may leave
+   large context values out, read then when the node reads them); skip if the run
    has ended; a redelivered job with a done record only re-enqueues the successors it
    decided on that are still pending;
 2. run the node's lifecycle (its flow's middleware around it) on a
@@ -12,7 +13,8 @@ One job is one visit of one node (see DISTRIBUTED.md, "One job, step by step"):
    store's control messages; passed-through containers fan out their branches;
 3. the atomic commit ([`RunStore.commit`][flowcraft.engine.RunStore.commit]): delta, done record, arrivals with the
    fan-in rule's counts and release facts, pending set, end of run;
-4. enqueue the successor jobs (ids from the store, one round trip).
+4. enqueue the successor jobs (ids from the store, one round trip; BullMQ's queue
+   completes the job in the same one).
 
 Test-only fault injection: ``FLOWCRAFT_TEST_CRASH_AT=<point>:<node id>`` makes the
 worker ``SIGKILL`` itself at ``point`` while running that node. Points:
