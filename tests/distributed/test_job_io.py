@@ -123,3 +123,33 @@ def test_a_chain_completes_when_redis_forgets_its_scripts_midway(space: Space) -
 
     action, context = asyncio.run(main())
     assert action == "again" and context["i"] == 200
+
+
+def test_a_recording_context_fetches_a_left_out_value_once_and_only_when_read() -> None:
+    from flowcraft.distributed import encode
+    from flowcraft.engine.recording import RecordingContext
+
+    stored = {"big": encode("B" * 10, key="big"), "huge": encode([1, 2], key="huge"), "gone": None}
+    fetched: list[list[str]] = []
+
+    async def fetch(names: Any) -> dict[str, str | None]:
+        fetched.append(list(names))
+        return {name: stored[name] for name in names}
+
+    def fetch_now(names: Any) -> dict[str, str | None]:
+        fetched.append(["now", *names])
+        return {name: stored[name] for name in names}
+
+    async def main() -> None:
+        ctx = RecordingContext({"small": encode(1, key="small")}, {"big", "huge", "gone", "replaced"}, fetch, fetch_now)
+        assert sorted(ctx.keys()) == ["big", "gone", "huge", "replaced", "small"] and fetched == []
+        assert await ctx.has("huge") and fetched == []
+        await ctx.set("replaced", 5)  # written without being read: never fetched
+        assert await ctx.get("big") == "B" * 10 and await ctx.get("big") == "B" * 10
+        assert fetched == [["big"]]
+        assert await ctx.get("gone", "default") == "default"  # deleted in the store meanwhile
+        assert ctx.to_dict() == {"small": 1, "big": "B" * 10, "huge": [1, 2], "replaced": 5}
+        assert fetched == [["big"], ["gone"], ["now", "huge"]]
+        assert ctx.delta() == ({"replaced": encode(5, key="replaced")}, [])
+
+    asyncio.run(main())

@@ -134,11 +134,6 @@ class RecordingContext:
             value = self._decoded[name] = decode(self._raw[name], key=name)
         return value
 
-    @property
-    def unread(self) -> frozenset[str]:
-        """Keys whose values were left in the store and not read (not fetched)."""
-        return frozenset(self._remote)
-
     def delta(self) -> tuple[dict[str, str], list[str]]:
         """``(encoded values of the keys set, names of the keys deleted)``.
 
