@@ -475,6 +475,8 @@ class BullMQJobQueue:
             return
         if force and self._releasing is None:
             held = [(str(job.id), str(token)) for job, token in list(self._worker.jobs)]
+            taken, self._worker.next_jobs = self._worker.next_jobs, {}  # taken by a completion, not started
+            held += [(str(data[1]), str(token)) for token, data in taken.items()]
             self._releasing = asyncio.ensure_future(self._force_close(held))
         if self._releasing is None:
             with contextlib.suppress(Exception):
