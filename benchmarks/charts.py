@@ -139,8 +139,8 @@ def distributed(doc: dict[str, Any]) -> Path:
     rows = doc["fanout"]
     fig, ax = plt.subplots(figsize=(7.5, 2.6))
     series = [
-        ("raw BullMQ (trivial jobs)", COLORS["raw"], [row["raw_jobs_per_s"] for row in rows]),
-        ("Flowcraft node jobs (fan-out)", COLORS[FLOWCRAFT], [row["flowcraft_jobs_per_s"] for row in rows]),
+        ("raw BullMQ (trivial jobs)", COLORS["raw"], [row["raw"]["jobs_per_s"] for row in rows]),
+        ("Flowcraft node jobs (fan-out)", COLORS[FLOWCRAFT], [row["jobs_per_s"] for row in rows]),
     ]
     grouped_bars(
         ax, [f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}" for row in rows], series, fmt="{:.0f}/s"

@@ -1,11 +1,23 @@
 """Distributed-mode benchmark (standalone): node jobs/s through flowcraft.distributed
-next to raw BullMQ in the same run, hop latency, and Redis commands per node job, incl. inside Lua.
+next to raw BullMQ in the same run, hop latency, and per node job: Redis round trips
+(ours and the queue's, counted in the worker processes) and Redis commands (counted by
+the server, incl. the commands inside Lua scripts).
 
-    python benchmarks/distributed_bench.py [--width 1000] [--chain 1000] [--json OUT.json]
+    python benchmarks/distributed_bench.py [--width 1000] [--chain 1000] [--workers 1,2,4]
+        [--repeat 3] [--port 6416] [--json OUT.json] [--profile DIR]
     python benchmarks/distributed_bench.py --render OUT.json   # the docs section, markdown
 
-Starts a private redis-server on a free loopback port; needs the ``redis`` extra.
-``--json`` also writes the figures (``benchmarks/charts.py`` draws them).
+Starts a private redis-server on loopback (``--port``, else a free port); needs the
+``redis`` extra. Every case runs ``--repeat`` times, raw BullMQ and Flowcraft alternating
+in each round; the figures are medians, with the range of the rounds. ``--json`` also
+writes them (``benchmarks/charts.py`` draws them). ``--profile DIR`` writes a cProfile of
+each Flowcraft worker process (``python -m pstats DIR/<file>``).
+
+Round trips are counted in each worker process by wrapping redis-py's
+``send_packed_command`` (one call per command sent alone, one per pipeline): "ours" are
+the calls on the run store's connections, "queue" those of BullMQ's own connections
+(fetching, finishing, lock renewal, idle polls). Both are counted between the start and
+the end of the measured run (a signal to each worker marks them).
 """
 
 from __future__ import annotations
@@ -15,7 +27,9 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,15 +62,61 @@ async def main():
     await w.run()
 asyncio.run(main())
 """
+# Runs a worker (raw BullMQ or `flowcraft worker`) with its Redis round trips counted.
+# SIGUSR1 writes the counts so far to $BENCH_COUNTS/<pid>.<n>.json (n = 1, 2, ...); with
+# $BENCH_PROFILE, the first signal starts cProfile and the second writes its stats.
+COUNTED = """
+import json, os, signal, sys
+from redis.asyncio.connection import AbstractConnection
+counts = {"ours": 0, "queue": 0}
+_send = AbstractConnection.send_packed_command
+async def send_packed_command(self, command, check_health=True):
+    counts["ours" if getattr(self, "_bench_ours", False) else "queue"] += 1
+    return await _send(self, command, check_health)
+AbstractConnection.send_packed_command = send_packed_command
+mode = sys.argv.pop(1)
+if mode == "flowcraft":
+    from flowcraft.distributed.connection import BoundedPool  # the run store's pool
+    _get = BoundedPool.get_connection
+    async def get_connection(self, *args, **kwargs):
+        connection = await _get(self, *args, **kwargs)
+        connection._bench_ours = True
+        return connection
+    BoundedPool.get_connection = get_connection
+marks, profile = [0], None
+def mark(*_):
+    global profile
+    marks[0] += 1
+    where = os.environ.get("BENCH_PROFILE")
+    if where and marks[0] == 1:
+        import cProfile
+        profile = cProfile.Profile()
+        profile.enable()
+    elif profile is not None:
+        profile.disable()
+        profile.dump_stats(os.path.join(where, f"worker-{os.getpid()}.prof"))
+        profile = None
+    path = os.path.join(os.environ["BENCH_COUNTS"], f"{os.getpid()}.{marks[0]}.json")
+    with open(path + ".tmp", "w") as out:
+        json.dump(counts, out)
+    os.replace(path + ".tmp", path)
+signal.signal(signal.SIGUSR1, mark)
+if mode == "flowcraft":
+    from flowcraft.cli import main
+    sys.exit(main())
+exec(compile(os.environ["BENCH_RAW_WORKER"], "raw_worker", "exec"))
+"""
 
 
 @contextlib.contextmanager
-def private_redis() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def private_redis(port: int = 0) -> Iterator[str]:
+    if not port:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
     server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--dir", tempfile.mkdtemp()], stdout=subprocess.DEVNULL)  # fmt: skip
+                               "--appendonly", "no", "--dir", tempfile.mkdtemp()],
+                              stdout=subprocess.DEVNULL)  # fmt: skip
     try:
         client = redis.Redis(port=port)
         for _ in range(100):
@@ -89,14 +149,50 @@ def stop(procs: list[subprocess.Popen[str]]) -> None:
             proc.kill()
 
 
-async def raw_bullmq(url: str, workers: int, jobs: int, chain: bool) -> float:
+class Counted:
+    """Worker processes whose round trips are counted between two marks."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.dir = tempfile.mkdtemp()
+        self.env = {**env, "BENCH_COUNTS": self.dir, "BENCH_RAW_WORKER": RAW_WORKER}
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def spawn(self, args: list[str], marker: str, count: int) -> None:
+        self.procs = [spawn([sys.executable, "-c", COUNTED, *args], self.env, marker) for _ in range(count)]
+
+    async def mark(self, n: int) -> dict[str, int]:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGUSR1)
+        total = {"ours": 0, "queue": 0}
+        for proc in self.procs:
+            path = Path(self.dir) / f"{proc.pid}.{n}.json"
+            for _ in range(1000):
+                if path.exists():
+                    break
+                await asyncio.sleep(0.01)
+            for key, value in json.loads(path.read_text()).items():
+                total[key] += value
+        return total
+
+    def stop(self) -> None:
+        stop(self.procs)
+
+
+def commands(stats: redis.Redis) -> int:
+    return int(stats.info("stats")["total_commands_processed"])
+
+
+async def raw_bullmq(url: str, workers: int, jobs: int, chain: bool, env: dict[str, str]) -> dict[str, float]:
     import bullmq
 
     queue = f"raw{time.monotonic_ns()}"
-    procs = [spawn([sys.executable, "-c", RAW_WORKER, url, queue, str(jobs if chain else 0)], dict(os.environ), "ready")
-             for _ in range(workers)]  # fmt: skip
+    counted = Counted(env)
+    counted.spawn(["raw", url, queue, str(jobs if chain else 0)], "ready", workers)
     q = bullmq.Queue(queue, {"connection": url})
+    stats = redis.Redis.from_url(url)
     try:
+        await q.client.ping()
+        before, marked = commands(stats), await counted.mark(1)
         started = time.perf_counter()
         if chain:
             await q.add("hop", {"n": 0}, {"jobId": "h0"})
@@ -106,13 +202,20 @@ async def raw_bullmq(url: str, workers: int, jobs: int, chain: bool) -> float:
         key = f"bull:{queue}:completed"
         while await q.client.zcard(key) < jobs:  # noqa: ASYNC110 - polling another process's progress
             await asyncio.sleep(0.002)
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        after = await counted.mark(2)
+        total = commands(stats) - before
+        trips = (after["ours"] + after["queue"] - marked["ours"] - marked["queue"]) / jobs
+        return {"s": elapsed, "jobs_per_s": jobs / elapsed, "round_trips": trips, "commands": total / jobs}
     finally:
+        stats.close()
         await q.close()
-        stop(procs)
+        counted.stop()
 
 
-async def flowcraft_run(url: str, workers: int, graph: dict, env: dict[str, str]) -> tuple[float, int]:
+async def flowcraft_run(
+    url: str, workers: int, graph: dict, jobs: int, env: dict[str, str], profile: Path | None, src: Path | None = None
+) -> dict[str, float]:
     from flowcraft.distributed import DistributedExecutor
     from flowcraft.graph import GraphBuilder
 
@@ -120,23 +223,29 @@ async def flowcraft_run(url: str, workers: int, graph: dict, env: dict[str, str]
     from bench_nodes import REGISTRY  # type: ignore[import-not-found]
 
     queue = f"fc{time.monotonic_ns()}"
-    procs = [spawn([sys.executable, "-m", "flowcraft", "worker", "--registry", "bench_nodes:REGISTRY",
-                    "--redis", url, "--queue", queue, "--concurrency", "10"], env, "worker ready")
-             for _ in range(workers)]  # fmt: skip
+    if src is not None:  # the workers run this checkout's flowcraft (--baseline)
+        parts = env["PYTHONPATH"].split(os.pathsep)
+        env = {**env, "PYTHONPATH": os.pathsep.join([parts[0], str(src), *parts[1:]])}
+    counted = Counted({**env, **({"BENCH_PROFILE": str(profile)} if profile else {})})
+    counted.spawn(["flowcraft", "worker", "--registry", "bench_nodes:REGISTRY", "--redis", url, "--queue", queue,
+                   "--concurrency", "10"], "worker ready", workers)  # fmt: skip
     blueprint = GraphBuilder(REGISTRY).build_blueprint(graph).blueprint
     stats = redis.Redis.from_url(url)
     try:
         async with DistributedExecutor(url, queue=queue, poll_interval=0.05) as executor:
-            before = int(stats.info("stats")["total_commands_processed"])
+            before, marked = commands(stats), await counted.mark(1)
             started = time.perf_counter()
             handle = await executor.start(blueprint)
             await handle.result(timeout=600)
             elapsed = time.perf_counter() - started
-            commands = int(stats.info("stats")["total_commands_processed"]) - before
-        return elapsed, commands
+            after = await counted.mark(2)
+            total = commands(stats) - before
+        ours, queued = (after["ours"] - marked["ours"]) / jobs, (after["queue"] - marked["queue"]) / jobs
+        return {"s": elapsed, "jobs_per_s": jobs / elapsed, "round_trips": ours + queued, "ours": ours,
+                "queue": queued, "commands": total / jobs}  # fmt: skip
     finally:
         stats.close()
-        stop(procs)
+        counted.stop()
 
 
 def fan_out(width: int) -> dict:
@@ -151,47 +260,101 @@ def chain(length: int) -> dict:
             "edges": [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(length - 1)]}  # fmt: skip
 
 
+def summary(rounds: list[dict[str, float]], raws: list[dict[str, float]]) -> dict:
+    """Medians of the rounds, the ratio to raw BullMQ per round (median and range)."""
+    out: dict = {key: round(statistics.median(r[key] for r in rounds), 3) for key in rounds[0]}
+    out["raw"] = {key: round(statistics.median(r[key] for r in raws), 3) for key in raws[0]}
+    ratios = [r["jobs_per_s"] / raw["jobs_per_s"] for r, raw in zip(rounds, raws, strict=True)]
+    out["ratio"] = round(statistics.median(ratios), 3)
+    out["ratio_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
+    return out
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--chain", type=int, default=1000)
+    parser.add_argument("--workers", default="1,2,4", help="worker processes per fan-out case, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per case (raw and Flowcraft alternate)")
+    parser.add_argument("--port", type=int, default=0, help="port of the private redis-server (default: a free one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of each Flowcraft worker into this folder")
     parser.add_argument("--render", type=Path, help="print the docs section for this results file, then exit")
+    parser.add_argument("--baseline", type=Path, help="also run the workers on this src/ folder (an older checkout) "
+                        "in every round, for a before/after comparison in the same run")  # fmt: skip
+    parser.add_argument("--baseline-label", help="how the results name the baseline (e.g. its commit)")
     args = parser.parse_args()
     if args.render:
         print(render(json.loads(args.render.read_text())))
         return
-    doc: dict = {"meta": {"date": time.strftime("%Y-%m-%d", time.gmtime()), "width": args.width, "chain": args.chain},
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    counts = [int(n) for n in args.workers.split(",")]
+    doc: dict = {"meta": {"date": time.strftime("%Y-%m-%d", time.gmtime()), "width": args.width, "chain": args.chain,
+                          "repeat": args.repeat, "nproc": os.cpu_count(), "load_before": load_average()},
                  "fanout": []}  # fmt: skip
+    if args.baseline:
+        doc["meta"]["baseline"] = args.baseline_label or str(args.baseline)
     tmp = Path(tempfile.mkdtemp())
     (tmp / "bench_nodes.py").write_text(NODES)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    with private_redis() as url:
-        print(f"{'workload':44} {'time s':>8} {'jobs/s':>9} {'vs raw':>7}")
-        for workers in (1, 2):
-            raw = await raw_bullmq(url, workers, args.width, chain=False)
-            raw_rate = args.width / raw
-            print(f"{'raw BullMQ, ' + str(args.width) + ' trivial jobs, ' + str(workers) + ' worker(s)':44} "
-                  f"{raw:8.3f} {raw_rate:9.0f} {1.0:7.2f}")  # fmt: skip
-            elapsed, commands = await flowcraft_run(url, workers, fan_out(args.width), env)
-            jobs = args.width + 3  # a, its parallel container, the branches, the join
-            label = f"flowcraft fan-out {args.width}, {workers} worker(s)"
-            print(f"{label:44} {elapsed:8.3f} {jobs / elapsed:9.0f} {jobs / elapsed / raw_rate:7.2f}"
-                  f"   ({commands / jobs:.1f} Redis commands per node job, incl. inside Lua)")  # fmt: skip
-            doc["fanout"].append({"workers": workers, "raw_s": round(raw, 3), "raw_jobs_per_s": round(raw_rate),
-                                  "flowcraft_s": round(elapsed, 3), "flowcraft_jobs_per_s": round(jobs / elapsed),
-                                  "commands_per_job": round(commands / jobs, 1)})  # fmt: skip
-        raw_chain = await raw_bullmq(url, 1, args.chain, chain=True)
-        elapsed, commands = await flowcraft_run(url, 1, chain(args.chain), env)
-        raw_hop, hop = raw_chain / args.chain * 1000, elapsed / args.chain * 1000
-        print(f"{'raw BullMQ chain hop (job adds the next)':44} {raw_chain:8.3f} {args.chain / raw_chain:9.0f}"
-              f"   {raw_hop:.2f} ms/hop")  # fmt: skip
-        print(f"{'flowcraft chain ' + str(args.chain) + ', 1 worker':44} {elapsed:8.3f} {args.chain / elapsed:9.0f}"
-              f"   {hop:.2f} ms/hop = {hop / raw_hop:.2f}x raw; "
-              f"{commands / args.chain:.1f} commands/job incl. Lua")  # fmt: skip
-        doc["chain"] = {"raw_s": round(raw_chain, 3), "raw_ms_per_hop": round(raw_hop, 2),
-                        "flowcraft_s": round(elapsed, 3), "flowcraft_ms_per_hop": round(hop, 2),
-                        "commands_per_job": round(commands / args.chain, 1)}  # fmt: skip
+    fanout_jobs = args.width + 3  # a, its parallel container, the branches, the join
+    with private_redis(args.port) as url:
+        print(f"{'workload':46} {'time s':>7} {'jobs/s':>7} {'vs raw':>6} {'RT/job':>7} {'ours':>5} {'cmd/job':>7}")
+
+        def show(label: str, r: dict[str, float], ratio: float | None) -> None:
+            vs = f"{ratio:6.2f}" if ratio is not None else f"{'':6}"
+            ours = f"{r['ours']:5.2f}" if "ours" in r else f"{'':5}"
+            print(f"{label:46} {r['s']:7.3f} {r['jobs_per_s']:7.0f} {vs} {r['round_trips']:7.2f} {ours} "
+                  f"{r['commands']:7.1f}", flush=True)  # fmt: skip
+
+        for workers in counts:
+            raws, rounds, befores = [], [], []
+            for _ in range(args.repeat):
+                raw = await raw_bullmq(url, workers, args.width, False, env)
+                show(f"raw BullMQ, {args.width} jobs, {workers} worker(s)", raw, None)
+                if args.baseline:
+                    graph = fan_out(args.width)
+                    before = await flowcraft_run(url, workers, graph, fanout_jobs, env, None, args.baseline)
+                    show(f"  before: fan-out {args.width}, {workers} worker(s)", before,
+                         before["jobs_per_s"] / raw["jobs_per_s"])  # fmt: skip
+                    befores.append(before)
+                ours = await flowcraft_run(url, workers, fan_out(args.width), fanout_jobs, env, args.profile)
+                show(f"flowcraft fan-out {args.width}, {workers} worker(s)", ours,
+                     ours["jobs_per_s"] / raw["jobs_per_s"])  # fmt: skip
+                raws.append(raw)
+                rounds.append(ours)
+            doc["fanout"].append({"workers": workers, **summary(rounds, raws)})
+            if befores:
+                doc["fanout"][-1]["baseline"] = summary(befores, raws)
+        raws, rounds, befores = [], [], []
+        for _ in range(args.repeat):
+            raw = await raw_bullmq(url, 1, args.chain, True, env)
+            show("raw BullMQ chain (each job adds the next)", raw, None)
+            if args.baseline:
+                before = await flowcraft_run(url, 1, chain(args.chain), args.chain, env, None, args.baseline)
+                show(f"  before: chain {args.chain}, 1 worker", before, before["jobs_per_s"] / raw["jobs_per_s"])
+                befores.append(before)
+            ours = await flowcraft_run(url, 1, chain(args.chain), args.chain, env, args.profile)
+            show(f"flowcraft chain {args.chain}, 1 worker", ours, ours["jobs_per_s"] / raw["jobs_per_s"])
+            raws.append(raw)
+            rounds.append(ours)
+        doc["chain"] = summary(rounds, raws)
+        hops = [r["s"] / raw["s"] for r, raw in zip(rounds, raws, strict=True)]
+        doc["chain"]["hop_ratio"] = round(statistics.median(hops), 3)
+        doc["chain"]["hop_ratio_range"] = [round(min(hops), 3), round(max(hops), 3)]
+        if befores:
+            doc["chain"]["baseline"] = summary(befores, raws)
+            hops = [r["s"] / raw["s"] for r, raw in zip(befores, raws, strict=True)]
+            doc["chain"]["baseline"]["hop_ratio"] = round(statistics.median(hops), 3)
+            doc["chain"]["baseline"]["hop_ratio_range"] = [round(min(hops), 3), round(max(hops), 3)]
+    doc["meta"]["load_after"] = load_average()
+    print()
+    print(render(doc))
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
 
@@ -199,30 +362,70 @@ async def main() -> None:
 def render(doc: dict) -> str:
     """The "Distributed" section of docs/benchmarks.md: the chart, then one table."""
     meta, chain = doc["meta"], doc["chain"]
+    load = f"load average {meta['load_before'][0]} before, {meta['load_after'][0]} after"
     lines = [
         "## Distributed: node jobs through BullMQ + Redis",
         "",
         f"Measured by `benchmarks/distributed_bench.py` ({meta['date']}) against raw BullMQ in the same run",
-        "(trivial jobs, same number of workers); figures in `benchmarks/results/distributed.json`.",
+        f"(trivial jobs, same number of worker processes, concurrency 10 each): {meta['repeat']} rounds per case,",
+        "raw BullMQ and Flowcraft alternating; figures are medians, the ratio's range over the rounds in",
+        f"brackets. Machine: {meta['nproc']} CPUs shared with other work ({load}), so more than 2 worker",
+        "processes compete for the cores and absolute figures are noisy: the same-run ratios are the result.",
+        "Round trips are counted in the worker processes (\"ours\": the run store's, reading a job's state and",
+        "committing it; the rest on BullMQ's connections: completing a job and taking the next, with the",
+        "successors' enqueue, and in a chain the idle slots of the worker, which BullMQ wakes at every added",
+        "job); commands by the server, including those inside Lua scripts. Figures in",
+        "`benchmarks/results/distributed.json`.",
         "",
         "![Node jobs per second against raw BullMQ, by workers](assets/benchmarks/distributed.svg)",
         "",
-        "| workload | time | jobs/s | vs raw | Redis commands per job |",
-        "|---|---|---|---|---|",
+        "| workload | raw BullMQ | Flowcraft | Flowcraft ÷ raw | round trips per job, Flowcraft (ours) · raw "
+        "| Redis commands per job, Flowcraft · raw |",
+        "|---|---|---|---|---|---|",
     ]
     for row in doc["fanout"]:
         workers = f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}"
-        lines.append(f"| raw BullMQ, {meta['width']:,} trivial jobs, {workers} | {row['raw_s']:.3f} s "
-                     f"| {row['raw_jobs_per_s']:,} | 1.00 | — |")  # fmt: skip
-        ratio = row["flowcraft_jobs_per_s"] / row["raw_jobs_per_s"]
-        lines.append(f"| Flowcraft fan-out {meta['width']:,}, {workers} | {row['flowcraft_s']:.3f} s "
-                     f"| {row['flowcraft_jobs_per_s']:,} | {ratio:.2f} | {row['commands_per_job']} |")  # fmt: skip
-    hop = chain["flowcraft_ms_per_hop"] / chain["raw_ms_per_hop"]
-    lines.append(f"| raw BullMQ chain, each job adds the next | {chain['raw_s']:.3f} s "
-                 f"| {chain['raw_ms_per_hop']} ms/hop | 1.00 | — |")  # fmt: skip
-    lines.append(f"| Flowcraft chain {meta['chain']:,}, 1 worker | {chain['flowcraft_s']:.3f} s "
-                 f"| {chain['flowcraft_ms_per_hop']} ms/hop | {hop:.2f}x the hop "
-                 f"| {chain['commands_per_job']} |")  # fmt: skip
+        raw = row["raw"]
+        low, high = row["ratio_range"]
+        lines.append(
+            f"| fan-out of {meta['width']:,} node jobs, {workers} | {raw['jobs_per_s']:,.0f} jobs/s "
+            f"| {row['jobs_per_s']:,.0f} jobs/s | {row['ratio']:.2f} ({low:.2f} to {high:.2f}) "
+            f"| {row['round_trips']:.2f} ({row['ours']:.2f}) · {raw['round_trips']:.2f} "
+            f"| {row['commands']:.1f} · {raw['commands']:.1f} |"
+        )
+    raw = chain["raw"]
+    low, high = chain["hop_ratio_range"]
+    lines.append(
+        f"| chain of {meta['chain']:,} (each job adds the next), 1 worker "
+        f"| {raw['s'] / meta['chain'] * 1000:.2f} ms/hop | {chain['s'] / meta['chain'] * 1000:.2f} ms/hop "
+        f"| {chain['hop_ratio']:.2f}x the hop ({low:.2f} to {high:.2f}) "
+        f"| {chain['round_trips']:.2f} ({chain['ours']:.2f}) · {raw['round_trips']:.2f} "
+        f"| {chain['commands']:.1f} · {raw['commands']:.1f} |"
+    )
+    if "baseline" in chain:
+        lines += [
+            "",
+            f"The same run with the workers of an earlier checkout ({meta.get('baseline', 'before')}), in every round "
+            "between raw BullMQ and the current code:",
+            "",
+            "| workload | Flowcraft ÷ raw, before | now | round trips per job (ours), before | now "
+            "| Redis commands per job, before | now |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in doc["fanout"]:
+            before = row["baseline"]
+            workers = f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}"
+            lines.append(
+                f"| fan-out of {meta['width']:,}, {workers} | {before['ratio']:.2f} | {row['ratio']:.2f} "
+                f"| {before['round_trips']:.2f} ({before['ours']:.2f}) | {row['round_trips']:.2f} ({row['ours']:.2f}) "
+                f"| {before['commands']:.1f} | {row['commands']:.1f} |"
+            )
+        before = chain["baseline"]
+        lines.append(
+            f"| chain of {meta['chain']:,}, 1 worker (x the raw hop) | {before['hop_ratio']:.2f}x "
+            f"| {chain['hop_ratio']:.2f}x | {before['round_trips']:.2f} ({before['ours']:.2f}) "
+            f"| {chain['round_trips']:.2f} ({chain['ours']:.2f}) | {before['commands']:.1f} | {chain['commands']:.1f} |"
+        )
     return "\n".join(lines)
 
 

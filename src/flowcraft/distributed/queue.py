@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from typing import Any
 import bullmq  # type: ignore[import-untyped]
 import redis.exceptions as redis_errors
 from bullmq.custom_errors import DelayedError, UnrecoverableError  # type: ignore[import-untyped]
+from bullmq.scripts import raw2NextJobData  # type: ignore[import-untyped]
 
 from ..engine.errors import (
     BackendAuthenticationError,
@@ -172,9 +174,67 @@ return 1
 """
 
 
+def _failed(result: Any) -> bool:
+    """Whether BullMQ's moveToFinished failed (an error, or one of its negative codes)."""
+    return isinstance(result, BaseException) or (isinstance(result, int) and result < 0)
+
+
+class _Held:
+    """The BullMQ job a processor task is running, and whether it was finished already
+    (together with the enqueue of its successors)."""
+
+    __slots__ = ("finished", "job", "owner", "token")
+
+    def __init__(self, owner: BullMQJobQueue, job: Any, token: str) -> None:
+        self.owner, self.job, self.token = owner, job, token
+        self.finished = False
+
+
+_held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("flowcraft_bullmq_held", default=None)
+
+
 class _Worker(bullmq.Worker):  # type: ignore[misc]
     """BullMQ's worker, failing jobs whose stored fields are not JSON instead of letting
-    them cycle between active and waiting forever (BullMQ cannot even read them)."""
+    them cycle between active and waiting forever (BullMQ cannot even read them).
+
+    Completing a job also takes the next one, in the same script call (BullMQ's
+    ``fetchNext``, which its Python worker leaves unused), and the same slot runs it:
+    one round trip per job instead of two (complete, then fetch).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.next_jobs: dict[str, Any] = {}  # lock token -> the next job's raw data, fetched with a completion
+        complete = self.backend.moveToCompleted
+
+        async def move_to_completed(job: Any, value: Any, remove: Any, token: str, fetch_next: bool = True) -> Any:
+            fetch = self.fetches_next()
+            result = await complete(job, value, remove, token, fetch)
+            if fetch:
+                self.keep_next(token, result.get("result"))
+            return result
+
+        self.backend.moveToCompleted = move_to_completed
+
+    def fetches_next(self) -> bool:
+        """Whether a completion may take the next job now (not while closing or paused)."""
+        return not (self.closing or self.paused or self.forceClosing)
+
+    def keep_next(self, token: str, data: Any) -> None:
+        """Keep the next job a completion took (``[job data, id, limit until, delay until]``)."""
+        if isinstance(data, list) and data and data[0]:
+            self.next_jobs[token] = data
+
+    async def processJob(self, job: Any, token: str) -> None:
+        while True:
+            await super().processJob(job, token)
+            data = self.next_jobs.pop(token, None)
+            if data is None:
+                return
+            job = await self.nextJobFromJobData(data[0], data[1], int(data[2] or 0), int(data[3] or 0), token)
+            if job is None:
+                return
+            self.emit("active", job, "waiting")
 
     async def nextJobFromJobData(
         self,
@@ -261,8 +321,17 @@ class BullMQJobQueue:
         }
 
     async def add(self, jobs: Sequence[Job]) -> None:
-        """Add ``jobs`` in one round trip."""
+        """Add ``jobs`` in one round trip.
+
+        Called by a job's processor (a node job enqueuing its successors), the same
+        round trip also completes that job, in one transaction: the successors are in the
+        queue exactly when the job that decided them is done.
+        """
         if not jobs:
+            return
+        held = _held.get()
+        if held is not None and held.owner is self and not held.finished and self._worker is not None:
+            await self._add_and_finish(jobs, held)
             return
         async with map_backend_errors_async():
             if len(jobs) == 1:
@@ -274,6 +343,49 @@ class BullMQJobQueue:
                 await self._queue.addBulk(
                     [{"name": "node", "data": job.to_data(), "opts": self._opts(job.id)} for job in jobs]
                 )
+
+    async def _add_and_finish(self, jobs: Sequence[Job], held: _Held) -> None:
+        """``jobs`` added and the held job completed, in one MULTI/EXEC of BullMQ's own
+        scripts (by sha: a pipeline that registers scripts spends a round trip on
+        ``SCRIPT EXISTS``). If the held job cannot be completed (its lock was lost to
+        stalled-job recovery), it is left to BullMQ as any other."""
+        add, finish = self._queue.scripts.commands["addStandardJob"], self._worker.scripts.commands["moveToFinished"]
+        job, token = held.job, held.token
+        fetch = self._worker.fetches_next()  # and take the next job (often the successor just added)
+        keys, args = self._worker.scripts.moveToCompletedArgs(
+            job, None, job.opts.get("removeOnComplete", False), token, fetch
+        )  # fmt: skip
+        adds = []
+        for item in jobs:
+            queued = bullmq.Job(self._queue, "node", item.to_data(), {**self._queue.jobsOpts, **self._opts(item.id)})
+            add_keys = self._queue.scripts.getKeys(
+                ["wait", "paused", "meta", "id", "completed", "delayed", "active", "events", "marker"]
+            )  # fmt: skip
+            adds.append([*add_keys, *self._queue.scripts.addJobArgs(queued), queued.timestamp])
+        async with map_backend_errors_async():
+            for attempt in (1, 2):
+                async with self._queue.client.pipeline(transaction=True) as pipe:
+                    for add_args in adds:
+                        pipe.evalsha(add.sha, 9, *add_args)
+                    pipe.evalsha(finish.sha, len(keys), *keys, *args)
+                    results = await pipe.execute(raise_on_error=False)
+                if not any(isinstance(r, redis_errors.NoScriptError) for r in results) or attempt == 2:
+                    break
+                for script in (add, finish):  # Redis lost its script cache (a restart): load them, again
+                    script.sha = await self._queue.client.script_load(script.script)
+                if not isinstance(results[-1], redis_errors.NoScriptError):  # the job was completed: add the rest
+                    held.finished = not _failed(results[-1])
+                    if fetch and isinstance(results[-1], list):
+                        self._worker.keep_next(token, raw2NextJobData(results[-1]))
+                    missing = [item for item, r in zip(jobs, results, strict=False) if isinstance(r, BaseException)]
+                    await self.add(missing)
+                    return
+        held.finished = not _failed(results[-1])
+        if fetch and isinstance(results[-1], list):
+            self._worker.keep_next(token, raw2NextJobData(results[-1]))
+        for result in results[:-1]:
+            if isinstance(result, BaseException):
+                raise map_backend_error(result) from result
 
     async def missing(self, job_ids: Sequence[str]) -> list[str]:
         """Which of ``job_ids`` the queue does not hold (in any state), in one round trip."""
@@ -327,6 +439,8 @@ class BullMQJobQueue:
         }
 
         async def process(job: Any, token: str) -> None:
+            held = _Held(self, job, token)
+            reset = _held.set(held)
             try:
                 data = job.data if isinstance(job.data, dict) else {}
                 await processor(Job.from_data(engine_job_id(str(job.id)), data))
@@ -334,6 +448,14 @@ class BullMQJobQueue:
                 await asyncio.sleep(deferred.delay)
                 await self._release([(str(job.id), token)], push="LPUSH")
                 raise DelayedError(str(deferred)) from None
+            except Exception as error:
+                if not held.finished:
+                    raise
+                log.warning("job %s failed after it was completed with its successors' enqueue: %s", job.id, error)
+            finally:
+                _held.reset(reset)
+            if held.finished:  # completed already: BullMQ must not complete it again
+                raise DelayedError("completed with its successors' enqueue")
 
         def failed(job: Any, error: BaseException) -> None:
             if job is not None and isinstance(error, UnrecoverableError):
@@ -364,6 +486,8 @@ class BullMQJobQueue:
             return
         if force and self._releasing is None:
             held = [(str(job.id), str(token)) for job, token in list(self._worker.jobs)]
+            taken, self._worker.next_jobs = self._worker.next_jobs, {}  # taken by a completion, not started
+            held += [(str(data[1]), str(token)) for token, data in taken.items()]
             self._releasing = asyncio.ensure_future(self._force_close(held))
         if self._releasing is None:
             with contextlib.suppress(Exception):

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
+import redis
 import redis.asyncio as aioredis
 
 from ..engine.jobs import (
@@ -38,7 +39,7 @@ from ..engine.jobs import (
 from ..engine.topics import TopicSubscription
 from .connection import MAX_CONNECTIONS, POOL_TIMEOUT, connect
 from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, MEMO_TTL, Keys, RunKeys
-from .queue import map_backend_errors_async
+from .queue import map_backend_errors, map_backend_errors_async
 
 __all__ = ["CHARGE", "COMPLETE", "RedisRunStore", "connect", "parse_done"]
 
@@ -64,7 +65,10 @@ end
 # The fan-in counts and the release facts (who can reach each join) come from the caller
 # (flowcraft.topology.fan_in); this script applies them and derives nothing. Returns
 # {outcome, action, final, node1, job1, node2, job2, ...}, or {'conflict', '', '', key1,
-# value1, ...} when an expected key changed (nothing written).
+# value1, ...} when an expected key changed (nothing written). njoins = -1: the caller
+# left the release facts out (they can be long: every node that reaches a join); when this
+# commit may release a waiting join, the script changes nothing and returns
+# {'joins', '', ''}, and the caller sends the commit again with them.
 COMPLETE = (
     _FINISH
     + """
@@ -91,6 +95,22 @@ if n > 0 then
   end
   if #stale > 3 then return stale end
 end
+local function joins_needed(i)
+  i = i + 1 + 2 * tonumber(ARGV[i])
+  i = i + 1 + tonumber(ARGV[i])
+  local n = tonumber(ARGV[i]); i = i + 1
+  local fanin = false
+  for _ = 1, n do
+    if tonumber(ARGV[i + 2]) > 1 then fanin = true end
+    i = i + 3
+  end
+  if tonumber(ARGV[i]) >= 0 then return false end
+  local open = redis.call('HLEN', KEYS[6]) > 0
+  if n == 0 then return open end
+  -- the release step below runs when nothing is left pending: at most this job is now
+  return (open or fanin) and redis.call('HLEN', KEYS[3]) <= 1
+end
+if joins_needed(i) then return {'joins', '', ''} end
 if status == 'pending' then redis.call('HSET', KEYS[1], 'status', 'running') end
 local node, action = ARGV[4], ARGV[5]
 n = tonumber(ARGV[i]); i = i + 1
@@ -325,6 +345,44 @@ return #ARGV
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 
 
+CONTEXT_INLINE_BYTES = 64 * 1024
+"""Context values longer than this (encoded, in bytes) are not sent with a job's state:
+a node that reads one fetches it then (``HMGET``), so a job does not move the large
+values its node does not read."""
+
+JOINS_INLINE = 64
+"""A commit sends the fan-in release facts only when they are this short (in node ids);
+longer ones only when the script asks for them (the commit may release a join)."""
+
+# KEYS: meta ctx done   ARGV: job_id inline_limit
+# A job's state in one step: {status, params, events, budget, usage, done record, then
+# (name, value)* of the context}; value is false (nil) for a value longer than inline_limit
+# (fetched on demand). No context when the job has a done record or the run has stopped.
+LOAD = """
+local out = redis.call('HMGET', KEYS[1], 'status', 'params', 'events', 'budget', 'usage')
+local status = out[1]
+out[6] = redis.call('HGET', KEYS[3], ARGV[1])
+if out[6] or (status ~= 'pending' and status ~= 'running' and status ~= 'awaiting') then return out end
+local limit = tonumber(ARGV[2])
+local names = redis.call('HKEYS', KEYS[2])
+local small = {}
+for _, name in ipairs(names) do
+  if redis.call('HSTRLEN', KEYS[2], name) > limit then
+    out[#out + 1] = name; out[#out + 1] = false
+  else
+    small[#small + 1] = name
+  end
+end
+for x = 1, #small, 4000 do
+  local part = {}
+  for y = x, math.min(x + 3999, #small) do part[#part + 1] = small[y] end
+  local values = redis.call('HMGET', KEYS[2], unpack(part))
+  for y, name in ipairs(part) do out[#out + 1] = name; out[#out + 1] = values[y] end
+end
+return out
+"""
+
+
 def parse_done(record: str) -> Completion:
     """The [`Completion`][flowcraft.engine.Completion] a stored done record stands for (outcome ``"dup"``)."""
     data = json.loads(record)
@@ -425,7 +483,12 @@ class _Hub:
 
 
 class RedisRunStore:
-    """The [`RunStore`][flowcraft.engine.RunStore] on Redis: every write step one Lua script."""
+    """The [`RunStore`][flowcraft.engine.RunStore] on Redis: every write step one Lua script.
+
+    A job's state is one script too (`load`); context values longer than
+    ``inline_limit`` bytes are left out of it and fetched when the node reads them
+    ([`context_values`][flowcraft.distributed.RedisRunStore.context_values]).
+    """
 
     def __init__(
         self,
@@ -437,6 +500,7 @@ class RedisRunStore:
         max_connections: int = MAX_CONNECTIONS,
         pool_timeout: float | None = POOL_TIMEOUT,
         cluster: bool = False,
+        inline_limit: int = CONTEXT_INLINE_BYTES,
     ) -> None:
         self.keys = Keys(prefix)
         self.cluster = cluster
@@ -446,6 +510,9 @@ class RedisRunStore:
         self.client = connect(redis_url, max_connections=max_connections, pool_timeout=pool_timeout, cluster=cluster)
         self._hub = _Hub(self.client)
         self._complete = self.client.register_script(COMPLETE)
+        self._load = self.client.register_script(LOAD)
+        self.inline_limit = inline_limit
+        self._sync_client: Any = None
         self._fail = self.client.register_script(FAIL)
         self._cancel = self.client.register_script(CANCEL)
         self._create = self.client.register_script(CREATE)
@@ -463,6 +530,10 @@ class RedisRunStore:
         await self._hub.aclose()
         with contextlib.suppress(Exception):
             await self.client.aclose()
+        if self._sync_client is not None:
+            with contextlib.suppress(Exception):
+                self._sync_client.close()
+            self._sync_client = None
 
     @staticmethod
     def _fixed(rk: RunKeys) -> list[str]:
@@ -587,15 +658,47 @@ class RedisRunStore:
         return cast("str | None", result)
 
     async def load(self, run_id: str, job_id: str) -> JobState:
-        """Status, params, context and done record of a job, in one round trip."""
+        """Status, params, context and done record of a job, in one step (``LOAD``).
+
+        Context values longer than ``inline_limit`` bytes are left out (their names are
+        in ``JobState.remote``): [`context_values`][flowcraft.distributed.RedisRunStore.context_values]
+        fetches them when the node reads them.
+        """
         rk = self.keys.run(run_id)
         async with map_backend_errors_async():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hmget(rk.meta, "status", "params", "events", "budget", "usage")
-            pipe.hgetall(rk.ctx)
-            pipe.hget(rk.done, job_id)
-            (status, params, events, budget, usage), context, done = await pipe.execute()
-        return JobState(status, params, context, parse_done(done) if done else None, bool(events), budget, usage)
+            result = await self._load(keys=[rk.meta, rk.ctx, rk.done], args=[job_id, self.inline_limit])
+        status, params, events, budget, usage, done = (result + [None] * 6)[:6]
+        context: dict[str, str] = {}
+        remote: list[str] = []
+        for x in range(6, len(result) - 1, 2):
+            name, value = str(result[x]), result[x + 1]
+            if value is None:
+                remote.append(name)
+            else:
+                context[name] = str(value)
+        return JobState(status, params, context, parse_done(done) if done else None, bool(events), budget, usage,
+                        remote=frozenset(remote))  # fmt: skip
+
+    async def context_values(self, run_id: str, names: Sequence[str]) -> dict[str, str | None]:
+        """The encoded context values of ``names`` (``None``: not set), in one round trip."""
+        if not names:
+            return {}
+        async with map_backend_errors_async():
+            values = await self.client.hmget(self.keys.run(run_id).ctx, list(names))
+        return dict(zip(names, cast("list[str | None]", values), strict=True))
+
+    def context_values_now(self, run_id: str, names: Sequence[str]) -> dict[str, str | None]:
+        """`context_values`, blocking: for a node that lists the whole context (``to_dict``,
+        ``entries``, ``values``) while values it has not read are left in Redis."""
+        if not names:
+            return {}
+        with map_backend_errors():
+            if self._sync_client is None:
+                self._sync_client = redis.Redis.from_url(
+                    self.redis_url, decode_responses=True, socket_connect_timeout=5
+                )  # fmt: skip
+            values = self._sync_client.hmget(self.keys.run(run_id).ctx, list(names))
+        return dict(zip(names, values, strict=True))
 
     async def add_events(self, run_id: str, events: Sequence[str]) -> None:
         """Append encoded events to the run's event stream (if it still exists)."""
@@ -777,12 +880,15 @@ class RedisRunStore:
         args.append(len(commit.arrivals))
         for arrival in commit.arrivals:
             args += [arrival.node_id, job_id_prefix(run_id, arrival.node_id), arrival.count]
-        args.append(len(commit.joins))
+        joins: list[Any] = [len(commit.joins)]
         for join, reachers in commit.joins.items():
-            args += [join, job_id_prefix(run_id, join), len(reachers), *reachers]
-        args += commit.events
+            joins += [join, job_id_prefix(run_id, join), len(reachers), *reachers]
+        inline = len(joins) <= JOINS_INLINE
         async with map_backend_errors_async():
-            result = await self._complete(keys=self._fixed(rk), args=args)
+            sent = [*args, *(joins if inline else [-1]), *commit.events]
+            result = await self._complete(keys=self._fixed(rk), args=sent)
+            if str(result[0]) == "joins":  # this commit may release a join: again, with the release facts
+                result = await self._complete(keys=self._fixed(rk), args=[*args, *joins, *commit.events])
         if str(result[0]) == "skip":
             return Completion("skip", commit.action, ())
         if str(result[0]) == "conflict":

@@ -123,6 +123,9 @@ class JobState:
     usage: str | None = None
     """The run's usage so far as a JSON object (kind -> number), as ``charge`` keeps it;
     ``None`` before the first charge."""
+    remote: frozenset[str] = frozenset()
+    """Names of context keys whose values the store left out of ``context`` (large ones):
+    the worker fetches them when the node reads them (``RedisRunStore.context_values``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -5,11 +5,13 @@ Atomic changes (``update``, and ``set`` through a key with a merge policy) are a
 recorded as operations: the commit carries, for each key changed only that way, the
 encoded value the node started from, and the store refuses the commit when the key
 has changed since; [`rebase`][flowcraft.engine.recording.RecordingContext.rebase] then
-replays the operations on the newer value (optimistic concurrency)."""
+replays the operations on the newer value (optimistic concurrency).
+
+Values the store left out (large ones) are fetched when first read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..context import key_name as _name
@@ -26,11 +28,23 @@ class RecordingContext:
 
     Values are decoded on first read. `delta` returns the encoded values of the
     keys set and the names of the keys deleted since creation.
+
+    ``remote`` names keys whose values are not in ``raw``: the first read of one fetches
+    it with ``fetch`` (listing the whole context with ``values``, ``entries`` or
+    ``to_dict`` fetches all of them at once with ``fetch_now``, which blocks).
     """
 
-    __slots__ = ("_base", "_decoded", "_deleted", "_ops", "_raw", "_set", "on_write")
+    __slots__ = (
+        "_base", "_decoded", "_deleted", "_fetch", "_fetch_now", "_ops", "_raw", "_remote", "_set", "on_write"
+    )  # fmt: skip
 
-    def __init__(self, raw: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        raw: Mapping[str, str],
+        remote: Collection[str] = (),
+        fetch: Callable[[Sequence[str]], Awaitable[Mapping[str, str | None]]] | None = None,
+        fetch_now: Callable[[Sequence[str]], Mapping[str, str | None]] | None = None,
+    ) -> None:
         self.on_write: Callable[[str], None] | None = None
         """Called with the key before each ``set``/``delete`` (test fault injection)."""
         self._raw: dict[str, str] = dict(raw)
@@ -41,6 +55,11 @@ class RecordingContext:
         """Key -> the atomic changes made to it, for keys whose value depends on the store's."""
         self._base: dict[str, str] = {}
         """Key -> the encoded value those changes started from (``""``: not set)."""
+        self._remote: set[str] = set(remote)
+        self._fetch = fetch
+        self._fetch_now = fetch_now
+        for name in self._remote:
+            self._raw.setdefault(name, "")
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""
@@ -48,11 +67,29 @@ class RecordingContext:
         value = self._decoded.get(name, _MISSING)
         if value is not _MISSING:
             return value
+        if name in self._remote:
+            await self._fetch_one(name)
         text = self._raw.get(name)
         if text is None:
             return default
         value = self._decoded[name] = decode(text, key=name)
         return value
+
+    async def _fetch_one(self, name: str) -> None:
+        if self._fetch is None:
+            raise RuntimeError(f"context key {name!r} was left in the store and this context cannot fetch it")
+        self._fill(await self._fetch([name]))
+
+    def _fill(self, found: Mapping[str, str | None]) -> None:
+        """Take fetched values (``None``: the key is gone from the store)."""
+        for name, text in found.items():
+            if name not in self._remote:
+                continue
+            self._remote.discard(name)
+            if text is None:
+                self._raw.pop(name, None)
+            else:
+                self._raw[name] = text
 
     async def set(self, key: str, value: Any) -> RecordingContext:
         """Store ``value`` under ``key`` (merged when the key has a merge policy); returns the context."""
@@ -62,6 +99,8 @@ class RecordingContext:
             name = _name(key)
             policy = merge_of(key)
             if policy is not None:
+                if name in self._remote:  # the merge starts from the stored value
+                    await self._fetch_one(name)
                 self._atomic(name, lambda old: policy.apply(name, None if old is _MISSING else old, value))
                 return self
         if self.on_write is not None:
@@ -72,6 +111,7 @@ class RecordingContext:
         self._raw.setdefault(name, "")
         self._set[name] = value
         self._deleted.discard(name)
+        self._remote.discard(name)
         return self
 
     async def has(self, key: str) -> bool:
@@ -86,6 +126,7 @@ class RecordingContext:
         if self._ops is not None:
             self._ops.pop(name, None)
         present = self._raw.pop(name, None) is not None
+        self._remote.discard(name)
         self._decoded.pop(name, None)
         self._set.pop(name, None)
         if present:
@@ -96,6 +137,8 @@ class RecordingContext:
         """Store ``fn(current value or default)`` under ``key`` and return it; committed
         atomically (see [`Context.update`][flowcraft.Context.update])."""
         name = key if type(key) is str else _name(key)
+        if name in self._remote:  # the update starts from the stored value
+            await self._fetch_one(name)
         return self._atomic(name, lambda old: fn(default if old is _MISSING else old))
 
     def _atomic(self, name: str, op: Callable[[Any], Any]) -> Any:
@@ -155,11 +198,20 @@ class RecordingContext:
 
     def entries(self) -> Iterator[tuple[str, Any]]:
         """Iterate over ``(name, value)`` pairs."""
+        self._fetch_all()
         return iter([(name, self._value(name)) for name in list(self._raw)])
 
     def to_dict(self) -> dict[str, Any]:
         """A snapshot as a plain dict."""
-        return {name: self._value(name) for name in self._raw}
+        self._fetch_all()
+        return {name: self._value(name) for name in list(self._raw)}
+
+    def _fetch_all(self) -> None:
+        if self._remote:
+            if self._fetch_now is None:
+                left = sorted(self._remote)
+                raise RuntimeError(f"context keys {left!r} were left in the store and this context cannot fetch them")
+            self._fill(self._fetch_now(sorted(self._remote)))
 
     def _value(self, name: str) -> Any:
         value = self._decoded.get(name, _MISSING)

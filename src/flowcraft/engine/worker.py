@@ -4,7 +4,8 @@ them against a [`RunStore`][flowcraft.engine.RunStore].
 
 One job is one visit of one node (see DISTRIBUTED.md, "One job, step by step"):
 
-1. load status, params, context and the job's done record (one read); skip if the run
+1. load status, params, context and the job's done record (one read; a store may leave
+   large context values out, read then when the node reads them); skip if the run
    has ended; a redelivered job with a done record only re-enqueues the successors it
    decided on that are still pending;
 2. run the node's lifecycle (its flow's middleware around it) on a
@@ -12,7 +13,8 @@ One job is one visit of one node (see DISTRIBUTED.md, "One job, step by step"):
    store's control messages; passed-through containers fan out their branches;
 3. the atomic commit ([`RunStore.commit`][flowcraft.engine.RunStore.commit]): delta, done record, arrivals with the
    fan-in rule's counts and release facts, pending set, end of run;
-4. enqueue the successor jobs (ids from the store, one round trip).
+4. enqueue the successor jobs (ids from the store, one round trip; BullMQ's queue
+   completes the job in the same one).
 
 Test-only fault injection: ``FLOWCRAFT_TEST_CRASH_AT=<point>:<node id>`` makes the
 worker ``SIGKILL`` itself at ``point`` while running that node. Points:
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import inspect
 import json
 import logging
@@ -603,7 +606,7 @@ class JobWorker:
             outcome = await self._run_node(
                 run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events, meter, job.id,
                 step=node.resume if resumed is not None and isinstance(node, WaitNode) else None, resumed=resumed,
-                job=job, retried=retried,
+                job=job, retried=retried, remote=state.remote,
             )  # fmt: skip
             if outcome is None:
                 return None
@@ -673,7 +676,7 @@ class JobWorker:
                 for key in deletes:
                     context.pop(key, None)
                 follow_state = JobState("running", state.params, context, None, state.events, state.budget,
-                                        state.usage)  # fmt: skip
+                                        state.usage, remote=state.remote - set(sets) - set(deletes))  # fmt: skip
             ((next_node, next_id),) = successors
             self._maybe_crash("after_enqueue", node_id)
             return Job(next_id, run_id, next_node, graph_key, completion.action), follow_state
@@ -704,7 +707,7 @@ class JobWorker:
             return decode(record.value, key=f"wait {wait_id}"), decode_action(record.action)
         outcome = await self._run_node(
             run_id, node_id, node, hydrated, state.params, state.context, incoming, None, None, job.id,
-            step=node.request,
+            step=node.request, remote=state.remote,
         )  # fmt: skip
         if outcome is None:
             return None
@@ -783,10 +786,19 @@ class JobWorker:
         resumed: tuple[Any, Any] | None = None,
         job: Job | None = None,
         retried: tuple[int, float] = (0, 0.0),
+        remote: frozenset[str] = frozenset(),
     ) -> tuple[Any, RecordingContext] | None:
         """Run the node's lifecycle (or only ``step``, a wait node's ``request`` or ``resume``
-        with ``resumed`` = value and action); ``None`` when it failed or was aborted (already recorded)."""
-        ctx = RecordingContext(raw_context)
+        with ``resumed`` = value and action); ``None`` when it failed or was aborted (already recorded).
+        ``remote``: context keys the store left out of ``raw_context``, fetched when read."""
+        if remote:
+            store: Any = self._store  # a store that leaves large values out can fetch them (RedisRunStore)
+            ctx = RecordingContext(
+                raw_context, remote, functools.partial(store.context_values, run_id),
+                functools.partial(store.context_values_now, run_id),
+            )  # fmt: skip
+        else:
+            ctx = RecordingContext(raw_context)
         try:
             run_params = decode(params_text, key="<params>") if params_text else {}
         except CodecError as error:
