@@ -20,9 +20,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any, TypeVar
 
 from ..clock import Clock, current
@@ -44,6 +46,7 @@ from ..engine.jobs import (
     Usage,
     WaitRecord,
     job_id,
+    job_id_prefix,
 )
 from ..engine.topics import Topics, TopicSubscription
 from ..topology import releasable
@@ -52,6 +55,8 @@ from .sqlite_schema import RUN_TABLES, open_database
 __all__ = ["SqliteRunStore"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("flowcraft.durable.sqlite")
 
 DEFAULT_RETENTION = 7 * 24 * 3600.0
 """Seconds a finished run is kept (7 days)."""
@@ -119,6 +124,7 @@ class SqliteRunStore:
         self._fast: sqlite3.Connection | None = None  # the event loop's: never waits
         self._inflight = 0
         self._fast_commits = 0
+        self._checkpointing: asyncio.Future[None] | None = None
         self._topics = Topics()
         self._control_seen = 0.0
         self._closed = False
@@ -181,10 +187,25 @@ class SqliteRunStore:
     async def _tx(self, body: Callable[..., T], *args: Any) -> T:
         """Run ``body(db, *args)`` in one write transaction (see [`_call`][flowcraft.durable.SqliteRunStore._call])."""
         result: T = await self._call(self._write, body, *args)
-        if self._fast_commits >= _CHECKPOINT_EVERY and not self._inflight:
+        if self._fast_commits >= _CHECKPOINT_EVERY and self._checkpointing is None:
             self._fast_commits = 0
-            await self._on_thread(_checkpoint, ())
+            self._start_checkpoint()
         return result
+
+    def _start_checkpoint(self) -> None:
+        """Checkpoint the WAL on the thread, while the loop goes on committing (a passive
+        checkpoint never holds the write lock; it is off the path of the commits, which are
+        durable in the WAL already). Calls that go to the thread meanwhile run after it."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._thread, self._run_on_thread, _checkpoint, ())
+        self._checkpointing = future
+
+        def done(finished: asyncio.Future[None]) -> None:
+            self._checkpointing = None
+            if not finished.cancelled() and finished.exception() is not None:
+                log.warning("WAL checkpoint of %s failed: %s", self.path, finished.exception())
+
+        future.add_done_callback(done)
 
     def _write(self, db: sqlite3.Connection, body: Callable[..., T], *args: Any) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction. On the loop's connection a
@@ -502,20 +523,26 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         return Completion("skip", commit.action, ())
     if row[1] is not None:  # committed before: a redelivery
         return _completion(row[1])
-    if commit.sets:
-        db.executemany(
-            "INSERT INTO context (run_id, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-            [(run_id, key, value) for key, value in commit.sets.items()],
-        )
+    sets = commit.sets
+    if sets:
+        if len(sets) == 1:
+            ((key, value),) = sets.items()
+            db.execute(_SET_CONTEXT, (run_id, key, value))
+        else:
+            db.executemany(_SET_CONTEXT, [(run_id, key, value) for key, value in sets.items()])
     if commit.deletes:
         db.executemany("DELETE FROM context WHERE run_id = ? AND key = ?", [(run_id, key) for key in commit.deletes])
     out: list[tuple[str, str]] = []
+    unwritten: list[tuple[str, str]] = []  # the successors of ``out`` whose job rows are still to write
     for arrival in commit.arrivals:
         node = arrival.node_id
         if arrival.count <= 1:
-            visit = _bump(db, run_id, node, open_join=False)
-            out.append((node, job_id(run_id, node, visit)))
+            first = job_id(run_id, node, 1)
+            if db.execute(_FIRST_VISIT, (run_id, first, node, commit.action)).rowcount:
+                out.append((node, first))  # its first visit: the job row is written, no counter kept
+            else:
+                out.append((node, job_id(run_id, node, _next_visit(db, run_id, node))))
+                unwritten.append(out[-1])
             continue
         found = db.execute("SELECT open FROM visits WHERE run_id = ? AND node_id = ?", (run_id, node)).fetchone()
         visit = found[0] if found is not None and found[0] else _bump(db, run_id, node, open_join=True)
@@ -529,9 +556,10 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         if arrived >= arrival.count:
             _close_join(db, run_id, node, visit)
             out.append((node, job_id(run_id, node, visit)))
+            unwritten.append(out[-1])
     if commit.events:
         _add_events(db, run_id, [("e", text) for text in commit.events])
-    # the successors' rows are written with the done record, at the end (one statement)
+    # the other successors' rows are written with the done record, at the end
     pending: list[str] | None = None  # read only when needed: a successor is pending
     if not out:
         pending = _pending_nodes(db, run_id, commit.job_id)
@@ -549,6 +577,7 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
                 released.append((node, job_id(run_id, node, visit)))
             if released:
                 out.extend(released)
+                unwritten.extend(released)
                 pending.extend(node for node, _ in released)
     final = ""
     if not out and not pending:
@@ -563,16 +592,57 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         final = "awaiting"
     elif row[0] == "pending":  # the first commit (updated_at otherwise moves with the lease)
         db.execute("UPDATE runs SET status = 'running', updated_at = ? WHERE run_id = ?", (now, run_id))
-    rows: list[tuple[str, str, str, str | None, str | None]] = [
-        (run_id, jid, node, commit.action, None) for node, jid in out
-    ]
-    rows.append((run_id, commit.job_id, commit.node_id, None, json.dumps({"a": commit.action, "s": out})))
-    db.executemany(
-        "INSERT INTO jobs (run_id, job_id, node_id, action, done) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (run_id, job_id) DO UPDATE SET done = coalesce(excluded.done, jobs.done)",
-        rows,
-    )
+    done = _done_record(commit.action, out)
+    if not unwritten:
+        db.execute("UPDATE jobs SET done = ? WHERE run_id = ? AND job_id = ?", (done, run_id, commit.job_id))
+    else:
+        rows: list[tuple[str, str, str, str | None, str | None]] = [
+            (run_id, jid, node, commit.action, None) for node, jid in unwritten
+        ]
+        rows.append((run_id, commit.job_id, commit.node_id, None, done))
+        db.executemany(
+            "INSERT INTO jobs (run_id, job_id, node_id, action, done) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, job_id) DO UPDATE SET done = coalesce(excluded.done, jobs.done)",
+            rows,
+        )
     return Completion("ok", commit.action, tuple(out), final)
+
+
+def _done_record(action: str, successors: list[tuple[str, str]]) -> str:
+    """The done record of a job, ``{"a": action, "s": [[node id, job id], ...]}`` (JSON, read
+    by ``_completion``), written without a ``json.dumps`` of a whole structure."""
+    pairs = ",".join(f"[{_json_str(node)},{_json_str(jid)}]" for node, jid in successors)
+    return f'{{"a":{_json_str(action)},"s":[{pairs}]}}'
+
+
+_SET_CONTEXT = (
+    "INSERT INTO context (run_id, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
+)
+_FIRST_VISIT = (
+    "INSERT INTO jobs (run_id, job_id, node_id, action) VALUES (?, ?, ?, ?) ON CONFLICT (run_id, job_id) DO NOTHING"
+)
+
+
+def _next_visit(db: sqlite3.Connection, run_id: str, node: str) -> int:
+    """The next visit of a node that is not a join, after its first.
+
+    A first visit keeps no counter (its job row is the record: see ``_commit``); from the
+    second on the node has a row in ``visits``, started from the count of its job rows
+    (each visit of a node that is not a join has one).
+    """
+    row = db.execute(
+        "UPDATE visits SET visits = visits + 1 WHERE run_id = ? AND node_id = ? RETURNING visits", (run_id, node)
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    prefix = job_id_prefix(run_id, node)
+    row = db.execute(
+        "INSERT INTO visits (run_id, node_id, visits) SELECT ?, ?, count(*) + 1 FROM jobs "
+        "WHERE run_id = ? AND job_id >= ? AND job_id < ? AND node_id = ? RETURNING visits",
+        (run_id, node, run_id, prefix, prefix[:-1] + ";", node),
+    ).fetchone()
+    return int(row[0])
 
 
 def _pending_nodes(db: sqlite3.Connection, run_id: str, other_than: str) -> list[str]:

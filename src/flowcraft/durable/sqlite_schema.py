@@ -16,7 +16,11 @@ from ..engine.errors import StoreError
 __all__ = ["FLOWCRAFT_APP_ID", "SCHEMA_VERSION", "open_database"]
 
 FLOWCRAFT_APP_ID = 0x46_4C_43_52  # "FLCR"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The schema this Flowcraft writes. 2: a node that is not a join keeps no ``visits`` row
+until its second visit (its first visit's job row is the record). A file of schema 1
+is upgraded when opened (its rows are valid as they are); a Flowcraft that reads only
+schema 1 refuses a file of schema 2."""
 
 _TABLES = """
 CREATE TABLE graphs (
@@ -138,6 +142,8 @@ def _prepare(connection: sqlite3.Connection, path: str, synchronous: str, busy_t
         connection.execute(f"PRAGMA synchronous = {synchronous}")
         if version == 0:
             _create(connection, path)
+        elif version < SCHEMA_VERSION:
+            _upgrade(connection)
     except sqlite3.DatabaseError as error:
         message = str(error)
         if "file is not a database" in message or "malformed" in message:
@@ -171,6 +177,19 @@ def _create(connection: sqlite3.Connection, path: str) -> None:
                 if statement.strip():
                     connection.execute(statement)
             connection.execute(f"PRAGMA application_id = {FLOWCRAFT_APP_ID}")
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """Bring a file of an older schema to ``SCHEMA_VERSION`` (1 → 2 changes no row)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        _, version = _identity(connection)  # another process may have upgraded it meanwhile
+        if version < SCHEMA_VERSION:
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     except BaseException:

@@ -12,22 +12,25 @@ from .codec import decode, encode
 __all__ = ["RecordingContext"]
 
 _MISSING: Any = object()
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 
 class RecordingContext:
     """A [`Context`][flowcraft.Context] over encoded values that records its changes.
 
-    Values are decoded on first read. `delta` returns the encoded values of the
+    Values are decoded on first read (``decoded``: values of ``raw`` known already, as
+    [`immutable_values`][flowcraft.engine.RecordingContext.immutable_values] of the
+    context of the node before gives them). `delta` returns the encoded values of the
     keys set and the names of the keys deleted since creation.
     """
 
     __slots__ = ("_decoded", "_deleted", "_raw", "_set", "on_write")
 
-    def __init__(self, raw: Mapping[str, str]) -> None:
+    def __init__(self, raw: Mapping[str, str], decoded: Mapping[str, Any] | None = None) -> None:
         self.on_write: Callable[[str], None] | None = None
         """Called with the key before each ``set``/``delete`` (test fault injection)."""
         self._raw: dict[str, str] = dict(raw)
-        self._decoded: dict[str, Any] = {}
+        self._decoded: dict[str, Any] = dict(decoded) if decoded else {}
         self._set: dict[str, Any] = {}
         self._deleted: set[str] = set()
 
@@ -100,6 +103,13 @@ class RecordingContext:
         """
         sets = {name: encode(value, key=name) for name, value in self._set.items()}
         return sets, sorted(self._deleted)
+
+    def immutable_values(self) -> dict[str, Any]:
+        """The values read or set so far whose type is immutable (exactly ``str``, ``int``,
+        ``float``, ``bool`` or ``None``): a context over the same values after this
+        node's commit can start from them instead of decoding them again (a mutable
+        value is always decoded afresh, so no node sees another node's unsaved change)."""
+        return {name: value for name, value in self._decoded.items() if type(value) in _IMMUTABLE}
 
     def __repr__(self) -> str:
         return f"RecordingContext(keys={list(self._raw)!r})"
