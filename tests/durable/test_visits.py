@@ -82,8 +82,9 @@ def test_a_schema_1_file_is_upgraded_and_its_runs_go_on(db_path: str) -> None:
             await store.aclose()
 
     asyncio.run(before())
-    with sqlite3.connect(db_path) as db:  # as schema 1 left it: a counter row for every visited node
+    with sqlite3.connect(db_path) as db:  # as schema 1 left it: a counter row for every visited node, an index
         db.execute("INSERT OR IGNORE INTO visits (run_id, node_id, visits) VALUES ('r', 'b', 1)")
+        db.execute("CREATE INDEX jobs_pending ON jobs (run_id, job_id) WHERE done IS NULL")
         db.execute("PRAGMA user_version = 1")
     db.close()
 
@@ -101,4 +102,5 @@ def test_a_schema_1_file_is_upgraded_and_its_runs_go_on(db_path: str) -> None:
     assert asyncio.run(after()) == [(("a", "r:a:2"),), (("b", "r:b:2"),), (("c", "r:c:1"),)]
     with sqlite3.connect(db_path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'jobs_pending'").fetchall() == []
     db.close()

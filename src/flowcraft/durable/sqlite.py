@@ -814,7 +814,7 @@ def _pending_jobs(db: sqlite3.Connection, run_id: str) -> list[Job]:
     rows = db.execute(
         "SELECT job_id, node_id, action FROM jobs WHERE run_id = ? AND done IS NULL AND parked = 0", (run_id,)
     )
-    # (served by the partial index jobs_pending)
+    # (a scan of the run's own rows, by the primary key's run_id prefix)
     return [Job(str(r[0]), run_id, str(r[1]), graph, r[2]) for r in rows]
 
 
