@@ -104,3 +104,19 @@ def test_a_schema_1_file_is_upgraded_and_its_runs_go_on(db_path: str) -> None:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'jobs_pending'").fetchall() == []
     db.close()
+
+
+def test_a_commit_on_an_ended_run_changes_nothing(db_path: str) -> None:
+    async def main() -> tuple[str, dict[str, str], list[bool]]:
+        store = await created(db_path)
+        try:
+            await step(store, "r:a:1", "a", "b")
+            assert await store.cancel("r", "stop") == "cancelled"
+            commit = Commit("r:b:1", "b", '"default"', {"k": "1"}, [], [Arrival("c", 1)], {})
+            completion = await store.commit("r", commit)
+            return completion.outcome, await store.context("r"), await store.still_pending("r", ["r:b:1", "r:c:1"])
+        finally:
+            await store.aclose()
+
+    outcome, context, pending = asyncio.run(main())
+    assert outcome == "skip" and context == {} and pending == [True, False]

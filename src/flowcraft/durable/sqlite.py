@@ -514,15 +514,24 @@ def _completion(text: str) -> Completion:
 
 
 def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> Completion:
-    row = db.execute(
-        "SELECT r.status, j.done FROM runs r LEFT JOIN jobs j ON j.run_id = r.run_id AND j.job_id = ? "
-        "WHERE r.run_id = ?",
-        (commit.job_id, run_id),
-    ).fetchone()
-    if row is None or row[0] not in ACTIVE_STATES:
-        return Completion("skip", commit.action, ())
-    if row[1] is not None:  # committed before: a redelivery
-        return _completion(row[1])
+    # The done record is written first, with the successors most commits decide on (the
+    # first visits of their arrivals), in the statement that checks that the run is active
+    # and the job not committed before; it is written again at the end if they differ.
+    guessed = _done_record(commit.action, [(a.node_id, job_id(run_id, a.node_id, 1)) for a in commit.arrivals])
+    row = db.execute(_MARK_DONE, (guessed, run_id, commit.job_id, run_id, run_id)).fetchone()
+    missing = False  # the job has no row (its done record is inserted at the end)
+    if row is None:  # not marked: the run has ended, the job was committed before, or it has no row
+        row = db.execute(
+            "SELECT r.status, j.done, j.job_id FROM runs r LEFT JOIN jobs j ON j.run_id = r.run_id "
+            "AND j.job_id = ? WHERE r.run_id = ?",
+            (commit.job_id, run_id),
+        ).fetchone()
+        if row is None or row[0] not in ACTIVE_STATES:
+            return Completion("skip", commit.action, ())
+        if row[1] is not None:  # committed before: a redelivery
+            return _completion(row[1])
+        missing = True
+    status = row[0]
     sets = commit.sets
     if sets:
         if len(sets) == 1:
@@ -590,11 +599,12 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
     elif not out and _all_parked(db, run_id, commit.job_id):  # what is left waits for input or a timer
         db.execute("UPDATE runs SET status = 'awaiting', updated_at = ? WHERE run_id = ?", (now, run_id))
         final = "awaiting"
-    elif row[0] == "pending":  # the first commit (updated_at otherwise moves with the lease)
+    elif status == "pending":  # the first commit (updated_at otherwise moves with the lease)
         db.execute("UPDATE runs SET status = 'running', updated_at = ? WHERE run_id = ?", (now, run_id))
     done = _done_record(commit.action, out)
-    if not unwritten:
-        db.execute("UPDATE jobs SET done = ? WHERE run_id = ? AND job_id = ?", (done, run_id, commit.job_id))
+    if not unwritten and not missing:
+        if done != guessed:
+            db.execute("UPDATE jobs SET done = ? WHERE run_id = ? AND job_id = ?", (done, run_id, commit.job_id))
     else:
         rows: list[tuple[str, str, str, str | None, str | None]] = [
             (run_id, jid, node, commit.action, None) for node, jid in unwritten
@@ -615,6 +625,11 @@ def _done_record(action: str, successors: list[tuple[str, str]]) -> str:
     return f'{{"a":{_json_str(action)},"s":[{pairs}]}}'
 
 
+_MARK_DONE = (
+    "UPDATE jobs SET done = ? WHERE run_id = ? AND job_id = ? AND done IS NULL AND EXISTS (SELECT 1 FROM runs "
+    f"WHERE run_id = ? AND status IN ({', '.join(repr(state) for state in sorted(ACTIVE_STATES))})) "
+    "RETURNING (SELECT status FROM runs WHERE run_id = ?)"
+)
 _SET_CONTEXT = (
     "INSERT INTO context (run_id, key, value) VALUES (?, ?, ?) "
     "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
