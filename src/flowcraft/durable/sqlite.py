@@ -186,7 +186,18 @@ class SqliteRunStore:
 
     async def _tx(self, body: Callable[..., T], *args: Any) -> T:
         """Run ``body(db, *args)`` in one write transaction (see [`_call`][flowcraft.durable.SqliteRunStore._call])."""
-        result: T = await self._call(self._write, body, *args)
+        fast = self._fast
+        if fast is not None and not self._inflight and not self._closed:  # _call's first step, inline
+            try:
+                result: T = self._write(fast, body, *args)
+            except _Busy:
+                result = await self._on_thread(self._write, (body, *args))
+            except sqlite3.OperationalError as error:
+                if not _locked(error):
+                    raise self._store_error(error) from error
+                result = await self._on_thread(self._write, (body, *args))
+        else:
+            result = await self._call(self._write, body, *args)
         if self._fast_commits >= _CHECKPOINT_EVERY and self._checkpointing is None:
             self._fast_commits = 0
             self._start_checkpoint()
@@ -212,7 +223,7 @@ class SqliteRunStore:
         held lock raises ``_Busy`` at once; on the thread's it is waited for
         and retried."""
         waits = db is not self._fast
-        deadline = time.monotonic() + _LOCK_RETRY_SECONDS
+        deadline = 0.0  # set at the first retry
         delay = 0.002
         while True:
             began = False
@@ -228,6 +239,8 @@ class SqliteRunStore:
                 if isinstance(error, sqlite3.OperationalError) and _locked(error):
                     if not waits:
                         raise _Busy from error
+                    if not deadline:
+                        deadline = time.monotonic() + _LOCK_RETRY_SECONDS
                     if time.monotonic() < deadline:
                         time.sleep(delay)
                         delay = min(delay * 2, 0.1)
@@ -517,13 +530,13 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
     # The done record is written first, with the successors most commits decide on (the
     # first visits of their arrivals), in the statement that checks that the run is active
     # and the job not committed before; it is written again at the end if they differ.
-    guessed = _done_record(commit.action, [(a.node_id, job_id(run_id, a.node_id, 1)) for a in commit.arrivals])
-    row = db.execute(_MARK_DONE, (guessed, run_id, commit.job_id, run_id, run_id)).fetchone()
+    guess = [(a.node_id, job_id(run_id, a.node_id, 1)) for a in commit.arrivals]
+    row = db.execute(_MARK_DONE, (_done_record(commit.action, guess), run_id, commit.job_id, run_id, run_id)).fetchone()
     missing = False  # the job has no row (its done record is inserted at the end)
     if row is None:  # not marked: the run has ended, the job was committed before, or it has no row
         row = db.execute(
-            "SELECT r.status, j.done, j.job_id FROM runs r LEFT JOIN jobs j ON j.run_id = r.run_id "
-            "AND j.job_id = ? WHERE r.run_id = ?",
+            "SELECT r.status, j.done FROM runs r LEFT JOIN jobs j ON j.run_id = r.run_id AND j.job_id = ? "
+            "WHERE r.run_id = ?",
             (commit.job_id, run_id),
         ).fetchone()
         if row is None or row[0] not in ACTIVE_STATES:
@@ -601,11 +614,12 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         final = "awaiting"
     elif status == "pending":  # the first commit (updated_at otherwise moves with the lease)
         db.execute("UPDATE runs SET status = 'running', updated_at = ? WHERE run_id = ?", (now, run_id))
-    done = _done_record(commit.action, out)
     if not unwritten and not missing:
-        if done != guessed:
+        if out != guess:
+            done = _done_record(commit.action, out)
             db.execute("UPDATE jobs SET done = ? WHERE run_id = ? AND job_id = ?", (done, run_id, commit.job_id))
     else:
+        done = _done_record(commit.action, out)
         rows: list[tuple[str, str, str, str | None, str | None]] = [
             (run_id, jid, node, commit.action, None) for node, jid in unwritten
         ]
@@ -621,7 +635,11 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
 def _done_record(action: str, successors: list[tuple[str, str]]) -> str:
     """The done record of a job, ``{"a": action, "s": [[node id, job id], ...]}`` (JSON, read
     by ``_completion``), written without a ``json.dumps`` of a whole structure."""
-    pairs = ",".join(f"[{_json_str(node)},{_json_str(jid)}]" for node, jid in successors)
+    if len(successors) == 1:
+        ((node, jid),) = successors
+        pairs = f"[{_json_str(node)},{_json_str(jid)}]"
+    else:
+        pairs = ",".join([f"[{_json_str(node)},{_json_str(jid)}]" for node, jid in successors])
     return f'{{"a":{_json_str(action)},"s":[{pairs}]}}'
 
 
