@@ -102,7 +102,9 @@ def test_a_schema_1_file_is_upgraded_and_its_runs_go_on(db_path: str) -> None:
     assert asyncio.run(after()) == [(("a", "r:a:2"),), (("b", "r:b:2"),), (("c", "r:c:1"),)]
     with sqlite3.connect(db_path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
-        assert db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'jobs_pending'").fetchall() == []
+        assert (
+            db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'jobs_pending'").fetchall() == []
+        )
     db.close()
 
 

@@ -18,10 +18,10 @@ import base64
 import datetime as dt
 import enum
 import json
-from json.encoder import encode_basestring
 import math
 import uuid
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 from ..actions import ActionSentinel

@@ -19,9 +19,8 @@ class RecordingContext:
     """A [`Context`][flowcraft.Context] over encoded values that records its changes.
 
     Values are decoded on first read (``decoded``: values of ``raw`` known already, as
-    [`immutable_values`][flowcraft.engine.RecordingContext.immutable_values] of the
-    context of the node before gives them). `delta` returns the encoded values of the
-    keys set and the names of the keys deleted since creation.
+    ``immutable_values()`` of the node before's context gives them). `delta` returns the
+    encoded values of the keys set and the names of the keys deleted since creation.
     """
 
     __slots__ = ("_decoded", "_deleted", "_raw", "_set", "on_write")

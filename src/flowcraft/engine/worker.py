@@ -574,7 +574,7 @@ class JobWorker:
         incoming = decode_action(job.action) if job.action is not None else None
         sets: dict[str, str] = {}
         deletes: list[str] = []
-        carried: dict[str, Any] | None = None
+        recorded: RecordingContext | None = None  # the node's context (its decoded values go on inline)
         job_events: _JobEvents | None = None
         if node.is_passthrough and node.branches:  # a parallel container: fan out
             action = None  # branches start fresh (no incoming action), as in memory
@@ -610,7 +610,7 @@ class JobWorker:
             if outcome is None:
                 return None
             returned, ctx = outcome
-            carried = ctx.immutable_values()
+            recorded = ctx
             action = DEFAULT_ACTION if returned is None else returned
             try:
                 sets, deletes = ctx.delta()
@@ -650,16 +650,21 @@ class JobWorker:
             # otherwise other branches may have committed meanwhile (a join's other arrivals): reload.
             follow_state: JobState | None = None
             if not hydrated.plan.concurrent:
-                context = dict(state.context)
+                # the successor's state is this one's (same run, still active, no done record) with the
+                # delta applied: to a copy of the context the store gave, then in place along the chain
+                if known is None:
+                    state = JobState("running", state.params, dict(state.context), None, state.events, state.budget,
+                                     state.usage)  # fmt: skip
+                context = state.context
                 context.update(sets)
                 for key in deletes:
                     context.pop(key, None)
-                follow_state = JobState("running", state.params, context, None, state.events, state.budget,
-                                        state.usage)  # fmt: skip
+                follow_state = state
             ((next_node, next_id),) = successors
             self._maybe_crash("after_enqueue", node_id)
             next_job = Job(next_id, run_id, next_node, graph_key, completion.action)
-            return next_job, follow_state, carried if follow_state is not None else None
+            carried = recorded.immutable_values() if follow_state is not None and recorded is not None else None
+            return next_job, follow_state, carried
         await self._enqueue(run_id, graph_key, successors, completion.action)
         self._maybe_crash("after_enqueue", node_id)
         return None
