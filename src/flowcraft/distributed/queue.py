@@ -330,7 +330,14 @@ class BullMQJobQueue:
         if not jobs:
             return
         held = _held.get()
-        if held is not None and held.owner is self and not held.finished and self._worker is not None:
+        # not on a cluster: redis-py runs no script in a cluster pipeline
+        if (
+            held is not None
+            and held.owner is self
+            and not held.finished
+            and self._worker is not None
+            and not self._cluster
+        ):
             await self._add_and_finish(jobs, held)
             return
         async with map_backend_errors_async():

@@ -694,7 +694,8 @@ class RedisRunStore:
             return {}
         with map_backend_errors():
             if self._sync_client is None:
-                self._sync_client = redis.Redis.from_url(
+                client_class = redis.cluster.RedisCluster if self.cluster else redis.Redis
+                self._sync_client = client_class.from_url(
                     self.redis_url, decode_responses=True, socket_connect_timeout=5
                 )  # fmt: skip
             values = self._sync_client.hmget(self.keys.run(run_id).ctx, list(names))

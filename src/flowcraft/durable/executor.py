@@ -86,9 +86,26 @@ def _owner_alive(owner: str) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    return True
+    except PermissionError:  # another user's process: alive, unless it is a zombie
+        pass
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited, though perhaps not yet reaped by its parent (state ``Z``
+    in ``/proc/<pid>/stat`` on Linux; elsewhere, and when unreadable, ``False``). A zombie
+    keeps its pid, so ``os.kill(pid, 0)`` alone takes it for a live process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+    except FileNotFoundError:  # gone meanwhile (on Linux), or no /proc at all
+        return os.path.exists("/proc/self/stat")
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses, so the state
+    # follows the last ")"
+    fields = text.rpartition(b")")[2].split()
+    return bool(fields) and fields[0] in (b"Z", b"X")
 
 
 class DurableExecutor(JobExecutor):

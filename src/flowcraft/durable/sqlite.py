@@ -20,9 +20,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any, TypeVar
 
 from ..clock import Clock, current
@@ -44,6 +46,7 @@ from ..engine.jobs import (
     Usage,
     WaitRecord,
     job_id,
+    job_id_prefix,
 )
 from ..engine.topics import Topics, TopicSubscription
 from ..topology import releasable
@@ -52,6 +55,8 @@ from .sqlite_schema import RUN_TABLES, open_database
 __all__ = ["SqliteRunStore"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("flowcraft.durable.sqlite")
 
 DEFAULT_RETENTION = 7 * 24 * 3600.0
 """Seconds a finished run is kept (7 days)."""
@@ -119,6 +124,7 @@ class SqliteRunStore:
         self._fast: sqlite3.Connection | None = None  # the event loop's: never waits
         self._inflight = 0
         self._fast_commits = 0
+        self._checkpointing: asyncio.Future[None] | None = None
         self._topics = Topics()
         self._control_seen = 0.0
         self._closed = False
@@ -180,18 +186,44 @@ class SqliteRunStore:
 
     async def _tx(self, body: Callable[..., T], *args: Any) -> T:
         """Run ``body(db, *args)`` in one write transaction (see [`_call`][flowcraft.durable.SqliteRunStore._call])."""
-        result: T = await self._call(self._write, body, *args)
-        if self._fast_commits >= _CHECKPOINT_EVERY and not self._inflight:
+        fast = self._fast
+        if fast is not None and not self._inflight and not self._closed:  # _call's first step, inline
+            try:
+                result: T = self._write(fast, body, *args)
+            except _Busy:
+                result = await self._on_thread(self._write, (body, *args))
+            except sqlite3.OperationalError as error:
+                if not _locked(error):
+                    raise self._store_error(error) from error
+                result = await self._on_thread(self._write, (body, *args))
+        else:
+            result = await self._call(self._write, body, *args)
+        if self._fast_commits >= _CHECKPOINT_EVERY and self._checkpointing is None:
             self._fast_commits = 0
-            await self._on_thread(_checkpoint, ())
+            self._start_checkpoint()
         return result
+
+    def _start_checkpoint(self) -> None:
+        """Checkpoint the WAL on the thread, while the loop goes on committing (a passive
+        checkpoint never holds the write lock; it is off the path of the commits, which are
+        durable in the WAL already). Calls that go to the thread meanwhile run after it."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._thread, self._run_on_thread, _checkpoint, ())
+        self._checkpointing = future
+
+        def done(finished: asyncio.Future[None]) -> None:
+            self._checkpointing = None
+            if not finished.cancelled() and finished.exception() is not None:
+                log.warning("WAL checkpoint of %s failed: %s", self.path, finished.exception())
+
+        future.add_done_callback(done)
 
     def _write(self, db: sqlite3.Connection, body: Callable[..., T], *args: Any) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction. On the loop's connection a
         held lock raises ``_Busy`` at once; on the thread's it is waited for
         and retried."""
         waits = db is not self._fast
-        deadline = time.monotonic() + _LOCK_RETRY_SECONDS
+        deadline = 0.0  # set at the first retry
         delay = 0.002
         while True:
             began = False
@@ -207,6 +239,8 @@ class SqliteRunStore:
                 if isinstance(error, sqlite3.OperationalError) and _locked(error):
                     if not waits:
                         raise _Busy from error
+                    if not deadline:
+                        deadline = time.monotonic() + _LOCK_RETRY_SECONDS
                     if time.monotonic() < deadline:
                         time.sleep(delay)
                         delay = min(delay * 2, 0.1)
@@ -501,32 +535,58 @@ def _stale(db: sqlite3.Connection, run_id: str, commit: Commit) -> dict[str, str
     return {key: now.get(key, "") for key, value in expects.items() if now.get(key, "") != value}
 
 
-def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> Completion:
-    row = db.execute(
+def _status_and_done(db: sqlite3.Connection, run_id: str, job: str) -> Any:
+    """``(run status, the job's done record or None)``, or ``None`` when the run is gone."""
+    return db.execute(
         "SELECT r.status, j.done FROM runs r LEFT JOIN jobs j ON j.run_id = r.run_id AND j.job_id = ? "
         "WHERE r.run_id = ?",
-        (commit.job_id, run_id),
+        (job, run_id),
     ).fetchone()
-    if row is None or row[0] not in ACTIVE_STATES:
-        return Completion("skip", commit.action, ())
-    if row[1] is not None:  # committed before: a redelivery
-        return _completion(row[1])
-    if commit.expects and (stale := _stale(db, run_id, commit)):
-        return Completion("conflict", commit.action, (), current=stale)
-    if commit.sets:
-        db.executemany(
-            "INSERT INTO context (run_id, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-            [(run_id, key, value) for key, value in commit.sets.items()],
-        )
+
+
+def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> Completion:
+    if commit.expects:  # atomic updates: refuse, writing nothing, when an expected key changed
+        row = _status_and_done(db, run_id, commit.job_id)
+        if row is None or row[0] not in ACTIVE_STATES:
+            return Completion("skip", commit.action, ())
+        if row[1] is not None:  # committed before: a redelivery
+            return _completion(row[1])
+        if stale := _stale(db, run_id, commit):
+            return Completion("conflict", commit.action, (), current=stale)
+    # The done record is written first, with the successors most commits decide on (the
+    # first visits of their arrivals), in the statement that checks that the run is active
+    # and the job not committed before; it is written again at the end if they differ.
+    guess = [(a.node_id, job_id(run_id, a.node_id, 1)) for a in commit.arrivals]
+    row = db.execute(_MARK_DONE, (_done_record(commit.action, guess), run_id, commit.job_id, run_id, run_id)).fetchone()
+    missing = False  # the job has no row (its done record is inserted at the end)
+    if row is None:  # not marked: the run has ended, the job was committed before, or it has no row
+        row = _status_and_done(db, run_id, commit.job_id)
+        if row is None or row[0] not in ACTIVE_STATES:
+            return Completion("skip", commit.action, ())
+        if row[1] is not None:  # committed before: a redelivery
+            return _completion(row[1])
+        missing = True
+    status = row[0]
+    sets = commit.sets
+    if sets:
+        if len(sets) == 1:
+            ((key, value),) = sets.items()
+            db.execute(_SET_CONTEXT, (run_id, key, value))
+        else:
+            db.executemany(_SET_CONTEXT, [(run_id, key, value) for key, value in sets.items()])
     if commit.deletes:
         db.executemany("DELETE FROM context WHERE run_id = ? AND key = ?", [(run_id, key) for key in commit.deletes])
     out: list[tuple[str, str]] = []
+    unwritten: list[tuple[str, str]] = []  # the successors of ``out`` whose job rows are still to write
     for arrival in commit.arrivals:
         node = arrival.node_id
         if arrival.count <= 1:
-            visit = _bump(db, run_id, node, open_join=False)
-            out.append((node, job_id(run_id, node, visit)))
+            first = job_id(run_id, node, 1)
+            if db.execute(_FIRST_VISIT, (run_id, first, node, commit.action)).rowcount:
+                out.append((node, first))  # its first visit: the job row is written, no counter kept
+            else:
+                out.append((node, job_id(run_id, node, _next_visit(db, run_id, node))))
+                unwritten.append(out[-1])
             continue
         found = db.execute("SELECT open FROM visits WHERE run_id = ? AND node_id = ?", (run_id, node)).fetchone()
         visit = found[0] if found is not None and found[0] else _bump(db, run_id, node, open_join=True)
@@ -540,9 +600,10 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
         if arrived >= arrival.count:
             _close_join(db, run_id, node, visit)
             out.append((node, job_id(run_id, node, visit)))
+            unwritten.append(out[-1])
     if commit.events:
         _add_events(db, run_id, [("e", text) for text in commit.events])
-    # the successors' rows are written with the done record, at the end (one statement)
+    # the other successors' rows are written with the done record, at the end
     pending: list[str] | None = None  # read only when needed: a successor is pending
     if not out:
         pending = _pending_nodes(db, run_id, commit.job_id)
@@ -560,6 +621,7 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
                 released.append((node, job_id(run_id, node, visit)))
             if released:
                 out.extend(released)
+                unwritten.extend(released)
                 pending.extend(node for node, _ in released)
     final = ""
     if not out and not pending:
@@ -572,18 +634,70 @@ def _commit(db: sqlite3.Connection, run_id: str, commit: Commit, now: float) -> 
     elif not out and _all_parked(db, run_id, commit.job_id):  # what is left waits for input or a timer
         db.execute("UPDATE runs SET status = 'awaiting', updated_at = ? WHERE run_id = ?", (now, run_id))
         final = "awaiting"
-    elif row[0] == "pending":  # the first commit (updated_at otherwise moves with the lease)
+    elif status == "pending":  # the first commit (updated_at otherwise moves with the lease)
         db.execute("UPDATE runs SET status = 'running', updated_at = ? WHERE run_id = ?", (now, run_id))
-    rows: list[tuple[str, str, str, str | None, str | None]] = [
-        (run_id, jid, node, commit.action, None) for node, jid in out
-    ]
-    rows.append((run_id, commit.job_id, commit.node_id, None, json.dumps({"a": commit.action, "s": out})))
-    db.executemany(
-        "INSERT INTO jobs (run_id, job_id, node_id, action, done) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (run_id, job_id) DO UPDATE SET done = coalesce(excluded.done, jobs.done)",
-        rows,
-    )
+    if not unwritten and not missing:
+        if out != guess:
+            done = _done_record(commit.action, out)
+            db.execute("UPDATE jobs SET done = ? WHERE run_id = ? AND job_id = ?", (done, run_id, commit.job_id))
+    else:
+        done = _done_record(commit.action, out)
+        rows: list[tuple[str, str, str, str | None, str | None]] = [
+            (run_id, jid, node, commit.action, None) for node, jid in unwritten
+        ]
+        rows.append((run_id, commit.job_id, commit.node_id, None, done))
+        db.executemany(
+            "INSERT INTO jobs (run_id, job_id, node_id, action, done) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, job_id) DO UPDATE SET done = coalesce(excluded.done, jobs.done)",
+            rows,
+        )
     return Completion("ok", commit.action, tuple(out), final)
+
+
+def _done_record(action: str, successors: list[tuple[str, str]]) -> str:
+    """The done record of a job, ``{"a": action, "s": [[node id, job id], ...]}`` (JSON, read
+    by ``_completion``), written without a ``json.dumps`` of a whole structure."""
+    if len(successors) == 1:
+        ((node, jid),) = successors
+        pairs = f"[{_json_str(node)},{_json_str(jid)}]"
+    else:
+        pairs = ",".join([f"[{_json_str(node)},{_json_str(jid)}]" for node, jid in successors])
+    return f'{{"a":{_json_str(action)},"s":[{pairs}]}}'
+
+
+_MARK_DONE = (
+    "UPDATE jobs SET done = ? WHERE run_id = ? AND job_id = ? AND done IS NULL AND EXISTS (SELECT 1 FROM runs "
+    f"WHERE run_id = ? AND status IN ({', '.join(repr(state) for state in sorted(ACTIVE_STATES))})) "
+    "RETURNING (SELECT status FROM runs WHERE run_id = ?)"
+)
+_SET_CONTEXT = (
+    "INSERT INTO context (run_id, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
+)
+_FIRST_VISIT = (
+    "INSERT INTO jobs (run_id, job_id, node_id, action) VALUES (?, ?, ?, ?) ON CONFLICT (run_id, job_id) DO NOTHING"
+)
+
+
+def _next_visit(db: sqlite3.Connection, run_id: str, node: str) -> int:
+    """The next visit of a node that is not a join, after its first.
+
+    A first visit keeps no counter (its job row is the record: see ``_commit``); from the
+    second on the node has a row in ``visits``, started from the count of its job rows
+    (each visit of a node that is not a join has one).
+    """
+    row = db.execute(
+        "UPDATE visits SET visits = visits + 1 WHERE run_id = ? AND node_id = ? RETURNING visits", (run_id, node)
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    prefix = job_id_prefix(run_id, node)
+    row = db.execute(
+        "INSERT INTO visits (run_id, node_id, visits) SELECT ?, ?, count(*) + 1 FROM jobs "
+        "WHERE run_id = ? AND job_id >= ? AND job_id < ? AND node_id = ? RETURNING visits",
+        (run_id, node, run_id, prefix, prefix[:-1] + ";", node),
+    ).fetchone()
+    return int(row[0])
 
 
 def _pending_nodes(db: sqlite3.Connection, run_id: str, other_than: str) -> list[str]:
@@ -755,7 +869,7 @@ def _pending_jobs(db: sqlite3.Connection, run_id: str) -> list[Job]:
     rows = db.execute(
         "SELECT job_id, node_id, action FROM jobs WHERE run_id = ? AND done IS NULL AND parked = 0", (run_id,)
     )
-    # (served by the partial index jobs_pending)
+    # (a scan of the run's own rows, by the primary key's run_id prefix)
     return [Job(str(r[0]), run_id, str(r[1]), graph, r[2]) for r in rows]
 
 

@@ -16,7 +16,13 @@ from ..engine.errors import StoreError
 __all__ = ["FLOWCRAFT_APP_ID", "SCHEMA_VERSION", "open_database"]
 
 FLOWCRAFT_APP_ID = 0x46_4C_43_52  # "FLCR"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The schema this Flowcraft writes. 2: a node that is not a join keeps no ``visits`` row
+until its second visit (its first visit's job row is the record), and ``jobs`` has no
+partial index of the unfinished jobs (``jobs_pending``: SQLite's planner never chose it
+over the primary key's ``run_id`` prefix, and keeping it cost a page write per commit).
+A file of schema 1 is upgraded when opened (its rows are valid as they are; the index is
+dropped); a Flowcraft that reads only schema 1 refuses a file of schema 2."""
 
 _TABLES = """
 CREATE TABLE graphs (
@@ -55,7 +61,6 @@ CREATE TABLE jobs (
     parked INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, job_id)
 ) WITHOUT ROWID;
-CREATE INDEX jobs_pending ON jobs (run_id, job_id) WHERE done IS NULL;
 CREATE TABLE visits (
     run_id TEXT NOT NULL, node_id TEXT NOT NULL,
     visits INTEGER NOT NULL DEFAULT 0,
@@ -138,6 +143,8 @@ def _prepare(connection: sqlite3.Connection, path: str, synchronous: str, busy_t
         connection.execute(f"PRAGMA synchronous = {synchronous}")
         if version == 0:
             _create(connection, path)
+        elif version < SCHEMA_VERSION:
+            _upgrade(connection)
     except sqlite3.DatabaseError as error:
         message = str(error)
         if "file is not a database" in message or "malformed" in message:
@@ -171,6 +178,21 @@ def _create(connection: sqlite3.Connection, path: str) -> None:
                 if statement.strip():
                     connection.execute(statement)
             connection.execute(f"PRAGMA application_id = {FLOWCRAFT_APP_ID}")
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """Bring a file of an older schema to ``SCHEMA_VERSION`` (1 → 2 changes no row, drops
+    an index)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        _, version = _identity(connection)  # another process may have upgraded it meanwhile
+        if version < SCHEMA_VERSION:
+            connection.execute("DROP INDEX IF EXISTS jobs_pending")
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     except BaseException:

@@ -21,6 +21,7 @@ import json
 import math
 import uuid
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 from ..actions import ActionSentinel
@@ -137,17 +138,25 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if type(value) is list else value
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_DECODER = json.JSONDecoder(object_hook=_decode_tagged)
+_encode_str = encode_basestring  # what json.dumps(str, ensure_ascii=False) writes
+
+
 def encode(value: Any, *, key: str = "<value>") -> str:
     """Encode ``value`` as text (always valid JSON); raises
     [`CodecError`][flowcraft.distributed.CodecError] naming ``key`` and the type."""
-    if type(value) is str:
-        return json.dumps(value, ensure_ascii=False)
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
     try:
+        if kind is int:
+            return int.__repr__(value)  # as JSON writes it
         data = _to_json(value, key, "")
         try:
-            return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            return _ENCODER.encode(data)
         except ValueError:  # nan / inf somewhere: tag them (rare, so not checked on every float)
-            return json.dumps(_tag_floats(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            return _ENCODER.encode(_tag_floats(data))
     except RecursionError:
         raise _fail(key, value, "a structure nested too deeply, or one that contains itself") from None
     except ValueError as error:
@@ -159,7 +168,9 @@ def encode(value: Any, *, key: str = "<value>") -> str:
 def decode(text: str | bytes, *, key: str = "<value>") -> Any:
     """Decode text made by [`encode`][flowcraft.distributed.encode] (never unpickles or evaluates anything)."""
     try:
-        return json.loads(text, object_hook=_decode_tagged)  # bare NaN / Infinity (older writers) are read
+        if type(text) is str:
+            return _DECODER.decode(text)  # bare NaN / Infinity (older writers) are read
+        return json.loads(text, object_hook=_decode_tagged)
     except RecursionError:
         raise CodecError(f"Stored value of {key!r} is nested too deeply to decode", key=key, type_name="str") from None
     except (ValueError, TypeError, KeyError, IndexError) as error:

@@ -258,7 +258,7 @@ def _refuse_waits_in_blocks(ids: Mapping[AbstractNode, str]) -> None:
 class JobPlan:
     """The job graph of one flow: ids, start, successors' fan-in counts, join release facts."""
 
-    __slots__ = ("concurrent", "counts", "flow", "ids", "joins", "nodes", "start", "start_id")
+    __slots__ = ("_arrivals", "concurrent", "counts", "flow", "ids", "joins", "nodes", "start", "start_id")
 
     def __init__(self, flow: Flow) -> None:
         start = flow.start_node
@@ -279,6 +279,7 @@ class JobPlan:
             len(bucket) > 1 for node in self.ids for bucket in node.successors.values()
         )
         """Whether jobs of one run may run at the same time (a passed-through parallel container)."""
+        self._arrivals: dict[AbstractNode, Arrival] = {}
 
     def node(self, node_id: str) -> AbstractNode | None:
         """The node with this id, or ``None``."""
@@ -286,8 +287,11 @@ class JobPlan:
 
     def arrival(self, node: AbstractNode) -> Arrival:
         """The arrival at ``node``: its id and how many arrivals make it run."""
-        node_id = self.ids[node]
-        return Arrival(node_id, self.counts.get(node_id, 1))
+        found = self._arrivals.get(node)
+        if found is None:
+            node_id = self.ids[node]
+            found = self._arrivals[node] = Arrival(node_id, self.counts.get(node_id, 1))
+        return found
 
     @property
     def structural_hash(self) -> str:

@@ -21,13 +21,15 @@ from .codec import decode, encode
 __all__ = ["RecordingContext"]
 
 _MISSING: Any = object()
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 
 class RecordingContext:
     """A [`Context`][flowcraft.Context] over encoded values that records its changes.
 
-    Values are decoded on first read. `delta` returns the encoded values of the
-    keys set and the names of the keys deleted since creation.
+    Values are decoded on first read (``decoded``: values of ``raw`` known already, as
+    ``immutable_values()`` of the node before's context gives them). `delta` returns the
+    encoded values of the keys set and the names of the keys deleted since creation.
 
     ``remote`` names keys whose values are not in ``raw``: the first read of one fetches
     it with ``fetch`` (listing the whole context with ``values``, ``entries`` or
@@ -44,11 +46,12 @@ class RecordingContext:
         remote: Collection[str] = (),
         fetch: Callable[[Sequence[str]], Awaitable[Mapping[str, str | None]]] | None = None,
         fetch_now: Callable[[Sequence[str]], Mapping[str, str | None]] | None = None,
+        decoded: Mapping[str, Any] | None = None,
     ) -> None:
         self.on_write: Callable[[str], None] | None = None
         """Called with the key before each ``set``/``delete`` (test fault injection)."""
         self._raw: dict[str, str] = dict(raw)
-        self._decoded: dict[str, Any] = {}
+        self._decoded: dict[str, Any] = dict(decoded) if decoded else {}
         self._set: dict[str, Any] = {}
         self._deleted: set[str] = set()
         self._ops: dict[str, list[Callable[[Any], Any]]] | None = None
@@ -227,6 +230,13 @@ class RecordingContext:
         """
         sets = {name: encode(value, key=name) for name, value in self._set.items()}
         return sets, sorted(self._deleted)
+
+    def immutable_values(self) -> dict[str, Any]:
+        """The values read or set so far whose type is immutable (exactly ``str``, ``int``,
+        ``float``, ``bool`` or ``None``): a context over the same values after this
+        node's commit can start from them instead of decoding them again (a mutable
+        value is always decoded afresh, so no node sees another node's unsaved change)."""
+        return {name: value for name, value in self._decoded.items() if type(value) in _IMMUTABLE}
 
     def __repr__(self) -> str:
         return f"RecordingContext(keys={list(self._raw)!r})"

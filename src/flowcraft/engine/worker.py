@@ -101,6 +101,12 @@ CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "
                  "after_commit": "after_complete"}  # fmt: skip
 
 
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+_Follow = tuple[Job, "JobState | None", "Mapping[str, Any] | None"]
+"""The next job a worker runs inline, with its state and its context's decoded values."""
+
+
 class _Hydrated:
     """A graph hydrated once per worker: its job plan and the middleware chain of each node."""
 
@@ -366,6 +372,7 @@ class JobWorker:
         self.graph_cache_size = graph_cache_size
         self._running: dict[str, set[AbortController]] = {}
         self._crash = _crash_point()
+        self._params: tuple[str, dict[str, Any]] | None = None  # (text, decoded): see _run_params
         self._engine = InMemoryExecutor()  # walks what runs inside one job (sub-flows, in-process blocks)
         self._store: RunStore | None = store
         self._queue: JobQueue | None = queue
@@ -536,14 +543,18 @@ class JobWorker:
     async def process(self, job: Job) -> None:
         """Run one node job (the four steps in the module docstring); with
         ``inline_successors``, then its lone successor and so on, in this task."""
-        follow: tuple[Job, JobState | None] | None = (job, None)
+        follow: _Follow | None = (job, None, None)
         while follow is not None:
             follow = await self._process_one(*follow)
             if self._closing.is_set():  # stopping: the successor stays pending in the store
                 return
 
-    async def _process_one(self, job: Job, known: JobState | None) -> tuple[Job, JobState | None] | None:
-        """One job; the next job to run here and its state (``inline_successors``), else ``None``."""
+    async def _process_one(
+        self, job: Job, known: JobState | None, decoded: Mapping[str, Any] | None = None
+    ) -> _Follow | None:
+        """One job (``known``: its state, ``decoded``: values of its context decoded
+        already); the next job to run here, its state and decoded values
+        (``inline_successors``), else ``None``."""
         store = self._store
         assert store is not None
         run_id, node_id, graph_key = job.run_id, job.node_id, job.graph
@@ -575,7 +586,7 @@ class JobWorker:
         incoming = decode_action(job.action) if job.action is not None else None
         sets: dict[str, str] = {}
         deletes: list[str] = []
-        recorded: RecordingContext | None = None
+        recorded: RecordingContext | None = None  # the node's context (its decoded values go on inline)
         job_events: _JobEvents | None = None
         if node.is_passthrough and node.branches:  # a parallel container: fan out
             action = None  # branches start fresh (no incoming action), as in memory
@@ -606,7 +617,7 @@ class JobWorker:
             outcome = await self._run_node(
                 run_id, node_id, node, hydrated, state.params, state.context, incoming, job_events, meter, job.id,
                 step=node.resume if resumed is not None and isinstance(node, WaitNode) else None, resumed=resumed,
-                job=job, retried=retried, remote=state.remote,
+                job=job, retried=retried, remote=state.remote, decoded=decoded,
             )  # fmt: skip
             if outcome is None:
                 return None
@@ -671,15 +682,22 @@ class JobWorker:
             # otherwise other branches may have committed meanwhile (a join's other arrivals): reload.
             follow_state: JobState | None = None
             if not hydrated.plan.concurrent:
-                context = dict(state.context)
+                # the successor's state is this one's (same run, still active, no done record) with the
+                # delta applied: to a copy of the context the store gave, then in place along the chain
+                if known is None or state.remote:
+                    state = JobState("running", state.params, dict(state.context) if known is None else state.context,
+                                     None, state.events, state.budget, state.usage,
+                                     remote=state.remote - set(sets) - set(deletes))  # fmt: skip
+                context = state.context
                 context.update(sets)
                 for key in deletes:
                     context.pop(key, None)
-                follow_state = JobState("running", state.params, context, None, state.events, state.budget,
-                                        state.usage, remote=state.remote - set(sets) - set(deletes))  # fmt: skip
+                follow_state = state
             ((next_node, next_id),) = successors
             self._maybe_crash("after_enqueue", node_id)
-            return Job(next_id, run_id, next_node, graph_key, completion.action), follow_state
+            next_job = Job(next_id, run_id, next_node, graph_key, completion.action)
+            carried = recorded.immutable_values() if follow_state is not None and recorded is not None else None
+            return next_job, follow_state, carried
         await self._enqueue(run_id, graph_key, successors, completion.action)
         self._maybe_crash("after_enqueue", node_id)
         return None
@@ -787,20 +805,22 @@ class JobWorker:
         job: Job | None = None,
         retried: tuple[int, float] = (0, 0.0),
         remote: frozenset[str] = frozenset(),
+        decoded: Mapping[str, Any] | None = None,
     ) -> tuple[Any, RecordingContext] | None:
         """Run the node's lifecycle (or only ``step``, a wait node's ``request`` or ``resume``
         with ``resumed`` = value and action); ``None`` when it failed or was aborted (already recorded).
-        ``remote``: context keys the store left out of ``raw_context``, fetched when read."""
+        ``remote``: context keys the store left out of ``raw_context``, fetched when read;
+        ``decoded``: values of ``raw_context`` decoded already."""
         if remote:
             store: Any = self._store  # a store that leaves large values out can fetch them (RedisRunStore)
             ctx = RecordingContext(
                 raw_context, remote, functools.partial(store.context_values, run_id),
-                functools.partial(store.context_values_now, run_id),
+                functools.partial(store.context_values_now, run_id), decoded=decoded,
             )  # fmt: skip
         else:
-            ctx = RecordingContext(raw_context)
+            ctx = RecordingContext(raw_context, decoded=decoded)
         try:
-            run_params = decode(params_text, key="<params>") if params_text else {}
+            run_params = self._run_params(params_text)
         except CodecError as error:
             await self._fail(run_id, node_id, "prep", error, job_events)
             return None
@@ -865,6 +885,20 @@ class JobWorker:
             if not running:
                 self._running.pop(run_id, None)
         return action, ctx
+
+    def _run_params(self, text: str | None) -> Mapping[str, Any]:
+        """The run's decoded params. The last ones decoded are kept when they hold only
+        immutable values (nested lists or dicts are decoded afresh for every job: a node
+        that changes them in place changes nothing for another)."""
+        if not text:
+            return {}
+        last = self._params
+        if last is not None and last[0] == text:
+            return last[1]
+        params = decode(text, key="<params>")
+        if type(params) is dict and all(type(value) in _IMMUTABLE for value in params.values()):
+            self._params = (text, params)
+        return params  # type: ignore[no-any-return]
 
     async def _fail(
         self,
