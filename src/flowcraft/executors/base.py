@@ -62,34 +62,48 @@ class RunOptions:
     budget: Budget | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """What one batch item ended with: its ``action``, or the ``error`` it failed with."""
+class BatchOutcome(tuple[int, Mapping[str, Any], Any, "BaseException | None"]):
+    """What one batch item ended with: its ``action``, or the ``error`` it failed with.
 
-    index: int
-    params: Mapping[str, Any]
-    action: Any = None
-    error: BaseException | None = None
+    An immutable record of ``index``, ``params``, ``action`` and ``error`` (read them by
+    name; it is also the tuple of the four). Built as a tuple: one per batch item, it costs
+    ~0.1 µs instead of a frozen dataclass's ~0.2 µs.
+    """
 
-    # One per batch item: set the slots directly (a frozen dataclass's generated
-    # __init__ goes through object.__setattr__, about twice as slow).
-    def __init__(
-        self, index: int, params: Mapping[str, Any], action: Any = None, error: BaseException | None = None
-    ) -> None:
-        _set_index(self, index)
-        _set_params(self, params)
-        _set_action(self, action)
-        _set_error(self, error)
+    __slots__ = ()
+
+    def __new__(
+        cls, index: int, params: Mapping[str, Any], action: Any = None, error: BaseException | None = None
+    ) -> BatchOutcome:
+        return tuple.__new__(cls, (index, params, action, error))
+
+    @property
+    def index(self) -> int:
+        """The item's position in the batch."""
+        return self[0]
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """The item's params (as the batch's ``prep`` returned them)."""
+        return self[1]
+
+    @property
+    def action(self) -> Any:
+        """The action the item's node returned (``None`` when it failed)."""
+        return self[2]
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error the item failed with (``None`` when it succeeded)."""
+        return self[3]
 
     @property
     def ok(self) -> bool:
         """``True`` when the item succeeded."""
-        return self.error is None
+        return self[3] is None
 
-
-_set_index, _set_params, _set_action, _set_error = (
-    BatchOutcome.__dict__[name].__set__ for name in ("index", "params", "action", "error")
-)
+    def __repr__(self) -> str:
+        return f"BatchOutcome(index={self[0]!r}, params={self[1]!r}, action={self[2]!r}, error={self[3]!r})"
 
 
 @runtime_checkable

@@ -20,11 +20,13 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..actions import DEFAULT_ACTION
+from ..node import ASYNC, NodeArgs
 from ..topology import FanIn, describe_double_visit, double_visits, iter_reachable, node_fan_in, wiring_stamp
 
 if TYPE_CHECKING:
     from ..loggers import Logger
-    from ..node import AbstractNode
+    from ..node import AbstractNode, Node
     from .base import WalkScope
     from .in_memory import InMemoryExecutor
 
@@ -127,11 +129,20 @@ class JoinGate:
 
 
 class Activation:
-    """One run of a parallel block: starts its branches, waits for them, fails fast."""
+    """One run of a parallel block: starts its branches, waits for them, fails fast.
+
+    A branch at a plain node (``Node.run_lifecycle`` not overridden, no ``prep``, an
+    ``async def exec`` with a single attempt, no ``async def post``) in a walk that nothing
+    wraps (no middleware, events or budget; ``direct``) runs as that node's ``exec``
+    coroutine itself: ``post``, the successor lookup and the join count happen in the
+    task's done-callback, which starts the successor the same way (or as a walk). That
+    is a coroutine, its frame and ~5 GC-tracked objects less per branch: K=10k sleeping
+    branches against ``gather`` went from 1.23x to ~1.1x, and ~400 B less per branch.
+    """
 
     __slots__ = (
-        "done", "executor", "gate", "limit", "live", "loop", "nested", "on_done", "pending", "results", "scope",
-        "tasks",
+        "direct", "done", "executor", "gate", "limit", "live", "loop", "nested", "on_done", "pending", "results",
+        "scope", "tasks",
     )  # fmt: skip
 
     def __init__(
@@ -141,6 +152,7 @@ class Activation:
         gate: JoinGate,
         limit: int | None,
         nested: bool,
+        direct: bool = False,
     ) -> None:
         self.executor = executor
         self.scope = scope
@@ -148,12 +160,16 @@ class Activation:
         self.pending: deque[AbstractNode] = deque()
         self.limit = limit
         self.live = 0
-        self.tasks: dict[asyncio.Task[Any], Cursor] = {}
-        """Each running branch's task and the node it is at."""
+        self.tasks: dict[asyncio.Task[Any], Cursor | NodeArgs[Any, Any]] = {}
+        """Each running branch's task and where it is: the walk's cursor, or the args of
+        the node whose ``exec`` is the task (both have ``.node``)."""
         self.results: list[Any] = []
         self.loop = asyncio.get_running_loop()
         self.done: asyncio.Future[list[Any]] = self.loop.create_future()
         self.nested = nested
+        self.direct = direct
+        """Nothing wraps the nodes and the executor walks as `InMemoryExecutor` does: plain
+        nodes may run as their ``exec`` task (see the class docstring)."""
         # One bound method for every branch's done-callback, not one per branch
         # (a GC-tracked object less per branch).
         self.on_done = self._on_done
@@ -184,9 +200,35 @@ class Activation:
         """Start walking from ``node`` as one more branch of this activation."""
         self.live += 1
         self.gate.started()
-        cursor = Cursor(node)
-        task = self.loop.create_task(self.executor.walk(node, self.scope, cursor))
-        self.tasks[task] = cursor
+        self._launch(node, None)
+
+    def _launch(self, node: AbstractNode, incoming: Any) -> None:
+        """Start the task of a running branch at ``node`` (entered with action ``incoming``)."""
+        scope = self.scope
+        signal = scope.signal
+        _, inline, prep_mode, exec_mode, post_mode = node._walk_plan
+        task: asyncio.Task[Any]
+        if self.direct and inline and not prep_mode and exec_mode is ASYNC and post_mode is not ASYNC and not signal.aborted:
+            # Slot writes instead of the 12-argument NodeArgs(...) call, as in InMemoryExecutor.walk.
+            args: NodeArgs[Any, Any] = object.__new__(NodeArgs)
+            args.ctx = scope.ctx
+            own = node.params
+            args.params = {**scope.params, **own} if own else scope.params
+            args.signal = signal
+            args.logger = scope.logger
+            args.prep_res = args.exec_res = args.error = None
+            args.name = node._walk_plan[0]
+            args.executor = self.executor
+            args.node = node
+            args.scope = scope
+            args.incoming_action = incoming
+            plain: Node[Any, Any, Any] = node  # type: ignore[assignment]
+            task = self.loop.create_task(plain.exec(args))
+            self.tasks[task] = args
+        else:
+            cursor = Cursor(node)
+            task = self.loop.create_task(self.executor.walk(node, scope, cursor, incoming=incoming))
+            self.tasks[task] = cursor
         task.add_done_callback(self.on_done)
 
     def _fill(self) -> None:
@@ -195,22 +237,41 @@ class Activation:
             self.spawn(pending.popleft())
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
-        del self.tasks[task]
+        at = self.tasks.pop(task)
+        action: Any = PARKED
+        error: BaseException | None = None
+        cancelled = task.cancelled()
+        if not cancelled:
+            error = task.exception()
+            if error is None:
+                action = task.result()
+            if type(at) is NodeArgs and not self.done.done():  # a node's exec ran as the task
+                if error is None:
+                    try:
+                        action = self._advance(at, action)
+                    except Exception as failed:
+                        error = failed
+                    if action is _GOES_ON:
+                        return
+                elif isinstance(error, Exception):  # its fallback (or the wrapped error) as a walk
+                    cursor = Cursor(at.node)  # type: ignore[arg-type]
+                    resumed = self.loop.create_task(self._exec_failed(at, error, cursor))
+                    self.tasks[resumed] = cursor
+                    resumed.add_done_callback(self.on_done)
+                    return
         self.live -= 1
         gate = self.gate
         gate.stopped()
         if self.done.done():
             return
-        if task.cancelled():
+        if cancelled:
             self.done.cancel()
             return
-        error = task.exception()
         if error is not None:
             self.done.set_exception(error)
             for other in self.tasks:
                 other.cancel()
             return
-        action = task.result()
         if action is not PARKED:
             self.results.append(action)
             if gate.arrivals and not gate.quiescent:  # a branch ended elsewhere: can a join still fill?
@@ -220,6 +281,51 @@ class Activation:
                     root.spawn(node)
         self._fill()
         self._settle()
+
+    def _post(self, args: NodeArgs[Any, Any]) -> Any:
+        """After a direct node's ``exec``: the abort check and its (sync) ``post``; the action."""
+        signal = args.signal
+        if signal.aborted:
+            raise signal.error()
+        node: Node[Any, Any, Any] = args.node  # type: ignore[assignment]
+        action = None
+        if node._walk_plan[4]:
+            try:
+                action = node.post(args)
+            except Exception as error:
+                wrapped = node._wrap_error(error, "post")
+                raise wrapped from wrapped.__cause__
+        return DEFAULT_ACTION if action is None else action
+
+    def _advance(self, args: NodeArgs[Any, Any], result: Any) -> Any:
+        """A direct node's ``exec`` returned ``result``: run its ``post``, find the successor
+        and count it at its join. ``_GOES_ON`` when the branch goes on in a new task, else
+        the branch's final action (or ``PARKED``)."""
+        args.exec_res = result
+        action = self._post(args)
+        node = args.node
+        try:
+            successor = node.successors[action][0]  # type: ignore[union-attr]
+        except (KeyError, IndexError, TypeError):  # none (TypeError: an unhashable action)
+            return action
+        if not self.gate.arrive(successor, node):  # type: ignore[arg-type]
+            return PARKED
+        self._launch(successor, action)
+        return _GOES_ON
+
+    async def _exec_failed(self, args: NodeArgs[Any, Any], error: Exception, cursor: Cursor) -> Any:
+        """A direct node's ``exec`` raised ``error``: its fallback and the rest of the
+        branch's walk, as ``InMemoryExecutor.walk`` would have run them."""
+        node: Node[Any, Any, Any] = args.node  # type: ignore[assignment]
+        args.exec_res = await node._exec_failed(args, error)
+        action = self._post(args)
+        try:
+            successor = node.successors[action][0]
+        except (KeyError, IndexError, TypeError):
+            return action
+        if not self.gate.arrive(successor, node):
+            return PARKED
+        return await self.executor.walk(successor, self.scope, cursor, incoming=action)
 
     def _settle(self) -> None:
         gate = self.gate
@@ -241,3 +347,7 @@ class Activation:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+
+
+_GOES_ON: Any = object()
+"""What ``Activation._advance`` returns when the branch went on in a new task."""
