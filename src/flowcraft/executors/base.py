@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ..abort import NEVER_ABORTED, AbortController, AbortSignal
 from ..loggers import Logger, NullLogger
 from ..middleware import Middleware, NextFn
+from ..node import _record_eq, _record_repr
 
 if TYPE_CHECKING:
     from ..budget import Budget, BudgetMeter
@@ -45,7 +46,7 @@ __all__ = [
 NULL_LOGGER = NullLogger()
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)  # __init__ by hand: see NodeArgs
 class RunOptions:
     """Options of one run: ``params``, ``logger``, ``signal``, ``controller``, ``executor``,
     ``on_event``, ``budget``.
@@ -60,6 +61,27 @@ class RunOptions:
     executor: FlowRunner | None = None
     on_event: EventListener | None = None
     budget: Budget | None = None
+
+    def __init__(
+        self,
+        params: Mapping[str, Any] | None = None,
+        logger: Logger | None = None,
+        signal: AbortSignal | None = None,
+        controller: AbortController | None = None,
+        executor: FlowRunner | None = None,
+        on_event: EventListener | None = None,
+        budget: Budget | None = None,
+    ) -> None:
+        self.params = params
+        self.logger = logger
+        self.signal = signal
+        self.controller = controller
+        self.executor = executor
+        self.on_event = on_event
+        self.budget = budget
+
+    __repr__ = _record_repr
+    __eq__ = _record_eq
 
 
 class BatchOutcome(tuple[int, Mapping[str, Any], Any, "BaseException | None"]):
@@ -198,7 +220,7 @@ class NodeJob(Protocol):
         ...
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)  # __init__ by hand: see NodeArgs
 class WalkScope:
     """Everything the nodes of one walk share: the run's context and signal, the
     params they inherit, the middleware that wraps them, and fan-in bookkeeping.
@@ -222,6 +244,37 @@ class WalkScope:
     budget: BudgetMeter | None = None
     job: NodeJob | None = None
     """The job this walk's node runs as (durable and distributed runs; ``None`` in memory)."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        params: dict[str, Any],
+        signal: AbortSignal,
+        logger: Logger,
+        executor: Executor,
+        middleware: tuple[Middleware, ...] = (),
+        inherited: tuple[Middleware, ...] = (),
+        chain: NextFn | None = None,
+        gate: JoinGate | None = None,
+        events: EventEmitter | None = None,
+        budget: BudgetMeter | None = None,
+        job: NodeJob | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.params = params
+        self.signal = signal
+        self.logger = logger
+        self.executor = executor
+        self.middleware = middleware
+        self.inherited = inherited
+        self.chain = chain
+        self.gate = gate
+        self.events = events
+        self.budget = budget
+        self.job = job
+
+    __repr__ = _record_repr
+    __eq__ = _record_eq
 
 
 def resolve_options(flow: Flow, options: RunOptions | None) -> tuple[dict[str, Any], AbortSignal, Logger]:

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..actions import DEFAULT_ACTION
 from ..node import ASYNC, NodeArgs
-from ..topology import FanIn, describe_double_visit, double_visits, iter_reachable, node_fan_in, wiring_stamp
 
 if TYPE_CHECKING:
     from ..loggers import Logger
+    from ..topology import FanIn
     from ..node import AbstractNode, Node
     from .base import WalkScope
     from .in_memory import InMemoryExecutor
@@ -52,6 +52,9 @@ def _fan_in(block: AbstractNode, logger: Logger | None = None) -> FanIn[Abstract
     When it is (re)computed, a node that runs twice ([`double_visits`][flowcraft.topology.double_visits])
     is reported to ``logger`` as a warning.
     """
+    # local import: the fan-in rule loads with the first parallel block (import time)
+    from ..topology import describe_double_visit, double_visits, iter_reachable, node_fan_in, wiring_stamp
+
     cached: tuple[tuple[AbstractNode, ...], int, FanIn[AbstractNode]] | None = block.__dict__.get(_COUNTS_CACHE_ATTR)
     if cached is not None:
         nodes, stamp, fan = cached
