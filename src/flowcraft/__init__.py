@@ -51,17 +51,6 @@ from .patterns import BatchFlow, ParallelBatchFlow, ParallelFlow, SequenceFlow
 
 if TYPE_CHECKING:
     from .budget import Budget
-    from .executors.dry_run import DryRunExecutor
-    from .functional import (
-        compose,
-        context_node,
-        filter_collection,
-        map_collection,
-        map_node,
-        pipeline,
-        reduce_collection,
-        transform_node,
-    )
     from .engine.client import RunOutcome
     from .engine.errors import (
         RunBlockedError,
@@ -88,6 +77,17 @@ if TYPE_CHECKING:
         RunFinished,
         RunStarted,
         WaitResolved,
+    )
+    from .executors.dry_run import DryRunExecutor
+    from .functional import (
+        compose,
+        context_node,
+        filter_collection,
+        map_collection,
+        map_node,
+        pipeline,
+        reduce_collection,
+        transform_node,
     )
     from .graph import (
         BlueprintBuildResult,

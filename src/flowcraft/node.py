@@ -312,7 +312,10 @@ class AbstractNode:
                 bucket.append(successor)
         # Copy-on-write: the map is replaced, never changed in place, so nodes wired alike
         # share one (K branches each `.next(join)`: ~250 B less per branch).
-        self.successors = _shared_map(action, bucket[0]) if not current and len(bucket) == 1 else {**current, action: bucket}
+        if not current and len(bucket) == 1:
+            self.successors = _shared_map(action, bucket[0])
+        else:
+            self.successors = {**current, action: bucket}
         self._wiring += 1
         return nodes[0]
 
@@ -333,14 +336,14 @@ class _SuccessorMap(dict[Any, list[AbstractNode]]):
     __slots__ = ("__weakref__",)
 
 
-_last_map: Callable[[], _SuccessorMap | None] = lambda: None
+_last_map: weakref.ref[_SuccessorMap] | None = None
 
 
 def _shared_map(action: Any, successor: AbstractNode) -> dict[Any, list[AbstractNode]]:
     """``{action: [successor]}``, the same map as the previous call's when it asked for the
     same (a loop wiring many nodes to one join); weakly remembered, so nothing is kept alive."""
     global _last_map
-    shared = _last_map()
+    shared = _last_map() if _last_map is not None else None
     if shared is not None and len(shared) == 1:
         bucket = shared.get(action)
         if bucket is not None and len(bucket) == 1 and bucket[0] is successor:

@@ -10,12 +10,13 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    # The dry run loads on first use (keeps `import flowcraft` cheap).
     if name == "DryRunExecutor":
+        # local import: the dry run loads on first use (keeps `import flowcraft` cheap)
         from .dry_run import DryRunExecutor
 
         return DryRunExecutor
     raise AttributeError(f"module 'flowcraft.executors' has no attribute {name!r}")
+
 
 __all__ = [
     "BatchOutcome",

@@ -100,7 +100,7 @@ class BatchOutcome(tuple[int, Mapping[str, Any], Any, "BaseException | None"]):
         return tuple.__new__(cls, (index, params, action, error))
 
     @property
-    def index(self) -> int:
+    def index(self) -> int:  # type: ignore[override]  # the field; tuple's index() is not offered
         """The item's position in the batch."""
         return self[0]
 

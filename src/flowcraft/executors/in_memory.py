@@ -278,10 +278,18 @@ class InMemoryExecutor:
         middleware = inherited + tuple(flow.middleware)
         signal = NEVER_ABORTED if args.signal is None else args.signal  # None: never aborted
         scope = WalkScope(
-            args.ctx, args.params, signal, args.logger, self,
-            middleware, inherited + tuple(flow.inherited_middleware), self.chain_for(middleware, events, budget),
-            events=events, budget=budget, job=parent.job if parent is not None else None,
-        )  # fmt: skip
+            ctx=args.ctx,
+            params=args.params,
+            signal=signal,
+            logger=args.logger,
+            executor=self,
+            middleware=middleware,
+            inherited=inherited + tuple(flow.inherited_middleware),
+            chain=self.chain_for(middleware, events, budget),
+            events=events,
+            budget=budget,
+            job=parent.job if parent is not None else None,
+        )
         return self.walk(flow.start_node, scope)
 
     async def run_parallel(
@@ -414,13 +422,14 @@ class InMemoryExecutor:
         else:
             tasks = [loop.create_task(start_item(index, item)) for index, item in enumerate(items)]
         try:
-            return await asyncio.gather(*tasks)
+            outcomes: list[BatchOutcome] = await asyncio.gather(*tasks)
         except BaseException:
             for task in tasks:
                 task.cancel()
             if tasks:
                 await asyncio.wait(tasks)
             raise
+        return outcomes
 
 
 _outcome = tuple.__new__  # BatchOutcome's fields as one tuple: ~0.1 µs per item less than BatchOutcome(...)
@@ -435,10 +444,11 @@ def _direct_subflow(node: AbstractNode) -> bool:
     # local import: flow.py imports this module (the class is loaded by then)
     from ..flow import Flow
 
+    if not isinstance(node, Flow):
+        return False
     kind = type(node)
     return (
-        isinstance(node, Flow)
-        and node.start_node is not None
+        node.start_node is not None
         and not node.middleware
         and not node.inherited_middleware
         and kind.exec is Flow.exec

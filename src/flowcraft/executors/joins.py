@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from ..actions import DEFAULT_ACTION
 from ..node import ASYNC, NodeArgs
 
 if TYPE_CHECKING:
     from ..loggers import Logger
-    from ..topology import FanIn
     from ..node import AbstractNode, Node
+    from ..topology import FanIn
     from .base import WalkScope
     from .in_memory import InMemoryExecutor
 
@@ -124,7 +124,9 @@ class JoinGate:
         """Waiting joins that can get no further arrival (``quiescent``: nothing runs any
         more), by `FanIn.releasable`."""
         waiting = list(self.arrivals)
-        running = () if quiescent else [cursor.node for a in self.activations for cursor in a.tasks.values()]
+        running: list[AbstractNode] = []
+        if not quiescent:  # where each running branch is (a walk's cursor, or a direct node's args)
+            running = [at.node for a in self.activations for at in a.tasks.values() if at.node is not None]
         ready = self.fan.releasable(waiting, running)
         for node in ready:
             del self.arrivals[node]
@@ -211,7 +213,14 @@ class Activation:
         signal = scope.signal
         _, inline, prep_mode, exec_mode, post_mode = node._walk_plan
         task: asyncio.Task[Any]
-        if self.direct and inline and not prep_mode and exec_mode is ASYNC and post_mode is not ASYNC and not signal.aborted:
+        if (
+            self.direct
+            and inline
+            and not prep_mode
+            and exec_mode is ASYNC
+            and post_mode is not ASYNC
+            and not signal.aborted
+        ):
             # Slot writes instead of the 12-argument NodeArgs(...) call, as in InMemoryExecutor.walk.
             args: NodeArgs[Any, Any] = object.__new__(NodeArgs)
             args.ctx = scope.ctx
@@ -226,7 +235,7 @@ class Activation:
             args.scope = scope
             args.incoming_action = incoming
             plain: Node[Any, Any, Any] = node  # type: ignore[assignment]
-            task = self.loop.create_task(plain.exec(args))
+            task = self.loop.create_task(cast(Coroutine[Any, Any, Any], plain.exec(args)))
             self.tasks[task] = args
         else:
             cursor = Cursor(node)
