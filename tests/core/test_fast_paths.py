@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
@@ -147,6 +148,22 @@ def test_direct_branches_run_inside_their_own_task():
 
     run(Flow(ParallelFlow([Where("a"), Where("b")])).run(trail_ctx()))
     assert len(tasks) == 2 and None not in tasks and tasks[0] is not tasks[1]
+
+
+def test_a_direct_nodes_post_sees_the_context_variables_its_exec_set():
+    current = contextvars.ContextVar("current", default=None)
+    seen = []
+
+    class SetsVar(Direct):
+        async def exec(self, args):
+            current.set(self.id)
+            return await super().exec(args)
+
+        def post(self, args):
+            seen.append((self.id, current.get()))
+
+    run(Flow(ParallelFlow([SetsVar("a"), SetsVar("b")])).run(trail_ctx()))
+    assert sorted(seen) == [("a", "a"), ("b", "b")]
 
 
 # ---- batches -------------------------------------------------------------------------------

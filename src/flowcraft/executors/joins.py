@@ -16,6 +16,7 @@ still reach, and releases them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -211,16 +212,13 @@ class Activation:
         """Start the task of a running branch at ``node`` (entered with action ``incoming``)."""
         scope = self.scope
         signal = scope.signal
-        _, inline, prep_mode, exec_mode, post_mode = node._walk_plan
+        name, inline, prep_mode, exec_mode, post_mode = node._walk_plan
+        # One context for the task and its done-callback: a direct node's post (run by the
+        # callback) sees what its exec set in context variables, as it would in a walk.
+        context = contextvars.copy_context()
         task: asyncio.Task[Any]
-        if (
-            self.direct
-            and inline
-            and not prep_mode
-            and exec_mode is ASYNC
-            and post_mode is not ASYNC
-            and not signal.aborted
-        ):
+        direct = self.direct and inline and not prep_mode and exec_mode is ASYNC and post_mode is not ASYNC
+        if direct and not signal.aborted:
             # Slot writes instead of the 12-argument NodeArgs(...) call, as in InMemoryExecutor.walk.
             args: NodeArgs[Any, Any] = object.__new__(NodeArgs)
             args.ctx = scope.ctx
@@ -229,19 +227,19 @@ class Activation:
             args.signal = signal
             args.logger = scope.logger
             args.prep_res = args.exec_res = args.error = None
-            args.name = node._walk_plan[0]
+            args.name = name
             args.executor = self.executor
             args.node = node
             args.scope = scope
             args.incoming_action = incoming
             plain: Node[Any, Any, Any] = node  # type: ignore[assignment]
-            task = self.loop.create_task(cast(Coroutine[Any, Any, Any], plain.exec(args)))
+            task = self.loop.create_task(cast(Coroutine[Any, Any, Any], plain.exec(args)), context=context)
             self.tasks[task] = args
         else:
             cursor = Cursor(node)
-            task = self.loop.create_task(self.executor.walk(node, scope, cursor, incoming=incoming))
+            task = self.loop.create_task(self.executor.walk(node, scope, cursor, incoming=incoming), context=context)
             self.tasks[task] = cursor
-        task.add_done_callback(self.on_done)
+        task.add_done_callback(self.on_done, context=context)
 
     def _fill(self) -> None:
         pending, limit = self.pending, self.limit
