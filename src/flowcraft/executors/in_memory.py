@@ -218,10 +218,11 @@ class InMemoryExecutor:
             if routed:
                 successor = self.get_next_node(node, action)
             else:  # get_next_node inlined: one call less per node (~0.05 µs)
-                try:
-                    successor = node.successors[action][0]
-                except (KeyError, IndexError, TypeError):  # none (TypeError: an unhashable action)
-                    successor = None
+                try:  # .get, not [action]: a KeyError raised at each walk's end costs ~0.2 µs
+                    bucket = node.successors.get(action)
+                except TypeError:  # an unhashable action (a collection helper's list) has no successors
+                    bucket = None
+                successor = bucket[0] if bucket else None
             if gate is not None and successor is not None and not gate.arrive(successor, node):
                 return PARKED
             node = successor

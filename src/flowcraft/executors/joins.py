@@ -313,12 +313,11 @@ class Activation:
         the branch's final action (or ``PARKED``)."""
         args.exec_res = result
         action = self._post(args)
-        node = args.node
-        try:
-            successor = node.successors[action][0]  # type: ignore[union-attr]
-        except (KeyError, IndexError, TypeError):  # none (TypeError: an unhashable action)
+        node: AbstractNode = args.node  # type: ignore[assignment]
+        successor = _successor(node, action)
+        if successor is None:
             return action
-        if not self.gate.arrive(successor, node):  # type: ignore[arg-type]
+        if not self.gate.arrive(successor, node):
             return PARKED
         self._launch(successor, action)
         return _GOES_ON
@@ -329,9 +328,8 @@ class Activation:
         node: Node[Any, Any, Any] = args.node  # type: ignore[assignment]
         args.exec_res = await node._exec_failed(args, error)
         action = self._post(args)
-        try:
-            successor = node.successors[action][0]
-        except (KeyError, IndexError, TypeError):
+        successor = _successor(node, action)
+        if successor is None:
             return action
         if not self.gate.arrive(successor, node):
             return PARKED
@@ -357,6 +355,15 @@ class Activation:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+
+
+def _successor(node: AbstractNode, action: Any) -> AbstractNode | None:
+    """The first successor for ``action`` (as the walk's inlined lookup)."""
+    try:
+        bucket = node.successors.get(action)
+    except TypeError:  # an unhashable action (a collection helper's list) has no successors
+        return None
+    return bucket[0] if bucket else None
 
 
 _GOES_ON: Any = object()
