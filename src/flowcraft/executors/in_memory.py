@@ -338,29 +338,36 @@ class InMemoryExecutor:
         start = getattr(node, "start_node", None)
 
         async def run_item(index: int, item: Mapping[str, Any]) -> BatchOutcome:
-            # One coroutine per item: its args record is made here, when it runs, not up
-            # front (10k live records at once cost a GC pass).
-            args: NodeArgs[Any, Any] = new_args(NodeArgs)  # slot writes: ~0.07 µs less than NodeArgs(...)
-            args.ctx = ctx
-            params = args.params = {**base, **item} if item else base
-            args.signal = signal
-            args.logger = logger
-            args.prep_res = args.exec_res = args.error = args.incoming_action = None
-            args.name = name
-            args.executor = self
-            args.node = node
-            args.scope = scope
+            params = {**base, **item} if item else base
             try:
-                if (inline or not concurrent) and signal.aborted:  # (else the lifecycle checks)
-                    raise signal.error()
-                if subflow:  # Flow.exec → run_subflow → walk, without the scope and the two frames
-                    try:
-                        action = await self.walk(start, scope, params=params)
-                    except Exception as error:
-                        action = await plain._exec_failed(args, error)
+                if subflow:  # Flow.exec → run_subflow → walk, without the flow's args, scope and two frames
                     if signal.aborted:
                         raise signal.error()
-                elif inline:  # Node.run_lifecycle's steps (as in `walk`): a coroutine less per item
+                    try:
+                        action = await self.walk(start, scope, params=params)
+                    except Exception as error:  # the flow's fallback, as its lifecycle runs it
+                        flow_args = NodeArgs(
+                            ctx, params, signal, logger, name=name, executor=self, node=node, scope=scope
+                        )
+                        action = await plain._exec_failed(flow_args, error)
+                    if signal.aborted:
+                        raise signal.error()
+                    return _outcome(BatchOutcome, (index, item, DEFAULT_ACTION if action is None else action, None))
+                # The item's args, made when it runs, not up front (10k records alive at once
+                # cost a GC pass); slot writes: ~0.07 µs less than NodeArgs(...).
+                args: NodeArgs[Any, Any] = new_args(NodeArgs)
+                args.ctx = ctx
+                args.params = params
+                args.signal = signal
+                args.logger = logger
+                args.prep_res = args.exec_res = args.error = args.incoming_action = None
+                args.name = name
+                args.executor = self
+                args.node = node
+                args.scope = scope
+                if (inline or not concurrent) and signal.aborted:  # (else the lifecycle checks)
+                    raise signal.error()
+                if inline:  # Node.run_lifecycle's steps (as in `walk`): a coroutine less per item
                     if prep_mode:
                         try:
                             result = plain.prep(args)
