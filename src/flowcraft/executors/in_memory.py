@@ -346,7 +346,7 @@ class InMemoryExecutor:
                     try:
                         action = await self.walk(start, scope, params=params)
                     except Exception as error:  # the flow's fallback, as its lifecycle runs it
-                        flow_args = NodeArgs(
+                        flow_args: NodeArgs[Any, Any] = NodeArgs(
                             ctx, params, signal, logger, name=name, executor=self, node=node, scope=scope
                         )
                         action = await plain._exec_failed(flow_args, error)
