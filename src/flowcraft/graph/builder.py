@@ -530,8 +530,8 @@ class _CollectorPaused:
     """Pauses the garbage collector for a build (restores its state after, error or not).
 
     A build allocates several objects per node and frees none until it returns, so each
-    collector pass walks the whole graph built so far: the build time grew superlinearly
-    (layered DAG: V=5k ~40 ms with the collector, ~20 ms without; t10k/t5k 2.3-4.6 → ~2).
+    collector pass walks the whole graph built so far. Measured on the layered DAG
+    (benchmarks/floors.py, same run): ~5-10% less at V=10k, within the noise at V=5k.
     """
 
     __slots__ = ("enabled",)
