@@ -29,6 +29,10 @@ ON_DEMAND = (
     "flowcraft.durable",
     "flowcraft.distributed",
     "flowcraft.cli",
+    "flowcraft.topology",
+    "flowcraft.functional",
+    "flowcraft.executors.dry_run",
+    "flowcraft.executors.joins",
 )
 
 PROBE = """

@@ -46,6 +46,18 @@ __all__ = [
 NULL_LOGGER = NullLogger()
 
 
+class _Parked:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PARKED"
+
+
+PARKED: Any = _Parked()
+"""What a branch walk returns when it stopped at a join that is still waiting (fan-in:
+`flowcraft.executors.joins`)."""
+
+
 @dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)  # __init__ by hand: see NodeArgs
 class RunOptions:
     """Options of one run: ``params``, ``logger``, ``signal``, ``controller``, ``executor``,

@@ -15,14 +15,14 @@ from ..context import Context, TypedContext
 from ..errors import AbortError, BudgetExceededError, FatalWorkflowError
 from ..middleware import Middleware, NextFn, compose_middleware
 from ..node import ASYNC, AbstractNode, Node, NodeArgs
-from .base import BatchOutcome, RunOptions, WalkScope, resolve_options
-from .joins import PARKED, Activation, Cursor, JoinGate
+from .base import PARKED, BatchOutcome, RunOptions, WalkScope, resolve_options
 
 if TYPE_CHECKING:
     from ..abort import AbortSignal
     from ..budget import Budget, BudgetMeter
     from ..events import EventEmitter
     from ..flow import Flow
+    from .joins import Cursor
 
 __all__ = ["DEFAULT_EXECUTOR", "BatchOutcome", "InMemoryExecutor"]
 
@@ -297,6 +297,9 @@ class InMemoryExecutor:
         self, block: Flow, branches: Sequence[AbstractNode], args: NodeArgs[Any, Any], limit: int | None = None
     ) -> list[Any]:
         """Walk ``branches`` concurrently with fan-in; the final actions of the walks that ended."""
+        # local import: fan-in loads with the first parallel block (import time)
+        from .joins import Activation, JoinGate
+
         parent = self._scope_of(args)
         nested = parent.gate is not None
         gate = parent.gate if parent.gate is not None else JoinGate(block, parent.logger)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..actions import DEFAULT_ACTION
 from ..node import ASYNC, NodeArgs
+from .base import PARKED
 
 if TYPE_CHECKING:
     from ..loggers import Logger
@@ -33,16 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PARKED", "Activation", "JoinGate"]
 
-
-class _Parked:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "PARKED"
-
-
-PARKED: Any = _Parked()
-"""What a branch walk returns when it stopped at a join that is still waiting."""
 
 _COUNTS_CACHE_ATTR = "_flowcraft_join_counts"
 
