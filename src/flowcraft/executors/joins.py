@@ -133,8 +133,9 @@ class Activation:
     wraps (no middleware, events or budget; ``direct``) runs as that node's ``exec``
     coroutine itself: ``post``, the successor lookup and the join count happen in the
     task's done-callback, which starts the successor the same way (or as a walk). That
-    is a coroutine, its frame and ~5 GC-tracked objects less per branch: K=10k sleeping
-    branches against ``gather`` went from 1.23x to ~1.1x, and ~400 B less per branch.
+    is a coroutine and a few GC-tracked objects less per branch: K=10k branches sleeping
+    10 ms against ``gather``, 1.25x → 1.13-1.16x (same-run A/B, benchmarks/floors.py), and
+    ~450 B less per branch at the peak (tracemalloc).
     """
 
     __slots__ = (
