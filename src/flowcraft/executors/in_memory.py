@@ -218,11 +218,14 @@ class InMemoryExecutor:
             if routed:
                 successor = self.get_next_node(node, action)
             else:  # get_next_node inlined: one call less per node (~0.05 µs)
-                try:  # .get, not [action]: a KeyError raised at each walk's end costs ~0.2 µs
-                    bucket = node.successors.get(action)
-                except TypeError:  # an unhashable action (a collection helper's list) has no successors
-                    bucket = None
-                successor = bucket[0] if bucket else None
+                successors = node.successors
+                if successors:  # (a walk's last node has none: no KeyError raised, ~0.2 µs)
+                    try:
+                        successor = successors[action][0]
+                    except (KeyError, IndexError, TypeError):  # none (TypeError: an unhashable action)
+                        successor = None
+                else:
+                    successor = None
             if gate is not None and successor is not None and not gate.arrive(successor, node):
                 return PARKED
             node = successor
