@@ -1,7 +1,12 @@
 """``import flowcraft`` stays cheap: it loads none of ``logging``, ``json``, ``uuid``,
 ``inspect``, the optional extras or flowcraft's own on-demand modules beyond what
 ``import asyncio`` already loads (measured in a fresh interpreter; see the import-time
-row of docs/benchmarks.md). No timing here: the modules loaded are the contract."""
+row of docs/benchmarks.md). No timing here: the modules loaded are the contract.
+
+``asyncio`` itself loads ``logging`` and ``inspect`` (CPython 3.11-3.13: ``asyncio.log``,
+``asyncio.coroutines``), so those two cost ``import flowcraft`` nothing and the check
+can only catch them on a Python whose asyncio stops loading them; ``json``, ``uuid``, the
+extras and the on-demand modules are caught on every version."""
 
 from __future__ import annotations
 
@@ -24,6 +29,10 @@ ON_DEMAND = (
     "flowcraft.durable",
     "flowcraft.distributed",
     "flowcraft.cli",
+    "flowcraft.topology",
+    "flowcraft.functional",
+    "flowcraft.executors.dry_run",
+    "flowcraft.executors.joins",
 )
 
 PROBE = """

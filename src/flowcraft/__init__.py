@@ -37,7 +37,6 @@ from .errors import (
 )
 from .executors import (
     BatchOutcome,
-    DryRunExecutor,
     Executor,
     FlowRunner,
     InMemoryExecutor,
@@ -45,16 +44,6 @@ from .executors import (
     WalkScope,
 )
 from .flow import Flow
-from .functional import (
-    compose,
-    context_node,
-    filter_collection,
-    map_collection,
-    map_node,
-    pipeline,
-    reduce_collection,
-    transform_node,
-)
 from .loggers import ConsoleLogger, Logger, NullLogger, StdlibLogger
 from .middleware import Middleware, NextFn, apply_middleware
 from .node import AbstractNode, ExecNode, Node, NodeArgs, PostNode, PreNode
@@ -89,6 +78,17 @@ if TYPE_CHECKING:
         RunStarted,
         WaitResolved,
     )
+    from .executors.dry_run import DryRunExecutor
+    from .functional import (
+        compose,
+        context_node,
+        filter_collection,
+        map_collection,
+        map_node,
+        pipeline,
+        reduce_collection,
+        transform_node,
+    )
     from .graph import (
         BlueprintBuildResult,
         BlueprintExecutor,
@@ -121,10 +121,19 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# Run events, budgets, retry policies, waits and the declarative-graph package load on
-# first use, keeping `import flowcraft` cheap (tests/test_import_cost.py; with the lazy
-# imports of issue 18, +21 ms -> +8 ms over `import asyncio` in one same-run measurement).
+# Run events, budgets, retry policies, waits, the functional helpers, the dry run and the
+# declarative-graph package load on first use, keeping `import flowcraft` cheap
+# (tests/test_import_cost.py; see the import-time row of docs/benchmarks.md).
 _LAZY: dict[str, str] = {
+    "DryRunExecutor": "executors.dry_run",
+    "compose": "functional",
+    "context_node": "functional",
+    "filter_collection": "functional",
+    "map_collection": "functional",
+    "map_node": "functional",
+    "pipeline": "functional",
+    "reduce_collection": "functional",
+    "transform_node": "functional",
     "Budget": "budget",
     "RetryPolicy": "retry",
     "InvalidResumeValue": "waits",

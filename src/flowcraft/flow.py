@@ -15,7 +15,6 @@ from .executors.in_memory import DEFAULT_EXECUTOR
 from .loggers import Logger
 from .middleware import Middleware, as_async_middleware
 from .node import AbstractNode, Node, NodeArgs
-from .topology import iter_reachable
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -183,6 +182,9 @@ class Flow(Node[Any, Any, Any]):
         return set(self._nodes())
 
     def _nodes(self) -> Iterator[AbstractNode]:
+        # local import: graph traversal loads on first use (import time)
+        from .topology import iter_reachable
+
         return iter_reachable([self.start_node]) if self.start_node is not None else iter(())
 
 

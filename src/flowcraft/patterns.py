@@ -139,7 +139,7 @@ def _batch_items(owner: AbstractNode, prepared: Any) -> Sequence[Mapping[str, An
         )
     items = list(prepared)
     for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):  # (the ABC check alone: ~0.25 µs an item)
             raise TypeError(
                 f"{type(owner).__name__}.prep() item {i} must be a dict of params, got {type(item).__name__}: {item!r}"
             )

@@ -163,18 +163,18 @@ def _graph_builder() -> Any:
     if builder is None:
         raise Unavailable("flowcraft.graph.GraphBuilder is not available yet")
     registry = graph.create_node_registry({"noop": Noop}) if hasattr(graph, "create_node_registry") else {"noop": Noop}
-    parse = getattr(graph, "WorkflowGraph", None)
-    return builder(registry), (parse.from_dict if parse is not None else (lambda raw: raw))
+    return builder(registry)
 
 
 def _builder(describe: Callable[[int], dict[str, Any]]) -> Callable[[int], Callable[[], Awaitable[Any]]]:
     def factory(size: int) -> Callable[[], Awaitable[Any]]:
-        builder, parse = _graph_builder()
+        builder = _graph_builder()
         description = describe(size)
 
         async def run() -> None:
-            # From the plain JSON-shaped dict: parsing and validation are part of building.
-            builder.build_blueprint(parse(description))
+            # From the plain JSON-shaped dict: parsing and validation are part of building
+            # (build_blueprint parses a dict itself).
+            builder.build_blueprint(description)
 
         return run
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ..abort import NEVER_ABORTED, AbortController, AbortSignal
 from ..loggers import Logger, NullLogger
 from ..middleware import Middleware, NextFn
+from ..node import _record_eq, _record_repr
 
 if TYPE_CHECKING:
     from ..budget import Budget, BudgetMeter
@@ -45,7 +46,19 @@ __all__ = [
 NULL_LOGGER = NullLogger()
 
 
-@dataclasses.dataclass(slots=True)
+class _Parked:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PARKED"
+
+
+PARKED: Any = _Parked()
+"""What a branch walk returns when it stopped at a join that is still waiting (fan-in:
+`flowcraft.executors.joins`)."""
+
+
+@dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)  # __init__ by hand: see NodeArgs
 class RunOptions:
     """Options of one run: ``params``, ``logger``, ``signal``, ``controller``, ``executor``,
     ``on_event``, ``budget``.
@@ -61,35 +74,70 @@ class RunOptions:
     on_event: EventListener | None = None
     budget: Budget | None = None
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """What one batch item ended with: its ``action``, or the ``error`` it failed with."""
-
-    index: int
-    params: Mapping[str, Any]
-    action: Any = None
-    error: BaseException | None = None
-
-    # One per batch item: set the slots directly (a frozen dataclass's generated
-    # __init__ goes through object.__setattr__, about twice as slow).
     def __init__(
-        self, index: int, params: Mapping[str, Any], action: Any = None, error: BaseException | None = None
+        self,
+        params: Mapping[str, Any] | None = None,
+        logger: Logger | None = None,
+        signal: AbortSignal | None = None,
+        controller: AbortController | None = None,
+        executor: FlowRunner | None = None,
+        on_event: EventListener | None = None,
+        budget: Budget | None = None,
     ) -> None:
-        _set_index(self, index)
-        _set_params(self, params)
-        _set_action(self, action)
-        _set_error(self, error)
+        self.params = params
+        self.logger = logger
+        self.signal = signal
+        self.controller = controller
+        self.executor = executor
+        self.on_event = on_event
+        self.budget = budget
+
+    __repr__ = _record_repr
+    __eq__ = _record_eq
+
+
+class BatchOutcome(tuple[int, Mapping[str, Any], Any, "BaseException | None"]):
+    """What one batch item ended with: its ``action``, or the ``error`` it failed with.
+
+    An immutable record of ``index``, ``params``, ``action`` and ``error`` (read them by
+    name; it is also the tuple of the four). Built as a tuple: one per batch item, it costs
+    ~0.1 µs instead of a frozen dataclass's ~0.2 µs.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls, index: int, params: Mapping[str, Any], action: Any = None, error: BaseException | None = None
+    ) -> BatchOutcome:
+        return tuple.__new__(cls, (index, params, action, error))
+
+    @property
+    def index(self) -> int:  # type: ignore[override]  # the field; tuple's index() is not offered
+        """The item's position in the batch."""
+        return self[0]
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """The item's params (as the batch's ``prep`` returned them)."""
+        return self[1]
+
+    @property
+    def action(self) -> Any:
+        """The action the item's node returned (``None`` when it failed)."""
+        return self[2]
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error the item failed with (``None`` when it succeeded)."""
+        return self[3]
 
     @property
     def ok(self) -> bool:
         """``True`` when the item succeeded."""
-        return self.error is None
+        return self[3] is None
 
-
-_set_index, _set_params, _set_action, _set_error = (
-    BatchOutcome.__dict__[name].__set__ for name in ("index", "params", "action", "error")
-)
+    def __repr__(self) -> str:
+        return f"BatchOutcome(index={self[0]!r}, params={self[1]!r}, action={self[2]!r}, error={self[3]!r})"
 
 
 @runtime_checkable
@@ -184,7 +232,7 @@ class NodeJob(Protocol):
         ...
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)  # __init__ by hand: see NodeArgs
 class WalkScope:
     """Everything the nodes of one walk share: the run's context and signal, the
     params they inherit, the middleware that wraps them, and fan-in bookkeeping.
@@ -208,6 +256,37 @@ class WalkScope:
     budget: BudgetMeter | None = None
     job: NodeJob | None = None
     """The job this walk's node runs as (durable and distributed runs; ``None`` in memory)."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        params: dict[str, Any],
+        signal: AbortSignal,
+        logger: Logger,
+        executor: Executor,
+        middleware: tuple[Middleware, ...] = (),
+        inherited: tuple[Middleware, ...] = (),
+        chain: NextFn | None = None,
+        gate: JoinGate | None = None,
+        events: EventEmitter | None = None,
+        budget: BudgetMeter | None = None,
+        job: NodeJob | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.params = params
+        self.signal = signal
+        self.logger = logger
+        self.executor = executor
+        self.middleware = middleware
+        self.inherited = inherited
+        self.chain = chain
+        self.gate = gate
+        self.events = events
+        self.budget = budget
+        self.job = job
+
+    __repr__ = _record_repr
+    __eq__ = _record_eq
 
 
 def resolve_options(flow: Flow, options: RunOptions | None) -> tuple[dict[str, Any], AbortSignal, Logger]:

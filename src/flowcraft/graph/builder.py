@@ -31,6 +31,7 @@ Compilation, in order (each pass is linear in nodes + edges; adjacency maps only
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -177,16 +178,18 @@ class GraphBuilder:
                 sub-workflow that includes itself.
             NoStartNodeError: every node has a predecessor.
         """
-        return BlueprintBuildResult(self._compile(graph)[0])
+        with _CollectorPaused():
+            return BlueprintBuildResult(self._compile(graph)[0])
 
     def build(self, graph: WorkflowGraph | Mapping[str, Any]) -> BuildResult:
         """Compile ``graph`` and hydrate it into a runnable flow (same errors as
         [`build_blueprint`][flowcraft.graph.GraphBuilder.build_blueprint], plus
         [`GraphError`][flowcraft.GraphError] for a node class
         that cannot be constructed)."""
-        blueprint, predecessors = self._compile(graph)
-        predecessor_ids = {node.id: list(predecessors.get(node.id, ())) for node in blueprint.nodes}
-        executor = BlueprintExecutor(blueprint, self.registry, self.dependencies)
+        with _CollectorPaused():
+            blueprint, predecessors = self._compile(graph)
+            predecessor_ids = {node.id: list(predecessors.get(node.id, ())) for node in blueprint.nodes}
+            executor = BlueprintExecutor(blueprint, self.registry, self.dependencies)
         return BuildResult(
             executor.flow,
             executor.node_map,
@@ -521,6 +524,25 @@ class GraphBuilder:
         index[ROOT_PARALLEL_START_ID] = root
         edges.extend(GraphEdge(ROOT_PARALLEL_START_ID, start) for start in starts)
         return ROOT_PARALLEL_START_ID
+
+
+class _CollectorPaused:
+    """Pauses the garbage collector for a build (restores its state after, error or not).
+
+    A build allocates several objects per node and frees none until it returns, so each
+    collector pass walks the whole graph built so far. Measured on the layered DAG
+    (benchmarks/floors.py, same run): ~5-10% less at V=10k, within the noise at V=5k.
+    """
+
+    __slots__ = ("enabled",)
+
+    def __enter__(self) -> None:
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            gc.enable()
 
 
 def _check_retry_on(names: Any, node_id: str, where: str, i: int) -> None:
