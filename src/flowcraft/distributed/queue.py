@@ -308,6 +308,7 @@ class BullMQJobQueue:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._errors = ErrorLog()
         self._releasing: asyncio.Future[None] | None = None
+        self._add_keys: list[str] | None = None  # addStandardJob's keys (see _add_and_finish)
         with map_backend_errors():
             self._queue = bullmq.Queue(name, {"connection": _connection(redis_url, cluster), "prefix": prefix})
 
@@ -362,12 +363,14 @@ class BullMQJobQueue:
         keys, args = self._worker.scripts.moveToCompletedArgs(
             job, None, job.opts.get("removeOnComplete", False), token, fetch
         )  # fmt: skip
+        add_keys = self._add_keys
+        if add_keys is None:  # the same for every job of the queue
+            add_keys = self._add_keys = self._queue.scripts.getKeys(
+                ["wait", "paused", "meta", "id", "completed", "delayed", "active", "events", "marker"]
+            )  # fmt: skip
         adds = []
         for item in jobs:
             queued = bullmq.Job(self._queue, "node", item.to_data(), {**self._queue.jobsOpts, **self._opts(item.id)})
-            add_keys = self._queue.scripts.getKeys(
-                ["wait", "paused", "meta", "id", "completed", "delayed", "active", "events", "marker"]
-            )  # fmt: skip
             adds.append([*add_keys, *self._queue.scripts.addJobArgs(queued), queued.timestamp])
         async with map_backend_errors_async():
             for attempt in (1, 2):

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
 import redis
@@ -399,6 +399,9 @@ def _completion(result: Sequence[Any]) -> Completion:
 
 log = logging.getLogger("flowcraft.distributed.store")
 
+RUNS_KEPT = 1024
+"""Runs whose keys and commit arguments a store keeps built (all are dropped past it)."""
+
 
 class _Hub:
     """Every pub/sub subscription of one store on one connection: a reader task routes
@@ -520,6 +523,8 @@ class RedisRunStore:
         self._charge = self.client.register_script(CHARGE)
         self._park = self.client.register_script(PARK)
         self._resolve = self.client.register_script(RESOLVE)
+        self._keys_of: dict[str, tuple[RunKeys, list[str]]] = {}
+        self._joins_of: dict[str, tuple[Mapping[str, frozenset[str]], list[Any]]] = {}
 
     def __repr__(self) -> str:
         host = self.redis_url.rsplit("@", 1)[-1]  # never show a password
@@ -538,6 +543,30 @@ class RedisRunStore:
     @staticmethod
     def _fixed(rk: RunKeys) -> list[str]:
         return [rk.meta, rk.ctx, rk.pending, rk.done, rk.visits, rk.open, rk.events, rk.stream]
+
+    def _run_keys(self, run_id: str) -> tuple[RunKeys, list[str]]:
+        """The run's keys and the fixed keys of its commit (kept for the runs in use)."""
+        found = self._keys_of.get(run_id)
+        if found is None:
+            if len(self._keys_of) >= RUNS_KEPT:
+                self._keys_of.clear()
+            rk = self.keys.run(run_id)
+            found = self._keys_of[run_id] = (rk, self._fixed(rk))
+        return found
+
+    def _joins(self, run_id: str, joins: Mapping[str, frozenset[str]]) -> list[Any]:
+        """A commit's release-facts arguments: the same for every job of a run (its graph's
+        joins), so built once per run and graph (``joins`` is the graph's plan's own mapping)."""
+        found = self._joins_of.get(run_id)
+        if found is not None and found[0] is joins:
+            return found[1]
+        built: list[Any] = [len(joins)]
+        for join, reachers in joins.items():
+            built += [join, job_id_prefix(run_id, join), len(reachers), *reachers]
+        if len(self._joins_of) >= RUNS_KEPT:
+            self._joins_of.clear()
+        self._joins_of[run_id] = (joins, built)  # holding joins keeps the identity check sound
+        return built
 
     # ---- client side ---------------------------------------------------------------------
 
@@ -664,7 +693,7 @@ class RedisRunStore:
         in ``JobState.remote``): [`context_values`][flowcraft.distributed.RedisRunStore.context_values]
         fetches them when the node reads them.
         """
-        rk = self.keys.run(run_id)
+        rk = self._run_keys(run_id)[0]
         async with map_backend_errors_async():
             result = await self._load(keys=[rk.meta, rk.ctx, rk.done], args=[job_id, self.inline_limit])
         status, params, events, budget, usage, done = (result + [None] * 6)[:6]
@@ -867,7 +896,7 @@ class RedisRunStore:
     async def commit(self, run_id: str, commit: Commit) -> Completion:
         """The atomic per-node step (`COMPLETE`): delta, done record, arrivals,
         releases, pending set, end of run; ``commit.events`` are appended to the stream."""
-        rk = self.keys.run(run_id)
+        rk, fixed = self._run_keys(run_id)
         args: list[Any] = [
             self.run_ttl, rk.join_prefix, commit.job_id, commit.node_id, commit.action, _now(), len(commit.expects)
         ]  # fmt: skip
@@ -881,15 +910,13 @@ class RedisRunStore:
         args.append(len(commit.arrivals))
         for arrival in commit.arrivals:
             args += [arrival.node_id, job_id_prefix(run_id, arrival.node_id), arrival.count]
-        joins: list[Any] = [len(commit.joins)]
-        for join, reachers in commit.joins.items():
-            joins += [join, job_id_prefix(run_id, join), len(reachers), *reachers]
+        joins = self._joins(run_id, commit.joins)
         inline = len(joins) <= JOINS_INLINE
         async with map_backend_errors_async():
             sent = [*args, *(joins if inline else [-1]), *commit.events]
-            result = await self._complete(keys=self._fixed(rk), args=sent)
+            result = await self._complete(keys=fixed, args=sent)
             if str(result[0]) == "joins":  # this commit may release a join: again, with the release facts
-                result = await self._complete(keys=self._fixed(rk), args=[*args, *joins, *commit.events])
+                result = await self._complete(keys=fixed, args=[*args, *joins, *commit.events])
         if str(result[0]) == "skip":
             return Completion("skip", commit.action, ())
         if str(result[0]) == "conflict":
