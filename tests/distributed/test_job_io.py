@@ -159,3 +159,32 @@ def test_a_recording_context_fetches_a_left_out_value_once_and_only_when_read() 
         assert ctx.delta() == ({"replaced": encode(5, key="replaced")}, [])
 
     asyncio.run(main())
+
+
+def state_reads(url: str) -> int:
+    """How many job states (the ``LOAD`` script, the only user of ``HKEYS``) Redis has read."""
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("commandstats").get("cmdstat_hkeys", {}).get("calls", 0))
+    finally:
+        client.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_chain_job_its_predecessor_enqueued_on_the_same_worker_does_not_read_its_state(space: Space) -> None:
+    """In a graph without parallel jobs, the worker that commits a job keeps the state its lone
+    successor will find (the context with the delta applied); when BullMQ hands it that successor,
+    no read of the run's state is needed, and the results are the same."""
+    space.start_workers(1)
+
+    async def main() -> tuple[Any, int, dict[str, Any]]:
+        async with space.executor() as executor:
+            before = state_reads(space.url)
+            handle = await executor.start(d.build(chain(30)), {"i": 0, "note": "kept"})
+            action = await handle.result(timeout=60)
+            return action, state_reads(space.url) - before, await handle.context()
+
+    action, reads, context = asyncio.run(main())
+    assert action == "again"
+    assert context == {"i": 30, "note": "kept"}
+    assert reads < 30 // 2, f"{reads} job states read for a chain of 30 jobs on one worker"

@@ -15,7 +15,7 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import bullmq  # type: ignore[import-untyped]
@@ -96,11 +96,25 @@ def map_backend_errors() -> Iterator[None]:
         raise mapped from error
 
 
-@contextlib.asynccontextmanager
-async def map_backend_errors_async() -> AsyncIterator[None]:
+class _MapErrorsAsync(contextlib.AbstractAsyncContextManager[None]):
+    """`map_backend_errors` as an ``async with`` block, without a generator per use (every
+    Redis call of a job goes through one)."""
+
+    __slots__ = ()
+
+    async def __aexit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        if isinstance(error, Exception):
+            mapped = map_backend_error(error)
+            if mapped is not error:
+                raise mapped from error
+
+
+_MAP_ERRORS_ASYNC = _MapErrorsAsync()
+
+
+def map_backend_errors_async() -> contextlib.AbstractAsyncContextManager[None]:
     """``async with`` form of `map_backend_errors`."""
-    with map_backend_errors():
-        yield
+    return _MAP_ERRORS_ASYNC
 
 
 log = logging.getLogger("flowcraft.distributed.queue")

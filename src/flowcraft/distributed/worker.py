@@ -128,6 +128,7 @@ class Worker(JobWorker):
         self._types = sorted(ensure_registry(self.registry))
         self._graph_types: dict[str, frozenset[str]] = {}
         self._told: dict[str, float] = {}
+        self.carry_state = True  # BullMQ's completion hands this worker the successor it enqueued
 
     async def _open(self) -> tuple[RedisRunStore, BullMQJobQueue | ShardedJobQueue]:
         store = RedisRunStore(

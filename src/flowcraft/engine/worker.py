@@ -369,6 +369,11 @@ class JobWorker:
         self.on_park: Callable[[str, Park], None] | None = None
         """Called when a job parks on a wait (the durable executor arms its timer)."""
         self._hydrated: OrderedDict[str, _Hydrated] = OrderedDict()  # an LRU cache
+        self.carry_state = False
+        """Keep the state a lone successor in a graph without parallel jobs will find, for
+        when this worker runs it (no read of its state): set by workers whose queue hands
+        a worker the job its completion enqueued (BullMQ's; see `_keep_state`)."""
+        self._kept: OrderedDict[str, tuple[str, JobState, Mapping[str, Any] | None]] = OrderedDict()
         self.graph_cache_size = graph_cache_size
         self._running: dict[str, set[AbortController]] = {}
         self._crash = _crash_point()
@@ -508,6 +513,8 @@ class JobWorker:
     def _on_control(self, text: str) -> None:
         verb, _, run_id = text.partition(" ")
         if verb == "cancel":
+            for job_id in [jid for jid, kept in self._kept.items() if kept[0] == run_id]:
+                del self._kept[job_id]  # its jobs read the run's state again (and skip)
             for controller in list(self._running.get(run_id, ())):
                 controller.abort(AbortError(f"Run {run_id} was cancelled."))
 
@@ -540,10 +547,20 @@ class JobWorker:
                 self._hydrated.popitem(last=False)
         return hydrated
 
+    def _keep_state(self, job: Job, state: JobState, decoded: Mapping[str, Any] | None) -> None:
+        """Keep the state a lone successor ``job`` will find (``carry_state``): the job that
+        enqueued it has just committed it, in a graph whose jobs of one run never run at the
+        same time, so until ``job`` commits nothing but a cancel can change its run."""
+        kept = self._kept
+        kept[job.id] = (job.run_id, state, decoded)
+        while len(kept) > 4 * self.concurrency:  # jobs taken by other workers
+            kept.popitem(last=False)
+
     async def process(self, job: Job) -> None:
         """Run one node job (the four steps in the module docstring); with
         ``inline_successors``, then its lone successor and so on, in this task."""
-        follow: _Follow | None = (job, None, None)
+        kept = self._kept.pop(job.id, None) if self._kept else None  # used once, at its first delivery
+        follow: _Follow | None = (job, None, None) if kept is None else (job, kept[1], kept[2])
         while follow is not None:
             follow = await self._process_one(*follow)
             if self._closing.is_set():  # stopping: the successor stays pending in the store
@@ -676,7 +693,7 @@ class JobWorker:
         successors: Sequence[tuple[str, str]] = completion.successors
         if completion.outcome == "dup":
             successors = await self._still_pending(run_id, successors)
-        elif self.inline_successors and len(successors) == 1:
+        elif (self.inline_successors or self.carry_state) and len(successors) == 1:
             # the store holds the successor as pending: run it here. With no other job of the run
             # running (a graph without parallel jobs) the context is what this commit left;
             # otherwise other branches may have committed meanwhile (a join's other arrivals): reload.
@@ -694,10 +711,18 @@ class JobWorker:
                     context.pop(key, None)
                 follow_state = state
             ((next_node, next_id),) = successors
-            self._maybe_crash("after_enqueue", node_id)
+            if self.inline_successors:
+                self._maybe_crash("after_enqueue", node_id)
             next_job = Job(next_id, run_id, next_node, graph_key, completion.action)
             carried = recorded.immutable_values() if follow_state is not None and recorded is not None else None
-            return next_job, follow_state, carried
+            if self.inline_successors:
+                return next_job, follow_state, carried
+            if (
+                follow_state is not None
+                and follow_state.budget is None  # a budget's usage changes with every node run
+                and not isinstance(hydrated.node(next_node), WaitNode)
+            ):
+                self._keep_state(next_job, follow_state, carried)
         await self._enqueue(run_id, graph_key, successors, completion.action)
         self._maybe_crash("after_enqueue", node_id)
         return None
