@@ -66,7 +66,7 @@ asyncio.run(main())
 # SIGUSR1 writes the counts so far to $BENCH_COUNTS/<pid>.<n>.json (n = 1, 2, ...); with
 # $BENCH_PROFILE, the first signal starts cProfile and the second writes its stats.
 COUNTED = """
-import json, os, signal, sys
+import json, os, signal, sys, time
 from redis.asyncio.connection import AbstractConnection
 counts = {"ours": 0, "queue": 0}
 _send = AbstractConnection.send_packed_command
@@ -98,7 +98,7 @@ def mark(*_):
         profile = None
     path = os.path.join(os.environ["BENCH_COUNTS"], f"{os.getpid()}.{marks[0]}.json")
     with open(path + ".tmp", "w") as out:
-        json.dump(counts, out)
+        json.dump({**counts, "cpu": time.process_time()}, out)
     os.replace(path + ".tmp", path)
 signal.signal(signal.SIGUSR1, mark)
 if mode == "flowcraft":
@@ -160,10 +160,10 @@ class Counted:
     def spawn(self, args: list[str], marker: str, count: int) -> None:
         self.procs = [spawn([sys.executable, "-c", COUNTED, *args], self.env, marker) for _ in range(count)]
 
-    async def mark(self, n: int) -> dict[str, int]:
+    async def mark(self, n: int) -> dict[str, float]:
         for proc in self.procs:
             proc.send_signal(signal.SIGUSR1)
-        total = {"ours": 0, "queue": 0}
+        total = {"ours": 0, "queue": 0, "cpu": 0.0}
         for proc in self.procs:
             path = Path(self.dir) / f"{proc.pid}.{n}.json"
             for _ in range(1000):
@@ -206,7 +206,9 @@ async def raw_bullmq(url: str, workers: int, jobs: int, chain: bool, env: dict[s
         after = await counted.mark(2)
         total = commands(stats) - before
         trips = (after["ours"] + after["queue"] - marked["ours"] - marked["queue"]) / jobs
-        return {"s": elapsed, "jobs_per_s": jobs / elapsed, "round_trips": trips, "commands": total / jobs}
+        cpu = (after["cpu"] - marked["cpu"]) * 1000 / jobs
+        return {"s": elapsed, "jobs_per_s": jobs / elapsed, "round_trips": trips, "commands": total / jobs,
+                "cpu_ms": cpu}  # fmt: skip
     finally:
         stats.close()
         await q.close()
@@ -241,8 +243,9 @@ async def flowcraft_run(
             after = await counted.mark(2)
             total = commands(stats) - before
         ours, queued = (after["ours"] - marked["ours"]) / jobs, (after["queue"] - marked["queue"]) / jobs
+        cpu = (after["cpu"] - marked["cpu"]) * 1000 / jobs
         return {"s": elapsed, "jobs_per_s": jobs / elapsed, "round_trips": ours + queued, "ours": ours,
-                "queue": queued, "commands": total / jobs}  # fmt: skip
+                "queue": queued, "commands": total / jobs, "cpu_ms": cpu}  # fmt: skip
     finally:
         stats.close()
         counted.stop()
@@ -304,13 +307,14 @@ async def main() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     fanout_jobs = args.width + 3  # a, its parallel container, the branches, the join
     with private_redis(args.port) as url:
-        print(f"{'workload':46} {'time s':>7} {'jobs/s':>7} {'vs raw':>6} {'RT/job':>7} {'ours':>5} {'cmd/job':>7}")
+        print(f"{'workload':46} {'time s':>7} {'jobs/s':>7} {'vs raw':>6} {'RT/job':>7} {'ours':>5} {'cmd/job':>7} "
+              f"{'cpu ms/job':>10}")  # fmt: skip
 
         def show(label: str, r: dict[str, float], ratio: float | None) -> None:
             vs = f"{ratio:6.2f}" if ratio is not None else f"{'':6}"
             ours = f"{r['ours']:5.2f}" if "ours" in r else f"{'':5}"
             print(f"{label:46} {r['s']:7.3f} {r['jobs_per_s']:7.0f} {vs} {r['round_trips']:7.2f} {ours} "
-                  f"{r['commands']:7.1f}", flush=True)  # fmt: skip
+                  f"{r['commands']:7.1f} {r.get('cpu_ms', 0.0):10.2f}", flush=True)  # fmt: skip
 
         for workers in counts:
             raws, rounds, befores = [], [], []
