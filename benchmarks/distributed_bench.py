@@ -430,6 +430,20 @@ def render(doc: dict) -> str:
             f"| {chain['hop_ratio']:.2f}x | {before['round_trips']:.2f} ({before['ours']:.2f}) "
             f"| {chain['round_trips']:.2f} ({chain['ours']:.2f}) | {before['commands']:.1f} | {chain['commands']:.1f} |"
         )
+    if "cpu_ms" in chain:
+        lines += [
+            "",
+            "The workers' CPU per job (their process time during the run, all worker processes together;",
+            "milliseconds): where a job's cost goes, and why more worker processes than cores fall behind.",
+            "",
+            "| workload | raw BullMQ | Flowcraft | Flowcraft, before |",
+            "|---|---|---|---|",
+        ]
+        cases = [(f"fan-out of {meta['width']:,}, {r['workers']} worker{'s' if r['workers'] > 1 else ''}", r)
+                 for r in doc["fanout"]]  # fmt: skip
+        for label, row in [*cases, (f"chain of {meta['chain']:,}, 1 worker", chain)]:
+            before = f"{row['baseline']['cpu_ms']:.2f}" if "baseline" in row else "-"
+            lines.append(f"| {label} | {row['raw']['cpu_ms']:.2f} | {row['cpu_ms']:.2f} | {before} |")
     return "\n".join(lines)
 
 
