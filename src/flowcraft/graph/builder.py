@@ -204,7 +204,9 @@ class GraphBuilder:
     def _compile(self, raw: WorkflowGraph | Mapping[str, Any]) -> tuple[WorkflowBlueprint, dict[str, dict[str, None]]]:
         """The blueprint, and each node's direct predecessors (as ordered dict keys)."""
         graph = WorkflowGraph.coerce(raw)
-        nodes, flat_edges = self._flatten(graph, "", ())
+        # A graph parsed here is this build's own: its top-level nodes (and their data) can
+        # go into the blueprint as they are instead of being copied.
+        nodes, flat_edges = self._flatten(graph, "", (), owned=graph is not raw)
         index = {node.id: node for node in nodes}
         if len(index) < len(nodes):
             _duplicate_id(nodes)
@@ -238,7 +240,7 @@ class GraphBuilder:
         return blueprint, predecessors
 
     def _flatten(
-        self, graph: WorkflowGraph, prefix: str, chain: tuple[str | int, ...]
+        self, graph: WorkflowGraph, prefix: str, chain: tuple[str | int, ...], owned: bool = False
     ) -> tuple[list[GraphNode], list[GraphEdge]]:
         where = "" if not chain else f" in sub-workflow {chain[-1]!r} (inlined as {prefix[:-1]!r})"
         kinds: dict[str, bool] = {}  # local id -> is a sub-workflow node
@@ -282,7 +284,11 @@ class GraphBuilder:
                     node_id=node_id,
                     path=f"nodes[{i}].data.workflowId",
                 )
-            nodes.append(_node(node_id, node.type, {**data, "originalId": node.id}, node.config, node.extra))
+            if owned:
+                data["originalId"] = node.id
+                nodes.append(node)
+            else:
+                nodes.append(_node(node_id, node.type, {**data, "originalId": node.id}, node.config, node.extra))
 
         for i, edge in enumerate(graph.edges):
             if edge.source not in kinds or edge.target not in kinds:
@@ -675,8 +681,15 @@ def _original_producers(nodes: list[GraphNode], predecessors: Mapping[str, Mappi
             memo[node.id] = (original if isinstance(original, str) else node.id,)
 
     def producers(node_id: str) -> tuple[str, ...]:
+        preds = predecessors.get(node_id, ())
+        if len(preds) == 1:  # the common case: a container or mapper after one node
+            for pred in preds:
+                found = memo.get(pred)
+                if found is not None:
+                    memo[node_id] = found
+                    return found
         memo[node_id] = ()  # guards cycles of internal nodes
-        result = gather(predecessors.get(node_id, ()))
+        result = gather(preds)
         memo[node_id] = result
         return result
 
