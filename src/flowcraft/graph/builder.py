@@ -230,10 +230,10 @@ class GraphBuilder:
                 preds[edge.source] = None
         start_id = self._choose_start(nodes, final, index, predecessors)
         # Keys in Flowcraft TS's order: first appearance as an edge target, then the nodes
-        # nobody targets (count 0), so the JSON compares byte for byte.
+        # nobody targets (count 0: the start, or the root container), so the JSON compares
+        # byte for byte.
         counts = {target: len(preds) for target, preds in predecessors.items()}
-        if len(counts) < len(nodes):
-            counts.update((node.id, 0) for node in nodes if node.id not in counts)
+        counts[start_id] = 0
         blueprint = WorkflowBlueprint(
             tuple(nodes), tuple(final), start_id, counts, _original_producers(nodes, predecessors)
         )
@@ -476,19 +476,32 @@ class GraphBuilder:
             action = edges[indexes[0]].action
             for i in indexes:
                 if edges[i].action != action:
-                    groups: dict[str | None, list[int]] = {}
-                    for j in indexes:
-                        groups.setdefault(edges[j].action, []).append(j)
-                    multi = [action for action, group in groups.items() if len(group) >= 2]
-                    # The default action's group (else the first group) gets the plain name;
-                    # every other group is named after its action. So the literal action
-                    # "default" (an ordinary string) gets "__default", apart from the default
-                    # action's group.
-                    plain = None if len(groups.get(None, ())) >= 2 else multi[0] if multi else None
                     break
-            else:
-                groups, multi, plain = {action: indexes}, [action], action
-            if keep is None and multi:
+            else:  # the common case: one group, named <id>__parallel_container
+                container_id = f"{node_id}__parallel_container"
+                if container_id in index:
+                    _claim(index, container_id, node_id)
+                container = _node(container_id, PARALLEL_CONTAINER_TYPE, {})
+                nodes.append(container)
+                index[container_id] = container
+                edges.append(_edge(node_id, container_id, action))
+                if keep is None:
+                    keep = bytearray(b"\x01") * len(edges)
+                for i in indexes:
+                    keep[i] = 0
+                    edges.append(_edge(container_id, edges[i].target))
+                continue
+            groups: dict[str | None, list[int]] = {}
+            for j in indexes:
+                groups.setdefault(edges[j].action, []).append(j)
+            multi = [action for action, group in groups.items() if len(group) >= 2]
+            if not multi:
+                continue
+            # The default action's group (else the first group) gets the plain name; every
+            # other group is named after its action. So the literal action "default" (an
+            # ordinary string) gets "__default", apart from the default action's group.
+            plain = None if len(groups.get(None, ())) >= 2 else multi[0]
+            if keep is None:
                 keep = bytearray(b"\x01") * len(edges)
             for action in multi:
                 container_id = (
@@ -501,7 +514,7 @@ class GraphBuilder:
                 index[container_id] = container
                 edges.append(_edge(node_id, container_id, action))
                 for i in groups[action]:
-                    keep[i] = 0  # type: ignore[index]
+                    keep[i] = 0
                     edges.append(_edge(container_id, edges[i].target))
         if keep is None:
             return edges
@@ -708,12 +721,18 @@ def _original_producers(nodes: list[GraphNode], predecessors: Mapping[str, Mappi
         if not preds:
             continue
         if len(preds) == 1:
-            for pred in preds:
-                result = memo.get(pred)
-                if result is None:
-                    result = producers(pred)
-        else:
-            result = gather(preds)
-        if result:
-            originals[node_id] = list(result)
+            (pred,) = preds
+            result = memo.get(pred)
+            if result is None:
+                result = producers(pred)
+            if result:
+                originals[node_id] = list(result)
+            continue
+        collected: dict[str, None] = {}
+        for pred in preds:
+            found = memo.get(pred)
+            for producer in found if found is not None else producers(pred):
+                collected[producer] = None
+        if collected:
+            originals[node_id] = list(collected)
     return originals
