@@ -316,13 +316,23 @@ class _NodeLayout:
     """The slots of [`GraphNode`][flowcraft.graph.GraphNode], without its frozen ``__setattr__``:
     ``_node`` fills one with plain slot stores and then makes it a ``GraphNode``."""
 
-    __slots__ = GraphNode.__slots__  # type: ignore[attr-defined]
+    __slots__ = GraphNode.__slots__
+    id: str
+    type: str
+    data: dict[str, Any]
+    config: dict[str, Any] | None
+    extra: Mapping[str, Any]
 
 
 class _EdgeLayout:
     """The slots of [`GraphEdge`][flowcraft.graph.GraphEdge], for ``_edge``."""
 
-    __slots__ = GraphEdge.__slots__  # type: ignore[attr-defined]
+    __slots__ = GraphEdge.__slots__
+    source: str
+    target: str
+    action: str | None
+    id: str | None
+    extra: Mapping[str, Any]
 
 
 _new = object.__new__
