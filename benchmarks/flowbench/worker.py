@@ -17,7 +17,8 @@ build is not timed. A case is warmed with ``WARMUP_RUNS`` untimed runs the first
 worker builds it (CPython 3.11 specialises a function from its 8th call: a single warm-up
 overstates the chain by ~25%) and ``REWARM_RUNS`` when it is rebuilt in a later round
 (the code is specialised by then), or for ``WARMUP_SECONDS`` when it is slow. Every run
-happens on one event loop kept for the worker's lifetime, after a ``gc.collect()``; a workload id ending in ``.nogc`` runs its base workload with the
+happens on one event loop kept for the worker's lifetime, after a ``gc.collect()``; a
+workload id ending in ``.nogc`` runs its base workload with the
 garbage collector paused during the timed run (W2 is reported with and without GC).
 
 ``python -m flowbench.worker RUNTIME --memory K`` measures W5 once (fresh process) and

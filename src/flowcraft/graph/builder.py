@@ -34,9 +34,9 @@ from __future__ import annotations
 import gc
 import re
 from collections import deque
-from itertools import compress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import (

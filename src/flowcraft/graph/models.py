@@ -358,7 +358,11 @@ def _node(
 
 
 def _edge(
-    source: str, target: str, action: str | None = None, edge_id: str | None = None, extra: Mapping[str, Any] = _NO_EXTRA
+    source: str,
+    target: str,
+    action: str | None = None,
+    edge_id: str | None = None,
+    extra: Mapping[str, Any] = _NO_EXTRA,
 ) -> GraphEdge:
     """A ``GraphEdge`` built as ``_node`` builds nodes."""
     edge = _new(_EdgeLayout)
