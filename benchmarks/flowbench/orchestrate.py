@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .runtimes import NODE_RUNTIMES, PYTHON_RUNTIMES, RuntimeInfo
-from .worker import WARMUP_RUNS
+from .worker import REWARM_RUNS, WARMUP_RUNS
 from .workloads import Workload, all_workloads
 
 __all__ = ["BENCH_DIR", "Options", "run_benchmarks"]
@@ -126,7 +126,7 @@ def _start_workers(options: Options, notes: list[str]) -> tuple[list[WorkerProce
                 entry["skipped"] = "benchmarks/ts/node_modules missing (run bash scripts/bench to install)"
                 notes.append(f"skipped {info.label}: {entry['skipped']}")
                 continue
-            worker = WorkerProcess(info, [node, "worker.mjs", info.name], TS_DIR, dict(os.environ))
+            worker = WorkerProcess(info, [node, "--expose-gc", "worker.mjs", info.name], TS_DIR, dict(os.environ))
         hello = worker.ask({"op": "hello"})
         if not hello.get("ok"):
             worker.close()
@@ -296,6 +296,7 @@ def run_benchmarks(options: Options) -> dict[str, Any]:
             "memory_rounds": options.memory_rounds,
             "reps_per_round": options.reps,
             "warmup_runs": WARMUP_RUNS,
+            "rewarm_runs": REWARM_RUNS,
             "slow_cutoff_s": options.slow_cutoff,
             "duration_s": round(time.time() - started, 1),
             "commit": _git_commit(),

@@ -192,7 +192,14 @@ def render(doc: dict[str, Any]) -> str:
         f"runtime in turn (order rotating), up to {meta['reps_per_round']} runs per case per round, after a warm-up of "
         f"{meta.get('warmup_runs', 1)} runs when a case is first built (fewer when they take over 3 s); "
         f"a runtime slower than {meta['slow_cutoff_s']} s on a case is not re-run in later rounds. "
-        f"Memory and start-up: a fresh process per sample ({meta['memory_rounds']} memory rounds). "
+        + (
+            "Cases are isolated alike for every runtime: a worker holds one built case at a time, "
+            "dropping the one before and running `gc.collect()` (node: `gc()` when exposed) before it "
+            f"builds the next; a case rebuilt in a later round is warmed with {meta['rewarm_runs']} runs. "
+            if "rewarm_runs" in meta
+            else "Built cases stay alive in their worker for the whole run. "
+        )
+        + f"Memory and start-up: a fresh process per sample ({meta['memory_rounds']} memory rounds). "
         "Ratios use the minimum.",
     ]
     for note in doc.get("notes", []):

@@ -9,11 +9,16 @@ answers each with one JSON line on stdout:
   "times": [seconds, ...]}``, ``{"ok": false, "na": reason}`` or ``{"ok": false, "error"}``;
 - ``{"op": "quit"}``.
 
-Built cases are cached, so later rounds time the run only. A new case is warmed with
-``WARMUP_RUNS`` untimed runs (CPython 3.11 specialises a function from its 8th call: a
-single warm-up overstates the chain by ~25%), or for ``WARMUP_SECONDS`` when it is slow.
-Every run happens on one event loop kept for the worker's lifetime, after a
-``gc.collect()``; a workload id ending in ``.nogc`` runs its base workload with the
+A worker holds one built case at a time, as ``benchmarks/floors.py`` measures: asked for
+another case, it drops the one it holds and runs ``gc.collect()`` before building the new
+one, so no case is timed beside the heap of the others (a large live heap makes every
+collector pass longer, which is the runtime's cost only for what it built itself). The
+build is not timed. A case is warmed with ``WARMUP_RUNS`` untimed runs the first time the
+worker builds it (CPython 3.11 specialises a function from its 8th call: a single warm-up
+overstates the chain by ~25%) and ``REWARM_RUNS`` when it is rebuilt in a later round
+(the code is specialised by then), or for ``WARMUP_SECONDS`` when it is slow. Every run
+happens on one event loop kept for the worker's lifetime, after a ``gc.collect()``; a
+workload id ending in ``.nogc`` runs its base workload with the
 garbage collector paused during the timed run (W2 is reported with and without GC).
 
 ``python -m flowbench.worker RUNTIME --memory K`` measures W5 once (fresh process) and
@@ -33,9 +38,10 @@ from typing import Any
 
 from .runtimes import Adapter, Unavailable, load_adapter
 
-__all__ = ["WARMUP_RUNS", "WARMUP_SECONDS", "main"]
+__all__ = ["REWARM_RUNS", "WARMUP_RUNS", "WARMUP_SECONDS", "main"]
 
 WARMUP_RUNS = 10
+REWARM_RUNS = 2
 WARMUP_SECONDS = 3.0
 NO_GC = ".nogc"
 
@@ -46,7 +52,8 @@ class Worker:
     def __init__(self, adapter: Adapter) -> None:
         self.adapter = adapter
         self.loop = asyncio.new_event_loop()
-        self.cases: dict[tuple[str, int], Callable[[], Awaitable[Any]]] = {}
+        self.cases: dict[tuple[str, int], Callable[[], Awaitable[Any]]] = {}  # at most one
+        self.built: set[tuple[str, int]] = set()  # cases built before (warmed once already)
 
     def hello(self) -> dict[str, Any]:
         return {
@@ -72,18 +79,22 @@ class Worker:
         times: list[float] = []
         fn = self.cases.get(key)
         if fn is None:
+            self.cases.clear()  # release the case held before, so its heap is not timed here
+            gc.collect()
             try:
                 fn = factory(size)
             except Unavailable as reason:
                 return {"ok": False, "na": str(reason)}
             self.cases[key] = fn
+            warm_runs = REWARM_RUNS if key in self.built else WARMUP_RUNS
+            self.built.add(key)
             if warmup:
                 first = self._time(fn)
                 if first > 1.0:  # slow enough that the warm-up is a fair sample and a rerun costs
                     times.append(first)
                 else:
                     warmed, runs = first, 1
-                    while runs < WARMUP_RUNS and warmed < WARMUP_SECONDS:
+                    while runs < warm_runs and warmed < WARMUP_SECONDS:
                         warmed += self._time(fn)
                         runs += 1
         spent = sum(times)

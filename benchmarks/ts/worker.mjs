@@ -300,6 +300,9 @@ async function main() {
       const times = []
       let fn = cases.get(key)
       if (!fn) {
+        // one built case at a time, as the Python workers hold them (see flowbench/worker.py)
+        cases.clear()
+        globalThis.gc?.()
         fn = factory(size)
         cases.set(key, fn)
         if (command.warmup ?? true) {

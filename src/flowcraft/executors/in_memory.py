@@ -431,10 +431,12 @@ class InMemoryExecutor:
             start_item = run_limited
 
         loop = asyncio.get_running_loop()
-        if _EAGER:  # Python 3.12+: an item runs until its first real suspension as it is created
-            tasks = [_Task(start_item(index, item), loop=loop, eager_start=True) for index, item in enumerate(items)]
-        else:
+        if loop.get_task_factory() is not None:  # the loop's own factory makes every item's task
             tasks = [loop.create_task(start_item(index, item)) for index, item in enumerate(items)]
+        elif _EAGER:  # Python 3.12+: an item runs until its first real suspension as it is created
+            tasks = [_Task(start_item(index, item), loop=loop, eager_start=True) for index, item in enumerate(items)]
+        else:  # the Task itself: a `loop.create_task` frame less per item
+            tasks = [_Task(start_item(index, item), loop=loop) for index, item in enumerate(items)]
         try:
             outcomes: list[BatchOutcome] = await asyncio.gather(*tasks)
         except BaseException:

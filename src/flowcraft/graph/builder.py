@@ -34,8 +34,9 @@ from __future__ import annotations
 import gc
 import re
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import (
@@ -57,7 +58,7 @@ from .internal_nodes import (
     PARALLEL_CONTAINER_TYPE,
     SUB_WORKFLOW_CONTAINER_TYPE,
 )
-from .models import GraphEdge, GraphNode, WorkflowBlueprint, WorkflowGraph
+from .models import GraphEdge, GraphNode, WorkflowBlueprint, WorkflowGraph, _edge, _node
 from .registry import NodeFactory, ensure_registry
 
 if TYPE_CHECKING:
@@ -203,18 +204,12 @@ class GraphBuilder:
     def _compile(self, raw: WorkflowGraph | Mapping[str, Any]) -> tuple[WorkflowBlueprint, dict[str, dict[str, None]]]:
         """The blueprint, and each node's direct predecessors (as ordered dict keys)."""
         graph = WorkflowGraph.coerce(raw)
-        nodes, flat_edges = self._flatten(graph, "", ())
-        index: dict[str, GraphNode] = {}
-        for node in nodes:
-            if node.id in index:
-                owners = " and ".join(_owner(n) for n in (index[node.id], node))
-                raise DuplicateNodeIdError(
-                    f"Two nodes of the flattened graph have the id {node.id!r} ({owners}): an id "
-                    "generated for an inlined sub-workflow (its nodes or its _input_mapper/_output_mapper) "
-                    "collides with another node. Rename one of them.",
-                    node_id=node.id,
-                )
-            index[node.id] = node
+        # A graph parsed here is this build's own: its top-level nodes (and their data) can
+        # go into the blueprint as they are instead of being copied.
+        nodes, flat_edges = self._flatten(graph, "", (), owned=graph is not raw)
+        index = {node.id: node for node in nodes}
+        if len(index) < len(nodes):
+            _duplicate_id(nodes)
         edges = flat_edges
         out: dict[str, list[int]] = {}
         for i, edge in enumerate(edges):
@@ -225,9 +220,7 @@ class GraphBuilder:
                 bucket.append(i)
         if self.conditional_node_types:
             self._insert_conditional_joins(nodes, edges, out, index)
-        removed = self._insert_parallel_containers(nodes, edges, out, index)
-        final = [edge for i, edge in enumerate(edges) if i not in removed] if removed else edges
-        start_id = self._choose_start(nodes, final, index)
+        final = self._insert_parallel_containers(nodes, edges, out, index)
         predecessors: dict[str, dict[str, None]] = {}
         for edge in final:
             preds = predecessors.get(edge.target)
@@ -235,18 +228,19 @@ class GraphBuilder:
                 predecessors[edge.target] = {edge.source: None}
             else:
                 preds[edge.source] = None
+        start_id = self._choose_start(nodes, final, index, predecessors)
         # Keys in Flowcraft TS's order: first appearance as an edge target, then the nodes
-        # nobody targets (count 0), so the JSON compares byte for byte.
+        # nobody targets (count 0: the start, or the root container), so the JSON compares
+        # byte for byte.
         counts = {target: len(preds) for target, preds in predecessors.items()}
-        if len(counts) < len(nodes):
-            counts.update((node.id, 0) for node in nodes if node.id not in counts)
+        counts[start_id] = 0
         blueprint = WorkflowBlueprint(
             tuple(nodes), tuple(final), start_id, counts, _original_producers(nodes, predecessors)
         )
         return blueprint, predecessors
 
     def _flatten(
-        self, graph: WorkflowGraph, prefix: str, chain: tuple[str | int, ...]
+        self, graph: WorkflowGraph, prefix: str, chain: tuple[str | int, ...], owned: bool = False
     ) -> tuple[list[GraphNode], list[GraphEdge]]:
         where = "" if not chain else f" in sub-workflow {chain[-1]!r} (inlined as {prefix[:-1]!r})"
         kinds: dict[str, bool] = {}  # local id -> is a sub-workflow node
@@ -290,7 +284,11 @@ class GraphBuilder:
                     node_id=node_id,
                     path=f"nodes[{i}].data.workflowId",
                 )
-            nodes.append(GraphNode(node_id, node.type, {**data, "originalId": node.id}, node.config, node.extra))
+            if owned:
+                data["originalId"] = node.id
+                nodes.append(node)
+            else:
+                nodes.append(_node(node_id, node.type, {**data, "originalId": node.id}, node.config, node.extra))
 
         for i, edge in enumerate(graph.edges):
             if edge.source not in kinds or edge.target not in kinds:
@@ -464,49 +462,75 @@ class GraphBuilder:
         edges: list[GraphEdge],
         out: dict[str, list[int]],
         index: dict[str, GraphNode],
-    ) -> set[int]:
+    ) -> list[GraphEdge]:
         """Put a container in front of each action group with several successors;
-        returns the indexes of the edges it replaced."""
+        returns the edges, those it replaced left out."""
         conditional = self.conditional_node_types
-        removed: set[int] = set()
-        for node in list(nodes):
-            indexes = out.get(node.id)
+        keep: bytearray | None = None
+        for n in range(len(nodes)):  # not the containers added on the way
+            node = nodes[n]
+            node_id = node.id
+            indexes = out.get(node_id)
             if indexes is None or len(indexes) < 2 or node.type in conditional:
                 continue
             action = edges[indexes[0]].action
-            if all(edges[i].action == action for i in indexes):
-                groups: dict[str | None, list[int]] = {action: indexes}
-                multi, plain = [action], action
-            else:
-                groups = {}
-                for i in indexes:
-                    groups.setdefault(edges[i].action, []).append(i)
-                multi = [action for action, group in groups.items() if len(group) >= 2]
-                if not multi:
-                    continue
-                # The default action's group (else the first group) gets the plain name;
-                # every other group is named after its action. So the literal action
-                # "default" (an ordinary string) gets "__default", apart from the default
-                # action's group.
-                plain = None if len(groups.get(None, ())) >= 2 else multi[0]
-            for action in multi:
-                group = groups[action]
-                suffix = "" if action == plain else f"__{action}"
-                container_id = f"{node.id}__parallel_container{suffix}"
+            for i in indexes:
+                if edges[i].action != action:
+                    break
+            else:  # the common case: one group, named <id>__parallel_container
+                container_id = f"{node_id}__parallel_container"
                 if container_id in index:
-                    _claim(index, container_id, node.id)
-                container = GraphNode(container_id, PARALLEL_CONTAINER_TYPE, {})
+                    _claim(index, container_id, node_id)
+                container = _node(container_id, PARALLEL_CONTAINER_TYPE, {})
                 nodes.append(container)
                 index[container_id] = container
-                removed.update(group)
-                edges.append(GraphEdge(node.id, container_id, action))
-                for i in group:
-                    edges.append(GraphEdge(container_id, edges[i].target))
-        return removed
+                edges.append(_edge(node_id, container_id, action))
+                if keep is None:
+                    keep = bytearray(b"\x01") * len(edges)
+                for i in indexes:
+                    keep[i] = 0
+                    edges.append(_edge(container_id, edges[i].target))
+                continue
+            groups: dict[str | None, list[int]] = {}
+            for j in indexes:
+                groups.setdefault(edges[j].action, []).append(j)
+            multi = [action for action, group in groups.items() if len(group) >= 2]
+            if not multi:
+                continue
+            # The default action's group (else the first group) gets the plain name; every
+            # other group is named after its action. So the literal action "default" (an
+            # ordinary string) gets "__default", apart from the default action's group.
+            plain = None if len(groups.get(None, ())) >= 2 else multi[0]
+            if keep is None:
+                keep = bytearray(b"\x01") * len(edges)
+            for action in multi:
+                container_id = (
+                    f"{node_id}__parallel_container" if action == plain else f"{node_id}__parallel_container__{action}"
+                )
+                if container_id in index:
+                    _claim(index, container_id, node_id)
+                container = _node(container_id, PARALLEL_CONTAINER_TYPE, {})
+                nodes.append(container)
+                index[container_id] = container
+                edges.append(_edge(node_id, container_id, action))
+                for i in groups[action]:
+                    keep[i] = 0
+                    edges.append(_edge(container_id, edges[i].target))
+        if keep is None:
+            return edges
+        keep.extend(b"\x01" * (len(edges) - len(keep)))
+        return list(compress(edges, keep))
 
-    def _choose_start(self, nodes: list[GraphNode], edges: list[GraphEdge], index: dict[str, GraphNode]) -> str:
-        targets = {edge.target for edge in edges}
-        starts = [node.id for node in nodes if node.id not in targets]
+    def _choose_start(
+        self,
+        nodes: list[GraphNode],
+        edges: list[GraphEdge],
+        index: dict[str, GraphNode],
+        predecessors: dict[str, dict[str, None]],
+    ) -> str:
+        """The start node's id; several nodes without predecessors get a root container
+        (its edges added to ``edges`` and ``predecessors``)."""
+        starts = [node.id for node in nodes if node.id not in predecessors]
         if not starts:
             if not nodes:
                 raise NoStartNodeError("The graph has no nodes, so there is nothing to start.")
@@ -522,7 +546,9 @@ class GraphBuilder:
         root = GraphNode(ROOT_PARALLEL_START_ID, PARALLEL_CONTAINER_TYPE, {})
         nodes.append(root)
         index[ROOT_PARALLEL_START_ID] = root
-        edges.extend(GraphEdge(ROOT_PARALLEL_START_ID, start) for start in starts)
+        for start in starts:
+            edges.append(_edge(ROOT_PARALLEL_START_ID, start))
+            predecessors[start] = {ROOT_PARALLEL_START_ID: None}
         return ROOT_PARALLEL_START_ID
 
 
@@ -543,6 +569,21 @@ class _CollectorPaused:
     def __exit__(self, *exc: object) -> None:
         if self.enabled:
             gc.enable()
+
+
+def _duplicate_id(nodes: list[GraphNode]) -> None:
+    """Raise for the first id that two nodes of a flattened graph share."""
+    index: dict[str, GraphNode] = {}
+    for node in nodes:
+        if node.id in index:
+            owners = " and ".join(_owner(n) for n in (index[node.id], node))
+            raise DuplicateNodeIdError(
+                f"Two nodes of the flattened graph have the id {node.id!r} ({owners}): an id "
+                "generated for an inlined sub-workflow (its nodes or its _input_mapper/_output_mapper) "
+                "collides with another node. Rename one of them.",
+                node_id=node.id,
+            )
+        index[node.id] = node
 
 
 def _check_retry_on(names: Any, node_id: str, where: str, i: int) -> None:
@@ -639,29 +680,44 @@ def _find_branch_terminals(
 
 def _original_producers(nodes: list[GraphNode], predecessors: Mapping[str, Mapping[str, None]]) -> dict[str, list[str]]:
     """Each node's user-defined producers, looking through internal wiring nodes."""
+    # memo: node id -> what it stands for as a producer (a user node: its original id; an
+    # internal node: its own producers, filled in on first use).
     memo: dict[str, tuple[str, ...]] = {}
-    index: dict[str, GraphNode] = {}
+    wiring: dict[str, bool] = {}  # node type -> looked through
     for node in nodes:
-        if node.type.startswith("__internal_") and node.type != OUTPUT_MAPPER_TYPE:
-            index[node.id] = node
-        else:
+        node_type = node.type
+        through = wiring.get(node_type)
+        if through is None:
+            through = wiring[node_type] = node_type.startswith("__internal_") and node_type != OUTPUT_MAPPER_TYPE
+        if not through:
             original = node.data.get("originalId", node.id)
             memo[node.id] = (original if isinstance(original, str) else node.id,)
 
     def producers(node_id: str) -> tuple[str, ...]:
-        found = memo.get(node_id)
-        if found is not None:
-            return found
+        preds = predecessors.get(node_id, ())
+        if len(preds) == 1:  # the common case: a container or mapper after one node
+            for pred in preds:
+                found = memo.get(pred)
+                if found is not None:
+                    memo[node_id] = found
+                    return found
         memo[node_id] = ()  # guards cycles of internal nodes
-        collected: dict[str, None] = {}
-        for pred in predecessors.get(node_id, ()):
-            collected.update(dict.fromkeys(producers(pred)))
-        memo[node_id] = result = tuple(collected)
+        result = gather(preds)
+        memo[node_id] = result
         return result
 
+    def gather(preds: Iterable[str]) -> tuple[str, ...]:
+        collected: dict[str, None] = {}
+        for pred in preds:
+            found = memo.get(pred)
+            for producer in found if found is not None else producers(pred):
+                collected[producer] = None
+        return tuple(collected)
+
     originals: dict[str, list[str]] = {}
-    for node in nodes:
-        preds = predecessors.get(node.id)
+    for node in nodes:  # in node order, as Flowcraft TS writes the map
+        node_id = node.id
+        preds = predecessors.get(node_id)
         if not preds:
             continue
         if len(preds) == 1:
@@ -670,12 +726,13 @@ def _original_producers(nodes: list[GraphNode], predecessors: Mapping[str, Mappi
             if result is None:
                 result = producers(pred)
             if result:
-                originals[node.id] = list(result)
+                originals[node_id] = list(result)
             continue
         collected: dict[str, None] = {}
         for pred in preds:
-            result = memo.get(pred)
-            collected.update(dict.fromkeys(result if result is not None else producers(pred)))
+            found = memo.get(pred)
+            for producer in found if found is not None else producers(pred):
+                collected[producer] = None
         if collected:
-            originals[node.id] = list(collected)
+            originals[node_id] = list(collected)
     return originals

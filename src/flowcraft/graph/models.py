@@ -312,6 +312,69 @@ class GraphEdge:
         return GraphEdge(source, target, self.action, self.id, self.extra)
 
 
+class _NodeLayout:
+    """The slots of [`GraphNode`][flowcraft.graph.GraphNode], without its frozen ``__setattr__``:
+    ``_node`` fills one with plain slot stores and then makes it a ``GraphNode``."""
+
+    __slots__ = GraphNode.__slots__
+    id: str
+    type: str
+    data: dict[str, Any]
+    config: dict[str, Any] | None
+    extra: Mapping[str, Any]
+
+
+class _EdgeLayout:
+    """The slots of [`GraphEdge`][flowcraft.graph.GraphEdge], for ``_edge``."""
+
+    __slots__ = GraphEdge.__slots__
+    source: str
+    target: str
+    action: str | None
+    id: str | None
+    extra: Mapping[str, Any]
+
+
+_new = object.__new__
+
+
+def _node(
+    node_id: str,
+    node_type: str,
+    data: dict[str, Any],
+    config: dict[str, Any] | None = None,
+    extra: Mapping[str, Any] = _NO_EXTRA,
+) -> GraphNode:
+    """A ``GraphNode`` built about twice as fast as through its constructor (the builder
+    makes several per node of a graph); the arguments are taken as they are."""
+    node = _new(_NodeLayout)
+    node.id = node_id
+    node.type = node_type
+    node.data = data
+    node.config = config
+    node.extra = extra
+    node.__class__ = GraphNode  # type: ignore[assignment]
+    return node  # type: ignore[return-value]
+
+
+def _edge(
+    source: str,
+    target: str,
+    action: str | None = None,
+    edge_id: str | None = None,
+    extra: Mapping[str, Any] = _NO_EXTRA,
+) -> GraphEdge:
+    """A ``GraphEdge`` built as ``_node`` builds nodes."""
+    edge = _new(_EdgeLayout)
+    edge.source = source
+    edge.target = target
+    edge.action = action
+    edge.id = edge_id
+    edge.extra = extra
+    edge.__class__ = GraphEdge  # type: ignore[assignment]
+    return edge  # type: ignore[return-value]
+
+
 _NODE_SET_ID, _NODE_SET_TYPE, _NODE_SET_DATA, _NODE_SET_CONFIG, _NODE_SET_EXTRA = (
     GraphNode.__dict__[name].__set__ for name in ("id", "type", "data", "config", "extra")
 )
@@ -339,12 +402,12 @@ def _nodes_and_edges(
                 size = len(raw)
                 if size == 2:
                     if next(iter(raw)) == "id":
-                        nodes.append(GraphNode(node_id, node_type, {}, None, _NO_DATA))
+                        nodes.append(_node(node_id, node_type, {}, None, _NO_DATA))
                         continue
                 elif size == 3:
                     data = raw.get("data")
                     if type(data) is dict and tuple(raw) == _PLAIN_NODE_KEYS:
-                        nodes.append(GraphNode(node_id, node_type, dict(data)))
+                        nodes.append(_node(node_id, node_type, dict(data)))
                         continue
         nodes.append(GraphNode.from_dict(raw, f"nodes[{i}]"))
     edges: list[GraphEdge] = []
@@ -352,7 +415,7 @@ def _nodes_and_edges(
         if type(raw) is dict and len(raw) == 2:
             source, target = raw.get("source"), raw.get("target")
             if type(source) is str and source and type(target) is str and target and next(iter(raw)) == "source":
-                edges.append(GraphEdge(source, target))
+                edges.append(_edge(source, target))
                 continue
         edges.append(GraphEdge.from_dict(raw, f"edges[{i}]"))
     return tuple(nodes), tuple(edges)
