@@ -478,18 +478,9 @@ class GraphBuilder:
                 if edges[i].action != action:
                     break
             else:  # the common case: one group, named <id>__parallel_container
-                container_id = f"{node_id}__parallel_container"
-                if container_id in index:
-                    _claim(index, container_id, node_id)
-                container = _node(container_id, PARALLEL_CONTAINER_TYPE, {})
-                nodes.append(container)
-                index[container_id] = container
-                edges.append(_edge(node_id, container_id, action))
                 if keep is None:
                     keep = bytearray(b"\x01") * len(edges)
-                for i in indexes:
-                    keep[i] = 0
-                    edges.append(_edge(container_id, edges[i].target))
+                _add_container(nodes, edges, index, keep, node_id, f"{node_id}__parallel_container", action, indexes)
                 continue
             groups: dict[str | None, list[int]] = {}
             for j in indexes:
@@ -507,15 +498,7 @@ class GraphBuilder:
                 container_id = (
                     f"{node_id}__parallel_container" if action == plain else f"{node_id}__parallel_container__{action}"
                 )
-                if container_id in index:
-                    _claim(index, container_id, node_id)
-                container = _node(container_id, PARALLEL_CONTAINER_TYPE, {})
-                nodes.append(container)
-                index[container_id] = container
-                edges.append(_edge(node_id, container_id, action))
-                for i in groups[action]:
-                    keep[i] = 0
-                    edges.append(_edge(container_id, edges[i].target))
+                _add_container(nodes, edges, index, keep, node_id, container_id, action, groups[action])
         if keep is None:
             return edges
         keep.extend(b"\x01" * (len(edges) - len(keep)))
@@ -618,6 +601,28 @@ def _claim(index: Mapping[str, GraphNode], generated_id: str, owner: str) -> Non
             "already has a node with that id. Rename that node.",
             node_id=generated_id,
         )
+
+
+def _add_container(
+    nodes: list[GraphNode],
+    edges: list[GraphEdge],
+    index: dict[str, GraphNode],
+    keep: bytearray,
+    node_id: str,
+    container_id: str,
+    action: str | None,
+    members: list[int],
+) -> None:
+    """Put the parallel container ``container_id`` between ``node_id`` and the targets of
+    the edges ``members`` (on ``action``); those edges are marked not kept."""
+    _claim(index, container_id, node_id)
+    container = _node(container_id, PARALLEL_CONTAINER_TYPE, {})
+    nodes.append(container)
+    index[container_id] = container
+    edges.append(_edge(node_id, container_id, action))
+    for i in members:
+        keep[i] = 0
+        edges.append(_edge(container_id, edges[i].target))
 
 
 def _reprefix_inputs(
