@@ -21,7 +21,8 @@ from .codec import decode, encode
 __all__ = ["RecordingContext"]
 
 _MISSING: Any = object()
-_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+IMMUTABLE_TYPES = frozenset({str, int, float, bool, type(None)})
+"""Value types a decoded context value can be shared as (no node can change it in place)."""
 
 
 class RecordingContext:
@@ -236,7 +237,7 @@ class RecordingContext:
         ``float``, ``bool`` or ``None``): a context over the same values after this
         node's commit can start from them instead of decoding them again (a mutable
         value is always decoded afresh, so no node sees another node's unsaved change)."""
-        return {name: value for name, value in self._decoded.items() if type(value) in _IMMUTABLE}
+        return {name: value for name, value in self._decoded.items() if type(value) in IMMUTABLE_TYPES}
 
     def __repr__(self) -> str:
         return f"RecordingContext(keys={list(self._raw)!r})"

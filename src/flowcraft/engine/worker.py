@@ -82,7 +82,7 @@ from .jobs import ACTIVE_STATES, Commit, Failure, Job, JobState, Park
 from .metering import StoreBudget, failure_details
 from .plan import JobPlan, blueprint_hash, describe_change, flow_from_factory
 from .protocols import JobQueue, RunStore, WaitStore, check_queue, check_store
-from .recording import RecordingContext
+from .recording import IMMUTABLE_TYPES, RecordingContext
 
 __all__ = ["JobWorker"]
 
@@ -100,8 +100,6 @@ CRASH_ALIASES = {"after_context_write": "after_complete", "after_join_update": "
                  "before_enqueue": "after_complete", "before_commit": "before_complete",
                  "after_commit": "after_complete"}  # fmt: skip
 
-
-_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 _Follow = tuple[Job, "JobState | None", "Mapping[str, Any] | None"]
 """The next job a worker runs inline, with its state and its context's decoded values."""
@@ -921,7 +919,7 @@ class JobWorker:
         if last is not None and last[0] == text:
             return last[1]
         params = decode(text, key="<params>")
-        if type(params) is dict and all(type(value) in _IMMUTABLE for value in params.values()):
+        if type(params) is dict and all(type(value) in IMMUTABLE_TYPES for value in params.values()):
             self._params = (text, params)
         return params  # type: ignore[no-any-return]
 
