@@ -335,11 +335,12 @@ class InMemoryExecutor:
         signal, ctx, logger = scope.signal, scope.ctx, scope.logger
         run = node.run_lifecycle if scope.chain is None else scope.chain
         name, new_args = type(node).__name__, object.__new__
-        # What each item runs, decided once: a plain Flow's inner walk straight from the
-        # item (see `_direct_subflow`), or the node's lifecycle.
+        # What each item runs, decided once: a plain node's lifecycle steps inline, a plain
+        # Flow's inner walk straight from the item (see `_direct_subflow`), or the lifecycle.
         inline = scope.chain is None and node._walk_plan[1]
         subflow = inline and _direct_subflow(node) and self._plain_walk()
         plain: Node[Any, Any, Any] = node  # type: ignore[assignment]
+        _, _, prep_mode, exec_mode, post_mode = node._walk_plan
         start = getattr(node, "start_node", None)
 
         async def run_item(index: int, item: Mapping[str, Any]) -> BatchOutcome:
@@ -370,9 +371,42 @@ class InMemoryExecutor:
                 args.executor = self
                 args.node = node
                 args.scope = scope
-                if not concurrent and signal.aborted:  # (concurrent items: the lifecycle checks)
+                if (inline or not concurrent) and signal.aborted:  # (else the lifecycle checks)
                     raise signal.error()
-                action = await run(args)
+                if inline:  # Node.run_lifecycle's steps (as in `walk`): a coroutine less per item
+                    if prep_mode:
+                        try:
+                            result = plain.prep(args)
+                            if prep_mode is ASYNC:
+                                result = await result
+                        except Exception as error:
+                            wrapped = plain._wrap_error(error, "prep")
+                            raise wrapped from wrapped.__cause__
+                        args.prep_res = result
+                        if signal.aborted:
+                            raise signal.error()
+                    result = None
+                    try:
+                        if exec_mode:
+                            result = plain.exec(args)
+                            if exec_mode is ASYNC:
+                                result = await result
+                    except Exception as error:
+                        result = await plain._exec_failed(args, error)
+                    args.exec_res = result
+                    if signal.aborted:
+                        raise signal.error()
+                    action = None
+                    if post_mode:
+                        try:
+                            action = plain.post(args)
+                            if post_mode is ASYNC:
+                                action = await action
+                        except Exception as error:
+                            wrapped = plain._wrap_error(error, "post")
+                            raise wrapped from wrapped.__cause__
+                else:
+                    action = await run(args)
             except (AbortError, FatalWorkflowError):
                 raise
             except Exception as error:
