@@ -373,7 +373,9 @@ class InMemoryExecutor:
                 args.scope = scope
                 if (inline or not concurrent) and signal.aborted:  # (else the lifecycle checks)
                     raise signal.error()
-                if inline:  # Node.run_lifecycle's steps (as in `walk`): a coroutine less per item
+                # Node.run_lifecycle's steps (as in `walk`; change all three together): a coroutine
+                # less per item, W3 batch 1.15x gather with it, 1.20-1.23x without (same run)
+                if inline:
                     if prep_mode:
                         try:
                             result = plain.prep(args)
