@@ -180,7 +180,7 @@ class InMemoryExecutor:
                 action = await chain(args)
             elif not inline:
                 action = await node.run_lifecycle(args)
-            else:  # Node.run_lifecycle's steps, inline: one coroutine less per node (~0.09 µs)
+            else:  # Node.run_lifecycle's steps inline (change all three together): ~0.09 µs less per node
                 plain: Node[Any, Any, Any] = node  # type: ignore[assignment]
                 if prep_mode:
                     try:
