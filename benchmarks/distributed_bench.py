@@ -444,7 +444,46 @@ def render(doc: dict) -> str:
         for label, row in [*cases, (f"chain of {meta['chain']:,}, 1 worker", chain)]:
             before = f"{row['baseline']['cpu_ms']:.2f}" if "baseline" in row else "-"
             lines.append(f"| {label} | {row['raw']['cpu_ms']:.2f} | {row['cpu_ms']:.2f} | {before} |")
+    lines += render_targets(doc)
     return "\n".join(lines)
+
+
+def render_targets(doc: dict) -> list[str]:
+    """Issue 14's targets against this run: medians, with the rounds' range."""
+    chain = doc["chain"]
+    lines = [
+        "",
+        "Against issue 14's targets, in this run (medians, the rounds' range in brackets; on a shared",
+        "machine a median near a target can fall on either side of it in another run):",
+        "",
+        "| target | this run | met? |",
+        "|---|---|---|",
+    ]
+
+    def verdict(ok: bool, worst_ok: bool) -> str:
+        if not ok:
+            return "**no**"
+        return "yes" if worst_ok else "yes (median; not every round)"
+
+    for row in doc["fanout"]:
+        workers = f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}"
+        low, high = row["ratio_range"]
+        met = verdict(row["ratio"] >= 0.7, low >= 0.7)
+        lines.append(f"| fan-out ≥ 0.7x raw BullMQ, {workers} | {row['ratio']:.2f} ({low:.2f} to {high:.2f}) | {met} |")
+    low, high = chain["hop_ratio_range"]
+    met = verdict(chain["hop_ratio"] <= 1.5, high <= 1.5)
+    lines.append(f"| chain hop ≤ 1.5x a raw job hop | {chain['hop_ratio']:.2f}x ({low:.2f} to {high:.2f}) | {met} |")
+    ours = max(row["ours"] for row in doc["fanout"])
+    lines.append(
+        f"| ≤ 3 round trips of ours per node job | {ours:.2f} fan-out, {chain['ours']:.2f} chain "
+        f"| {'yes' if max(ours, chain['ours']) <= 3 else '**no**'} |"
+    )
+    lines += [
+        "",
+        "What changed in each round, and the figures of earlier runs, are in",
+        "[Performance notes](performance-notes.md).",
+    ]
+    return lines
 
 
 if __name__ == "__main__":

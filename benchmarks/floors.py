@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import itertools
 import json
 import subprocess
 import sys
@@ -36,69 +35,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flowbench.runtimes import handwritten
+
 N = 10_000
 K = 10_000
 ITEMS = 10_000
-
-
-class Args:
-    """A 12-field args record (what NodeArgs holds)."""
-
-    __slots__ = (
-        "ctx",
-        "error",
-        "exec_res",
-        "executor",
-        "incoming_action",
-        "logger",
-        "name",
-        "node",
-        "params",
-        "prep_res",
-        "scope",
-        "signal",
-    )  # fmt: skip
-
-    def __init__(self, ctx: Any, params: Any, signal: Any, logger: Any, name: str, node: Any, action: Any) -> None:
-        self.ctx, self.params, self.signal, self.logger = ctx, params, signal, logger
-        self.prep_res = self.exec_res = self.error = None
-        self.name, self.executor, self.node, self.scope, self.incoming_action = name, None, node, None, action
-
-
-class Signal:
-    __slots__ = ("aborted",)
-
-    def __init__(self) -> None:
-        self.aborted = False
-
-
-class FloorNode:
-    """prep and post not overridden (skipped), exec awaited."""
-
-    def __init__(self) -> None:
-        self.successors: dict[str, list[FloorNode]] = {}
-        self.params: dict[str, Any] = {}
-
-    async def exec(self, args: Args) -> Any:
-        return None
-
-
-class SleepNode(FloorNode):
-    async def exec(self, args: Args) -> Any:
-        await asyncio.sleep(0.01)
-
-
-async def walk(node: FloorNode | None, signal: Signal, params: dict[str, Any]) -> Any:
-    action: Any = None
-    while node is not None:
-        if signal.aborted:
-            raise RuntimeError("aborted")
-        args = Args(None, params, signal, None, "FloorNode", node, action)
-        args.exec_res = await node.exec(args)
-        action = "default"
-        bucket = node.successors.get(action)
-        node = bucket[0] if bucket else None
-    return action
 
 
 # ---- the cases: name -> (plain asyncio, floor, flowcraft) ---------------------------------
@@ -119,15 +61,7 @@ def chain_cases(fc: Any) -> tuple[Callable[[], Awaitable[Any]], ...]:
         for step in steps:
             await step()
 
-    nodes = [FloorNode() for _ in range(N)]
-    for a, b in itertools.pairwise(nodes):
-        a.successors["default"] = [b]
-    signal = Signal()
-
-    async def floor() -> None:
-        await walk(nodes[0], signal, {})
-
-    return plain, floor, fc.chain(N)
+    return plain, handwritten.chain(N), fc.chain(N)
 
 
 def fanout_cases(fc: Any | None) -> tuple[Callable[[], Awaitable[Any]], ...]:
@@ -135,37 +69,7 @@ def fanout_cases(fc: Any | None) -> tuple[Callable[[], Awaitable[Any]], ...]:
         await asyncio.gather(*(sleep_branch() for _ in range(K)))
         await noop()
 
-    branches = [SleepNode() for _ in range(K)]
-    join = FloorNode()
-    signal = Signal()
-
-    async def floor() -> None:
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        tasks: set[asyncio.Task[Any]] = set()
-        arrivals = [0]
-
-        def on_done(task: asyncio.Task[Any]) -> None:
-            tasks.discard(task)
-            if done.done():
-                return
-            error = task.exception()
-            if error is not None:
-                done.set_exception(error)
-                for other in tasks:
-                    other.cancel()
-                return
-            arrivals[0] += 1
-            if arrivals[0] == K:
-                done.set_result(None)
-
-        for branch in branches:
-            task = loop.create_task(walk(branch, signal, {}))
-            tasks.add(task)
-            task.add_done_callback(on_done)
-        await done
-        await walk(join, signal, {})
-
+    floor = handwritten.fanout(K)
     return plain, floor, (fc.fanout(K) if fc is not None else floor)
 
 
@@ -178,26 +82,7 @@ def batch_cases(fc: Any, subflow: bool) -> tuple[Callable[[], Awaitable[Any]], .
     async def plain() -> None:
         await asyncio.gather(*(item_noop(item) for item in items))
 
-    node = FloorNode()
-    signal = Signal()
-    base: dict[str, Any] = {}
-
-    async def run_item(index: int, item: dict[str, Any]) -> tuple[int, Any, Any, Any]:
-        params = {**base, **item}
-        if subflow:  # the item's own walk of its one-node graph
-            args = Args(None, params, signal, None, "Flow", node, None)
-            action = await walk(node, signal, params)
-        else:
-            args = Args(None, params, signal, None, "FloorNode", node, None)
-            args.exec_res = await node.exec(args)
-            action = "default"
-        return (index, item, action, None)  # the outcome record
-
-    async def floor() -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*[loop.create_task(run_item(i, item)) for i, item in enumerate(items)])
-
-    return plain, floor, fc.batch(items, subflow)
+    return plain, handwritten.batch(items, handwritten.FloorNode(), subflow), fc.batch(items, subflow)
 
 
 class FlowcraftCases:
@@ -248,7 +133,6 @@ class FlowcraftCases:
 def build_times(src: str | None, rounds: int) -> tuple[dict[int, float], dict[int, float]]:
     """Best build times (s) of the layered DAG at V = 5k and 10k: the plain-dict floor's and
     Flowcraft's, interleaved."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from flowbench.runtimes.floor import build_plain
     from flowbench.workloads import dag_description
 

@@ -111,7 +111,7 @@ def _start_workers(options: Options, notes: list[str]) -> tuple[list[WorkerProce
     for info in PYTHON_RUNTIMES + NODE_RUNTIMES:
         entry: dict[str, Any] = {"label": info.label, "lang": info.lang, "floor": info.floor}
         status[info.name] = entry
-        if options.runtimes and info.name not in options.runtimes and not info.is_floor:
+        if options.runtimes and not info.is_floor and not _selected(info, options.runtimes):
             entry["skipped"] = "not selected"
             continue
         if info.lang == "python":
@@ -133,12 +133,22 @@ def _start_workers(options: Options, notes: list[str]) -> tuple[list[WorkerProce
             entry["skipped"] = hello.get("error", "unavailable")
             notes.append(f"skipped {info.label}: {entry['skipped']}")
             continue
-        entry.update(version=hello["version"], import_argv=hello.get("import_argv"), hello_argv=hello.get("hello_argv"))
+        entry.update(
+            version=hello["version"],
+            import_argv=hello.get("import_argv"),
+            hello_argv=hello.get("hello_argv"),
+            unsupported=hello.get("unsupported", {}),
+        )
         if entry["import_argv"]:  # once untimed, so bytecode caches exist before any import is timed
             cwd = BENCH_DIR if info.lang == "python" else TS_DIR
             subprocess.run(entry["import_argv"], cwd=cwd, env=_python_env(), capture_output=True, check=False)
         workers.append(worker)
     return workers, status
+
+
+def _selected(info: RuntimeInfo, chosen: tuple[str, ...]) -> bool:
+    """Whether ``--runtime`` chose ``info`` (the hand-written floor comes with Flowcraft)."""
+    return info.name in chosen or (info.name == "handwritten" and "flowcraft" in chosen)
 
 
 def _cases(options: Options) -> list[tuple[Workload, int]]:
@@ -156,6 +166,8 @@ def _cases(options: Options) -> list[tuple[Workload, int]]:
 def _fresh_sample(workload: Workload, size: int, worker: WorkerProcess, entry: dict[str, Any]) -> dict[str, Any]:
     """One sample of a ``fresh`` workload, in new processes."""
     info = worker.info
+    if workload.id in entry.get("unsupported", {}):
+        return {"ok": False, "na": entry["unsupported"][workload.id]}
     if workload.id == "w5.memory":
         if info.lang == "python":
             argv = [*worker.proc.args[:-1], info.name, "--memory", str(size)]  # type: ignore[index]

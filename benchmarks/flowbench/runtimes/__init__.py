@@ -76,6 +76,7 @@ class RuntimeInfo:
 PYTHON_RUNTIMES: tuple[RuntimeInfo, ...] = (
     RuntimeInfo("asyncio", "plain asyncio (floor)", "python", "asyncio", "flowbench.runtimes.floor", is_floor=True),
     RuntimeInfo("flowcraft", "Flowcraft for Python", "python", "asyncio", "flowbench.runtimes.flowcraft_py"),
+    RuntimeInfo("handwritten", "hand-written engine floor", "python", "asyncio", "flowbench.runtimes.handwritten"),
     RuntimeInfo("pocketflow", "PocketFlow", "python", "asyncio", "flowbench.runtimes.pocketflow_rt"),
     RuntimeInfo("langgraph", "LangGraph", "python", "asyncio", "flowbench.runtimes.langgraph_rt"),
 )
