@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["evaluate_targets", "main", "render"]
+__all__ = ["evaluate_targets", "main", "render", "render_eager"]
 
 FLOWCRAFT = "flowcraft"
 HANDWRITTEN = "handwritten"
@@ -289,14 +289,47 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+EAGER_CASES = ("w3.batch.noop", "w3.batch.sleep", "w3.subflow.noop", "w3.subflow.sleep")
+
+
+def render_eager(doc: dict[str, Any]) -> str:
+    """The section of a W3 run on Python 3.12+, where batch items start eagerly."""
+    r = Results(doc)
+    machine = doc["meta"]["machine"]
+    lines = [
+        f"## W3 on Python {machine['python']}: eager task start",
+        "",
+        "From Python 3.12 a batch item starts running as soon as its task is created "
+        "(`eager_start`), up to its first real wait. The same W3 cases as above, run by "
+        f"`scripts/bench` on CPython {machine['python']} in the same way ({doc['meta']['rounds']} rounds, "
+        "minimum), against `asyncio.gather` on that Python; peers are not installed there. "
+        "Raw samples: `benchmarks/results/py312.json`.",
+        "",
+        "| case | goal | hand-written floor | Flowcraft for Python | met |",
+        "|---|---|---|---|---|",
+    ]
+    for workload in EAGER_CASES:
+        title = r.workloads[workload]["title"]
+        ours = r.floor_ratio(workload, 10_000, FLOWCRAFT)
+        goal, met = "—", ""
+        if workload == "w3.batch.noop":
+            goal = "≤ 1.0x gather"
+            met = "n/a" if ours is None else ("yes" if ours <= 1.0 else "**no**")
+        floor = _ratio(r.floor_ratio(workload, 10_000, HANDWRITTEN))
+        lines.append(f"| {title}, items = 10,000 | {goal} | {floor} | {_ratio(ours)} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flowbench.report RESULTS.json [OUT.md]``."""
+    """``python -m flowbench.report [--eager] RESULTS.json [OUT.md]``."""
     args = sys.argv[1:] if argv is None else argv
+    eager = "--eager" in args
+    args = [arg for arg in args if arg != "--eager"]
     if not args:
-        sys.stderr.write("usage: python -m flowbench.report RESULTS.json [OUT.md]\n")
+        sys.stderr.write("usage: python -m flowbench.report [--eager] RESULTS.json [OUT.md]\n")
         return 2
     doc = json.loads(Path(args[0]).read_text())
-    text = render(doc)
+    text = render_eager(doc) if eager else render(doc)
     if len(args) > 1:
         Path(args[1]).write_text(text)
     else:
