@@ -4,18 +4,27 @@
 row of docs/benchmarks.md). No timing here: the modules loaded are the contract.
 
 ``asyncio`` itself loads ``logging`` and ``inspect`` (CPython 3.11-3.13: ``asyncio.log``,
-``asyncio.coroutines``), so those two cost ``import flowcraft`` nothing and the check
-can only catch them on a Python whose asyncio stops loading them; ``json``, ``uuid``, the
-extras and the on-demand modules are caught on every version."""
+``asyncio.coroutines``), so the probe cannot see flowcraft load those two; a second check
+reads the source of every flowcraft module ``import flowcraft`` loads and fails on a
+module-level import of any of them (imports inside functions and under
+``TYPE_CHECKING`` run on first use or never). One exception: ``inspect`` is how Python
+tells a coroutine function and an awaitable apart (``iscoroutinefunction``,
+``isawaitable``), which the node classes need when they are defined and every run needs;
+asyncio cannot work without loading it, and ``asyncio.iscoroutinefunction``, the only
+other spelling, is deprecated from Python 3.14."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 # Stdlib modules that cost start-up time, and every optional extra (pyproject.toml).
 HEAVY = ("logging", "json", "uuid", "inspect", "sqlite3", "random", "datetime", "re", "tempfile")
+# Loaded by asyncio itself on every supported Python and needed at class definition (above).
+NEEDED_BY_ASYNCIO = ("inspect",)
 EXTRAS = ("redis", "bullmq", "opentelemetry", "mkdocs", "matplotlib")
 # flowcraft modules that load on first use (flowcraft.__getattr__ or a local import).
 ON_DEMAND = (
@@ -59,6 +68,70 @@ def test_import_flowcraft_loads_nothing_heavy_beyond_asyncio() -> None:
         if name.split(".")[0] in HEAVY + EXTRAS or any(name == m or name.startswith(m + ".") for m in ON_DEMAND)
     ]
     assert unwanted == [], f"`import flowcraft` loads {unwanted}: import them on first use instead"
+
+
+def _eager_imports(tree: ast.Module) -> list[str]:
+    """Top-level module names a module imports when it is loaded (module and class
+    bodies, including ``if``/``try`` blocks, but not ``if TYPE_CHECKING:``)."""
+    found: list[str] = []
+
+    def visit(body: list[ast.stmt]) -> None:
+        for stmt in body:
+            if isinstance(stmt, ast.Import):
+                found.extend(alias.name.split(".")[0] for alias in stmt.names)
+            elif isinstance(stmt, ast.ImportFrom) and stmt.level == 0 and stmt.module:
+                found.append(stmt.module.split(".")[0])
+            elif isinstance(stmt, ast.If):
+                if "TYPE_CHECKING" not in ast.unparse(stmt.test):
+                    visit(stmt.body)
+                visit(stmt.orelse)
+            elif isinstance(stmt, ast.Try):
+                visit(stmt.body)
+                for handler in stmt.handlers:
+                    visit(handler.body)
+                visit(stmt.orelse)
+                visit(stmt.finalbody)
+            elif isinstance(stmt, ast.ClassDef | ast.With):
+                visit(stmt.body)
+
+    visit(tree.body)
+    return found
+
+
+def test_no_module_import_flowcraft_loads_imports_a_heavy_module_at_load_time() -> None:
+    import flowcraft
+
+    package = Path(flowcraft.__file__).parent
+    loaded = [name for name in _loaded_by_import() if name == "flowcraft" or name.startswith("flowcraft.")]
+    offenders: dict[str, list[str]] = {}
+    for name in loaded:
+        parts = name.split(".")[1:]
+        path = package.joinpath(*parts)
+        source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        imported = _eager_imports(ast.parse(source.read_text()))
+        heavy = [module for module in imported if module in HEAVY + EXTRAS and module not in NEEDED_BY_ASYNCIO]
+        if heavy:
+            offenders[name] = heavy
+    assert len(loaded) > 5  # the probe saw the package's modules
+    assert offenders == {}, f"imported at load time by `import flowcraft`: {offenders}; import them on first use"
+
+
+def test_the_eager_import_reader_sees_what_runs_at_load_time() -> None:
+    source = """
+import logging
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    import inspect
+try:
+    import json
+except ImportError:
+    import uuid
+class A:
+    import re
+def f():
+    import sqlite3
+"""
+    assert _eager_imports(ast.parse(source)) == ["logging", "typing", "json", "uuid", "re"]
 
 
 def test_the_lazy_names_still_resolve() -> None:

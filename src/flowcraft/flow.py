@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -211,10 +211,12 @@ def _check_run_options(signal: object, controller: object, logger: object) -> No
             else "pass an AbortController(), or its .signal as signal="
         )
         raise TypeError(f"run(): controller= must be an AbortController, got {type(controller).__name__}: {hint}")
-    if logger is not None and (isinstance(logger, logging.Logger) or not isinstance(logger, Logger)):
+    stdlib = sys.modules.get("logging")  # a logging.Logger exists only once logging is loaded
+    is_stdlib = stdlib is not None and isinstance(logger, stdlib.Logger)
+    if logger is not None and (is_stdlib or not isinstance(logger, Logger)):
         hint = (
             "wrap a standard library logger as StdlibLogger(logger)"
-            if isinstance(logger, logging.Logger)
+            if is_stdlib
             else "pass ConsoleLogger(), StdlibLogger(logging.getLogger(...)), or an object with those methods"
         )
         raise TypeError(

@@ -6,14 +6,18 @@ A run logs retry warnings, fallbacks and executor messages to the logger passed 
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol, TextIO, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO, runtime_checkable
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = ["ConsoleLogger", "LevelLogger", "LogLevel", "Logger", "NullLogger", "StdlibLogger"]
 
 LogLevel = Literal["debug", "info", "warn", "error"]
+# The standard library's level numbers (logging.DEBUG ... logging.ERROR), so StdlibLogger
+# passes them on unchanged without `import flowcraft` loading `logging`.
 _LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warn": 30, "error": 40}
 
 
@@ -122,22 +126,18 @@ class ConsoleLogger(LevelLogger):
         print(line, file=self._stream if self._stream is not None else sys.stderr)
 
 
-_STDLIB_LEVELS: dict[str, int] = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
-
-
 class StdlibLogger(LevelLogger):
     """Adapts a [`logging.Logger`][flowcraft.Logger]; the context goes into the record's ``extra``."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
-        self.logger = logger if logger is not None else logging.getLogger("flowcraft")
+        if logger is None:
+            import logging
+
+            logger = logging.getLogger("flowcraft")
+        self.logger = logger
 
     def log(self, level: LogLevel, message: str, context: dict[str, Any]) -> None:
         """Pass the message to the standard-library logger (``warn`` is ``WARNING``)."""
-        number = _STDLIB_LEVELS[level]
+        number = _LEVELS[level]
         if self.logger.isEnabledFor(number):
             self.logger.log(number, message, extra={"flowcraft": context} if context else None)
