@@ -1,11 +1,14 @@
 """Same-run A/B of the in-memory core between two source trees (e.g. main and a branch).
 
-    python benchmarks/ab_core.py OLD_SRC NEW_SRC [--rounds 7]
+    python benchmarks/ab_core.py OLD_SRC NEW_SRC [--rounds 7] [--only chain|w1|fanout|fanin]
 
 Each round runs, in fresh interpreters and alternating order, a chain of N no-op nodes
-a fan-out of K sleeping branches, and the same K branches meeting at one join, with each
-tree's ``flowcraft``; prints the medians
-and the NEW/OLD ratios. No assertion: a tool for closing notes and reviews.
+(no phases), W1's chain (N nodes with an ``async def exec``, as ``scripts/bench`` runs it)
+beside a plain ``await step()`` loop, a fan-out of K sleeping branches, and the same K
+branches meeting at one join, with each tree's ``flowcraft``; prints the medians, ranges
+and the NEW/OLD ratios. W1 is timed in the thread's CPU time (``time.thread_time``): on a
+shared machine wall time mostly measures the other processes. No assertion: a tool for
+closing notes and reviews.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from flowcraft import Flow, Node, ParallelFlow, TypedContext
 
 class Noop(Node):
     pass
+
+class W1Noop(Node):
+    async def exec(self, args):
+        return None
+
+async def step():
+    return None
 
 class Sleep(Node):
     async def exec(self, args):
@@ -42,29 +52,60 @@ async def timed(flow, repeat):
         best = min(best, time.perf_counter() - started)
     return best
 
+async def w1(n, repeat):
+    flow = Flow()
+    current = flow.start(W1Noop())
+    for _ in range(n - 1):
+        current = current.next(W1Noop())
+    steps = [step] * n
+
+    async def loop():
+        for s in steps:
+            await s()
+
+    for _ in range(10):  # CPython 3.11 specialises from a function's 8th call
+        await flow.run(TypedContext())
+        await loop()
+    best_flow = best_loop = float("inf")
+    for _ in range(repeat):  # interleaved: a busy moment hits both
+        started = time.thread_time()
+        await flow.run(TypedContext())
+        best_flow = min(best_flow, time.thread_time() - started)
+        started = time.thread_time()
+        await loop()
+        best_loop = min(best_loop, time.thread_time() - started)
+    return {"w1_chain_cpu_us_per_node": best_flow / n * 1e6, "w1_chain_vs_await_loop": best_flow / best_loop}
+
 async def main():
-    c = chain(10_000)
-    for _ in range(10):
-        await c.run(TypedContext())
-    chain_s = await timed(c, 10)
-    fan = Flow(ParallelFlow([Sleep() for _ in range(10_000)]))
-    await fan.run(TypedContext())
-    fan_s = await timed(fan, 3)
-    branches = [Sleep() for _ in range(10_000)]
-    join = Noop()
-    for branch in branches:
-        branch.next(join)
-    fan_in = Flow(ParallelFlow(branches))
-    await fan_in.run(TypedContext())
-    join_s = await timed(fan_in, 3)
-    print(json.dumps({"chain_us_per_node": chain_s / 10_000 * 1e6, "fanout_10k_s": fan_s, "fanin_join_10k_s": join_s}))
+    only = sys.argv[2]
+    out = {}
+    if only in ("all", "chain"):
+        c = chain(10_000)
+        for _ in range(10):
+            await c.run(TypedContext())
+        out["chain_us_per_node"] = await timed(c, 10) / 10_000 * 1e6
+    if only in ("all", "w1"):
+        out.update(await w1(10_000, 30))
+    if only in ("all", "fanout"):
+        fan = Flow(ParallelFlow([Sleep() for _ in range(10_000)]))
+        await fan.run(TypedContext())
+        out["fanout_10k_s"] = await timed(fan, 3)
+    if only in ("all", "fanin"):
+        branches = [Sleep() for _ in range(10_000)]
+        join = Noop()
+        for branch in branches:
+            branch.next(join)
+        fan_in = Flow(ParallelFlow(branches))
+        await fan_in.run(TypedContext())
+        out["fanin_join_10k_s"] = await timed(fan_in, 3)
+    print(json.dumps(out))
 
 asyncio.run(main())
 """
 
 
-def measure(src: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", CASE, src], capture_output=True, text=True, check=True).stdout
+def measure(src: str, only: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", CASE, src, only], capture_output=True, text=True, check=True).stdout
     return json.loads(out)  # type: ignore[no-any-return]
 
 
@@ -73,16 +114,20 @@ def main() -> int:
     parser.add_argument("old")
     parser.add_argument("new")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", choices=("all", "chain", "w1", "fanout", "fanin"), default="all")
     opts = parser.parse_args()
     samples: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
     for i in range(opts.rounds):
         order = [("old", opts.old), ("new", opts.new)] if i % 2 == 0 else [("new", opts.new), ("old", opts.old)]
         for label, src in order:
-            samples[label].append(measure(src))
+            samples[label].append(measure(src, opts.only))
     for key in samples["old"][0]:
-        old = statistics.median(s[key] for s in samples["old"])
-        new = statistics.median(s[key] for s in samples["new"])
-        print(f"{key:20s} old {old:.4f}  new {new:.4f}  new/old {new / old:.3f}")
+        olds, news = [s[key] for s in samples["old"]], [s[key] for s in samples["new"]]
+        old, new = statistics.median(olds), statistics.median(news)
+        print(
+            f"{key:24s} old {old:.4f} [{min(olds):.4f}-{max(olds):.4f}]  "
+            f"new {new:.4f} [{min(news):.4f}-{max(news):.4f}]  new/old {new / old:.3f}"
+        )
     return 0
 
 

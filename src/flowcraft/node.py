@@ -225,8 +225,9 @@ class AbstractNode:
     _walk_plan: WalkPlan = ("AbstractNode", False, CallMode.SKIP, CallMode.SKIP, CallMode.SKIP)
     """What a walk needs to know to run this node, read once per node: the class name,
     whether it may run ``Node.run_lifecycle``'s steps inline, and the prep/exec/post
-    modes. Kept by ``__init_subclass__`` (and ``Node.__setattr__`` for one node's
-    options); one tuple lookup instead of five class attributes: ~0.05 µs per node."""
+    modes. Kept by ``__init_subclass__``, and copied onto each `Node` by
+    ``Node.__setattr__`` when its options are set (its own plan when they need the retry
+    loop); one tuple lookup instead of five class attributes: ~0.05 µs per node."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -445,10 +446,12 @@ class Node(AbstractNode, Generic[P, E, A]):
             object.__setattr__(self, name, value)
             cls = type(self)
             single = getattr(self, "max_retries", 1) == 1 and getattr(self, "timeout", None) is None
-            if cls._plain_lifecycle and not single:  # a plan of its own: its exec needs the retry loop
-                object.__setattr__(self, "_walk_plan", cls._plan(False))
-            else:
-                self.__dict__.pop("_walk_plan", None)
+            # The plan kept on the node itself (its own when its exec needs the retry loop),
+            # and `self.__dict__` never touched: reading it turns the node's attributes into
+            # a real dict, which every walk then reads unspecialised (with the plan as an
+            # instance value: chain 0.43 -> 0.37-0.39 µs/node, same run, alternating).
+            plan = cls._plan(False) if cls._plain_lifecycle and not single else cls._walk_plan
+            object.__setattr__(self, "_walk_plan", plan)
             return
         object.__setattr__(self, name, value)
 

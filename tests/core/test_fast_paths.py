@@ -4,7 +4,10 @@
   as its ``exec`` task, with ``post``, the successor lookup and the join count in the
   task's done-callback;
 - a batch item runs its node's lifecycle, or a plain sub-flow's walk, in its own coroutine;
-- nodes wired alike share one successor map, copied on write.
+- nodes wired alike share one successor map, copied on write;
+- a walk rewrites the previous node's ``NodeArgs`` for the next node only when nothing
+  else holds them;
+- a node keeps its walk plan (inline or not) on itself, following its options.
 """
 
 from __future__ import annotations
@@ -270,3 +273,64 @@ def test_nodes_wired_alike_share_a_map_that_a_later_next_copies():
     assert a.successors == {DEFAULT_ACTION: [join]} and c.successors == {DEFAULT_ACTION: [join]}
     assert b.successors == {DEFAULT_ACTION: [join, other], "alt": [other]}
     assert list(b.successors) == [DEFAULT_ACTION, "alt"]
+
+
+# ---- args reuse and walk plans -------------------------------------------------------------
+
+
+class Keeper(Node):
+    """Keeps its ``args`` (in ``exec``) when ``keep`` is set, and a snapshot of them either way."""
+
+    def __init__(self, id, keep, kept, seen):
+        super().__init__()
+        self.with_id(id)
+        self.keep, self.kept, self.seen = keep, kept, seen
+
+    async def exec(self, args):
+        if self.keep:
+            self.kept.append(args)
+        self.seen.append((id(args), args.node, args.incoming_action, args.prep_res, args.exec_res))
+        return self.id
+
+    def post(self, args):
+        return f"after-{self.id}"
+
+
+def test_args_a_node_kept_are_never_rewritten_for_a_later_node():
+    kept, seen = [], []
+    nodes = [Keeper(i, i % 3 == 0, kept, seen) for i in range(9)]
+    for a, b in zip(nodes, nodes[1:]):
+        a.next(b, f"after-{a.id}")
+    run(Flow(nodes[0]).run(TypedContext()))
+    assert [args.node for args in kept] == [nodes[0], nodes[3], nodes[6]]
+    assert [(args.exec_res, args.incoming_action) for args in kept] == [(0, None), (3, "after-2"), (6, "after-5")]
+    assert len({id(args) for args in kept}) == 3
+    # every node saw fresh args: its own node, the previous action, no prep/exec results yet
+    assert [entry[1:] for entry in seen] == [
+        (node, None if i == 0 else f"after-{i - 1}", None, None) for i, node in enumerate(nodes)
+    ]
+
+
+def test_args_kept_by_middleware_are_never_rewritten_for_a_later_node():
+    kept = []
+
+    async def keep(args, call_next):
+        kept.append(args)
+        return await call_next(args)
+
+    nodes = [Keeper(i, False, [], []) for i in range(4)]
+    for a, b in zip(nodes, nodes[1:]):
+        a.next(b, f"after-{a.id}")
+    run(Flow(nodes[0]).use(keep).run(TypedContext()))
+    assert [(args.node, args.exec_res) for args in kept] == [(node, i) for i, node in enumerate(nodes)]
+
+
+def test_a_nodes_walk_plan_follows_its_retry_options():
+    node = Direct("n")
+    assert node._walk_plan == Direct._walk_plan and node._walk_plan[1]  # inline
+    node.max_retries = 3
+    assert not node._walk_plan[1]  # the retry loop: run_lifecycle
+    node.max_retries = 1
+    assert node._walk_plan == Direct._walk_plan
+    node.timeout = 5.0
+    assert not node._walk_plan[1]

@@ -152,11 +152,12 @@ class InMemoryExecutor:
         ``params``, when given, replaces ``scope.params`` (a batch item's sub-flow).
         """
         chain, gate, signal, ctx, logger = scope.chain, scope.gate, scope.signal, scope.ctx, scope.logger
-        new_args = object.__new__
+        new_args, refs, sole = object.__new__, sys.getrefcount, _SOLE_OWNER_REFS
         if params is None:
             params = scope.params
         routed = type(self).get_next_node is not InMemoryExecutor.get_next_node
         action: Any = incoming
+        args: NodeArgs[Any, Any] | None = None
         while node is not None:
             if signal.aborted:
                 raise signal.error()
@@ -165,7 +166,10 @@ class InMemoryExecutor:
             own = node.params
             name, inline, prep_mode, exec_mode, post_mode = node._walk_plan
             # Slot writes instead of the 12-argument NodeArgs(...) call: ~0.07 µs less per node.
-            args: NodeArgs[Any, Any] = new_args(NodeArgs)
+            # The previous node's args are rewritten (every field) when nothing but this
+            # local holds them: ~0.06 µs less per node (0.40 -> 0.34, same run, alternating).
+            if args is None or refs(args) > sole:
+                args = new_args(NodeArgs)
             args.ctx = ctx
             args.params = {**params, **own} if own else params
             args.signal = signal
@@ -449,6 +453,15 @@ class InMemoryExecutor:
             raise
         return outcomes
 
+
+def _sole_owner_refs() -> int:
+    """What ``sys.getrefcount`` says of an object held by one local variable only (2 on
+    CPython 3.11: the variable and the call's argument), measured, not assumed."""
+    probe = object()
+    return sys.getrefcount(probe)
+
+
+_SOLE_OWNER_REFS = _sole_owner_refs()
 
 _outcome = tuple.__new__  # BatchOutcome's fields as one tuple: ~0.1 µs per item less than BatchOutcome(...)
 
