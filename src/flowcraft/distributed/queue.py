@@ -35,6 +35,7 @@ from ..engine.jobs import Job
 from ..engine.protocols import JobFailed, JobProcessor
 from .connection import PoolExhausted, connect_cluster
 from .keys import engine_job_id, wire_job_id
+from .loading import LOAD_NEXT, preloaded
 
 __all__ = [
     "ERROR_MAP",
@@ -213,22 +214,70 @@ class _Worker(bullmq.Worker):  # type: ignore[misc]
 
     Completing a job also takes the next one, in the same script call (BullMQ's
     ``fetchNext``, which its Python worker leaves unused), and the same slot runs it:
-    one round trip per job instead of two (complete, then fetch).
+    one round trip per job instead of two (complete, then fetch). With ``preload`` set
+    (standalone Redis), the same round trip also reads the next job's run state
+    (``LOAD_NEXT``, pipelined after the completion), kept per lock token in ``next_states``.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.next_jobs: dict[str, Any] = {}  # lock token -> the next job's raw data, fetched with a completion
+        self.next_states: dict[str, Any] = {}  # lock token -> LOAD_NEXT's answer for that next job
+        self.preload: list[Any] | None = None  # LOAD_NEXT's ARGV after the token (see preload_states)
+        self.load_next = self.client.register_script(LOAD_NEXT)
         complete = self.backend.moveToCompleted
 
         async def move_to_completed(job: Any, value: Any, remove: Any, token: str, fetch_next: bool = True) -> Any:
             fetch = self.fetches_next()
+            if fetch and self.preload is not None:
+                return await self.complete_and_load(job, value, remove, token)
             result = await complete(job, value, remove, token, fetch)
             if fetch:
                 self.keep_next(token, result.get("result"))
             return result
 
         self.backend.moveToCompleted = move_to_completed
+
+    def load_next_args(self, token: str, skip: Sequence[str] = ()) -> list[Any]:
+        """``LOAD_NEXT``'s keys and arguments (after its key count) for a completion with ``token``."""
+        assert self.preload is not None
+        return [self.scripts.keys["active"], self.scripts.toKey(""), token, *self.preload, *skip]
+
+    def keep_state(self, token: str, answer: Any) -> None:
+        """Keep ``LOAD_NEXT``'s answer (``[queue id, run id, state]``) for the job the token runs next."""
+        if isinstance(answer, list) and len(answer) == 3:
+            self.next_states[token] = answer
+
+    async def complete_and_load(self, job: Any, value: Any, remove: Any, token: str) -> dict[str, Any]:
+        """BullMQ's moveToCompleted with fetch-next, and ``LOAD_NEXT``, in one pipeline."""
+        finish = self.scripts.commands["moveToFinished"]
+        keys, args = self.scripts.moveToCompletedArgs(job, value, remove, token, True)
+        load_args = self.load_next_args(token)
+        results: list[Any] = []
+        for attempt in (1, 2):
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(finish.sha, len(keys), *keys, *args)
+                pipe.evalsha(self.load_next.sha, 1, *load_args)
+                results = await pipe.execute(raise_on_error=False)
+            if not isinstance(results[0], redis_errors.NoScriptError) or attempt == 2:
+                break
+            # Redis lost its script cache (a restart): load them, and complete again
+            finish.sha = await self.client.script_load(finish.script)
+            self.load_next.sha = await self.client.script_load(self.load_next.script)
+        done = results[0]
+        if isinstance(done, BaseException):
+            raise done
+        if isinstance(done, int) and done < 0:
+            raise self.scripts.finishedErrors(
+                {"code": done, "jobId": job.id, "command": "moveToFinished", "state": "active"}
+            )  # fmt: skip
+        if isinstance(results[1], redis_errors.NoScriptError):  # for the next completion
+            self.load_next.sha = await self.client.script_load(self.load_next.script)
+        nxt = raw2NextJobData(done) if done is not None else None
+        self.keep_next(token, nxt)
+        if self.next_jobs.get(token) is nxt:
+            self.keep_state(token, results[1])
+        return {"result": nxt, "finishedOn": args[1]}
 
     def fetches_next(self) -> bool:
         """Whether a completion may take the next job now (not while closing or paused)."""
@@ -323,8 +372,24 @@ class BullMQJobQueue:
         self._errors = ErrorLog()
         self._releasing: asyncio.Future[None] | None = None
         self._add_keys: list[str] | None = None  # addStandardJob's keys (see _add_and_finish)
+        self._preload: list[Any] | None = None  # see preload_states
+        self._kept: Any = None
         with map_backend_errors():
             self._queue = bullmq.Queue(name, {"connection": _connection(redis_url, cluster), "prefix": prefix})
+
+    def preload_states(self, run_key_prefix: str, inline_limit: int, kept: Any = None) -> None:
+        """Read the run state of every job a completion fetches in the completion's round
+        trip (``LOAD_NEXT``; standalone Redis only: it reads keys it was not given).
+
+        ``run_key_prefix`` is ``<prefix>:run:{``; ``inline_limit`` the store's; ``kept``:
+        engine job ids whose state the worker already has (not read again).
+        """
+        if self._cluster:
+            raise ValueError("preload_states needs a standalone Redis: LOAD_NEXT reads keys of other slots")
+        self._preload = [run_key_prefix, inline_limit]
+        self._kept = kept
+        if self._worker is not None:
+            self._worker.preload = self._preload
 
     def _opts(self, job_id: str) -> dict[str, Any]:
         return {
@@ -386,13 +451,24 @@ class BullMQJobQueue:
         for item in jobs:
             queued = bullmq.Job(self._queue, "node", item.to_data(), {**self._queue.jobsOpts, **self._opts(item.id)})
             adds.append([*add_keys, *self._queue.scripts.addJobArgs(queued), queued.timestamp])
+        worker = self._worker
+        load = fetch and worker.preload is not None  # and read the next job's state (LOAD_NEXT)
+        load_args: list[Any] = []
+        if load:  # not the successors whose state this worker keeps (a chain's)
+            kept = self._kept or ()
+            load_args = worker.load_next_args(token, [wire_job_id(item.id) for item in jobs if item.id in kept])
         async with map_backend_errors_async():
             for attempt in (1, 2):
                 async with self._queue.client.pipeline(transaction=True) as pipe:
                     for add_args in adds:
                         pipe.evalsha(add.sha, 9, *add_args)
                     pipe.evalsha(finish.sha, len(keys), *keys, *args)
+                    if load:
+                        pipe.evalsha(worker.load_next.sha, 1, *load_args)
                     results = await pipe.execute(raise_on_error=False)
+                state = results.pop() if load else None
+                if isinstance(state, redis_errors.NoScriptError):  # for the next completion
+                    worker.load_next.sha = await self._queue.client.script_load(worker.load_next.script)
                 if not any(isinstance(r, redis_errors.NoScriptError) for r in results) or attempt == 2:
                     break
                 for script in (add, finish):  # Redis lost its script cache (a restart): load them, again
@@ -401,12 +477,14 @@ class BullMQJobQueue:
                     held.finished = not _failed(results[-1])
                     if fetch and isinstance(results[-1], list):
                         self._worker.keep_next(token, raw2NextJobData(results[-1]))
+                        worker.keep_state(token, state)
                     missing = [item for item, r in zip(jobs, results, strict=False) if isinstance(r, BaseException)]
                     await self.add(missing)
                     return
         held.finished = not _failed(results[-1])
         if fetch and isinstance(results[-1], list):
             self._worker.keep_next(token, raw2NextJobData(results[-1]))
+            worker.keep_state(token, state)
         for result in results[:-1]:
             if isinstance(result, BaseException):
                 raise map_backend_error(result) from result
@@ -465,6 +543,10 @@ class BullMQJobQueue:
         async def process(job: Any, token: str) -> None:
             held = _Held(self, job, token)
             reset = _held.set(held)
+            state = self._worker.next_states.pop(token, None) if self._worker.next_states else None
+            pre = None
+            if state is not None and str(state[0]) == str(job.id):  # read with its fetch: for this delivery only
+                pre = preloaded.set((engine_job_id(str(job.id)), str(state[1]), state[2]))
             try:
                 data = job.data if isinstance(job.data, dict) else {}
                 await processor(Job.from_data(engine_job_id(str(job.id)), data))
@@ -478,6 +560,8 @@ class BullMQJobQueue:
                 log.warning("job %s failed after it was completed with its successors' enqueue: %s", job.id, error)
             finally:
                 _held.reset(reset)
+                if pre is not None:
+                    preloaded.reset(pre)
             if held.finished:  # completed already: BullMQ must not complete it again
                 raise DelayedError("completed with its successors' enqueue")
 
@@ -499,6 +583,7 @@ class BullMQJobQueue:
 
         with map_backend_errors():
             self._worker = _Worker(self.name, process, opts)
+        self._worker.preload = self._preload
         self._worker.on("failed", failed)
         self._worker.on("error", self._errors)
         await self._worker.run()
@@ -511,6 +596,7 @@ class BullMQJobQueue:
         if force and self._releasing is None:
             held = [(str(job.id), str(token)) for job, token in list(self._worker.jobs)]
             taken, self._worker.next_jobs = self._worker.next_jobs, {}  # taken by a completion, not started
+            self._worker.next_states = {}
             held += [(str(data[1]), str(token)) for token, data in taken.items()]
             self._releasing = asyncio.ensure_future(self._force_close(held))
         if self._releasing is None:

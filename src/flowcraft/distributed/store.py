@@ -38,6 +38,7 @@ from ..engine.jobs import (
 )
 from ..engine.topics import TopicSubscription
 from .connection import MAX_CONNECTIONS, POOL_TIMEOUT, connect
+from .loading import LOAD, preloaded
 from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, MEMO_TTL, Keys, RunKeys
 from .queue import map_backend_errors, map_backend_errors_async
 
@@ -354,33 +355,6 @@ JOINS_INLINE = 64
 """A commit sends the fan-in release facts only when they are this short (in node ids);
 longer ones only when the script asks for them (the commit may release a join)."""
 
-# KEYS: meta ctx done   ARGV: job_id inline_limit
-# A job's state in one step: {status, params, events, budget, usage, done record, then
-# (name, value)* of the context}; value is false (nil) for a value longer than inline_limit
-# (fetched on demand). No context when the job has a done record or the run has stopped.
-LOAD = """
-local out = redis.call('HMGET', KEYS[1], 'status', 'params', 'events', 'budget', 'usage')
-local status = out[1]
-out[6] = redis.call('HGET', KEYS[3], ARGV[1])
-if out[6] or (status ~= 'pending' and status ~= 'running' and status ~= 'awaiting') then return out end
-local limit = tonumber(ARGV[2])
-local names = redis.call('HKEYS', KEYS[2])
-local small = {}
-for _, name in ipairs(names) do
-  if redis.call('HSTRLEN', KEYS[2], name) > limit then
-    out[#out + 1] = name; out[#out + 1] = false
-  else
-    small[#small + 1] = name
-  end
-end
-for x = 1, #small, 4000 do
-  local part = {}
-  for y = x, math.min(x + 3999, #small) do part[#part + 1] = small[y] end
-  local values = redis.call('HMGET', KEYS[2], unpack(part))
-  for y, name in ipairs(part) do out[#out + 1] = name; out[#out + 1] = values[y] end
-end
-return out
-"""
 
 
 def parse_done(record: str) -> Completion:
@@ -692,10 +666,19 @@ class RedisRunStore:
         Context values longer than ``inline_limit`` bytes are left out (their names are
         in ``JobState.remote``): [`context_values`][flowcraft.distributed.RedisRunStore.context_values]
         fetches them when the node reads them.
+
+        A job that a BullMQ completion fetched on standalone Redis had its state read in
+        that round trip (``LOAD_NEXT``, in `flowcraft.distributed.loading`): its first
+        ``load`` takes that state instead of reading again.
         """
-        rk = self._run_keys(run_id)[0]
-        async with map_backend_errors_async():
-            result = await self._load(keys=[rk.meta, rk.ctx, rk.done], args=[job_id, self.inline_limit])
+        pre = preloaded.get()
+        if pre is not None and pre[0] == job_id and pre[1] == run_id:  # read with the job's fetch (LOAD_NEXT)
+            preloaded.set(None)  # once: a later read of this job reads again
+            result = pre[2]
+        else:
+            rk = self._run_keys(run_id)[0]
+            async with map_backend_errors_async():
+                result = await self._load(keys=[rk.meta, rk.ctx, rk.done], args=[job_id, self.inline_limit])
         status, params, events, budget, usage, done = (result + [None] * 6)[:6]
         context: dict[str, str] = {}
         remote: list[str] = []
