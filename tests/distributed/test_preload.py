@@ -1,6 +1,8 @@
-"""A job that a BullMQ completion fetches gets its run state read in that same round trip
-(``LOAD_NEXT``, pipelined after the completion; standalone Redis): the script on a real
-Redis, and a fan-out on a real worker process that reads almost no state on its own."""
+"""Fewer round trips per node job on a single Redis: a job that a BullMQ completion fetches
+gets its run state read in that same round trip (``LOAD_NEXT``, pipelined after the
+completion), and a commit that decides no successor goes in one MULTI with the job's
+completion (``COMPLETE_HOLD``). The scripts on a real Redis, and a fan-out on a real worker
+process that reads almost no state and commits almost nothing on its own."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import redis
 
 from flowcraft.distributed.keys import Keys, wire_job_id
 from flowcraft.distributed.loading import LOAD, LOAD_NEXT
+from flowcraft.distributed.queue import UNHOLD
+from flowcraft.distributed.store import COMPLETE, COMPLETE_HOLD
 
 from .conftest import Space
 
@@ -35,9 +39,10 @@ def script_calls(redis_url: str) -> Iterator[Any]:
     client.slowlog_reset()
 
     def calls(script: str) -> int:
-        wanted = sha(script).encode()
+        """``EVALSHA`` calls of ``script``; ``""``: ``EVAL`` calls (any script)."""
+        wanted = [b"EVALSHA", sha(script).encode()] if script else [b"EVAL"]
         entries = client.slowlog_get(100_000)
-        return sum(1 for e in entries if e["command"].split(b" ")[:2] == [b"EVALSHA", wanted])
+        return sum(1 for e in entries if e["command"].split(b" ")[: len(wanted)] == wanted)
 
     try:
         yield calls
@@ -67,6 +72,10 @@ def test_fan_out_jobs_a_completion_fetched_come_with_their_state(space: Space, s
     loads, preloads = script_calls(LOAD), script_calls(LOAD_NEXT)
     assert loads <= 26 // 2, f"{loads} of 26 jobs read their state on their own ({preloads} LOAD_NEXT)"
     assert preloads >= 26 - loads
+    # the branches' commits go with their completions (the last one, which releases the join, cannot)
+    completes, with_completion = script_calls(COMPLETE), script_calls("")
+    assert completes <= 26 // 2, f"{completes} of 26 jobs committed on their own ({with_completion} with it)"
+    assert with_completion >= 26 - completes
 
 
 def _queue_job(client: redis.Redis, prefix: str, queue: str, run_id: str, node_id: str, token: str) -> str:
@@ -116,4 +125,54 @@ def test_load_next_reads_the_state_of_the_job_just_fetched_with_its_token(space:
         assert load_next("t1") is None
     finally:
         client.delete(active, f"{prefix}:{queue}:{wire}:lock", f"{prefix}:{queue}:{wire}")
+        client.close()
+
+
+def _commit_args(rk: Any, job: str, node: str, arrivals: list[tuple[str, int]], joins: int = -1) -> list[Any]:
+    """``COMPLETE``'s arguments for a commit that sets ``k`` and arrives at ``arrivals``."""
+    args: list[Any] = [60, rk.join_prefix, job, node, '"default"', "1.0", 0, 1, "k", "1", 0, len(arrivals)]
+    for succ, count in arrivals:
+        args += [succ, f"r1:{succ}:", count]
+    return [*args, joins]
+
+
+def test_complete_hold_commits_a_commit_without_successors_and_holds_any_other(space: Space) -> None:
+    """``COMPLETE_HOLD`` commits like ``COMPLETE`` when the commit decides no successor; a
+    commit that would release a join (or decide a successor, or is a redelivery's) changes
+    nothing but the job's lock, set to ``hold:<token>`` so that BullMQ's completion after it
+    fails; ``UNHOLD`` sets the lock back."""
+    client = redis.Redis.from_url(space.url, decode_responses=True)
+    rk = Keys(space.prefix).run("r1")
+    keys = [rk.meta, rk.ctx, rk.pending, rk.done, rk.visits, rk.open, rk.events, rk.stream]
+    lock = f"{space.prefix}:q:job:lock"
+    client.hset(rk.meta, "status", "running")
+    client.hset(rk.pending, mapping={"r1:b1:1": "b1", "r1:b2:1": "b2", "r1:b3:1": "b3"})
+    client.set(lock, "tok", px=60_000)
+    hold = client.register_script(COMPLETE_HOLD)
+
+    def commit(job: str, node: str, arrivals: list[tuple[str, int]]) -> Any:
+        return hold(keys=[*keys, lock], args=_commit_args(rk, job, node, arrivals))
+
+    try:
+        assert commit("r1:b1:1", "b1", [("join", 3)]) == ["ok", '"default"', ""]  # first arrival: committed
+        assert commit("r1:b2:1", "b2", [("join", 3)])[0] == "ok"
+        assert client.smembers(rk.join("join", 1)) == {"b1", "b2"} and client.hget(rk.ctx, "k") == "1"
+        assert client.get(lock) == "tok"
+        for job, node, arrivals in (
+            ("r1:b3:1", "b3", [("join", 3)]),  # the last arrival releases the join
+            ("r1:b3:1", "b3", [("next", 1)]),  # a successor of its own
+            ("r1:b1:1", "b1", [("join", 3)]),  # a redelivery (b1 committed): its recorded successors
+        ):
+            client.set(lock, "tok", px=60_000)
+            assert commit(job, node, arrivals) == ["hold", "", ""]
+            assert client.get(lock) == "hold:tok" and 0 < client.pttl(lock) <= 60_000
+            assert client.eval(UNHOLD, 1, lock, "tok") == 1 and client.get(lock) == "tok"
+        assert client.smembers(rk.join("join", 1)) == {"b1", "b2"}  # the holds changed nothing
+        assert client.hkeys(rk.done) == ["r1:b1:1", "r1:b2:1"] and client.hlen(rk.pending) == 1
+        assert client.eval(UNHOLD, 1, lock, "other") == 0 and client.get(lock) == "tok"  # not ours: untouched
+        # the same last arrival through COMPLETE itself releases the join
+        done = client.register_script(COMPLETE)(keys=keys, args=_commit_args(rk, "r1:b3:1", "b3", [("join", 3)], 0))
+        assert done == ["ok", '"default"', "", "join", "r1:join:1"]
+    finally:
+        client.delete(*keys, lock, rk.join("join", 1))
         client.close()

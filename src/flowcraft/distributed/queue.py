@@ -208,6 +208,26 @@ class _Held:
 _held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("flowcraft_bullmq_held", default=None)
 
 
+def finishing_queue() -> BullMQJobQueue | None:
+    """The queue whose job the current processor task runs, when it can complete that job
+    together with its commit (`BullMQJobQueue.commit_and_finish`): a single Redis, the job
+    not completed yet."""
+    held = _held.get()
+    if held is None or held.finished:
+        return None
+    owner = held.owner
+    if owner._cluster or owner._worker is None or owner._preload is None:
+        return None
+    return owner
+
+
+# Sets a held job's lock back (see COMPLETE_HOLD in store.py). KEYS: lock  ARGV: token
+UNHOLD = """
+if redis.call('GET', KEYS[1]) == 'hold:' .. ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') return 1 end
+return 0
+"""
+
+
 class _Worker(bullmq.Worker):  # type: ignore[misc]
     """BullMQ's worker, failing jobs whose stored fields are not JSON instead of letting
     them cycle between active and waiting forever (BullMQ cannot even read them).
@@ -373,6 +393,7 @@ class BullMQJobQueue:
         self._releasing: asyncio.Future[None] | None = None
         self._add_keys: list[str] | None = None  # addStandardJob's keys (see _add_and_finish)
         self._preload: list[Any] | None = None  # see preload_states
+        self._hold_text: tuple[str, bytes] | None = None  # COMPLETE_HOLD, encoded (see commit_and_finish)
         self._kept: Any = None
         with map_backend_errors():
             self._queue = bullmq.Queue(name, {"connection": _connection(redis_url, cluster), "prefix": prefix})
@@ -488,6 +509,53 @@ class BullMQJobQueue:
         for result in results[:-1]:
             if isinstance(result, BaseException):
                 raise map_backend_error(result) from result
+
+    async def commit_and_finish(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The held job's commit (``script``: ``COMPLETE_HOLD``, with ``keys`` and ``args``
+        of ``COMPLETE``) and its completion (taking the next job, and that one's state), in
+        one MULTI/EXEC: the commit's answer, or ``None`` when the job must be committed the
+        usual way (the commit held the job, or could not run; the job is then completed
+        only if it was, and its successors are enqueued on their own)."""
+        held = _held.get()
+        worker = self._worker
+        assert held is not None
+        assert worker is not None
+        job, token = held.job, held.token
+        lock = worker.scripts.toKey(job.id) + ":lock"
+        fetch = worker.fetches_next()
+        finish = worker.scripts.commands["moveToFinished"]
+        fkeys, fargs = worker.scripts.moveToCompletedArgs(
+            job, None, job.opts.get("removeOnComplete", False), token, fetch
+        )
+        load = fetch and worker.preload is not None
+        client = self._queue.client
+        text = self._hold_text
+        if text is None or text[0] is not script:
+            text = self._hold_text = (script, script.encode())
+        async with client.pipeline(transaction=True) as pipe:
+            # by its text, not its sha: the completion after it must never run without it (NOSCRIPT)
+            pipe.eval(text[1], len(keys) + 1, *keys, lock, *args)
+            pipe.evalsha(finish.sha, len(fkeys), *fkeys, *fargs)
+            if load:
+                pipe.evalsha(worker.load_next.sha, 1, *worker.load_next_args(token))
+            results = await pipe.execute(raise_on_error=False)
+        committed, done = results[0], results[1]
+        if isinstance(done, redis_errors.NoScriptError):  # Redis lost its scripts: BullMQ loads its own again
+            finish.sha = await client.script_load(finish.script)
+        if isinstance(committed, BaseException):  # the job may be completed; the caller commits it
+            held.finished = not _failed(done)
+        elif isinstance(committed, list) and committed and str(committed[0]) == "hold":
+            await client.eval(UNHOLD, 1, lock, token)
+            return None
+        else:
+            held.finished = not _failed(done)
+        if load and isinstance(results[2], redis_errors.NoScriptError):  # for the next completion
+            worker.load_next.sha = await client.script_load(worker.load_next.script)
+        if held.finished and fetch and isinstance(done, list):
+            worker.keep_next(token, raw2NextJobData(done))
+            if load:
+                worker.keep_state(token, results[2])
+        return None if isinstance(committed, BaseException) else committed
 
     async def missing(self, job_ids: Sequence[str]) -> list[str]:
         """Which of ``job_ids`` the queue does not hold (in any state), in one round trip."""

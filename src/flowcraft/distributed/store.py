@@ -38,11 +38,11 @@ from ..engine.jobs import (
 )
 from ..engine.topics import TopicSubscription
 from .connection import MAX_CONNECTIONS, POOL_TIMEOUT, connect
-from .loading import LOAD, preloaded
 from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, MEMO_TTL, Keys, RunKeys
-from .queue import map_backend_errors, map_backend_errors_async
+from .loading import LOAD, preloaded
+from .queue import finishing_queue, map_backend_errors, map_backend_errors_async
 
-__all__ = ["CHARGE", "COMPLETE", "RedisRunStore", "connect", "parse_done"]
+__all__ = ["CHARGE", "COMPLETE", "COMPLETE_HOLD", "RedisRunStore", "connect", "parse_done"]
 
 _FINISH = """
 local function finish(default_ttl, stream, state)
@@ -205,6 +205,42 @@ return result
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 )
 
+# KEYS: COMPLETE's, then the BullMQ lock of the job (<prefix>:<queue>:<queue id>:lock)
+# ARGV: COMPLETE's
+# COMPLETE for a commit sent in one MULTI/EXEC with BullMQ's completion of its job (a single
+# Redis only: the lock is in the queue's slot). A commit that decides no successor runs as
+# COMPLETE; one that may decide or release a successor (or is a redelivery's, or must
+# compare keys) changes nothing but the lock, which it sets to 'hold:' .. token (TTL kept),
+# so that the completion after it fails on the lock and changes nothing either; it returns
+# {'hold', '', ''}, and the worker sets the lock back and commits the usual way.
+_HOLD = """
+local function hold()
+  local token = redis.call('GET', KEYS[9])
+  if token then redis.call('SET', KEYS[9], 'hold:' .. token, 'KEEPTTL') end
+  return {'hold', '', ''}
+end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st == 'pending' or st == 'running' or st == 'awaiting' then
+  if tonumber(ARGV[7]) > 0 or redis.call('HEXISTS', KEYS[4], ARGV[3]) == 1 then return hold() end
+  if redis.call('HLEN', KEYS[3]) <= 1 then return hold() end
+  local i = 8
+  i = i + 1 + 2 * tonumber(ARGV[i])
+  i = i + 1 + tonumber(ARGV[i])
+  local n = tonumber(ARGV[i]); i = i + 1
+  if n == 0 and redis.call('HLEN', KEYS[6]) > 0 then return hold() end
+  for _ = 1, n do
+    local succ, count = ARGV[i], tonumber(ARGV[i + 2]); i = i + 3
+    if count <= 1 then return hold() end
+    local v = redis.call('HGET', KEYS[6], succ)
+    if v then
+      local jk = ARGV[2] .. succ .. ':' .. v
+      if redis.call('SCARD', jk) + 1 - redis.call('SISMEMBER', jk, ARGV[4]) >= count then return hold() end
+    end
+  end
+end
+"""
+COMPLETE_HOLD = _FINISH + _HOLD + COMPLETE[len(_FINISH) :]
+
 # KEYS: meta waits events(channel) pending
 # ARGV: job_id wait_id record(json) now
 # Stores the wait (once) and counts its job as parked; the run is awaiting when every
@@ -354,7 +390,6 @@ values its node does not read."""
 JOINS_INLINE = 64
 """A commit sends the fan-in release facts only when they are this short (in node ids);
 longer ones only when the script asks for them (the commit may release a join)."""
-
 
 
 def parse_done(record: str) -> Completion:
@@ -897,7 +932,13 @@ class RedisRunStore:
         inline = len(joins) <= JOINS_INLINE
         async with map_backend_errors_async():
             sent = [*args, *(joins if inline else [-1]), *commit.events]
-            result = await self._complete(keys=fixed, args=sent)
+            result = None
+            queue = finishing_queue() if not self.cluster and not commit.expects else None
+            if queue is not None and all(arrival.count > 1 for arrival in commit.arrivals):
+                # no successor but a fan-in's: commit and complete the job in one MULTI (COMPLETE_HOLD)
+                result = await queue.commit_and_finish(COMPLETE_HOLD, fixed, sent)
+            if result is None:
+                result = await self._complete(keys=fixed, args=sent)
             if str(result[0]) == "joins":  # this commit may release a join: again, with the release facts
                 result = await self._complete(keys=fixed, args=[*args, *joins, *commit.events])
         if str(result[0]) == "skip":
