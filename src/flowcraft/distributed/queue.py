@@ -244,6 +244,7 @@ class _Worker(bullmq.Worker):  # type: ignore[misc]
         self.next_jobs: dict[str, Any] = {}  # lock token -> the next job's raw data, fetched with a completion
         self.next_states: dict[str, Any] = {}  # lock token -> LOAD_NEXT's answer for that next job
         self.preload: list[Any] | None = None  # LOAD_NEXT's ARGV after the token (see preload_states)
+        self.pooled: Any = None  # a client with a connection pool, for the combined round trips (see preload_states)
         self.load_next = self.client.register_script(LOAD_NEXT)
         complete = self.backend.moveToCompleted
 
@@ -274,16 +275,17 @@ class _Worker(bullmq.Worker):  # type: ignore[misc]
         keys, args = self.scripts.moveToCompletedArgs(job, value, remove, token, True)
         load_args = self.load_next_args(token)
         results: list[Any] = []
+        client = self.pooled or self.client
         for attempt in (1, 2):
-            async with self.client.pipeline(transaction=False) as pipe:
+            async with client.pipeline(transaction=False) as pipe:
                 pipe.evalsha(finish.sha, len(keys), *keys, *args)
                 pipe.evalsha(self.load_next.sha, 1, *load_args)
                 results = await pipe.execute(raise_on_error=False)
             if not isinstance(results[0], redis_errors.NoScriptError) or attempt == 2:
                 break
             # Redis lost its script cache (a restart): load them, and complete again
-            finish.sha = await self.client.script_load(finish.script)
-            self.load_next.sha = await self.client.script_load(self.load_next.script)
+            finish.sha = await client.script_load(finish.script)
+            self.load_next.sha = await client.script_load(self.load_next.script)
         done = results[0]
         if isinstance(done, BaseException):
             raise done
@@ -292,7 +294,7 @@ class _Worker(bullmq.Worker):  # type: ignore[misc]
                 {"code": done, "jobId": job.id, "command": "moveToFinished", "state": "active"}
             )  # fmt: skip
         if isinstance(results[1], redis_errors.NoScriptError):  # for the next completion
-            self.load_next.sha = await self.client.script_load(self.load_next.script)
+            self.load_next.sha = await client.script_load(self.load_next.script)
         nxt = raw2NextJobData(done) if done is not None else None
         self.keep_next(token, nxt)
         if self.next_jobs.get(token) is nxt:
@@ -395,22 +397,27 @@ class BullMQJobQueue:
         self._preload: list[Any] | None = None  # see preload_states
         self._hold_text: tuple[str, bytes] | None = None  # COMPLETE_HOLD, encoded (see commit_and_finish)
         self._kept: Any = None
+        self._pooled: Any = None
         with map_backend_errors():
             self._queue = bullmq.Queue(name, {"connection": _connection(redis_url, cluster), "prefix": prefix})
 
-    def preload_states(self, run_key_prefix: str, inline_limit: int, kept: Any = None) -> None:
+    def preload_states(self, run_key_prefix: str, inline_limit: int, kept: Any = None, pooled: Any = None) -> None:
         """Read the run state of every job a completion fetches in the completion's round
-        trip (``LOAD_NEXT``; standalone Redis only: it reads keys it was not given).
+        trip (``LOAD_NEXT``; standalone Redis only: it reads keys it was not given), and
+        let a commit that decides no successor go with it (`commit_and_finish`).
 
         ``run_key_prefix`` is ``<prefix>:run:{``; ``inline_limit`` the store's; ``kept``:
-        engine job ids whose state the worker already has (not read again).
+        engine job ids whose state the worker already has (not read again); ``pooled``: a
+        redis-py client with a connection pool (the store's) for these round trips, so that
+        the worker's jobs do not take turns on BullMQ's single connection.
         """
         if self._cluster:
             raise ValueError("preload_states needs a standalone Redis: LOAD_NEXT reads keys of other slots")
         self._preload = [run_key_prefix, inline_limit]
         self._kept = kept
+        self._pooled = pooled
         if self._worker is not None:
-            self._worker.preload = self._preload
+            self._worker.preload, self._worker.pooled = self._preload, pooled
 
     def _opts(self, job_id: str) -> dict[str, Any]:
         return {
@@ -478,9 +485,10 @@ class BullMQJobQueue:
         if load:  # not the successors whose state this worker keeps (a chain's)
             kept = self._kept or ()
             load_args = worker.load_next_args(token, [wire_job_id(item.id) for item in jobs if item.id in kept])
+        client = worker.pooled or self._queue.client
         async with map_backend_errors_async():
             for attempt in (1, 2):
-                async with self._queue.client.pipeline(transaction=True) as pipe:
+                async with client.pipeline(transaction=True) as pipe:
                     for add_args in adds:
                         pipe.evalsha(add.sha, 9, *add_args)
                     pipe.evalsha(finish.sha, len(keys), *keys, *args)
@@ -489,11 +497,11 @@ class BullMQJobQueue:
                     results = await pipe.execute(raise_on_error=False)
                 state = results.pop() if load else None
                 if isinstance(state, redis_errors.NoScriptError):  # for the next completion
-                    worker.load_next.sha = await self._queue.client.script_load(worker.load_next.script)
+                    worker.load_next.sha = await client.script_load(worker.load_next.script)
                 if not any(isinstance(r, redis_errors.NoScriptError) for r in results) or attempt == 2:
                     break
                 for script in (add, finish):  # Redis lost its script cache (a restart): load them, again
-                    script.sha = await self._queue.client.script_load(script.script)
+                    script.sha = await client.script_load(script.script)
                 if not isinstance(results[-1], redis_errors.NoScriptError):  # the job was completed: add the rest
                     held.finished = not _failed(results[-1])
                     if fetch and isinstance(results[-1], list):
@@ -528,7 +536,7 @@ class BullMQJobQueue:
             job, None, job.opts.get("removeOnComplete", False), token, fetch
         )
         load = fetch and worker.preload is not None
-        client = self._queue.client
+        client = worker.pooled or self._queue.client
         text = self._hold_text
         if text is None or text[0] is not script:
             text = self._hold_text = (script, script.encode())
@@ -651,7 +659,7 @@ class BullMQJobQueue:
 
         with map_backend_errors():
             self._worker = _Worker(self.name, process, opts)
-        self._worker.preload = self._preload
+        self._worker.preload, self._worker.pooled = self._preload, self._pooled
         self._worker.on("failed", failed)
         self._worker.on("error", self._errors)
         await self._worker.run()

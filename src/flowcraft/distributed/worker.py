@@ -140,7 +140,7 @@ class Worker(JobWorker):
             cluster=self.cluster, lock_duration=self._lock_duration, stalled_interval=self._stalled_interval,
         )  # fmt: skip
         if not self.cluster:  # a completion also reads the state of the job it fetches (not on a cluster)
-            queue.preload_states(f"{self.keys.prefix}:run:{{", store.inline_limit, self._kept)
+            queue.preload_states(f"{self.keys.prefix}:run:{{", store.inline_limit, self._kept, store.client)
         return store, queue
 
     async def run(self) -> None:
