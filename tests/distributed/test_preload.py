@@ -16,9 +16,11 @@ import dist_nodes as d
 import pytest
 import redis
 
+from flowcraft.distributed import Worker
 from flowcraft.distributed.keys import Keys, wire_job_id
 from flowcraft.distributed.loading import LOAD, LOAD_NEXT
 from flowcraft.distributed.queue import UNHOLD
+from flowcraft.distributed.shards import ShardedJobQueue
 from flowcraft.distributed.store import COMPLETE, COMPLETE_HOLD
 
 from .conftest import Space
@@ -176,3 +178,26 @@ def test_complete_hold_commits_a_commit_without_successors_and_holds_any_other(s
     finally:
         client.delete(*keys, lock, rk.join("join", 1))
         client.close()
+
+
+def test_on_a_cluster_a_worker_takes_the_three_round_trips(cluster_space: Space) -> None:
+    """``LOAD_NEXT`` and ``COMPLETE_HOLD`` read keys of other slots: a cluster worker's
+    queues never use them (each job reads its state and commits on its own), and asking
+    a cluster queue for them is refused."""
+
+    async def main() -> None:
+        worker = Worker(
+            d.REGISTRY, cluster_space.url, queue=cluster_space.queue, prefix=cluster_space.prefix,
+            cluster=True, queue_shards=2,
+        )  # fmt: skip
+        await worker.connect()
+        try:
+            queue = worker._queue
+            assert isinstance(queue, ShardedJobQueue)
+            assert all(shard._preload is None for shard in queue.shards)
+            with pytest.raises(ValueError, match="standalone Redis"):
+                queue.shards[0].preload_states("p:run:{", 10)
+        finally:
+            await worker.aclose()
+
+    asyncio.run(main())
