@@ -4,14 +4,17 @@ next to raw BullMQ in the same run, hop latency, and per node job: Redis round t
 the server, incl. the commands inside Lua scripts).
 
     python benchmarks/distributed_bench.py [--width 1000] [--chain 1000] [--workers 1,2,4]
-        [--repeat 3] [--port 6416] [--json OUT.json] [--profile DIR]
+        [--repeat 3] [--port 6416] [--json OUT.json] [--profile DIR] [--warm]
     python benchmarks/distributed_bench.py --render OUT.json   # the docs section, markdown
 
 Starts a private redis-server on loopback (``--port``, else a free port); needs the
 ``redis`` extra. Every case runs ``--repeat`` times, raw BullMQ and Flowcraft alternating
 in each round; the figures are medians, with the range of the rounds. ``--json`` also
 writes them (``benchmarks/charts.py`` draws them). ``--profile DIR`` writes a cProfile of
-each Flowcraft worker process (``python -m pstats DIR/<file>``).
+each Flowcraft worker process (``python -m pstats DIR/<file>``). ``--warm`` runs each
+fan-out case's workload once, unmeasured, on the same worker processes first (a worker
+hydrates a graph at its first job of it: 1,002 nodes take it tens of ms, which the cold
+default counts in the run, once per worker process).
 
 Round trips are counted in each worker process by wrapping redis-py's
 ``send_packed_command`` (one call per command sent alone, one per pipeline): "ours" are
@@ -182,7 +185,9 @@ def commands(stats: redis.Redis) -> int:
     return int(stats.info("stats")["total_commands_processed"])
 
 
-async def raw_bullmq(url: str, workers: int, jobs: int, chain: bool, env: dict[str, str]) -> dict[str, float]:
+async def raw_bullmq(
+    url: str, workers: int, jobs: int, chain: bool, env: dict[str, str], warm: bool = False
+) -> dict[str, float]:
     import bullmq
 
     queue = f"raw{time.monotonic_ns()}"
@@ -190,8 +195,15 @@ async def raw_bullmq(url: str, workers: int, jobs: int, chain: bool, env: dict[s
     counted.spawn(["raw", url, queue, str(jobs if chain else 0)], "ready", workers)
     q = bullmq.Queue(queue, {"connection": url})
     stats = redis.Redis.from_url(url)
+    key = f"bull:{queue}:completed"
     try:
         await q.client.ping()
+        done = 0
+        if warm:  # the same jobs once, unmeasured
+            await q.addBulk([{"name": "t", "data": {}, "opts": {}} for _ in range(jobs)])
+            while await q.client.zcard(key) < jobs:  # noqa: ASYNC110 - polling another process's progress
+                await asyncio.sleep(0.002)
+            done = jobs
         before, marked = commands(stats), await counted.mark(1)
         started = time.perf_counter()
         if chain:
@@ -199,8 +211,7 @@ async def raw_bullmq(url: str, workers: int, jobs: int, chain: bool, env: dict[s
         else:
             for i in range(0, jobs, 500):
                 await q.addBulk([{"name": "t", "data": {}, "opts": {}} for _ in range(min(500, jobs - i))])
-        key = f"bull:{queue}:completed"
-        while await q.client.zcard(key) < jobs:  # noqa: ASYNC110 - polling another process's progress
+        while await q.client.zcard(key) < done + jobs:  # noqa: ASYNC110 - polling another process's progress
             await asyncio.sleep(0.002)
         elapsed = time.perf_counter() - started
         after = await counted.mark(2)
@@ -216,7 +227,14 @@ async def raw_bullmq(url: str, workers: int, jobs: int, chain: bool, env: dict[s
 
 
 async def flowcraft_run(
-    url: str, workers: int, graph: dict, jobs: int, env: dict[str, str], profile: Path | None, src: Path | None = None
+    url: str,
+    workers: int,
+    graph: dict,
+    jobs: int,
+    env: dict[str, str],
+    profile: Path | None,
+    src: Path | None = None,
+    warm: bool = False,
 ) -> dict[str, float]:
     from flowcraft.distributed import DistributedExecutor
     from flowcraft.graph import GraphBuilder
@@ -235,6 +253,8 @@ async def flowcraft_run(
     stats = redis.Redis.from_url(url)
     try:
         async with DistributedExecutor(url, queue=queue, poll_interval=0.05) as executor:
+            if warm:  # the same graph once, unmeasured: the workers hydrate it then
+                await (await executor.start(blueprint)).result(timeout=600)
             before, marked = commands(stats), await counted.mark(1)
             started = time.perf_counter()
             handle = await executor.start(blueprint)
@@ -290,6 +310,8 @@ async def main() -> None:
     parser.add_argument("--baseline", type=Path, help="also run the workers on this src/ folder (an older checkout) "
                         "in every round, for a before/after comparison in the same run")  # fmt: skip
     parser.add_argument("--baseline-label", help="how the results name the baseline (e.g. its commit)")
+    parser.add_argument("--warm", action="store_true", help="fan-out cases: every worker process runs the same "
+                        "workload once before the measured run (a graph hydrated, connections open)")  # fmt: skip
     args = parser.parse_args()
     if args.render:
         print(render(json.loads(args.render.read_text())))
@@ -298,6 +320,7 @@ async def main() -> None:
         args.profile.mkdir(parents=True, exist_ok=True)
     counts = [int(n) for n in args.workers.split(",")]
     doc: dict = {"meta": {"date": time.strftime("%Y-%m-%d", time.gmtime()), "width": args.width, "chain": args.chain,
+                          "warm": args.warm,
                           "repeat": args.repeat, "nproc": os.cpu_count(), "load_before": load_average()},
                  "fanout": []}  # fmt: skip
     if args.baseline:
@@ -319,15 +342,19 @@ async def main() -> None:
         for workers in counts:
             raws, rounds, befores = [], [], []
             for _ in range(args.repeat):
-                raw = await raw_bullmq(url, workers, args.width, False, env)
+                raw = await raw_bullmq(url, workers, args.width, False, env, args.warm)
                 show(f"raw BullMQ, {args.width} jobs, {workers} worker(s)", raw, None)
                 if args.baseline:
                     graph = fan_out(args.width)
-                    before = await flowcraft_run(url, workers, graph, fanout_jobs, env, None, args.baseline)
+                    before = await flowcraft_run(
+                        url, workers, graph, fanout_jobs, env, None, args.baseline, args.warm
+                    )  # fmt: skip
                     show(f"  before: fan-out {args.width}, {workers} worker(s)", before,
                          before["jobs_per_s"] / raw["jobs_per_s"])  # fmt: skip
                     befores.append(before)
-                ours = await flowcraft_run(url, workers, fan_out(args.width), fanout_jobs, env, args.profile)
+                ours = await flowcraft_run(
+                    url, workers, fan_out(args.width), fanout_jobs, env, args.profile, warm=args.warm
+                )  # fmt: skip
                 show(f"flowcraft fan-out {args.width}, {workers} worker(s)", ours,
                      ours["jobs_per_s"] / raw["jobs_per_s"])  # fmt: skip
                 raws.append(raw)
@@ -375,10 +402,11 @@ def render(doc: dict) -> str:
         "raw BullMQ and Flowcraft alternating; figures are medians, the ratio's range over the rounds in",
         f"brackets. Machine: {meta['nproc']} CPUs shared with other work ({load}), so more than 2 worker",
         "processes compete for the cores and absolute figures are noisy: the same-run ratios are the result.",
-        "Round trips are counted in the worker processes (\"ours\": the run store's, reading a job's state and",
-        "committing it; the rest on BullMQ's connections: completing a job and taking the next, with the",
-        "successors' enqueue, and in a chain the idle slots of the worker, which BullMQ wakes at every added",
-        "job); commands by the server, including those inside Lua scripts. Figures in",
+        'Round trips are counted in the worker processes ("ours": those on the run store\'s connections:',
+        "reading a job's state, committing it, and on one Redis completing it and taking the next with the",
+        "next one's state and often the commit, with the successors' enqueue; the rest on BullMQ's own",
+        "connections: a slot's own fetches, lock renewal, and in a chain the idle slots of the worker, which",
+        "BullMQ wakes at every added job); commands by the server, including those inside Lua scripts. Figures in",
         "`benchmarks/results/distributed.json`.",
         "",
         "![Node jobs per second against raw BullMQ, by workers](assets/benchmarks/distributed.svg)",

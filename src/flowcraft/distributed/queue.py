@@ -35,6 +35,7 @@ from ..engine.jobs import Job
 from ..engine.protocols import JobFailed, JobProcessor
 from .connection import PoolExhausted, connect_cluster
 from .keys import engine_job_id, wire_job_id
+from .loading import LOAD_NEXT, preloaded
 
 __all__ = [
     "ERROR_MAP",
@@ -207,28 +208,98 @@ class _Held:
 _held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("flowcraft_bullmq_held", default=None)
 
 
+def finishing_queue() -> BullMQJobQueue | None:
+    """The queue whose job the current processor task runs, when it can complete that job
+    together with its commit (`BullMQJobQueue.commit_and_finish`): a single Redis, the job
+    not completed yet."""
+    held = _held.get()
+    if held is None or held.finished:
+        return None
+    owner = held.owner
+    if owner._cluster or owner._worker is None or owner._preload is None:
+        return None
+    return owner
+
+
+# Sets a held job's lock back (see COMPLETE_HOLD in store.py). KEYS: lock  ARGV: token
+UNHOLD = """
+if redis.call('GET', KEYS[1]) == 'hold:' .. ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') return 1 end
+return 0
+"""
+
+
 class _Worker(bullmq.Worker):  # type: ignore[misc]
     """BullMQ's worker, failing jobs whose stored fields are not JSON instead of letting
     them cycle between active and waiting forever (BullMQ cannot even read them).
 
     Completing a job also takes the next one, in the same script call (BullMQ's
     ``fetchNext``, which its Python worker leaves unused), and the same slot runs it:
-    one round trip per job instead of two (complete, then fetch).
+    one round trip per job instead of two (complete, then fetch). With ``preload`` set
+    (standalone Redis), the same round trip also reads the next job's run state
+    (``LOAD_NEXT``, pipelined after the completion), kept per lock token in ``next_states``.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.next_jobs: dict[str, Any] = {}  # lock token -> the next job's raw data, fetched with a completion
+        self.next_states: dict[str, Any] = {}  # lock token -> LOAD_NEXT's answer for that next job
+        self.preload: list[Any] | None = None  # LOAD_NEXT's ARGV after the token (see preload_states)
+        self.pooled: Any = None  # a client with a connection pool, for the combined round trips (see preload_states)
+        self.load_next = self.client.register_script(LOAD_NEXT)
         complete = self.backend.moveToCompleted
 
         async def move_to_completed(job: Any, value: Any, remove: Any, token: str, fetch_next: bool = True) -> Any:
             fetch = self.fetches_next()
+            if fetch and self.preload is not None:
+                return await self.complete_and_load(job, value, remove, token)
             result = await complete(job, value, remove, token, fetch)
             if fetch:
                 self.keep_next(token, result.get("result"))
             return result
 
         self.backend.moveToCompleted = move_to_completed
+
+    def load_next_args(self, token: str, skip: Sequence[str] = ()) -> list[Any]:
+        """``LOAD_NEXT``'s keys and arguments (after its key count) for a completion with ``token``."""
+        assert self.preload is not None
+        return [self.scripts.keys["active"], self.scripts.toKey(""), token, *self.preload, *skip]
+
+    def keep_state(self, token: str, answer: Any) -> None:
+        """Keep ``LOAD_NEXT``'s answer (``[queue id, run id, state]``) for the job the token runs next."""
+        if isinstance(answer, list) and len(answer) == 3:
+            self.next_states[token] = answer
+
+    async def complete_and_load(self, job: Any, value: Any, remove: Any, token: str) -> dict[str, Any]:
+        """BullMQ's moveToCompleted with fetch-next, and ``LOAD_NEXT``, in one pipeline."""
+        finish = self.scripts.commands["moveToFinished"]
+        keys, args = self.scripts.moveToCompletedArgs(job, value, remove, token, True)
+        load_args = self.load_next_args(token)
+        results: list[Any] = []
+        client = self.pooled or self.client
+        for attempt in (1, 2):
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(finish.sha, len(keys), *keys, *args)
+                pipe.evalsha(self.load_next.sha, 1, *load_args)
+                results = await pipe.execute(raise_on_error=False)
+            if not isinstance(results[0], redis_errors.NoScriptError) or attempt == 2:
+                break
+            # Redis lost its script cache (a restart): load them, and complete again
+            finish.sha = await client.script_load(finish.script)
+            self.load_next.sha = await client.script_load(self.load_next.script)
+        done = results[0]
+        if isinstance(done, BaseException):
+            raise done
+        if isinstance(done, int) and done < 0:
+            raise self.scripts.finishedErrors(
+                {"code": done, "jobId": job.id, "command": "moveToFinished", "state": "active"}
+            )  # fmt: skip
+        if isinstance(results[1], redis_errors.NoScriptError):  # for the next completion
+            self.load_next.sha = await client.script_load(self.load_next.script)
+        nxt = raw2NextJobData(done) if done is not None else None
+        self.keep_next(token, nxt)
+        if self.next_jobs.get(token) is nxt:
+            self.keep_state(token, results[1])
+        return {"result": nxt, "finishedOn": args[1]}
 
     def fetches_next(self) -> bool:
         """Whether a completion may take the next job now (not while closing or paused)."""
@@ -323,8 +394,30 @@ class BullMQJobQueue:
         self._errors = ErrorLog()
         self._releasing: asyncio.Future[None] | None = None
         self._add_keys: list[str] | None = None  # addStandardJob's keys (see _add_and_finish)
+        self._preload: list[Any] | None = None  # see preload_states
+        self._hold_text: tuple[str, bytes] | None = None  # COMPLETE_HOLD, encoded (see commit_and_finish)
+        self._kept: Any = None
+        self._pooled: Any = None
         with map_backend_errors():
             self._queue = bullmq.Queue(name, {"connection": _connection(redis_url, cluster), "prefix": prefix})
+
+    def preload_states(self, run_key_prefix: str, inline_limit: int, kept: Any = None, pooled: Any = None) -> None:
+        """Read the run state of every job a completion fetches in the completion's round
+        trip (``LOAD_NEXT``; standalone Redis only: it reads keys it was not given), and
+        let a commit that decides no successor go with it (`commit_and_finish`).
+
+        ``run_key_prefix`` is ``<prefix>:run:{``; ``inline_limit`` the store's; ``kept``:
+        engine job ids whose state the worker already has (not read again); ``pooled``: a
+        redis-py client with a connection pool (the store's) for these round trips, so that
+        the worker's jobs do not take turns on BullMQ's single connection.
+        """
+        if self._cluster:
+            raise ValueError("preload_states needs a standalone Redis: LOAD_NEXT reads keys of other slots")
+        self._preload = [run_key_prefix, inline_limit]
+        self._kept = kept
+        self._pooled = pooled
+        if self._worker is not None:
+            self._worker.preload, self._worker.pooled = self._preload, pooled
 
     def _opts(self, job_id: str) -> dict[str, Any]:
         return {
@@ -386,30 +479,91 @@ class BullMQJobQueue:
         for item in jobs:
             queued = bullmq.Job(self._queue, "node", item.to_data(), {**self._queue.jobsOpts, **self._opts(item.id)})
             adds.append([*add_keys, *self._queue.scripts.addJobArgs(queued), queued.timestamp])
+        worker = self._worker
+        load = fetch and worker.preload is not None  # and read the next job's state (LOAD_NEXT)
+        load_args: list[Any] = []
+        if load:  # not the successors whose state this worker keeps (a chain's)
+            kept = self._kept or ()
+            load_args = worker.load_next_args(token, [wire_job_id(item.id) for item in jobs if item.id in kept])
+        client = worker.pooled or self._queue.client
         async with map_backend_errors_async():
             for attempt in (1, 2):
-                async with self._queue.client.pipeline(transaction=True) as pipe:
+                async with client.pipeline(transaction=True) as pipe:
                     for add_args in adds:
                         pipe.evalsha(add.sha, 9, *add_args)
                     pipe.evalsha(finish.sha, len(keys), *keys, *args)
+                    if load:
+                        pipe.evalsha(worker.load_next.sha, 1, *load_args)
                     results = await pipe.execute(raise_on_error=False)
+                state = results.pop() if load else None
+                if isinstance(state, redis_errors.NoScriptError):  # for the next completion
+                    worker.load_next.sha = await client.script_load(worker.load_next.script)
                 if not any(isinstance(r, redis_errors.NoScriptError) for r in results) or attempt == 2:
                     break
                 for script in (add, finish):  # Redis lost its script cache (a restart): load them, again
-                    script.sha = await self._queue.client.script_load(script.script)
+                    script.sha = await client.script_load(script.script)
                 if not isinstance(results[-1], redis_errors.NoScriptError):  # the job was completed: add the rest
                     held.finished = not _failed(results[-1])
                     if fetch and isinstance(results[-1], list):
                         self._worker.keep_next(token, raw2NextJobData(results[-1]))
+                        worker.keep_state(token, state)
                     missing = [item for item, r in zip(jobs, results, strict=False) if isinstance(r, BaseException)]
                     await self.add(missing)
                     return
         held.finished = not _failed(results[-1])
         if fetch and isinstance(results[-1], list):
             self._worker.keep_next(token, raw2NextJobData(results[-1]))
+            worker.keep_state(token, state)
         for result in results[:-1]:
             if isinstance(result, BaseException):
                 raise map_backend_error(result) from result
+
+    async def commit_and_finish(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The held job's commit (``script``: ``COMPLETE_HOLD``, with ``keys`` and ``args``
+        of ``COMPLETE``) and its completion (taking the next job, and that one's state), in
+        one MULTI/EXEC: the commit's answer, or ``None`` when the job must be committed the
+        usual way (the commit held the job, or could not run; the job is then completed
+        only if it was, and its successors are enqueued on their own)."""
+        held = _held.get()
+        worker = self._worker
+        assert held is not None
+        assert worker is not None
+        job, token = held.job, held.token
+        lock = worker.scripts.toKey(job.id) + ":lock"
+        fetch = worker.fetches_next()
+        finish = worker.scripts.commands["moveToFinished"]
+        fkeys, fargs = worker.scripts.moveToCompletedArgs(
+            job, None, job.opts.get("removeOnComplete", False), token, fetch
+        )
+        load = fetch and worker.preload is not None
+        client = worker.pooled or self._queue.client
+        text = self._hold_text
+        if text is None or text[0] is not script:
+            text = self._hold_text = (script, script.encode())
+        async with client.pipeline(transaction=True) as pipe:
+            # by its text, not its sha: the completion after it must never run without it (NOSCRIPT)
+            pipe.eval(text[1], len(keys) + 1, *keys, lock, *args)
+            pipe.evalsha(finish.sha, len(fkeys), *fkeys, *fargs)
+            if load:
+                pipe.evalsha(worker.load_next.sha, 1, *worker.load_next_args(token))
+            results = await pipe.execute(raise_on_error=False)
+        committed, done = results[0], results[1]
+        if isinstance(done, redis_errors.NoScriptError):  # Redis lost its scripts: BullMQ loads its own again
+            finish.sha = await client.script_load(finish.script)
+        if isinstance(committed, BaseException):  # the job may be completed; the caller commits it
+            held.finished = not _failed(done)
+        elif isinstance(committed, list) and committed and str(committed[0]) == "hold":
+            await client.eval(UNHOLD, 1, lock, token)
+            return None
+        else:
+            held.finished = not _failed(done)
+        if load and isinstance(results[2], redis_errors.NoScriptError):  # for the next completion
+            worker.load_next.sha = await client.script_load(worker.load_next.script)
+        if held.finished and fetch and isinstance(done, list):
+            worker.keep_next(token, raw2NextJobData(done))
+            if load:
+                worker.keep_state(token, results[2])
+        return None if isinstance(committed, BaseException) else committed
 
     async def missing(self, job_ids: Sequence[str]) -> list[str]:
         """Which of ``job_ids`` the queue does not hold (in any state), in one round trip."""
@@ -465,6 +619,10 @@ class BullMQJobQueue:
         async def process(job: Any, token: str) -> None:
             held = _Held(self, job, token)
             reset = _held.set(held)
+            state = self._worker.next_states.pop(token, None) if self._worker.next_states else None
+            pre = None
+            if state is not None and str(state[0]) == str(job.id):  # read with its fetch: for this delivery only
+                pre = preloaded.set((engine_job_id(str(job.id)), str(state[1]), state[2]))
             try:
                 data = job.data if isinstance(job.data, dict) else {}
                 await processor(Job.from_data(engine_job_id(str(job.id)), data))
@@ -478,6 +636,8 @@ class BullMQJobQueue:
                 log.warning("job %s failed after it was completed with its successors' enqueue: %s", job.id, error)
             finally:
                 _held.reset(reset)
+                if pre is not None:
+                    preloaded.reset(pre)
             if held.finished:  # completed already: BullMQ must not complete it again
                 raise DelayedError("completed with its successors' enqueue")
 
@@ -499,6 +659,7 @@ class BullMQJobQueue:
 
         with map_backend_errors():
             self._worker = _Worker(self.name, process, opts)
+        self._worker.preload, self._worker.pooled = self._preload, self._pooled
         self._worker.on("failed", failed)
         self._worker.on("error", self._errors)
         await self._worker.run()
@@ -511,6 +672,7 @@ class BullMQJobQueue:
         if force and self._releasing is None:
             held = [(str(job.id), str(token)) for job, token in list(self._worker.jobs)]
             taken, self._worker.next_jobs = self._worker.next_jobs, {}  # taken by a completion, not started
+            self._worker.next_states = {}
             held += [(str(data[1]), str(token)) for token, data in taken.items()]
             self._releasing = asyncio.ensure_future(self._force_close(held))
         if self._releasing is None:

@@ -52,6 +52,11 @@ class ShardedJobQueue:
             for shard in queue_names(name, shards, cluster=cluster)
         ]
 
+    def preload_states(self, run_key_prefix: str, inline_limit: int, kept: Any = None, pooled: Any = None) -> None:
+        """[`BullMQJobQueue.preload_states`][flowcraft.distributed.BullMQJobQueue.preload_states] on every shard."""
+        for shard in self.shards:
+            shard.preload_states(run_key_prefix, inline_limit, kept, pooled)
+
     def shard(self, job_id: str) -> BullMQJobQueue:
         """The shard that holds (or will hold) engine job ``job_id``."""
         return self.shards[shard_of(job_id, len(self.shards))]

@@ -39,9 +39,10 @@ from ..engine.jobs import (
 from ..engine.topics import TopicSubscription
 from .connection import MAX_CONNECTIONS, POOL_TIMEOUT, connect
 from .keys import BLUEPRINT_TTL, EVENT_STREAM_MAXLEN, MEMO_TTL, Keys, RunKeys
-from .queue import map_backend_errors, map_backend_errors_async
+from .loading import LOAD, preloaded
+from .queue import finishing_queue, map_backend_errors, map_backend_errors_async
 
-__all__ = ["CHARGE", "COMPLETE", "RedisRunStore", "connect", "parse_done"]
+__all__ = ["CHARGE", "COMPLETE", "COMPLETE_HOLD", "RedisRunStore", "connect", "parse_done"]
 
 _FINISH = """
 local function finish(default_ttl, stream, state)
@@ -204,6 +205,42 @@ return result
 """.replace("@MAXLEN@", str(EVENT_STREAM_MAXLEN))
 )
 
+# KEYS: COMPLETE's, then the BullMQ lock of the job (<prefix>:<queue>:<queue id>:lock)
+# ARGV: COMPLETE's
+# COMPLETE for a commit sent in one MULTI/EXEC with BullMQ's completion of its job (a single
+# Redis only: the lock is in the queue's slot). A commit that decides no successor runs as
+# COMPLETE; one that may decide or release a successor (or is a redelivery's, or must
+# compare keys) changes nothing but the lock, which it sets to 'hold:' .. token (TTL kept),
+# so that the completion after it fails on the lock and changes nothing either; it returns
+# {'hold', '', ''}, and the worker sets the lock back and commits the usual way.
+_HOLD = """
+local function hold()
+  local token = redis.call('GET', KEYS[9])
+  if token then redis.call('SET', KEYS[9], 'hold:' .. token, 'KEEPTTL') end
+  return {'hold', '', ''}
+end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st == 'pending' or st == 'running' or st == 'awaiting' then
+  if tonumber(ARGV[7]) > 0 or redis.call('HEXISTS', KEYS[4], ARGV[3]) == 1 then return hold() end
+  if redis.call('HLEN', KEYS[3]) <= 1 then return hold() end
+  local i = 8
+  i = i + 1 + 2 * tonumber(ARGV[i])
+  i = i + 1 + tonumber(ARGV[i])
+  local n = tonumber(ARGV[i]); i = i + 1
+  if n == 0 and redis.call('HLEN', KEYS[6]) > 0 then return hold() end
+  for _ = 1, n do
+    local succ, count = ARGV[i], tonumber(ARGV[i + 2]); i = i + 3
+    if count <= 1 then return hold() end
+    local v = redis.call('HGET', KEYS[6], succ)
+    if v then
+      local jk = ARGV[2] .. succ .. ':' .. v
+      if redis.call('SCARD', jk) + 1 - redis.call('SISMEMBER', jk, ARGV[4]) >= count then return hold() end
+    end
+  end
+end
+"""
+COMPLETE_HOLD = _FINISH + _HOLD + COMPLETE[len(_FINISH) :]
+
 # KEYS: meta waits events(channel) pending
 # ARGV: job_id wait_id record(json) now
 # Stores the wait (once) and counts its job as parked; the run is awaiting when every
@@ -353,34 +390,6 @@ values its node does not read."""
 JOINS_INLINE = 64
 """A commit sends the fan-in release facts only when they are this short (in node ids);
 longer ones only when the script asks for them (the commit may release a join)."""
-
-# KEYS: meta ctx done   ARGV: job_id inline_limit
-# A job's state in one step: {status, params, events, budget, usage, done record, then
-# (name, value)* of the context}; value is false (nil) for a value longer than inline_limit
-# (fetched on demand). No context when the job has a done record or the run has stopped.
-LOAD = """
-local out = redis.call('HMGET', KEYS[1], 'status', 'params', 'events', 'budget', 'usage')
-local status = out[1]
-out[6] = redis.call('HGET', KEYS[3], ARGV[1])
-if out[6] or (status ~= 'pending' and status ~= 'running' and status ~= 'awaiting') then return out end
-local limit = tonumber(ARGV[2])
-local names = redis.call('HKEYS', KEYS[2])
-local small = {}
-for _, name in ipairs(names) do
-  if redis.call('HSTRLEN', KEYS[2], name) > limit then
-    out[#out + 1] = name; out[#out + 1] = false
-  else
-    small[#small + 1] = name
-  end
-end
-for x = 1, #small, 4000 do
-  local part = {}
-  for y = x, math.min(x + 3999, #small) do part[#part + 1] = small[y] end
-  local values = redis.call('HMGET', KEYS[2], unpack(part))
-  for y, name in ipairs(part) do out[#out + 1] = name; out[#out + 1] = values[y] end
-end
-return out
-"""
 
 
 def parse_done(record: str) -> Completion:
@@ -692,10 +701,19 @@ class RedisRunStore:
         Context values longer than ``inline_limit`` bytes are left out (their names are
         in ``JobState.remote``): [`context_values`][flowcraft.distributed.RedisRunStore.context_values]
         fetches them when the node reads them.
+
+        A job that a BullMQ completion fetched on standalone Redis had its state read in
+        that round trip (``LOAD_NEXT``, in `flowcraft.distributed.loading`): its first
+        ``load`` takes that state instead of reading again.
         """
-        rk = self._run_keys(run_id)[0]
-        async with map_backend_errors_async():
-            result = await self._load(keys=[rk.meta, rk.ctx, rk.done], args=[job_id, self.inline_limit])
+        pre = preloaded.get()
+        if pre is not None and pre[0] == job_id and pre[1] == run_id:  # read with the job's fetch (LOAD_NEXT)
+            preloaded.set(None)  # once: a later read of this job reads again
+            result = pre[2]
+        else:
+            rk = self._run_keys(run_id)[0]
+            async with map_backend_errors_async():
+                result = await self._load(keys=[rk.meta, rk.ctx, rk.done], args=[job_id, self.inline_limit])
         status, params, events, budget, usage, done = (result + [None] * 6)[:6]
         context: dict[str, str] = {}
         remote: list[str] = []
@@ -914,7 +932,13 @@ class RedisRunStore:
         inline = len(joins) <= JOINS_INLINE
         async with map_backend_errors_async():
             sent = [*args, *(joins if inline else [-1]), *commit.events]
-            result = await self._complete(keys=fixed, args=sent)
+            result = None
+            queue = finishing_queue() if not self.cluster and not commit.expects else None
+            if queue is not None and all(arrival.count > 1 for arrival in commit.arrivals):
+                # no successor but a fan-in's: commit and complete the job in one MULTI (COMPLETE_HOLD)
+                result = await queue.commit_and_finish(COMPLETE_HOLD, fixed, sent)
+            if result is None:
+                result = await self._complete(keys=fixed, args=sent)
             if str(result[0]) == "joins":  # this commit may release a join: again, with the release facts
                 result = await self._complete(keys=fixed, args=[*args, *joins, *commit.events])
         if str(result[0]) == "skip":

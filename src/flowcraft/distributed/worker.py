@@ -139,6 +139,8 @@ class Worker(JobWorker):
             self.redis_url, name=self.queue_name, prefix=self.keys.prefix, shards=self.queue_shards,
             cluster=self.cluster, lock_duration=self._lock_duration, stalled_interval=self._stalled_interval,
         )  # fmt: skip
+        if not self.cluster:  # a completion also reads the state of the job it fetches (not on a cluster)
+            queue.preload_states(f"{self.keys.prefix}:run:{{", store.inline_limit, self._kept, store.client)
         return store, queue
 
     async def run(self) -> None:
