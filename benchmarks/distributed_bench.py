@@ -44,19 +44,27 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 NODES = """
+import asyncio, os
 from flowcraft import Node
 from flowcraft.graph import create_node_registry
+WAIT = int(os.environ.get("BENCH_WAIT_MS", "0")) / 1000
 class Noop(Node):
     def __init__(self, data=None, **deps):
         super().__init__()
-REGISTRY = create_node_registry({"noop": Noop})
+class Wait(Noop):
+    async def exec(self, args):
+        await asyncio.sleep(WAIT)
+REGISTRY = create_node_registry({"noop": Noop, "wait": Wait})
 """
 RAW_WORKER = """
-import asyncio, sys, bullmq
+import asyncio, os, sys, bullmq
 url, queue, chain = sys.argv[1], sys.argv[2], int(sys.argv[3])
+wait = int(os.environ.get("BENCH_WAIT_MS", "0")) / 1000
 async def main():
     q = bullmq.Queue(queue, {"connection": url})
     async def process(job, token):
+        if wait:
+            await asyncio.sleep(wait)
         n = job.data.get("n")
         if chain and n is not None and n + 1 < chain:
             await q.add("hop", {"n": n + 1}, {"jobId": f"h{n + 1}"})
@@ -186,12 +194,12 @@ def commands(stats: redis.Redis) -> int:
 
 
 async def raw_bullmq(
-    url: str, workers: int, jobs: int, chain: bool, env: dict[str, str], warm: bool = False
+    url: str, workers: int, jobs: int, chain: bool, env: dict[str, str], warm: bool = False, wait_ms: int = 0
 ) -> dict[str, float]:
     import bullmq
 
     queue = f"raw{time.monotonic_ns()}"
-    counted = Counted(env)
+    counted = Counted({**env, "BENCH_WAIT_MS": str(wait_ms)})
     counted.spawn(["raw", url, queue, str(jobs if chain else 0)], "ready", workers)
     q = bullmq.Queue(queue, {"connection": url})
     stats = redis.Redis.from_url(url)
@@ -235,6 +243,7 @@ async def flowcraft_run(
     profile: Path | None,
     src: Path | None = None,
     warm: bool = False,
+    wait_ms: int = 0,
 ) -> dict[str, float]:
     from flowcraft.distributed import DistributedExecutor
     from flowcraft.graph import GraphBuilder
@@ -246,7 +255,7 @@ async def flowcraft_run(
     if src is not None:  # the workers run this checkout's flowcraft (--baseline)
         parts = env["PYTHONPATH"].split(os.pathsep)
         env = {**env, "PYTHONPATH": os.pathsep.join([parts[0], str(src), *parts[1:]])}
-    counted = Counted({**env, **({"BENCH_PROFILE": str(profile)} if profile else {})})
+    counted = Counted({**env, "BENCH_WAIT_MS": str(wait_ms), **({"BENCH_PROFILE": str(profile)} if profile else {})})
     counted.spawn(["flowcraft", "worker", "--registry", "bench_nodes:REGISTRY", "--redis", url, "--queue", queue,
                    "--concurrency", "10"], "worker ready", workers)  # fmt: skip
     blueprint = GraphBuilder(REGISTRY).build_blueprint(graph).blueprint
@@ -271,8 +280,8 @@ async def flowcraft_run(
         counted.stop()
 
 
-def fan_out(width: int) -> dict:
-    return {"nodes": [{"id": "a", "type": "noop"}, *({"id": f"b{i}", "type": "noop"} for i in range(width)),
+def fan_out(width: int, branch: str = "noop") -> dict:
+    return {"nodes": [{"id": "a", "type": "noop"}, *({"id": f"b{i}", "type": branch} for i in range(width)),
                       {"id": "z", "type": "noop"}],
             "edges": [*({"source": "a", "target": f"b{i}"} for i in range(width)),
                       *({"source": f"b{i}", "target": "z"} for i in range(width))]}  # fmt: skip
@@ -310,6 +319,8 @@ async def main() -> None:
     parser.add_argument("--baseline", type=Path, help="also run the workers on this src/ folder (an older checkout) "
                         "in every round, for a before/after comparison in the same run")  # fmt: skip
     parser.add_argument("--baseline-label", help="how the results name the baseline (e.g. its commit)")
+    parser.add_argument("--io-ms", type=int, default=20, help="the I/O-bound fan-out: each branch job waits this "
+                        "long (asyncio.sleep, as an API call would), raw BullMQ's jobs too; 0 skips it")  # fmt: skip
     parser.add_argument("--warm", action="store_true", help="fan-out cases: every worker process runs the same "
                         "workload once before the measured run (a graph hydrated, connections open)")  # fmt: skip
     args = parser.parse_args()
@@ -320,7 +331,7 @@ async def main() -> None:
         args.profile.mkdir(parents=True, exist_ok=True)
     counts = [int(n) for n in args.workers.split(",")]
     doc: dict = {"meta": {"date": time.strftime("%Y-%m-%d", time.gmtime()), "width": args.width, "chain": args.chain,
-                          "warm": args.warm,
+                          "warm": args.warm, "io_ms": args.io_ms,
                           "repeat": args.repeat, "nproc": os.cpu_count(), "load_before": load_average()},
                  "fanout": []}  # fmt: skip
     if args.baseline:
@@ -362,6 +373,8 @@ async def main() -> None:
             doc["fanout"].append({"workers": workers, **summary(rounds, raws)})
             if befores:
                 doc["fanout"][-1]["baseline"] = summary(befores, raws)
+        if args.io_ms:
+            doc["io"] = await io_bound(url, counts, args, env)
         raws, rounds, befores = [], [], []
         for _ in range(args.repeat):
             raw = await raw_bullmq(url, 1, args.chain, True, env)
@@ -388,6 +401,72 @@ async def main() -> None:
     print(render(doc))
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+async def io_bound(url: str, counts: list[int], args: argparse.Namespace, env: dict[str, str]) -> list[dict]:
+    """The fan-out again with branch jobs that wait ``--io-ms`` each: how throughput grows
+    with worker processes when the jobs wait on I/O rather than compete for the CPU."""
+    rows = []
+    for workers in counts:
+        raws, rounds = [], []
+        for _ in range(args.repeat):
+            raw = await raw_bullmq(url, workers, args.width, False, env, wait_ms=args.io_ms)
+            print(f"raw BullMQ, {args.width} jobs waiting {args.io_ms} ms, {workers} worker(s): "
+                  f"{raw['jobs_per_s']:.0f} jobs/s", flush=True)  # fmt: skip
+            ours = await flowcraft_run(
+                url, workers, fan_out(args.width, "wait"), args.width + 3, env, None, wait_ms=args.io_ms
+            )  # fmt: skip
+            print(
+                f"flowcraft fan-out {args.width} waiting {args.io_ms} ms, {workers} worker(s): "
+                f"{ours['jobs_per_s']:.0f} jobs/s ({ours['jobs_per_s'] / raw['jobs_per_s']:.2f} of raw)",
+                flush=True,
+            )
+            raws.append(raw)
+            rounds.append(ours)
+        rows.append({"workers": workers, **summary(rounds, raws)})
+    return rows
+
+
+def render_io(doc: dict) -> list[str]:
+    """The I/O-bound fan-out: throughput by workers, and its growth from one worker."""
+    meta, rows = doc["meta"], doc.get("io")
+    if not rows:
+        return []
+    first = rows[0]
+    lines = [
+        "",
+        f"The same fan-out with branch jobs that each wait {meta['io_ms']} ms (`asyncio.sleep`, as a call to",
+        "another service would), raw BullMQ's jobs too: the jobs wait rather than compete for the two cores,",
+        "so throughput can grow with worker processes here. Growth is each one's throughput over its own with",
+        f"{first['workers']} worker.",
+        "",
+        "| workers | raw BullMQ | growth | Flowcraft | growth | Flowcraft ÷ raw |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        raw, low_high = row["raw"], row["ratio_range"]
+        raw_growth = raw["jobs_per_s"] / first["raw"]["jobs_per_s"]
+        lines.append(
+            f"| {row['workers']} | {raw['jobs_per_s']:,.0f} jobs/s | {raw_growth:.2f}x "
+            f"| {row['jobs_per_s']:,.0f} jobs/s | {row['jobs_per_s'] / first['jobs_per_s']:.2f}x "
+            f"| {row['ratio']:.2f} ({low_high[0]:.2f} to {low_high[1]:.2f}) |"
+        )
+    return lines
+
+
+def io_growth_row(doc: dict) -> str | None:
+    """The targets row: Flowcraft's growth with workers against raw BullMQ's (within 10%)."""
+    rows = doc.get("io")
+    if not rows or len(rows) < 2:
+        return None
+    first, last = rows[0], rows[-1]
+    ours = last["jobs_per_s"] / first["jobs_per_s"]
+    raw = last["raw"]["jobs_per_s"] / first["raw"]["jobs_per_s"]
+    met = "yes" if ours >= 0.9 * raw else "**no**"
+    return (
+        f"| throughput grows with workers as raw BullMQ's does ({first['workers']} → {last['workers']} workers, "
+        f"jobs waiting {doc['meta']['io_ms']} ms) | Flowcraft {ours:.2f}x, raw BullMQ {raw:.2f}x | {met} |"
+    )
 
 
 def render(doc: dict) -> str:
@@ -472,6 +551,7 @@ def render(doc: dict) -> str:
         for label, row in [*cases, (f"chain of {meta['chain']:,}, 1 worker", chain)]:
             before = f"{row['baseline']['cpu_ms']:.2f}" if "baseline" in row else "-"
             lines.append(f"| {label} | {row['raw']['cpu_ms']:.2f} | {row['cpu_ms']:.2f} | {before} |")
+    lines += render_io(doc)
     lines += render_targets(doc)
     return "\n".join(lines)
 
@@ -500,6 +580,9 @@ def render_targets(doc: dict) -> list[str]:
         lines.append(f"| fan-out ≥ 0.7x raw BullMQ, {workers} | {row['ratio']:.2f} ({low:.2f} to {high:.2f}) | {met} |")
     low, high = chain["hop_ratio_range"]
     met = verdict(chain["hop_ratio"] <= 1.5, high <= 1.5)
+    growth = io_growth_row(doc)
+    if growth:
+        lines.append(growth)
     lines.append(f"| chain hop ≤ 1.5x a raw job hop | {chain['hop_ratio']:.2f}x ({low:.2f} to {high:.2f}) | {met} |")
     ours = max(row["ours"] for row in doc["fanout"])
     lines.append(
