@@ -34,7 +34,7 @@ from __future__ import annotations
 import gc
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -58,7 +58,7 @@ from .internal_nodes import (
     PARALLEL_CONTAINER_TYPE,
     SUB_WORKFLOW_CONTAINER_TYPE,
 )
-from .models import GraphEdge, GraphNode, WorkflowBlueprint, WorkflowGraph, _edge, _node
+from .models import _NO_DATA, GraphEdge, GraphNode, WorkflowBlueprint, WorkflowGraph, _edge, _node
 from .registry import NodeFactory, ensure_registry
 
 if TYPE_CHECKING:
@@ -203,6 +203,57 @@ class GraphBuilder:
 
     def _compile(self, raw: WorkflowGraph | Mapping[str, Any]) -> tuple[WorkflowBlueprint, dict[str, dict[str, None]]]:
         """The blueprint, and each node's direct predecessors (as ordered dict keys)."""
+        if type(raw) is dict:
+            compiled = self._compile_plain_dict(raw)
+            if compiled is not None:
+                return compiled
+        return self._compile_checked(raw)
+
+    def _compile_plain_dict(self, raw: dict[str, Any]) -> tuple[WorkflowBlueprint, dict[str, dict[str, None]]] | None:
+        """``_compile_checked`` in one pass per list for the common, well-formed dict input
+        (the plain node and edge shapes, no config, sub-workflow, conditional or internal
+        type, no generated-id clash); ``None`` for anything else, which then takes the
+        checked path and gets its specific error. Same blueprint, byte for byte."""
+        raw_nodes, raw_edges = raw.get("nodes"), raw.get("edges")
+        if type(raw_nodes) is not list or type(raw_edges) is not list:
+            return None
+        nodes = _plain_nodes(raw_nodes, self._is_plain_type)
+        if nodes is None:
+            return None
+        index = {node.id: node for node in nodes}
+        if len(index) < len(nodes):
+            return None
+        parsed = _plain_edges(raw_edges, index)
+        if parsed is None:
+            return None
+        ends, out = parsed
+        groups = _plain_containers(nodes, ends, out, index)
+        if groups is None:
+            return None
+        edges, predecessors, owners = _plain_wiring(ends, groups)
+        starts = [node.id for node in nodes if node.id not in predecessors]
+        if not starts or (len(starts) > 1 and ROOT_PARALLEL_START_ID in index):
+            return None
+        start_id = self._choose_start(nodes, edges, index, predecessors)
+        counts = {target: len(preds) for target, preds in predecessors.items()}
+        counts[start_id] = 0
+        root = ROOT_PARALLEL_START_ID if len(starts) > 1 else None
+        producers = _plain_producers(nodes, predecessors, owners, root)
+        return WorkflowBlueprint(tuple(nodes), tuple(edges), start_id, counts, producers), predecessors
+
+    def _is_plain_type(self, node_type: str) -> bool:
+        """A registered (or built-in) type that needs no inlining, joins or looking through."""
+        return (
+            (node_type in self.registry or node_type in BUILTIN_NODE_TYPES)
+            and node_type not in self.sub_workflow_node_types
+            and node_type not in self.conditional_node_types
+            and not node_type.startswith("__internal_")
+        )
+
+    def _compile_checked(
+        self, raw: WorkflowGraph | Mapping[str, Any]
+    ) -> tuple[WorkflowBlueprint, dict[str, dict[str, None]]]:
+        """The blueprint through the checked passes (parse, flatten, joins, containers)."""
         graph = WorkflowGraph.coerce(raw)
         # A graph parsed here is this build's own: its top-level nodes (and their data) can
         # go into the blueprint as they are instead of being copied.
@@ -473,32 +524,11 @@ class GraphBuilder:
             indexes = out.get(node_id)
             if indexes is None or len(indexes) < 2 or node.type in conditional:
                 continue
-            action = edges[indexes[0]].action
-            for i in indexes:
-                if edges[i].action != action:
-                    break
-            else:  # the common case: one group, named <id>__parallel_container
-                if keep is None:
-                    keep = bytearray(b"\x01") * len(edges)
-                _add_container(nodes, edges, index, keep, node_id, f"{node_id}__parallel_container", action, indexes)
-                continue
-            groups: dict[str | None, list[int]] = {}
-            for j in indexes:
-                groups.setdefault(edges[j].action, []).append(j)
-            multi = [action for action, group in groups.items() if len(group) >= 2]
-            if not multi:
-                continue
-            # The default action's group (else the first group) gets the plain name; every
-            # other group is named after its action. So the literal action "default" (an
-            # ordinary string) gets "__default", apart from the default action's group.
-            plain = None if len(groups.get(None, ())) >= 2 else multi[0]
-            if keep is None:
+            groups = _parallel_groups(node_id, indexes, [edges[i].action for i in indexes])
+            if groups and keep is None:
                 keep = bytearray(b"\x01") * len(edges)
-            for action in multi:
-                container_id = (
-                    f"{node_id}__parallel_container" if action == plain else f"{node_id}__parallel_container__{action}"
-                )
-                _add_container(nodes, edges, index, keep, node_id, container_id, action, groups[action])
+            for container_id, action, members in groups:
+                _add_container(nodes, edges, index, keep, node_id, container_id, action, members)  # type: ignore[arg-type]
         if keep is None:
             return edges
         keep.extend(b"\x01" * (len(edges) - len(keep)))
@@ -623,6 +653,189 @@ def _add_container(
     for i in members:
         keep[i] = 0
         edges.append(_edge(container_id, edges[i].target))
+
+
+# ---- the plain-dict path (GraphBuilder._compile_plain_dict) ---------------------------------
+
+_PLAIN_NODE_KEYS = ("id", "type", "data")
+_ACTION_EDGE_KEYS = ("source", "target", "action")
+# An edge as the plain path keeps it until it knows whether it survives: (source, target, action).
+_Ends = tuple[str, str, str | None]
+# A parallel container to add: (owner id, container id, action, indexes of the edges it replaces).
+_Group = tuple[str, str, str | None, list[int]]
+
+
+def _plain_nodes(raw_nodes: list[Any], is_plain_type: Callable[[str], bool]) -> list[GraphNode] | None:
+    """The blueprint nodes of ``raw_nodes`` when each is ``{"id", "type"}`` or
+    ``{"id", "type", "data"}`` (in that order) of a plain type; ``None`` otherwise."""
+    nodes: list[GraphNode] = []
+    append = nodes.append
+    plain_types: dict[str, bool] = {}
+    for raw in raw_nodes:
+        if type(raw) is not dict:
+            return None
+        node_id, node_type = raw.get("id"), raw.get("type")
+        if type(node_id) is not str or not node_id or type(node_type) is not str:
+            return None
+        plain = plain_types.get(node_type)
+        if plain is None:
+            plain = plain_types[node_type] = bool(node_type) and is_plain_type(node_type)
+        if not plain:
+            return None
+        size = len(raw)
+        if size == 2 and next(iter(raw)) == "id":
+            append(_node(node_id, node_type, {"originalId": node_id}, None, _NO_DATA))
+        elif size == 3 and tuple(raw) == _PLAIN_NODE_KEYS:
+            data = raw["data"]
+            if type(data) is not dict or "workflowId" in data:
+                return None
+            append(_node(node_id, node_type, {**data, "originalId": node_id}))
+        else:
+            return None
+    return nodes
+
+
+def _plain_edges(
+    raw_edges: list[Any], index: Mapping[str, GraphNode]
+) -> tuple[list[_Ends], dict[str, list[int]]] | None:
+    """Each edge's ends and action, and each source's edge indexes, when every edge is
+    ``{"source", "target"}`` or ``{"source", "target", "action"}`` (a non-empty action
+    other than ``"default"``) between known nodes; ``None`` otherwise. No edge objects
+    yet: most are replaced by parallel containers."""
+    ends: list[_Ends] = []
+    out: dict[str, list[int]] = {}
+    for i, raw in enumerate(raw_edges):
+        if type(raw) is not dict:
+            return None
+        source, target = raw.get("source"), raw.get("target")
+        if type(source) is not str or type(target) is not str or source not in index or target not in index:
+            return None
+        size = len(raw)
+        if size == 2 and next(iter(raw)) == "source":
+            ends.append((source, target, None))
+        elif size == 3 and tuple(raw) == _ACTION_EDGE_KEYS:
+            action = raw["action"]
+            if type(action) is not str or not action or action == "default":
+                return None
+            ends.append((source, target, action))
+        else:
+            return None
+        bucket = out.get(source)
+        if bucket is None:
+            out[source] = [i]
+        else:
+            bucket.append(i)
+    return ends, out
+
+
+def _plain_containers(
+    nodes: list[GraphNode], ends: list[_Ends], out: dict[str, list[int]], index: dict[str, GraphNode]
+) -> list[_Group] | None:
+    """The parallel containers to add (named and placed as ``_insert_parallel_containers``
+    does), their nodes appended to ``nodes`` and ``index``; ``None`` when a generated id
+    is taken."""
+    groups: list[_Group] = []
+    for n in range(len(nodes)):
+        node_id = nodes[n].id
+        indexes = out.get(node_id)
+        if indexes is None or len(indexes) < 2:
+            continue
+        actions = [ends[i][2] for i in indexes]
+        for container_id, action, members in _parallel_groups(node_id, indexes, actions):
+            if container_id in index:
+                return None
+            container = _node(container_id, PARALLEL_CONTAINER_TYPE, {})
+            nodes.append(container)
+            index[container_id] = container
+            groups.append((node_id, container_id, action, members))
+    return groups
+
+
+def _plain_wiring(
+    ends: list[_Ends], groups: list[_Group]
+) -> tuple[list[GraphEdge], dict[str, dict[str, None]], dict[str, str]]:
+    """The final edges (the kept ones in input order, then each container's), every
+    node's direct predecessors in the order the checked path finds them, and each
+    container's owner."""
+    keep = bytearray(b"\x01") * len(ends)
+    for group in groups:
+        for i in group[3]:
+            keep[i] = 0
+    edges: list[GraphEdge] = []
+    append = edges.append
+    predecessors: dict[str, dict[str, None]] = {}
+    for kept in compress(ends, keep):
+        source, target, action = kept
+        append(_edge(source, target, action))
+        preds = predecessors.get(target)
+        if preds is None:
+            predecessors[target] = {source: None}
+        else:
+            preds[source] = None
+    owners: dict[str, str] = {}
+    for owner, container_id, action, members in groups:
+        append(_edge(owner, container_id, action))
+        predecessors[container_id] = {owner: None}
+        owners[container_id] = owner
+        for i in members:
+            target = ends[i][1]
+            append(_edge(container_id, target))
+            preds = predecessors.get(target)
+            if preds is None:
+                predecessors[target] = {container_id: None}
+            else:
+                preds[container_id] = None
+    return edges, predecessors, owners
+
+
+def _plain_producers(
+    nodes: list[GraphNode],
+    predecessors: Mapping[str, Mapping[str, None]],
+    owners: Mapping[str, str],
+    root: str | None,
+) -> dict[str, list[str]]:
+    """``_original_producers`` of a plain graph: a user node stands for itself, a parallel
+    container for its owner, the ``root`` container (if any) for nobody."""
+    originals: dict[str, list[str]] = {}
+    for node in nodes:
+        node_id = node.id
+        preds = predecessors.get(node_id)
+        if not preds:
+            continue
+        producers = [owners.get(pred, pred) for pred in preds if pred != root]
+        if len(producers) > 1:
+            producers = list(dict.fromkeys(producers))
+        if producers:
+            originals[node_id] = producers
+    return originals
+
+
+def _parallel_groups(
+    node_id: str, indexes: list[int], actions: list[str | None]
+) -> list[tuple[str, str | None, list[int]]]:
+    """The parallel containers ``node_id`` needs for its out edges ``indexes`` (with
+    ``actions``): (container id, action, the edges it replaces), one per action with
+    several edges. The default action's group (else the first such group) gets the plain
+    name ``<id>__parallel_container``; every other is named after its action, so the
+    literal action "default" gets ``__default`` apart from the default action's group."""
+    first = actions[0]
+    if actions.count(first) == len(actions):  # the common case: one group
+        return [(f"{node_id}__parallel_container", first, indexes)]
+    by_action: dict[str | None, list[int]] = {}
+    for i, action in zip(indexes, actions, strict=True):
+        by_action.setdefault(action, []).append(i)
+    multi = [action for action, group in by_action.items() if len(group) >= 2]
+    if not multi:
+        return []
+    plain = None if len(by_action.get(None, ())) >= 2 else multi[0]
+    return [
+        (
+            f"{node_id}__parallel_container" if action == plain else f"{node_id}__parallel_container__{action}",
+            action,
+            by_action[action],
+        )
+        for action in multi
+    ]
 
 
 def _reprefix_inputs(
