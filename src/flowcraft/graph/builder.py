@@ -226,20 +226,22 @@ class GraphBuilder:
         parsed = _plain_edges(raw_edges, index)
         if parsed is None:
             return None
-        ends, out = parsed
-        groups = _plain_containers(nodes, ends, out, index)
+        ends, out, acted = parsed
+        user_ids = list(index)
+        groups = _plain_containers(user_ids, ends, out, acted, nodes, index)
         if groups is None:
             return None
         edges, predecessors, owners = _plain_wiring(ends, groups)
-        starts = [node.id for node in nodes if node.id not in predecessors]
+        starts = [node_id for node_id in user_ids if node_id not in predecessors]  # containers all have one
         if not starts or (len(starts) > 1 and ROOT_PARALLEL_START_ID in index):
             return None
-        start_id = self._choose_start(nodes, edges, index, predecessors)
+        start_id = _add_start(starts, nodes, edges, index, predecessors)
         counts = {target: len(preds) for target, preds in predecessors.items()}
         counts[start_id] = 0
         root = ROOT_PARALLEL_START_ID if len(starts) > 1 else None
-        producers = _plain_producers(nodes, predecessors, owners, root)
-        return WorkflowBlueprint(tuple(nodes), tuple(edges), start_id, counts, producers), predecessors
+        producers = _plain_producers(index, predecessors, owners, root)
+        blueprint = WorkflowBlueprint(tuple(nodes), tuple(edges), start_id, counts, producers)
+        return blueprint, predecessors
 
     def _is_plain_type(self, node_type: str) -> bool:
         """A registered (or built-in) type that needs no inlining, joins or looking through."""
@@ -553,16 +555,28 @@ class GraphBuilder:
                 "incoming edge, so the graph is one big cycle. Add an entry node that nothing points to.",
                 node_id=nodes[0].id,
             )
-        if len(starts) == 1:
-            return starts[0]
-        _claim(index, ROOT_PARALLEL_START_ID, starts[0])
-        root = GraphNode(ROOT_PARALLEL_START_ID, PARALLEL_CONTAINER_TYPE, {})
-        nodes.append(root)
-        index[ROOT_PARALLEL_START_ID] = root
-        for start in starts:
-            edges.append(_edge(ROOT_PARALLEL_START_ID, start))
-            predecessors[start] = {ROOT_PARALLEL_START_ID: None}
-        return ROOT_PARALLEL_START_ID
+        return _add_start(starts, nodes, edges, index, predecessors)
+
+
+def _add_start(
+    starts: list[str],
+    nodes: list[GraphNode],
+    edges: list[GraphEdge],
+    index: dict[str, GraphNode],
+    predecessors: dict[str, dict[str, None]],
+) -> str:
+    """The start node's id among ``starts`` (the nodes without predecessors); several get a
+    root container (its edges added to ``edges`` and ``predecessors``)."""
+    if len(starts) == 1:
+        return starts[0]
+    _claim(index, ROOT_PARALLEL_START_ID, starts[0])
+    root = GraphNode(ROOT_PARALLEL_START_ID, PARALLEL_CONTAINER_TYPE, {})
+    nodes.append(root)
+    index[ROOT_PARALLEL_START_ID] = root
+    for start in starts:
+        edges.append(_edge(ROOT_PARALLEL_START_ID, start))
+        predecessors[start] = {ROOT_PARALLEL_START_ID: None}
+    return ROOT_PARALLEL_START_ID
 
 
 class _CollectorPaused:
@@ -697,11 +711,12 @@ def _plain_nodes(raw_nodes: list[Any], is_plain_type: Callable[[str], bool]) -> 
 
 def _plain_edges(
     raw_edges: list[Any], index: Mapping[str, GraphNode]
-) -> tuple[list[_Ends], dict[str, list[int]]] | None:
-    """Each edge's ends and action, and each source's edge indexes, when every edge is
-    ``{"source", "target"}`` or ``{"source", "target", "action"}`` (a non-empty action
-    other than ``"default"``) between known nodes; ``None`` otherwise. No edge objects
-    yet: most are replaced by parallel containers."""
+) -> tuple[list[_Ends], dict[str, list[int]], bool] | None:
+    """Each edge's ends and action, each source's edge indexes and whether any edge has
+    an action, when every edge is ``{"source", "target"}`` or ``{"source", "target",
+    "action"}`` (a non-empty action other than ``"default"``) between known nodes;
+    ``None`` otherwise. No edge objects yet: most are replaced by parallel containers."""
+    acted = False
     ends: list[_Ends] = []
     out: dict[str, list[int]] = {}
     for i, raw in enumerate(raw_edges):
@@ -718,6 +733,7 @@ def _plain_edges(
             if type(action) is not str or not action or action == "default":
                 return None
             ends.append((source, target, action))
+            acted = True
         else:
             return None
         bucket = out.get(source)
@@ -725,23 +741,30 @@ def _plain_edges(
             out[source] = [i]
         else:
             bucket.append(i)
-    return ends, out
+    return ends, out, acted
 
 
 def _plain_containers(
-    nodes: list[GraphNode], ends: list[_Ends], out: dict[str, list[int]], index: dict[str, GraphNode]
+    user_ids: list[str],
+    ends: list[_Ends],
+    out: dict[str, list[int]],
+    acted: bool,
+    nodes: list[GraphNode],
+    index: dict[str, GraphNode],
 ) -> list[_Group] | None:
     """The parallel containers to add (named and placed as ``_insert_parallel_containers``
     does), their nodes appended to ``nodes`` and ``index``; ``None`` when a generated id
     is taken."""
     groups: list[_Group] = []
-    for n in range(len(nodes)):
-        node_id = nodes[n].id
+    for node_id in user_ids:
         indexes = out.get(node_id)
         if indexes is None or len(indexes) < 2:
             continue
-        actions = [ends[i][2] for i in indexes]
-        for container_id, action, members in _parallel_groups(node_id, indexes, actions):
+        if acted:
+            planned = _parallel_groups(node_id, indexes, [ends[i][2] for i in indexes])
+        else:  # no edge has an action: one default group (saves a list and a call per node)
+            planned = [(f"{node_id}__parallel_container", None, indexes)]
+        for container_id, action, members in planned:
             if container_id in index:
                 return None
             container = _node(container_id, PARALLEL_CONTAINER_TYPE, {})
@@ -789,24 +812,27 @@ def _plain_wiring(
 
 
 def _plain_producers(
-    nodes: list[GraphNode],
+    ids: Iterable[str],
     predecessors: Mapping[str, Mapping[str, None]],
     owners: Mapping[str, str],
     root: str | None,
 ) -> dict[str, list[str]]:
-    """``_original_producers`` of a plain graph: a user node stands for itself, a parallel
-    container for its owner, the ``root`` container (if any) for nobody."""
+    """``_original_producers`` of a plain graph (``ids``: every node's, in node order): a
+    user node stands for itself, a parallel container for its owner, the ``root``
+    container (if any) for nobody."""
     originals: dict[str, list[str]] = {}
-    for node in nodes:
-        node_id = node.id
-        preds = predecessors.get(node_id)
-        if not preds:
+    get_preds, stands_for = predecessors.get, owners.get
+    for node_id in ids:
+        preds = get_preds(node_id)
+        if preds is None:
             continue
-        producers = [owners.get(pred, pred) for pred in preds if pred != root]
-        if len(producers) > 1:
-            producers = list(dict.fromkeys(producers))
-        if producers:
-            originals[node_id] = producers
+        if len(preds) == 1:  # a container, or a node after one container
+            (pred,) = preds
+        else:  # no root among several: a start has just the root
+            originals[node_id] = list(dict.fromkeys(map(stands_for, preds, preds)))
+            continue
+        if pred != root:
+            originals[node_id] = [stands_for(pred, pred)]
     return originals
 
 
