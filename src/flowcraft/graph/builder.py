@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from ..errors import (
     DanglingEdgeError,
@@ -180,7 +180,7 @@ class GraphBuilder:
             NoStartNodeError: every node has a predecessor.
         """
         with _CollectorPaused():
-            return BlueprintBuildResult(self._compile(graph)[0])
+            return BlueprintBuildResult(self._compile(graph))
 
     def build(self, graph: WorkflowGraph | Mapping[str, Any]) -> BuildResult:
         """Compile ``graph`` and hydrate it into a runnable flow (same errors as
@@ -188,7 +188,8 @@ class GraphBuilder:
         [`GraphError`][flowcraft.GraphError] for a node class
         that cannot be constructed)."""
         with _CollectorPaused():
-            blueprint, predecessors = self._compile(graph)
+            blueprint = self._compile(graph)
+            predecessors = _direct_predecessors(blueprint.edges)
             predecessor_ids = {node.id: list(predecessors.get(node.id, ())) for node in blueprint.nodes}
             executor = BlueprintExecutor(blueprint, self.registry, self.dependencies)
         return BuildResult(
@@ -201,15 +202,15 @@ class GraphBuilder:
 
     # ---- compilation -----------------------------------------------------------------------
 
-    def _compile(self, raw: WorkflowGraph | Mapping[str, Any]) -> tuple[WorkflowBlueprint, dict[str, dict[str, None]]]:
-        """The blueprint, and each node's direct predecessors (as ordered dict keys)."""
+    def _compile(self, raw: WorkflowGraph | Mapping[str, Any]) -> WorkflowBlueprint:
+        """The blueprint of ``raw``."""
         if type(raw) is dict:
             compiled = self._compile_plain_dict(raw)
             if compiled is not None:
                 return compiled
         return self._compile_checked(raw)
 
-    def _compile_plain_dict(self, raw: dict[str, Any]) -> tuple[WorkflowBlueprint, dict[str, dict[str, None]]] | None:
+    def _compile_plain_dict(self, raw: dict[str, Any]) -> WorkflowBlueprint | None:
         """``_compile_checked`` in one pass per list for the common, well-formed dict input
         (the plain node and edge shapes, no config, sub-workflow, conditional or internal
         type, no generated-id clash); ``None`` for anything else, which then takes the
@@ -234,17 +235,17 @@ class GraphBuilder:
         wired = _plain_wiring(raw_edges, groups)
         if wired is None:
             return None
-        edges, predecessors, owners = wired
+        edges, predecessors, counts, owners = wired
         starts = [node_id for node_id in user_ids if node_id not in predecessors]  # containers all have one
         if not starts or (len(starts) > 1 and ROOT_PARALLEL_START_ID in index):
             return None
         start_id = _add_start(starts, nodes, edges, index, predecessors)
-        counts = {target: len(preds) for target, preds in predecessors.items()}
+        if len(starts) > 1:
+            counts.update(dict.fromkeys(starts, 1))  # under the root container
         counts[start_id] = 0
         root = ROOT_PARALLEL_START_ID if len(starts) > 1 else None
-        producers = _plain_producers(index, predecessors, owners, root)
-        blueprint = WorkflowBlueprint(tuple(nodes), tuple(edges), start_id, counts, producers)
-        return blueprint, predecessors
+        producers = _plain_producers(user_ids, predecessors, owners, root)
+        return WorkflowBlueprint(tuple(nodes), tuple(edges), start_id, counts, producers)
 
     def _is_plain_type(self, node_type: str) -> bool:
         """A registered (or built-in) type that needs no inlining, joins or looking through."""
@@ -255,9 +256,7 @@ class GraphBuilder:
             and not node_type.startswith("__internal_")
         )
 
-    def _compile_checked(
-        self, raw: WorkflowGraph | Mapping[str, Any]
-    ) -> tuple[WorkflowBlueprint, dict[str, dict[str, None]]]:
+    def _compile_checked(self, raw: WorkflowGraph | Mapping[str, Any]) -> WorkflowBlueprint:
         """The blueprint through the checked passes (parse, flatten, joins, containers)."""
         graph = WorkflowGraph.coerce(raw)
         # A graph parsed here is this build's own: its top-level nodes (and their data) can
@@ -277,23 +276,14 @@ class GraphBuilder:
         if self.conditional_node_types:
             self._insert_conditional_joins(nodes, edges, out, index)
         final = self._insert_parallel_containers(nodes, edges, out, index)
-        predecessors: dict[str, dict[str, None]] = {}
-        for edge in final:
-            preds = predecessors.get(edge.target)
-            if preds is None:
-                predecessors[edge.target] = {edge.source: None}
-            else:
-                preds[edge.source] = None
+        predecessors = _direct_predecessors(final)
         start_id = self._choose_start(nodes, final, index, predecessors)
         # Keys in Flowcraft TS's order: first appearance as an edge target, then the nodes
         # nobody targets (count 0: the start, or the root container), so the JSON compares
         # byte for byte.
         counts = {target: len(preds) for target, preds in predecessors.items()}
         counts[start_id] = 0
-        blueprint = WorkflowBlueprint(
-            tuple(nodes), tuple(final), start_id, counts, _original_producers(nodes, predecessors)
-        )
-        return blueprint, predecessors
+        return WorkflowBlueprint(tuple(nodes), tuple(final), start_id, counts, _original_producers(nodes, predecessors))
 
     def _flatten(
         self, graph: WorkflowGraph, prefix: str, chain: tuple[str | int, ...], owned: bool = False
@@ -601,6 +591,19 @@ class _CollectorPaused:
             gc.enable()
 
 
+def _direct_predecessors(edges: Iterable[GraphEdge]) -> dict[str, dict[str, None]]:
+    """Each edge target's distinct sources (ordered dict keys), targets in order of first
+    appearance."""
+    predecessors: dict[str, dict[str, None]] = {}
+    for edge in edges:
+        preds = predecessors.get(edge.target)
+        if preds is None:
+            predecessors[edge.target] = {edge.source: None}
+        else:
+            preds[edge.source] = None
+    return predecessors
+
+
 def _duplicate_id(nodes: list[GraphNode]) -> None:
     """Raise for the first id that two nodes of a flattened graph share."""
     index: dict[str, GraphNode] = {}
@@ -771,12 +774,19 @@ def _plain_containers(
     return groups
 
 
-def _plain_wiring(
-    raw_edges: list[dict[str, str]], groups: list[_Group]
-) -> tuple[list[GraphEdge], dict[str, dict[str, None]], dict[str, str]] | None:
-    """The final edges (the kept ones in input order, then each container's), every
-    node's direct predecessors in the order the checked path finds them, and each
-    container's owner; ``None`` when a kept edge's keys are not in the plain order."""
+class _PlainWiring(NamedTuple):
+    """What ``_plain_wiring`` finds."""
+
+    edges: list[GraphEdge]  # the kept ones in input order, then each container's
+    predecessors: dict[str, dict[str, None]]  # of each user node (ordered dict keys)
+    counts: dict[str, int]  # distinct direct predecessors, by first appearance as a target
+    owners: dict[str, str]  # each container's owner, its one predecessor
+
+
+def _plain_wiring(raw_edges: list[dict[str, str]], groups: list[_Group]) -> _PlainWiring | None:
+    """The final edges and the predecessor maps, in the order the checked path finds
+    them; ``None`` when a kept edge's keys are not in the plain order. Containers'
+    predecessors need no dict each: a container has its owner only."""
     keep = bytearray(b"\x01") * len(raw_edges)
     for group in groups:
         for i in group[3]:
@@ -784,6 +794,7 @@ def _plain_wiring(
     edges: list[GraphEdge] = []
     append = edges.append
     predecessors: dict[str, dict[str, None]] = {}
+    counts: dict[str, int] = {}
     for raw in compress(raw_edges, keep):
         if next(iter(raw)) != "source" or (len(raw) == 3 and tuple(raw) != _ACTION_EDGE_KEYS):
             return None
@@ -792,12 +803,14 @@ def _plain_wiring(
         preds = predecessors.get(target)
         if preds is None:
             predecessors[target] = {source: None}
+            counts[target] = 1
         else:
             preds[source] = None
+            counts[target] = len(preds)
     owners: dict[str, str] = {}
     for owner, container_id, action, members in groups:
         append(_edge(owner, container_id, action))
-        predecessors[container_id] = {owner: None}
+        counts[container_id] = 1
         owners[container_id] = owner
         for i in members:
             target = raw_edges[i]["target"]
@@ -805,28 +818,30 @@ def _plain_wiring(
             preds = predecessors.get(target)
             if preds is None:
                 predecessors[target] = {container_id: None}
+                counts[target] = 1
             else:
                 preds[container_id] = None
-    return edges, predecessors, owners
+                counts[target] = len(preds)
+    return _PlainWiring(edges, predecessors, counts, owners)
 
 
 def _plain_producers(
-    ids: Iterable[str],
+    user_ids: list[str],
     predecessors: Mapping[str, Mapping[str, None]],
     owners: Mapping[str, str],
     root: str | None,
 ) -> dict[str, list[str]]:
-    """``_original_producers`` of a plain graph (``ids``: every node's, in node order): a
-    user node stands for itself, a parallel container for its owner, the ``root``
-    container (if any) for nobody."""
+    """``_original_producers`` of a plain graph: a user node stands for itself, a
+    parallel container for its owner, the ``root`` container (if any) for nobody; user
+    nodes first, then containers, in node order."""
     originals: dict[str, list[str]] = {}
     get_preds, stands_for = predecessors.get, owners.get
-    for node_id in ids:
+    for node_id in user_ids:
         preds = get_preds(node_id)
         if preds is None:
             continue
         count = len(preds)
-        if count == 1:  # a container, a node after one, or a start under the root
+        if count == 1:  # a node after one container (or one node), or a start under the root
             (pred,) = preds
             if pred != root:
                 originals[node_id] = [stands_for(pred, pred)]
@@ -836,6 +851,8 @@ def _plain_producers(
             originals[node_id] = [first] if first == second else [first, second]
         else:  # no root among several: a start has just the root
             originals[node_id] = list(dict.fromkeys(map(stands_for, preds, preds)))
+    for container_id, owner in owners.items():
+        originals[container_id] = [owner]
     return originals
 
 
