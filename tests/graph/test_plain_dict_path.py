@@ -213,3 +213,15 @@ def test_build_gives_the_same_maps_through_both_paths() -> None:
     assert from_dict.predecessor_id_map == from_graph.predecessor_id_map
     assert from_dict.predecessor_count_map == from_graph.predecessor_count_map
     assert from_dict.original_predecessor_id_map == from_graph.original_predecessor_id_map
+
+
+def test_the_input_dict_is_left_as_it_was() -> None:
+    raw = {
+        "nodes": [{"id": "a", "type": "task", "data": {"k": 1}}, {"id": "b", "type": "task"}, {"id": "c", "type": "task"}],
+        "edges": [{"source": "a", "target": "b"}, {"source": "a", "target": "c"}],
+    }  # fmt: skip
+    before = copy.deepcopy(raw)
+    blueprint = make_builder().build_blueprint(raw).blueprint
+    assert raw == before
+    assert blueprint.nodes[0].data == {"k": 1, "originalId": "a"}
+    assert blueprint.nodes[0].data is not raw["nodes"][0]["data"]
