@@ -13,7 +13,7 @@ from ..abort import NEVER_ABORTED
 from ..actions import DEFAULT_ACTION
 from ..context import Context, TypedContext
 from ..errors import AbortError, BudgetExceededError, FatalWorkflowError
-from ..middleware import Middleware, NextFn, compose_middleware
+from ..middleware import Middleware, NextFn, _chain_head, compose_middleware
 from ..node import ASYNC, AbstractNode, Node, NodeArgs
 from .base import PARKED, BatchOutcome, RunOptions, WalkScope, resolve_options
 
@@ -152,6 +152,8 @@ class InMemoryExecutor:
         ``params``, when given, replaces ``scope.params`` (a batch item's sub-flow).
         """
         chain, gate, signal, ctx, logger = scope.chain, scope.gate, scope.signal, scope.ctx, scope.logger
+        # The chain's outermost middleware called here, without its link's frame (~0.03 µs per node)
+        head_mw, head_next = (None, None) if chain is None else _chain_head(chain) or (None, None)
         new_args, refs, sole = object.__new__, sys.getrefcount, _SOLE_OWNER_REFS
         if params is None:
             params = scope.params
@@ -181,7 +183,7 @@ class InMemoryExecutor:
             args.scope = scope
             args.incoming_action = action
             if chain is not None:
-                action = await chain(args)
+                action = await (chain(args) if head_mw is None else head_mw(args, head_next))
             elif not inline:
                 action = await node.run_lifecycle(args)
             else:  # Node.run_lifecycle's steps inline (change all three together): ~0.09 µs less per node
@@ -523,10 +525,59 @@ def _admitting(budget: BudgetMeter, chain: NextFn) -> NextFn:
     return admitted
 
 
-def _run_lifecycle(args: NodeArgs[Any, Any]) -> Any:
-    # Returns the node's lifecycle coroutine without wrapping it in another frame.
-    assert args.node is not None
-    return args.node.run_lifecycle(args)
+async def _run_lifecycle(args: NodeArgs[Any, Any]) -> Any:
+    """The innermost step of a middleware chain: ``args.node``'s lifecycle.
+
+    A plain node's steps run here, as `InMemoryExecutor.walk` runs them inline (one
+    coroutine and a frame less than ``node.run_lifecycle(args)`` behind a function, and the
+    modes read from the node's walk plan, not the class: ~0.1 µs less per node and chain);
+    any other node's ``run_lifecycle`` is awaited. ``Node.run_lifecycle``, the walk, its
+    batch items and this step run the same steps: change all four together.
+    """
+    node = args.node
+    assert node is not None
+    _, inline, prep_mode, exec_mode, post_mode = node._walk_plan
+    if not inline:
+        return await node.run_lifecycle(args)
+    plain: Node[Any, Any, Any] = node  # type: ignore[assignment]
+    signal = args.signal
+    if signal is None:  # "never aborted" (a middleware or custom executor passing None)
+        signal = args.signal = NEVER_ABORTED
+    elif signal.aborted:  # (a middleware ran before: the walk's own check may be stale)
+        raise signal.error()
+    result: Any
+    if prep_mode:
+        try:
+            result = plain.prep(args)
+            if prep_mode is ASYNC:
+                result = await result
+        except Exception as error:
+            wrapped = plain._wrap_error(error, "prep")
+            raise wrapped from wrapped.__cause__
+        args.prep_res = result
+        if signal.aborted:
+            raise signal.error()
+    result = None
+    try:
+        if exec_mode:
+            result = plain.exec(args)
+            if exec_mode is ASYNC:
+                result = await result
+    except Exception as error:
+        result = await plain._exec_failed(args, error)
+    args.exec_res = result
+    if signal.aborted:
+        raise signal.error()
+    if not post_mode:
+        return DEFAULT_ACTION
+    try:
+        action = plain.post(args)
+        if post_mode is ASYNC:
+            action = await action
+    except Exception as error:
+        wrapped = plain._wrap_error(error, "post")
+        raise wrapped from wrapped.__cause__
+    return DEFAULT_ACTION if action is None else action
 
 
 DEFAULT_EXECUTOR = InMemoryExecutor()
