@@ -220,3 +220,26 @@ def test_a_middleware_gets_the_default_action_for_a_post_returning_none():
     quiet.next(Node())
     assert run(Flow(quiet).use(record).run(TypedContext())) == DEFAULT_ACTION
     assert seen == [DEFAULT_ACTION, DEFAULT_ACTION]  # (Node(): no post at all)
+
+
+def test_a_composed_chain_names_its_outermost_middleware_and_what_it_calls_next():
+    from flowcraft.middleware import _chain_head, compose_middleware
+
+    async def inner(args):
+        return "inner"
+
+    async def outer_mw(args, call_next):
+        return await call_next(args)
+
+    def sync_mw(args, call_next):
+        return call_next(args)
+
+    assert _chain_head(inner) is None  # not a chain: called as is
+    chain = compose_middleware([outer_mw, sync_mw], inner)
+    head_mw, head_next = _chain_head(chain)
+    assert head_mw is outer_mw
+    adapted, innermost = _chain_head(head_next)
+    assert adapted.__wrapped__ is sync_mw and innermost is inner
+    node = Step("n")
+    args = fresh_args(node)
+    assert run(chain(args)) == run(head_mw(args, head_next)) == "inner"
