@@ -490,7 +490,8 @@ class Node(AbstractNode, Generic[P, E, A]):
     async def run_lifecycle(self, args: NodeArgs[Any, Any], *, skip_exec: bool = False) -> Any:
         """Run ``prep`` → ``exec`` (with retries, timeout, fallback) → ``post``; return the action."""
         # InMemoryExecutor.walk and its batch items run these same steps inline (see
-        # `_walk_plan`): change all three together.
+        # `_walk_plan`), and so does the innermost step of its middleware chains
+        # (`in_memory._run_lifecycle`): change all four together.
         signal = args.signal
         if signal is None:  # "never aborted" (a custom executor passing options.signal as is)
             signal = args.signal = NEVER_ABORTED

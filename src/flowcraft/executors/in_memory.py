@@ -13,7 +13,7 @@ from ..abort import NEVER_ABORTED
 from ..actions import DEFAULT_ACTION
 from ..context import Context, TypedContext
 from ..errors import AbortError, BudgetExceededError, FatalWorkflowError
-from ..middleware import Middleware, NextFn, compose_middleware
+from ..middleware import AsyncMiddleware, Middleware, NextFn, _chain_head, compose_middleware
 from ..node import ASYNC, AbstractNode, Node, NodeArgs
 from .base import PARKED, BatchOutcome, RunOptions, WalkScope, resolve_options
 
@@ -152,6 +152,11 @@ class InMemoryExecutor:
         ``params``, when given, replaces ``scope.params`` (a batch item's sub-flow).
         """
         chain, gate, signal, ctx, logger = scope.chain, scope.gate, scope.signal, scope.ctx, scope.logger
+        # The chain's outermost middleware called here, without its link's frame (~0.03 µs per node)
+        head_mw: AsyncMiddleware | None = None
+        head_next: NextFn = _run_lifecycle
+        if chain is not None and (head := _chain_head(chain)) is not None:
+            head_mw, head_next = head
         new_args, refs, sole = object.__new__, sys.getrefcount, _SOLE_OWNER_REFS
         if params is None:
             params = scope.params
@@ -181,10 +186,10 @@ class InMemoryExecutor:
             args.scope = scope
             args.incoming_action = action
             if chain is not None:
-                action = await chain(args)
+                action = await (chain(args) if head_mw is None else head_mw(args, head_next))
             elif not inline:
                 action = await node.run_lifecycle(args)
-            else:  # Node.run_lifecycle's steps inline (change all three together): ~0.09 µs less per node
+            else:  # Node.run_lifecycle's steps inline (change all four together): ~0.09 µs less per node
                 plain: Node[Any, Any, Any] = node  # type: ignore[assignment]
                 if prep_mode:
                     try:
@@ -523,10 +528,57 @@ def _admitting(budget: BudgetMeter, chain: NextFn) -> NextFn:
     return admitted
 
 
-def _run_lifecycle(args: NodeArgs[Any, Any]) -> Any:
-    # Returns the node's lifecycle coroutine without wrapping it in another frame.
-    assert args.node is not None
-    return args.node.run_lifecycle(args)
+async def _run_lifecycle(args: NodeArgs[Any, Any]) -> Any:
+    """The innermost step of a middleware chain: ``args.node``'s lifecycle.
+
+    A plain node's steps run here, as `InMemoryExecutor.walk` runs them inline (no
+    function frame in front of ``node.run_lifecycle(args)``, and the modes read from the
+    node's walk plan, not its class: ~0.1 µs less per node and chain, same run); any other
+    node's ``run_lifecycle`` is awaited (a coroutine more for retrying, timed or custom
+    nodes, whose lifecycles cost far more). ``Node.run_lifecycle``, the walk, its batch
+    items and this step run the same steps: change all four together.
+    """
+    node: Node[Any, Any, Any] = args.node  # type: ignore[assignment]
+    _, inline, prep_mode, exec_mode, post_mode = node._walk_plan
+    signal = args.signal
+    if not inline or signal is None:  # (None: "never aborted", as run_lifecycle reads it)
+        return await node.run_lifecycle(args)
+    if signal.aborted:  # (a middleware ran before: the walk's own check may be stale)
+        raise signal.error()
+    result: Any
+    if prep_mode:
+        try:
+            result = node.prep(args)
+            if prep_mode is ASYNC:
+                result = await result
+        except Exception as error:
+            wrapped = node._wrap_error(error, "prep")
+            raise wrapped from wrapped.__cause__
+        args.prep_res = result
+        if signal.aborted:
+            raise signal.error()
+    if exec_mode:
+        try:
+            result = node.exec(args)
+            if exec_mode is ASYNC:
+                result = await result
+        except Exception as error:
+            result = await node._exec_failed(args, error)
+        args.exec_res = result
+    else:
+        args.exec_res = None
+    if signal.aborted:
+        raise signal.error()
+    if not post_mode:
+        return DEFAULT_ACTION
+    try:
+        action = node.post(args)
+        if post_mode is ASYNC:
+            action = await action
+    except Exception as error:
+        wrapped = node._wrap_error(error, "post")
+        raise wrapped from wrapped.__cause__
+    return DEFAULT_ACTION if action is None else action
 
 
 DEFAULT_EXECUTOR = InMemoryExecutor()
