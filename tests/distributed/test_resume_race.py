@@ -1,0 +1,130 @@
+"""A resume that arrives while the job that parked on the wait is still on the queue
+(active: its worker has parked it but BullMQ has not completed it yet) is never dropped:
+the continuation is its own delivery, under its own queue id, so the run goes on at once
+(not after the reconciler's next pass). Real Redis, real BullMQ, an in-process worker
+whose parked job is held active while the resume is made; the reconciler is off, so
+nothing but the resume itself can move the run on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import dist_nodes as d
+import pytest
+
+from flowcraft import RunSuspended
+from flowcraft.distributed import BullMQJobQueue, RedisRunStore, Worker
+from flowcraft.distributed.keys import engine_job_id, wire_job_id
+from flowcraft.engine import Job
+
+from .conftest import Space
+
+ASK = {
+    "nodes": [d.node("start"), d.node("ask", "wait", output="answer"), d.node("end")],
+    "edges": [d.edge("start", "ask"), d.edge("ask", "end")],
+}
+
+
+class ResumeWhileParkedJobActive(Worker):
+    """Resumes the wait from inside the parked job's delivery: after the worker parked the
+    job, before the queue completes it."""
+
+    def __init__(self, space: Space, **options: Any) -> None:
+        super().__init__(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, reconcile_interval=0,
+                         **options)  # fmt: skip
+        self.space = space
+        self.seen: list[tuple[str, str]] = []  # (queue state of the parked job, resume's outcome)
+        self.resumed = asyncio.Event()
+
+    async def process(self, job: Job) -> None:
+        await super().process(job)
+        if job.node_id != "ask" or job.resumed:
+            return
+        assert self._queue is not None
+        state = await self._queue.state(job.id)
+        async with self.space.executor(poll_interval=0.1) as client:
+            await client.resume(job.run_id, "ask#1", "yes")
+        self.seen.append((state, "resumed"))
+        self.resumed.set()
+
+
+@pytest.mark.timeout(60)
+def test_a_resume_while_the_parked_job_is_still_active_is_not_dropped(space: Space) -> None:
+    async def main() -> tuple[Any, dict[str, Any], list[tuple[str, str]], dict[str, int]]:
+        worker = ResumeWhileParkedJobActive(space, concurrency=2)
+        async with worker.running(), space.executor(poll_interval=0.1) as executor:
+            handle = await executor.start(d.build(ASK))
+            with contextlib.suppress(RunSuspended):  # awaiting until the worker resumes it
+                await handle.result(timeout=20)
+            await asyncio.wait_for(worker.resumed.wait(), 20)
+            # no reconciler runs: only the resume can finish the run; a dropped one never does
+            action = await handle.result(timeout=20)
+            assert worker._queue is not None
+            return action, await handle.context(), worker.seen, await worker._queue.counts()
+
+    action, ctx, seen, counts = asyncio.run(main())
+    assert seen == [("active", "resumed")]  # the resume came while the parked job was active
+    assert action is not None and ctx["answer"] == "yes" and ctx["mark:end"] == 1
+    assert counts["waiting"] == counts["active"] == counts["delayed"] == 0
+
+
+def test_resumed_queue_ids_are_distinct_and_read_back_to_the_engine_id() -> None:
+    engine = "r1:sub:review:2"
+    plain = wire_job_id(engine)
+    resumed = wire_job_id(engine, "sub:review#2")
+    retried = wire_job_id(engine, "sub:review#2~retry3")
+    assert len({plain, resumed, retried}) == 3
+    assert ":" not in resumed and ":" not in retried
+    assert engine_job_id(resumed) == engine_job_id(retried) == engine_job_id(plain) == engine
+    assert resumed == "r1|sub|review|2|wsub%3Areview#2"
+    odd = "r%x:a|b%7C:1"
+    assert engine_job_id(wire_job_id(odd, "a|b%7C#1~w")) == odd
+
+
+@pytest.mark.timeout(60)
+def test_the_reconciler_finds_a_resumed_job_under_its_own_id_and_re_adds_a_lost_one(space: Space) -> None:
+    """Resumed with no worker running: the continuation waits on the queue under its resume
+    id while the parked job is gone; the reconciler counts it as present (no second copy
+    under the plain id), and when it is lost, adds it again as a resume."""
+
+    async def main() -> tuple[list[int], dict[str, Any]]:
+        passes: list[int] = []
+        async with space.executor(poll_interval=0.1) as executor:
+            handle = await executor.start(d.build(ASK))
+            first = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, reconcile_interval=0)
+            async with first.running():
+                with pytest.raises(RunSuspended):
+                    await handle.result(timeout=20)
+                # the parked job completes once it returns: wait until it has left the queue
+                assert first._queue is not None
+                queue = first._queue
+                for _ in range(200):
+                    if (await queue.counts())["active"] == 0:
+                        break
+                    await asyncio.sleep(0.05)
+            await executor.resume(handle.run_id, "ask#1", "late")
+            bull = BullMQJobQueue(space.url, name=space.queue, prefix=space.prefix)
+            store = RedisRunStore(space.url, prefix=space.prefix)
+            job_id = f"{handle.run_id}:ask:1"
+            try:
+                assert await bull.state(job_id) == "unknown"  # the parked job is gone
+                checker = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, reconcile_interval=0.1)
+                checker._store, checker._queue = store, bull
+                passes.append(await checker.reconcile())  # the resumed job is there: nothing added
+                await bull._queue.remove(wire_job_id(job_id, "ask#1"))  # now lose it
+                await asyncio.sleep(0.15)
+                passes.append(await checker.reconcile())  # added again, as a resume
+                assert await bull.state(job_id) == "unknown"  # never under the plain id
+            finally:
+                await bull.aclose()
+                await store.aclose()
+            second = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, reconcile_interval=0)
+            async with second.running():
+                await handle.result(timeout=20)
+            return passes, await handle.context()
+
+    passes, ctx = asyncio.run(main())
+    assert passes == [0, 1]
+    assert ctx["answer"] == "late" and ctx["mark:end"] == 1
