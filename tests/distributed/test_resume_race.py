@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, cast
 
 import dist_nodes as d
 import pytest
@@ -33,7 +33,7 @@ class ResumeWhileParkedJobActive(Worker):
 
     def __init__(self, space: Space, **options: Any) -> None:
         super().__init__(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, reconcile_interval=0,
-                         **options)  # fmt: skip
+                         cluster=space.cluster, queue_shards=space.shards, **options)  # fmt: skip
         self.space = space
         self.seen: list[tuple[str, str]] = []  # (queue state of the parked job, resume's outcome)
         self.resumed = asyncio.Event()
@@ -50,8 +50,22 @@ class ResumeWhileParkedJobActive(Worker):
         self.resumed.set()
 
 
+@pytest.fixture(params=["one-queue", "sharded", "cluster"])
+def topology(request: pytest.FixtureRequest) -> Space:
+    """One Redis with one queue, one Redis with its queue in shards, a Redis Cluster."""
+    if request.param == "cluster":
+        return cast(Space, request.getfixturevalue("cluster_space"))
+    space = cast(Space, request.getfixturevalue("space"))
+    if request.param == "sharded":
+        space.shards = 2
+        space.topology = {"queue_shards": 2}
+    return space
+
+
 @pytest.mark.timeout(60)
-def test_a_resume_while_the_parked_job_is_still_active_is_not_dropped(space: Space) -> None:
+def test_a_resume_while_the_parked_job_is_still_active_is_not_dropped(topology: Space) -> None:
+    space = topology
+
     async def main() -> tuple[Any, dict[str, Any], list[tuple[str, str]], dict[str, int]]:
         worker = ResumeWhileParkedJobActive(space, concurrency=2)
         async with worker.running(), space.executor(poll_interval=0.1) as executor:
