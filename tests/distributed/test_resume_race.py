@@ -136,3 +136,35 @@ def test_the_reconciler_finds_a_resumed_job_under_its_own_id_and_re_adds_a_lost_
     passes, ctx = asyncio.run(main())
     assert passes == [0, 1]
     assert ctx["answer"] == "late" and ctx["mark:end"] == 1
+
+
+def test_load_next_reads_a_resumed_job_under_its_engine_id(space: Space) -> None:
+    """``LOAD_NEXT`` drops a resumed job's wait part from its queue id: a redelivered
+    resumed job finds the done record of its engine job (its commit), not nothing."""
+    import json
+
+    import redis
+
+    from flowcraft.distributed.keys import Keys
+    from flowcraft.distributed.loading import LOAD_NEXT
+
+    client = redis.Redis.from_url(space.url)
+    prefix, queue, token = space.prefix, "q", "t1"
+    active = f"{prefix}:{queue}:active"
+    rk = Keys(prefix).run("r1")
+    engine = "r1:sub:ask:1"
+    wire = wire_job_id(engine, "sub:ask#1")
+    client.hset(rk.meta, mapping={"status": "running", "params": "{}"})
+    client.hset(rk.done, engine, json.dumps({"a": '"default"', "j": []}))
+    client.lpush(active, wire)
+    client.set(f"{prefix}:{queue}:{wire}:lock", token)
+    client.hset(f"{prefix}:{queue}:{wire}", "data", json.dumps({"r": "r1", "n": "sub:ask", "b": "g", "w": "sub:ask#1"}))
+    try:
+        answer = client.register_script(LOAD_NEXT)(
+            keys=[active], args=[f"{prefix}:{queue}:", token, f"{prefix}:run:{{", 50]
+        )  # fmt: skip
+        assert answer[:2] == [wire.encode(), b"r1"]
+        assert json.loads(answer[2][5]) == {"a": '"default"', "j": []}
+    finally:
+        client.delete(active, f"{prefix}:{queue}:{wire}:lock", f"{prefix}:{queue}:{wire}")
+        client.close()
