@@ -15,7 +15,7 @@ import dist_nodes as d
 import pytest
 
 from flowcraft import RunSuspended
-from flowcraft.distributed import BullMQJobQueue, RedisRunStore, Worker
+from flowcraft.distributed import BullMQJobQueue, Worker
 from flowcraft.distributed.keys import engine_job_id, wire_job_id
 from flowcraft.engine import Job
 
@@ -113,21 +113,24 @@ def test_the_reconciler_finds_a_resumed_job_under_its_own_id_and_re_adds_a_lost_
                     await handle.result(timeout=20)
             # the worker has closed: its parked job was completed (and removed) before
             await executor.resume(handle.run_id, "ask#1", "late")
-            bull = BullMQJobQueue(space.url, name=space.queue, prefix=space.prefix)
-            store = RedisRunStore(space.url, prefix=space.prefix, run_ttl=600)
-            job_id = f"{handle.run_id}:ask:1"
+            job_id, resumed_id = f"{handle.run_id}:ask:1", wire_job_id(f"{handle.run_id}:ask:1", "ask#1")
+            checker = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, reconcile_interval=0.1)
+            await checker.connect()
+            queue = checker._queue
+            assert isinstance(queue, BullMQJobQueue)
             try:
-                assert await bull.state(job_id) == "unknown"  # the parked job is gone
-                checker = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, reconcile_interval=0.1)
-                checker._store, checker._queue = store, bull
+                assert await queue.state(job_id) == "unknown"  # the parked job is gone
+                assert await queue.state(job_id, "ask#1") == "waiting"
                 passes.append(await checker.reconcile())  # the resumed job is there: nothing added
-                await bull._queue.remove(wire_job_id(job_id, "ask#1"))  # now lose it
-                await asyncio.sleep(0.15)
+                await queue._queue.remove(resumed_id)  # now lose it
+                await asyncio.sleep(0.15)  # the reconciler's lock (its interval) runs out
                 passes.append(await checker.reconcile())  # added again, as a resume
-                assert await bull.state(job_id) == "unknown"  # never under the plain id
+                assert await queue.state(job_id) == "unknown"  # never under the plain id
+                assert await queue.state(job_id, "ask#1") == "waiting"
+                added = await queue._queue.getJob(resumed_id)
+                assert added.data["w"] == "ask#1" and added.data["n"] == "ask"
             finally:
-                await bull.aclose()
-                await store.aclose()
+                await checker.aclose()
             second = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, reconcile_interval=0)
             async with second.running():
                 await handle.result(timeout=20)
