@@ -131,3 +131,37 @@ def test_abort_from_another_thread_cancels_the_run(tmp_path: Path) -> None:
     assert elapsed < 5  # the blocker sleeps 10 s unless the run is cancelled
     assert reason == "from another thread"
     assert "mark:after" not in ctx
+
+
+def test_the_memory_queue_delivers_a_resumed_job_while_the_parked_one_still_runs() -> None:
+    """A resume that comes while the delivery that parked on the wait still runs is a
+    delivery of its own (the in-process queue deduplicates by id only deliveries alike)."""
+    from flowcraft.engine import Job
+
+    async def main() -> list[tuple[str, bool]]:
+        queue = MemoryJobQueue()
+        seen: list[tuple[str, bool]] = []
+        parked, resumed, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def processor(job: Job) -> None:
+            seen.append((job.id, job.resumed))
+            if job.resumed:
+                resumed.set()
+            else:
+                parked.set()
+                await release.wait()  # still running when the resume comes
+
+        await queue.add([Job("r:ask:1", "r", "ask", "g")])
+        serving = asyncio.ensure_future(queue.serve(processor, concurrency=2))
+        try:
+            await parked.wait()
+            await queue.add([Job("r:ask:1", "r", "ask", "g", resumed=True, wait="ask#1")])
+            await queue.add([Job("r:ask:1", "r", "ask", "g")])  # the parked one again: still deduplicated
+            await asyncio.wait_for(resumed.wait(), 10)  # a dropped resume never comes
+        finally:
+            release.set()
+            await queue.close()
+            await serving
+        return seen
+
+    assert asyncio.run(main()) == [("r:ask:1", False), ("r:ask:1", True)]

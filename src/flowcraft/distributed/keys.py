@@ -208,14 +208,28 @@ def shard_of(job_id: str, shards: int) -> int:
     return zlib.crc32(job_id.encode()) % shards if shards > 1 else 0
 
 
-def wire_job_id(job_id: str) -> str:
+def wire_job_id(job_id: str, wait: str | None = None) -> str:
     """The queue's id of engine job ``job_id``: ``%`` -> ``%25``, ``|`` -> ``%7C``, then
     ``:`` -> ``|`` (``run|node|visit``). Injective, so deduplication by id is kept, and
-    free of ``:``, which Node BullMQ 5 refuses in custom job ids."""
-    return job_id.replace("%", "%25").replace("|", "%7C").replace(":", "|")
+    free of ``:``, which Node BullMQ 5 refuses in custom job ids.
+
+    With ``wait``, the id of the job's delivery that continues after that wait was
+    resolved: ``|w`` and the wait id (``%`` -> ``%25``, ``|`` -> ``%7C``, ``:`` -> ``%3A``)
+    appended, e.g. ``run|review|1|wreview#1``. It never equals the id of the delivery that
+    parked on the wait, which may still be on the queue (running, or kept as completed)
+    when the resume comes: a resume under the same id would be dropped as a duplicate.
+    """
+    wire = job_id.replace("%", "%25").replace("|", "%7C").replace(":", "|")
+    if wait is None:
+        return wire
+    return f"{wire}|w{wait.replace('%', '%25').replace('|', '%7C').replace(':', '%3A')}"
 
 
 def engine_job_id(wire_id: str) -> str:
     """The engine job id behind a queue job id (the inverse of
-    [`wire_job_id`][flowcraft.distributed.keys.wire_job_id])."""
+    [`wire_job_id`][flowcraft.distributed.keys.wire_job_id], without the wait of a resumed
+    delivery: its last ``|`` part starts with ``w``, where a visit is a number)."""
+    head, bar, last = wire_id.rpartition("|")
+    if bar and last.startswith("w"):
+        wire_id = head
     return wire_id.replace("|", ":").replace("%7C", "|").replace("%25", "%")

@@ -49,6 +49,7 @@ LOAD = _LOAD_STATE + "return load_state(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonu
 # KEYS: active (a BullMQ queue's)
 # ARGV: job key prefix (BullMQ's, "<prefix>:<queue>:"), lock token, run key prefix
 #       ("<prefix>:run:{"), inline_limit, skip* (queue ids whose state the worker has)
+# (a resumed job's queue id ends in '|w' and its wait: not part of the engine job id)
 # Sent right after BullMQ's moveToFinished with fetch-next, in the same pipeline: the job
 # that call moved to active (the head of the active list, locked with this token) gets its
 # state read now. Returns {queue id, run id, load_state(...)}, or false (no job fetched,
@@ -64,7 +65,8 @@ local key = ARGV[1] .. id
 if redis.call('GET', key .. ':lock') ~= ARGV[2] then return false end
 local ok, data = pcall(cjson.decode, redis.call('HGET', key, 'data') or '')
 if not ok or type(data) ~= 'table' or type(data.r) ~= 'string' then return false end
-local job = string.gsub(string.gsub(string.gsub(id, '|', ':'), '%%7C', '|'), '%%25', '%%')
+local job = string.gsub(id, '|w[^|]*$', '')
+job = string.gsub(string.gsub(string.gsub(job, '|', ':'), '%%7C', '|'), '%%25', '%%')
 local run = ARGV[3] .. data.r .. '}:'
 return {id, data.r, load_state(run .. 'meta', run .. 'ctx', run .. 'done', job, tonumber(ARGV[4]))}
 """

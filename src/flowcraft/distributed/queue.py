@@ -15,7 +15,7 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import bullmq  # type: ignore[import-untyped]
@@ -419,9 +419,9 @@ class BullMQJobQueue:
         if self._worker is not None:
             self._worker.preload, self._worker.pooled = self._preload, pooled
 
-    def _opts(self, job_id: str) -> dict[str, Any]:
+    def _opts(self, job: Job) -> dict[str, Any]:
         return {
-            "jobId": wire_job_id(job_id),
+            "jobId": wire_job_id(job.id, job.wait),  # a resumed job's own id: never the parked one's
             "attempts": self._attempts,
             "backoff": {"type": "exponential", "delay": 200},
             "removeOnComplete": not self._keep,
@@ -451,12 +451,12 @@ class BullMQJobQueue:
         async with map_backend_errors_async():
             if len(jobs) == 1:
                 job = jobs[0]
-                await self._queue.add("node", job.to_data(), self._opts(job.id))
+                await self._queue.add("node", job.to_data(), self._opts(job))
             elif self._cluster:  # redis-py runs no script in a cluster pipeline: BullMQ's addBulk fails
-                await asyncio.gather(*(self._queue.add("node", job.to_data(), self._opts(job.id)) for job in jobs))
+                await asyncio.gather(*(self._queue.add("node", job.to_data(), self._opts(job)) for job in jobs))
             else:
                 await self._queue.addBulk(
-                    [{"name": "node", "data": job.to_data(), "opts": self._opts(job.id)} for job in jobs]
+                    [{"name": "node", "data": job.to_data(), "opts": self._opts(job)} for job in jobs]
                 )
 
     async def _add_and_finish(self, jobs: Sequence[Job], held: _Held) -> None:
@@ -477,14 +477,15 @@ class BullMQJobQueue:
             )  # fmt: skip
         adds = []
         for item in jobs:
-            queued = bullmq.Job(self._queue, "node", item.to_data(), {**self._queue.jobsOpts, **self._opts(item.id)})
+            queued = bullmq.Job(self._queue, "node", item.to_data(), {**self._queue.jobsOpts, **self._opts(item)})
             adds.append([*add_keys, *self._queue.scripts.addJobArgs(queued), queued.timestamp])
         worker = self._worker
         load = fetch and worker.preload is not None  # and read the next job's state (LOAD_NEXT)
         load_args: list[Any] = []
         if load:  # not the successors whose state this worker keeps (a chain's)
             kept = self._kept or ()
-            load_args = worker.load_next_args(token, [wire_job_id(item.id) for item in jobs if item.id in kept])
+            skip = [wire_job_id(item.id, item.wait) for item in jobs if item.id in kept]
+            load_args = worker.load_next_args(token, skip)
         client = worker.pooled or self._queue.client
         async with map_backend_errors_async():
             for attempt in (1, 2):
@@ -565,14 +566,17 @@ class BullMQJobQueue:
                 worker.keep_state(token, results[2])
         return None if isinstance(committed, BaseException) else committed
 
-    async def missing(self, job_ids: Sequence[str]) -> list[str]:
-        """Which of ``job_ids`` the queue does not hold (in any state), in one round trip."""
+    async def missing(self, job_ids: Sequence[str], waits: Mapping[str, str] | None = None) -> list[str]:
+        """Which of ``job_ids`` the queue does not hold (in any state), in one round trip;
+        ``waits``: job id -> the wait a job was resumed after (it is looked for under the
+        queue id of that resumed delivery)."""
         if not job_ids:
             return []
+        waits = waits or {}
         async with map_backend_errors_async():
             pipe = self._queue.client.pipeline(transaction=False)
             for job_id in job_ids:
-                pipe.exists(self._queue.toKey(wire_job_id(job_id)))
+                pipe.exists(self._queue.toKey(wire_job_id(job_id, waits.get(job_id))))
             found = await pipe.execute()
         return [job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists]
 
@@ -583,11 +587,12 @@ class BullMQJobQueue:
             values = await self._queue.getJobCounts(*states)
         return {state: int(values.get(state, 0)) for state in states}
 
-    async def state(self, job_id: str) -> str:
+    async def state(self, job_id: str, wait: str | None = None) -> str:
         """The job's state in the queue: ``waiting`` (no worker took it yet), ``active``,
-        ``delayed``, ``completed``, ``failed``, or ``unknown`` (removed or never added)."""
+        ``delayed``, ``completed``, ``failed``, or ``unknown`` (removed or never added);
+        ``wait``: of its delivery resumed after that wait."""
         async with map_backend_errors_async():
-            return str(await self._queue.getJobState(wire_job_id(job_id)))
+            return str(await self._queue.getJobState(wire_job_id(job_id, wait)))
 
     async def obliterate(self) -> None:
         """Delete the queue and all its jobs (tests, benchmarks)."""

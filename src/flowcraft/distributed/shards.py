@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..engine.jobs import Job
@@ -74,10 +74,11 @@ class ShardedJobQueue:
             groups.setdefault(shard_of(job.id, len(self.shards)), []).append(job)
         await asyncio.gather(*(self.shards[i].add(group) for i, group in groups.items()))
 
-    async def missing(self, job_ids: Sequence[str]) -> list[str]:
-        """Which of ``job_ids`` their shard does not hold."""
+    async def missing(self, job_ids: Sequence[str], waits: Mapping[str, str] | None = None) -> list[str]:
+        """Which of ``job_ids`` their shard does not hold (``waits``: see
+        [`BullMQJobQueue.missing`][flowcraft.distributed.BullMQJobQueue.missing])."""
         groups = self._split(job_ids)
-        found = await asyncio.gather(*(self.shards[i].missing(ids) for i, ids in groups.items()))
+        found = await asyncio.gather(*(self.shards[i].missing(ids, waits) for i, ids in groups.items()))
         lost = {job_id for ids in found for job_id in ids}
         return [job_id for job_id in job_ids if job_id in lost]
 
@@ -89,9 +90,9 @@ class ShardedJobQueue:
                 total[state] = total.get(state, 0) + count
         return total
 
-    async def state(self, job_id: str) -> str:
+    async def state(self, job_id: str, wait: str | None = None) -> str:
         """The job's state in its shard (see [`BullMQJobQueue.state`][flowcraft.distributed.BullMQJobQueue.state])."""
-        return await self.shard(job_id).state(job_id)
+        return await self.shard(job_id).state(job_id, wait)
 
     async def obliterate(self) -> None:
         """Delete every shard and its jobs (tests, benchmarks)."""

@@ -816,7 +816,8 @@ class RedisRunStore:
         job = None
         if outcome == "ok" and record is not None and node:
             graph = await self.client.hget(rk.meta, "blueprint")
-            job = Job(record.park.job_id, run_id, str(node), str(graph), record.park.incoming, resumed=True)
+            job = Job(record.park.job_id, run_id, str(node), str(graph), record.park.incoming, resumed=True,
+                      wait=wait_id)  # fmt: skip
         return Resolved(str(outcome), job, str(state), record)
 
     async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
@@ -862,21 +863,34 @@ class RedisRunStore:
     async def parked_jobs(self, run_id: str) -> set[str]:
         """The jobs of the run parked on open waits; their timers are armed again (``ZADD NX``:
         a park whose timer was not written, e.g. a worker killed between the two steps)."""
+        return (await self.wait_jobs(run_id))[0]
+
+    async def wait_jobs(self, run_id: str) -> tuple[set[str], dict[str, str]]:
+        """The jobs of the run parked on open waits (see
+        [`parked_jobs`][flowcraft.distributed.RedisRunStore.parked_jobs]), and, for each
+        other job whose latest wait was resolved, that wait's id: such a job, while it is
+        pending, is on the queue as the delivery resumed after that wait."""
         rk = self.keys.run(run_id)
         async with map_backend_errors_async():
             found = await self.client.hgetall(rk.waits)
             parked: set[str] = set()
+            latest: dict[str, tuple[float, str]] = {}
             timers: dict[str, float] = {}
             for text in found.values():
                 record = json.loads(text)
+                job = str(record["job"])
+                if record.get("state") == "resolved":
+                    created = float(record.get("created") or 0)
+                    if job not in latest or created >= latest[job][0]:
+                        latest[job] = (created, str(record["wait"]))
                 if record.get("state") != "open":
                     continue
-                parked.add(str(record["job"]))
+                parked.add(job)
                 if record.get("fire_at") is not None:
                     timers[_timer_member(run_id, str(record["wait"]))] = float(record["fire_at"])
             if timers:
                 await self.client.zadd(self.keys.timers, timers, nx=True)
-        return parked
+        return parked, {job: wait for job, (_, wait) in latest.items() if job not in parked}
 
     async def pending_jobs(self, run_id: str) -> tuple[str | None, str | None, dict[str, str]]:
         """The run's status, graph key and pending jobs (job id -> node id), in one round trip."""

@@ -278,11 +278,16 @@ class Worker(JobWorker):
             if status not in ACTIVE_STATES or graph is None:
                 await store.checked(run_id, active=False)
                 continue
-            parked = await store.parked_jobs(run_id)  # waiting for a person or a timer, not lost
-            missing = [jid for jid in await queue.missing(list(pending)) if jid not in parked]
+            # parked: waiting for a person or a timer, not lost; resumed: on the queue as the
+            # delivery resumed after that wait (its own job id), not as the one that parked
+            parked, resumed = await store.wait_jobs(run_id)
+            missing = [jid for jid in await queue.missing(list(pending), resumed) if jid not in parked]
             if missing:
                 actions = await store.incoming_actions(run_id, missing)
-                await queue.add([Job(jid, run_id, pending[jid], graph, actions.get(jid)) for jid in missing])
+                await queue.add([
+                    Job(jid, run_id, pending[jid], graph, actions.get(jid), jid in resumed, resumed.get(jid))
+                    for jid in missing
+                ])  # fmt: skip
                 log.warning(
                     "run %s: %d pending job(s) were not in the queue; enqueued again: %s",
                     run_id, len(missing), ", ".join(missing),

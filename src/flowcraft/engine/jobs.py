@@ -66,6 +66,9 @@ class Job:
     resumed: bool = False
     """The job goes on after one of its waits was resolved (a wait node's resume, or a
     retry timer): the worker reads what the wait left."""
+    wait: str | None = None
+    """For a resumed job: the id of the wait whose resolution it continues. A queue that
+    deduplicates by id tells this delivery from the one that parked on the wait by it."""
 
     def to_data(self) -> dict[str, Any]:
         """The job's payload on a queue."""
@@ -73,15 +76,15 @@ class Job:
         if self.action is not None:
             data["a"] = self.action
         if self.resumed:
-            data["w"] = 1
+            data["w"] = self.wait or 1
         return data
 
     @classmethod
     def from_data(cls, job_id: str, data: Mapping[str, Any]) -> Job:
         """The job behind a queue payload (see [`to_data`][flowcraft.engine.Job.to_data])."""
-        action = data.get("a")
+        action, wait = data.get("a"), data.get("w")
         return cls(job_id, str(data["r"]), str(data["n"]), str(data["b"]), action if isinstance(action, str) else None,
-                   bool(data.get("w")))  # fmt: skip
+                   bool(wait), wait if isinstance(wait, str) else None)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import itertools
 import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from ..topology import releasable
 from .jobs import ACTIVE_STATES, Charge, Commit, Completion, Failure, Job, JobState, NewRun, Usage, job_id
@@ -277,18 +278,26 @@ class MemoryJobQueue:
 
     def __init__(self, *, attempts: int = 5, retry_delay: float = 0.01) -> None:
         self._line: asyncio.Queue[tuple[Job, int] | None] = asyncio.Queue()
-        self._known: set[str] = set()
+        self._known: set[Any] = set()  # what `_key` gives for each job queued or running
         self._attempts = attempts
         self._retry_delay = retry_delay
         self._closing = asyncio.Event()
         self._serving = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @staticmethod
+    def _key(job: Job) -> Any:
+        # a resumed job is a delivery of its own: the one that parked on the wait may still
+        # be running when the resume comes, and must not swallow it
+        return (job.id, job.wait) if job.resumed else job.id
+
     async def add(self, jobs: Sequence[Job]) -> None:
-        """Enqueue ``jobs`` (an id still queued or running is skipped)."""
+        """Enqueue ``jobs`` (a job still queued or running is skipped; a resumed job is
+        not the delivery that parked on its wait)."""
         for job in jobs:
-            if job.id not in self._known:
-                self._known.add(job.id)
+            key = self._key(job)
+            if key not in self._known:
+                self._known.add(key)
                 self._line.put_nowait((job, 1))
 
     async def serve(
@@ -332,13 +341,13 @@ class MemoryJobQueue:
                 await asyncio.sleep(self._retry_delay * attempt)
                 self._line.put_nowait((job, attempt + 1))
                 return
-            self._known.discard(job.id)
+            self._known.discard(self._key(job))
             if on_failed is not None:
                 await on_failed(job, error)
             return
         finally:
             slots.release()
-        self._known.discard(job.id)
+        self._known.discard(self._key(job))
 
     async def close(self, *, force: bool = False) -> None:
         """Stop taking jobs; wait for running ones (``force``: cancel them)."""
