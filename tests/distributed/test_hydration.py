@@ -93,3 +93,33 @@ def test_workers_hydrate_a_graph_when_its_run_starts_not_when_its_jobs_reach_the
     asyncio.run(main())
     assert sorted(builds(built, "gate").values()) == [1, 1]  # once each
     assert len([p for p in started.iterdir() if not p.name.endswith("aborted")]) == 1  # one job ran
+
+
+@pytest.mark.timeout(60)
+def test_jobs_that_need_a_new_graph_at_once_wait_for_one_hydration(space: Space) -> None:
+    from flowcraft.distributed import RedisRunStore, Worker
+    from flowcraft.distributed.keys import Keys
+    from flowcraft.engine.plan import blueprint_hash, canonical_json
+
+    built = space.tmp / "built"
+    built.mkdir()
+    graph = {
+        "nodes": [d.node("a", "built", built_dir=str(built), seconds=0), d.node("z", "mark")],
+        "edges": [d.edge("a", "z")],
+    }
+    text = canonical_json(d.build(graph))
+    key = blueprint_hash(text)
+
+    async def main() -> list[Any]:
+        store = RedisRunStore(space.url, prefix=space.prefix, run_ttl=60)
+        try:
+            await store.client.set(Keys(space.prefix).blueprint(key), text)
+            worker = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix)
+            worker._store = store  # what run() opens; here the slots' first jobs are simulated
+            return list(await asyncio.gather(*(worker._hydrate(key) for _ in range(8))))
+        finally:
+            await store.aclose()
+
+    graphs = asyncio.run(main())
+    assert all(g is graphs[0] for g in graphs)  # one hydrated graph, shared
+    assert sum(builds(built, "a").values()) == 1
