@@ -88,6 +88,20 @@ class Blocker(Base):
             raise
 
 
+class Built(Blocker):
+    """A blocker that records each time a worker builds it (``built_dir/<nodeId>.<pid>.<n>``):
+    a worker hydrating a graph builds each of its nodes once."""
+
+    built = 0
+
+    def __init__(self, data: dict[str, Any] | None = None, **deps: Any) -> None:
+        super().__init__(data, **deps)
+        path = self.data.get("built_dir")
+        if path:
+            Built.built += 1
+            touch(os.path.join(path, f"{self.data['nodeId']}.{os.getpid()}.{Built.built}"))
+
+
 class Busy(Base):
     """Sleeps without looking at the signal (a node that ignores cancellation)."""
 
@@ -189,6 +203,7 @@ REGISTRY = create_node_registry(
         "fail": Fail,
         "unencodable": Unencodable,
         "blocker": Blocker,
+        "built": Built,
         "busy": Busy,
         "noop": Noop,
         "flaky": Flaky,

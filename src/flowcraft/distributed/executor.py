@@ -67,7 +67,7 @@ class DistributedExecutor(JobExecutor):
     ) -> None:
         store = RedisRunStore(
             redis_url, prefix=prefix, run_ttl=run_ttl, blueprint_ttl=blueprint_ttl, max_connections=max_connections,
-            pool_timeout=pool_timeout, cluster=cluster,
+            pool_timeout=pool_timeout, cluster=cluster, announce_queue=queue,
         )  # fmt: skip
         queue_names(queue, queue_shards, cluster=cluster)  # a bad name or shard count fails here, not at start()
         super().__init__(

@@ -513,9 +513,12 @@ class RedisRunStore:
         pool_timeout: float | None = POOL_TIMEOUT,
         cluster: bool = False,
         inline_limit: int = CONTEXT_INLINE_BYTES,
+        announce_queue: str | None = None,
     ) -> None:
         self.keys = Keys(prefix)
         self.cluster = cluster
+        self.announce_queue = announce_queue
+        """The queue whose workers `create` tells about the run's graph (``None``: none)."""
         self.run_ttl = run_ttl
         self.blueprint_ttl = blueprint_ttl
         self.redis_url = redis_url
@@ -582,6 +585,10 @@ class RedisRunStore:
     async def create(self, run: NewRun) -> bool:
         """Store the graph and a new run with its start job pending; ``False`` if it exists.
 
+        With ``announce_queue`` (standalone Redis), the same round trip publishes
+        ``"graph <key> <queue>"`` on the control channel: that queue's workers that do not
+        hold the graph yet hydrate it then, not when the first of its jobs reaches each.
+
         With ``run.started_event`` the run records events: the ``events`` flag is set in
         its meta and the event opens the run's event stream.
         """
@@ -599,7 +606,9 @@ class RedisRunStore:
             pipe.set(self.keys.blueprint(run.graph), run.graph_text, ex=self.blueprint_ttl)
             await self._create(keys=[rk.meta, rk.ctx, rk.pending, rk.visits, rk.stream], args=args, client=pipe)
             pipe.zadd(self.keys.runs, {run.run_id: time.time()}, nx=True)  # for the reconciler
-            _, created, _ = await pipe.execute()
+            if self.announce_queue is not None:  # the queue's workers hydrate the graph while its first job runs
+                pipe.publish(self.keys.control, f"graph {run.graph} {self.announce_queue}")
+            created = (await pipe.execute())[1]
         return bool(created)
 
     async def _create_apart(self, run: NewRun, rk: RunKeys, args: list[Any]) -> bool:

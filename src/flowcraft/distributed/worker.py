@@ -128,6 +128,7 @@ class Worker(JobWorker):
         self._types = sorted(ensure_registry(self.registry))
         self._graph_types: dict[str, frozenset[str]] = {}
         self._told: dict[str, float] = {}
+        self._ahead: set[asyncio.Task[None]] = set()  # graphs being hydrated ahead (see _on_control)
         self.carry_state = True  # BullMQ's completion hands this worker the successor it enqueued
 
     async def _open(self) -> tuple[RedisRunStore, BullMQJobQueue | ShardedJobQueue]:
@@ -151,10 +152,33 @@ class Worker(JobWorker):
         try:
             await super().run()
         finally:
-            for helper in helpers:
+            for helper in [*helpers, *self._ahead]:
                 helper.cancel()
                 with contextlib.suppress(BaseException):
                     await helper
+
+    # ---- graphs hydrated ahead -------------------------------------------------------------
+
+    def _on_control(self, text: str) -> None:
+        verb, _, rest = text.partition(" ")
+        if verb != "graph":
+            super()._on_control(text)
+            return
+        key, _, queue = rest.partition(" ")
+        if queue == self.queue_name and key and key not in self._hydrated and key not in self._hydrating:
+            task = asyncio.ensure_future(self._hydrate_ahead(key))
+            self._ahead.add(task)
+            task.add_done_callback(self._ahead.discard)
+
+    async def _hydrate_ahead(self, key: str) -> None:
+        """Hydrate a graph whose run has just started on this worker's queue (announced by
+        the executor's `create`), so that its jobs find it ready on every worker, not only
+        on the one that runs its first job: without it, every other worker builds the
+        graph when the first job of the fan-out reaches it, and runs nothing meanwhile."""
+        try:
+            await self._hydrate(key)
+        except Exception as error:  # another application's graph, an expired one: its jobs will tell
+            log.debug("graph %s not hydrated ahead: %s", key, error)
 
     # ---- which worker runs which graph ---------------------------------------------------
 

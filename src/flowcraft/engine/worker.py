@@ -367,6 +367,7 @@ class JobWorker:
         self.on_park: Callable[[str, Park], None] | None = None
         """Called when a job parks on a wait (the durable executor arms its timer)."""
         self._hydrated: OrderedDict[str, _Hydrated] = OrderedDict()  # an LRU cache
+        self._hydrating: dict[str, asyncio.Future[_Hydrated]] = {}  # graph key -> its hydration under way
         self.carry_state = False
         """Keep the state a lone successor in a graph without parallel jobs will find, for
         when this worker runs it (no read of its state): set by workers whose queue hands
@@ -531,18 +532,35 @@ class JobWorker:
             hydrated.read_at = time.monotonic()
             await self.store.graph(key)  # keeps a graph in use from expiring (stores with a TTL)
         if hydrated is None:
-            assert self._store is not None
-            text = await self._store.graph(key)
-            if text is None:
-                raise BlueprintNotFoundError(
-                    f"The run's graph {key} is not stored in {type(self._store).__name__} (expired, flushed, "
-                    "or another prefix); start the run again.",
-                    blueprint_hash=key,
-                )
-            hydrated = hydrate(key, text, self.registry, self.dependencies, self._middleware)
-            self._hydrated[key] = hydrated
-            if len(self._hydrated) > self.graph_cache_size:
-                self._hydrated.popitem(last=False)
+            # once per graph: the jobs that need it meanwhile (a worker's slots taking jobs of a new
+            # graph at once) wait for the same hydration instead of each building the graph again
+            pending = self._hydrating.get(key)
+            if pending is None:
+                pending = self._hydrating[key] = asyncio.ensure_future(self._hydrate_new(key))
+                pending.add_done_callback(functools.partial(self._hydrated_new, key))
+            hydrated = await asyncio.shield(pending)
+        return hydrated
+
+    def _hydrated_new(self, key: str, done: asyncio.Future[_Hydrated]) -> None:
+        if self._hydrating.get(key) is done:
+            del self._hydrating[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: its waiters (if any are left) raise it
+
+    async def _hydrate_new(self, key: str) -> _Hydrated:
+        """Read and hydrate a graph this worker does not hold, and keep it."""
+        assert self._store is not None
+        text = await self._store.graph(key)
+        if text is None:
+            raise BlueprintNotFoundError(
+                f"The run's graph {key} is not stored in {type(self._store).__name__} (expired, flushed, "
+                "or another prefix); start the run again.",
+                blueprint_hash=key,
+            )
+        hydrated = hydrate(key, text, self.registry, self.dependencies, self._middleware)
+        self._hydrated[key] = hydrated
+        if len(self._hydrated) > self.graph_cache_size:
+            self._hydrated.popitem(last=False)
         return hydrated
 
     def _keep_state(self, job: Job, state: JobState, decoded: Mapping[str, Any] | None) -> None:
