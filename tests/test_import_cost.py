@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 # Stdlib modules that cost start-up time, and every optional extra (pyproject.toml).
-HEAVY = ("logging", "json", "uuid", "inspect", "sqlite3", "random", "datetime", "re", "tempfile")
+HEAVY = ("logging", "json", "uuid", "inspect", "sqlite3", "random", "datetime", "re", "tempfile", "decimal")
 # Loaded by asyncio itself on every supported Python and needed at class definition (above).
 NEEDED_BY_ASYNCIO = ("inspect",)
 EXTRAS = ("redis", "bullmq", "opentelemetry", "mkdocs", "matplotlib")

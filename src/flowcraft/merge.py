@@ -34,8 +34,8 @@ called again with a fresher ``old`` when another branch committed first.
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 __all__ = ["MergePolicy", "add", "append", "max", "merge_policy", "union"]
@@ -97,7 +97,11 @@ def _append(old: Any, new: Any) -> Any:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+    if isinstance(value, int | float):
+        return not isinstance(value, bool)
+    # A Decimal exists only once `decimal` is loaded: `import flowcraft` need not load it (~1 ms).
+    decimal = sys.modules.get("decimal")
+    return decimal is not None and isinstance(value, decimal.Decimal)
 
 
 def _add(old: Any, new: Any) -> Any:
