@@ -26,16 +26,19 @@ PEERS = {
 # The deliberate gaps: a floor has nothing to import; the hand-written floor covers only
 # the workloads issue 18 sets targets on (its adapter says why for each other one).
 EXPECTED_NA = {("startup.import@1", "js"): "nothing to import (the floor)"}
-HANDWRITTEN_NA = {
-    "w1.chain.mw1": "no middleware (a floor)",
-    "w1.chain.mw3": "no middleware (a floor)",
-    "w1.loop": "same as its chain",
-    "w2.block": "same as its fan-out",
-    "w4.chain": "plain asyncio's column is the plain-dict build",
-    "w4.dag": "plain asyncio's column is the plain-dict build",
-    "startup.import": "nothing to import (a floor)",
-    "startup.hello": "same as plain asyncio",
-}
+
+
+def _handwritten_unsupported() -> dict[str, str]:
+    """The workloads the hand-written floor declares it does not run, and why."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from flowbench.runtimes.handwritten import ADAPTER
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return dict(ADAPTER.unsupported)
+
+
+HANDWRITTEN_NA = _handwritten_unsupported()
 
 
 def expected_na(case: str, runtime: str) -> str | None:
