@@ -223,7 +223,7 @@ def test_a_middleware_gets_the_default_action_for_a_post_returning_none():
 
 
 def test_a_composed_chain_names_its_outermost_middleware_and_what_it_calls_next():
-    from flowcraft.middleware import _chain_head, compose_middleware
+    from flowcraft.middleware import chain_head, compose_middleware
 
     async def inner(args):
         return "inner"
@@ -234,11 +234,11 @@ def test_a_composed_chain_names_its_outermost_middleware_and_what_it_calls_next(
     def sync_mw(args, call_next):
         return call_next(args)
 
-    assert _chain_head(inner) is None  # not a chain: called as is
+    assert chain_head(inner) is None  # not a chain: called as is
     chain = compose_middleware([outer_mw, sync_mw], inner)
-    head_mw, head_next = _chain_head(chain)
+    head_mw, head_next = chain_head(chain)
     assert head_mw is outer_mw
-    adapted, innermost = _chain_head(head_next)
+    adapted, innermost = chain_head(head_next)
     assert adapted.__wrapped__ is sync_mw and innermost is inner
     node = Step("n")
     args = fresh_args(node)

@@ -13,7 +13,7 @@ from ..abort import NEVER_ABORTED
 from ..actions import DEFAULT_ACTION
 from ..context import Context, TypedContext
 from ..errors import AbortError, BudgetExceededError, FatalWorkflowError
-from ..middleware import AsyncMiddleware, Middleware, NextFn, _chain_head, compose_middleware
+from ..middleware import AsyncMiddleware, Middleware, NextFn, chain_head, compose_middleware
 from ..node import ASYNC, AbstractNode, Node, NodeArgs
 from .base import PARKED, BatchOutcome, RunOptions, WalkScope, resolve_options
 
@@ -155,7 +155,7 @@ class InMemoryExecutor:
         # The chain's outermost middleware called here, without its link's frame (~0.03 µs per node)
         head_mw: AsyncMiddleware | None = None
         head_next: NextFn = _run_lifecycle
-        if chain is not None and (head := _chain_head(chain)) is not None:
+        if chain is not None and (head := chain_head(chain)) is not None:
             head_mw, head_next = head
         new_args, refs, sole = object.__new__, sys.getrefcount, _SOLE_OWNER_REFS
         if params is None:
