@@ -341,3 +341,24 @@ def test_long_retry_waits_park_the_job_on_timers_and_keep_the_attempt_count(db_p
     assert fired == ["call#1~retry1", "call#1~retry2"] and early == []
     assert w.ATTEMPTS == [1, 2, 3]  # three attempts in all, not three per resumption
     assert action == "finished" and ctx == {"started": True, "attempts": 3, "done": True}
+
+
+@pytest.mark.timeout(60)
+def test_a_resolved_wait_names_itself_on_the_job_it_resumes(db_path: str) -> None:
+    """The resumed delivery carries its wait's id, on SQLite as on Redis: an in-process
+    queue tells it from the delivery that parked (and from an earlier resume of the same
+    job, when a retry timer parks it again) by that id."""
+    from flowcraft.engine.codec import encode, encode_action
+    from flowcraft.engine.jobs import Resolution
+
+    async def main() -> Any:
+        async with DurableExecutor(db_path) as executor:
+            handle = await executor.start("wait_nodes:make_approval", run_id="r1")
+            with pytest.raises(RunSuspended):
+                await handle.result(timeout=10)
+            resolution = Resolution(encode({"by": "ana"}), encode_action("approve"))
+            return (await executor.store.resolve("r1", "approve#1", resolution)).job
+
+    job = asyncio.run(main())
+    assert job is not None and job.resumed
+    assert job.wait == "approve#1"

@@ -979,7 +979,9 @@ def _resolve(db: sqlite3.Connection, run_id: str, wait_id: str, resolution: Reso
     )
     job = None
     if job_row is not None:
-        job = Job(record.park.job_id, run_id, str(job_row[0]), str(run[1]), job_row[1], resumed=True)
+        # the wait it continues names the delivery (as RedisRunStore.resolve does): a job that
+        # parks again (a retry timer) gets a resumed delivery of its own each time
+        job = Job(record.park.job_id, run_id, str(job_row[0]), str(run[1]), job_row[1], resumed=True, wait=wait_id)
     return Resolved("ok", job, "running", record)
 
 
