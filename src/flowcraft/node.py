@@ -6,7 +6,6 @@ This module holds the lifecycle only; deciding what runs next is the executors' 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import enum
 import inspect
 import weakref
@@ -35,23 +34,53 @@ NewE = TypeVar("NewE")
 T = TypeVar("T")
 
 
-def _record_repr(record: Any) -> str:
+def record_repr(record: Any) -> str:
     """``Name(field=value, ...)``, as a dataclass's generated ``__repr__`` writes it."""
-    fields = ", ".join(f"{name}={getattr(record, name)!r}" for name in record.__slots__)
+    fields = ", ".join(f"{name}={getattr(record, name)!r}" for name in record.__match_args__)
     return f"{type(record).__qualname__}({fields})"
 
 
-def _record_eq(record: Any, other: Any) -> Any:
+def record_eq(record: Any, other: Any) -> Any:
     """A dataclass's generated ``__eq__``: same class and equal fields."""
     if other.__class__ is not record.__class__:
         return NotImplemented
-    return all(getattr(record, name) == getattr(other, name) for name in record.__slots__)
+    return all(getattr(record, name) == getattr(other, name) for name in record.__match_args__)
 
 
-# The core's records are dataclasses with ``__init__``, ``__repr__`` and ``__eq__`` written
-# out: the generated ones are compiled when the module is imported (~0.3 ms each, a fifth
-# of what `import flowcraft` may add to `import asyncio`).
-@dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)
+def record_replace(record: Any, changes: dict[str, Any]) -> Any:
+    """``dataclasses.replace(record, **changes)``: a new record, ``changes`` over its fields."""
+    for name in record.__match_args__:
+        if name not in changes:
+            changes[name] = getattr(record, name)
+    return record.__class__(**changes)
+
+
+class DataclassInfo:
+    """``__dataclass_fields__`` / ``__dataclass_params__`` of a core record, built on first
+    read: the records are plain slotted classes (``__init__``, ``__repr__``, ``__eq__``
+    written out, fields in ``__match_args__``) that still work with `dataclasses.fields`,
+    `dataclasses.replace` and `dataclasses.is_dataclass`, without `import flowcraft`
+    importing `dataclasses` or running the decorator (~1 ms of the import's ~5.5 ms)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.owner = owner
+        self.attribute = name
+
+    def __get__(self, instance: object, cls: type | None = None) -> Any:
+        import dataclasses  # local import: only code that asks for dataclass fields needs it
+
+        owner = self.owner
+        init = owner.__init__  # type: ignore[misc]  # the record's own, as written
+        defaults = init.__defaults__ or ()
+        names = owner.__match_args__  # type: ignore[attr-defined]
+        namespace: dict[str, Any] = dict(zip(names[len(names) - len(defaults) :], defaults, strict=True))
+        namespace.update(__annotations__=owner.__annotations__, __module__=owner.__module__)
+        shadow: Any = dataclasses.dataclass(init=False, repr=False, eq=False)(type(owner.__name__, (), namespace))
+        owner.__dataclass_fields__ = shadow.__dataclass_fields__  # type: ignore[attr-defined]
+        owner.__dataclass_params__ = shadow.__dataclass_params__  # type: ignore[attr-defined]
+        return getattr(owner, self.attribute)
+
+
 class NodeArgs(Generic[P, E]):
     """What lifecycle methods and middleware receive.
 
@@ -67,20 +96,38 @@ class NodeArgs(Generic[P, E]):
     """The run's abort signal. An executor may pass ``None``: it means "never aborted"
     (a node's lifecycle replaces it with a signal that never aborts)."""
     logger: Logger
-    prep_res: P = None  # type: ignore[assignment]
-    exec_res: E = None  # type: ignore[assignment]
-    error: BaseException | None = None
-    name: str = ""
-    executor: Executor | None = None
+    prep_res: P
+    exec_res: E
+    error: BaseException | None
+    name: str
+    executor: Executor | None
     """The executor walking this node's graph; flows, parallel blocks and batches call it
     for their inner walks. ``None`` (a lifecycle run by hand) means the default
     in-memory executor."""
-    node: AbstractNode | None = None
-    scope: WalkScope | None = None
+    node: AbstractNode | None
+    scope: WalkScope | None
     """What the nodes of this walk share: context, signal, middleware, events, fan-in
     (``None`` outside a walk)."""
-    incoming_action: Any = None
+    incoming_action: Any
     """The action of the node that handed control to this one (``None`` at a start)."""
+
+    __match_args__ = (
+        "ctx",
+        "params",
+        "signal",
+        "logger",
+        "prep_res",
+        "exec_res",
+        "error",
+        "name",
+        "executor",
+        "node",
+        "scope",
+        "incoming_action",
+    )  # the fields, in order
+    __slots__ = __match_args__
+    __dataclass_fields__ = DataclassInfo()
+    __dataclass_params__ = DataclassInfo()
 
     def __init__(
         self,
@@ -110,12 +157,13 @@ class NodeArgs(Generic[P, E]):
         self.scope = scope
         self.incoming_action = incoming_action
 
-    __repr__ = _record_repr
-    __eq__ = _record_eq
+    __repr__ = record_repr
+    __eq__ = record_eq
 
     def replace(self, **changes: Any) -> NodeArgs[P, E]:
         """A copy with ``changes`` applied (same as `dataclasses.replace`)."""
-        return dataclasses.replace(self, **changes)
+        copy: NodeArgs[P, E] = record_replace(self, changes)
+        return copy
 
     @property
     def budget(self) -> NodeBudget:
@@ -442,6 +490,8 @@ class Node(AbstractNode, Generic[P, E, A]):
                     object.__setattr__(self, "wait", value.wait)
             elif name != "timeout" and self.retry is not None:
                 field = "max_attempts" if name == "max_retries" else "wait"
+                import dataclasses  # local import: loaded already, by the RetryPolicy's module
+
                 object.__setattr__(self, "retry", dataclasses.replace(self.retry, **{field: value}))
             object.__setattr__(self, name, value)
             cls = type(self)

@@ -15,14 +15,13 @@ Two roles, two protocols:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..abort import NEVER_ABORTED, AbortController, AbortSignal
 from ..loggers import Logger, NullLogger
 from ..middleware import Middleware, NextFn
-from ..node import _record_eq, _record_repr
+from ..node import DataclassInfo, record_eq, record_repr
 
 if TYPE_CHECKING:
     from ..budget import Budget, BudgetMeter
@@ -58,7 +57,7 @@ PARKED: Any = _Parked()
 `flowcraft.executors.joins`)."""
 
 
-@dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)  # __init__ by hand: see NodeArgs
+# A plain slotted class that `dataclasses` functions accept: see node.DataclassInfo.
 class RunOptions:
     """Options of one run: ``params``, ``logger``, ``signal``, ``controller``, ``executor``,
     ``on_event``, ``budget``.
@@ -66,13 +65,26 @@ class RunOptions:
     When both ``signal`` and ``controller`` are given, ``signal`` wins.
     """
 
-    params: Mapping[str, Any] | None = None
-    logger: Logger | None = None
-    signal: AbortSignal | None = None
-    controller: AbortController | None = None
-    executor: FlowRunner | None = None
-    on_event: EventListener | None = None
-    budget: Budget | None = None
+    params: Mapping[str, Any] | None
+    logger: Logger | None
+    signal: AbortSignal | None
+    controller: AbortController | None
+    executor: FlowRunner | None
+    on_event: EventListener | None
+    budget: Budget | None
+
+    __match_args__ = (
+        "params",
+        "logger",
+        "signal",
+        "controller",
+        "executor",
+        "on_event",
+        "budget",
+    )  # the fields, in order
+    __slots__ = __match_args__
+    __dataclass_fields__ = DataclassInfo()
+    __dataclass_params__ = DataclassInfo()
 
     def __init__(
         self,
@@ -92,8 +104,8 @@ class RunOptions:
         self.on_event = on_event
         self.budget = budget
 
-    __repr__ = _record_repr
-    __eq__ = _record_eq
+    __repr__ = record_repr
+    __eq__ = record_eq
 
 
 class BatchOutcome(tuple[int, Mapping[str, Any], Any, "BaseException | None"]):
@@ -232,7 +244,7 @@ class NodeJob(Protocol):
         ...
 
 
-@dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)  # __init__ by hand: see NodeArgs
+# A plain slotted class that `dataclasses` functions accept: see node.DataclassInfo.
 class WalkScope:
     """Everything the nodes of one walk share: the run's context and signal, the
     params they inherit, the middleware that wraps them, and fan-in bookkeeping.
@@ -248,14 +260,32 @@ class WalkScope:
     signal: AbortSignal
     logger: Logger
     executor: Executor
-    middleware: tuple[Middleware, ...] = ()
-    inherited: tuple[Middleware, ...] = ()
-    chain: NextFn | None = None
-    gate: JoinGate | None = None
-    events: EventEmitter | None = None
-    budget: BudgetMeter | None = None
-    job: NodeJob | None = None
+    middleware: tuple[Middleware, ...]
+    inherited: tuple[Middleware, ...]
+    chain: NextFn | None
+    gate: JoinGate | None
+    events: EventEmitter | None
+    budget: BudgetMeter | None
+    job: NodeJob | None
     """The job this walk's node runs as (durable and distributed runs; ``None`` in memory)."""
+
+    __match_args__ = (
+        "ctx",
+        "params",
+        "signal",
+        "logger",
+        "executor",
+        "middleware",
+        "inherited",
+        "chain",
+        "gate",
+        "events",
+        "budget",
+        "job",
+    )  # the fields, in order
+    __slots__ = __match_args__
+    __dataclass_fields__ = DataclassInfo()
+    __dataclass_params__ = DataclassInfo()
 
     def __init__(
         self,
@@ -285,8 +315,8 @@ class WalkScope:
         self.budget = budget
         self.job = job
 
-    __repr__ = _record_repr
-    __eq__ = _record_eq
+    __repr__ = record_repr
+    __eq__ = record_eq
 
 
 def resolve_options(flow: Flow, options: RunOptions | None) -> tuple[dict[str, Any], AbortSignal, Logger]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sys
 import time
 from collections.abc import Coroutine, Mapping, Sequence
@@ -14,7 +13,7 @@ from ..actions import DEFAULT_ACTION
 from ..context import Context, TypedContext
 from ..errors import AbortError, BudgetExceededError, FatalWorkflowError
 from ..middleware import AsyncMiddleware, Middleware, NextFn, chain_head, compose_middleware
-from ..node import ASYNC, AbstractNode, Node, NodeArgs
+from ..node import ASYNC, AbstractNode, Node, NodeArgs, record_replace
 from .base import PARKED, BatchOutcome, RunOptions, WalkScope, resolve_options
 
 if TYPE_CHECKING:
@@ -277,7 +276,8 @@ class InMemoryExecutor:
             changes.update(middleware=middleware, chain=self.chain_for(middleware, parent.events, parent.budget))
         if args.params is not parent.params:
             changes["params"] = args.params
-        return dataclasses.replace(parent, **changes) if changes else parent
+        scope: WalkScope = record_replace(parent, changes) if changes else parent
+        return scope
 
     def run_subflow(self, flow: Flow, args: NodeArgs[Any, Any]) -> Coroutine[Any, Any, Any]:
         """Walk ``flow``'s graph as one node of an outer walk (await it for the last action).
