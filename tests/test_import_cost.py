@@ -53,6 +53,8 @@ ON_DEMAND = (
     "flowcraft.cli",
     "flowcraft.topology",
     "flowcraft.functional",
+    "flowcraft.merge",
+    "flowcraft.awaitables",
     "flowcraft.executors.dry_run",
     "flowcraft.executors.joins",
 )

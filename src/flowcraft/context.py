@@ -4,9 +4,10 @@ typed [`ContextKey`][flowcraft.ContextKey] names, and lenses for declarative upd
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
-from .merge import MergePolicy, merge_policy
+if TYPE_CHECKING:
+    from .merge import MergePolicy
 
 __all__ = [
     "Context",
@@ -56,6 +57,9 @@ class ContextKey(str, Generic[T]):
     def __new__(cls, name: str, merge: MergePolicy | str | Callable[[Any, Any], Any] | None = None) -> ContextKey[T]:
         key = super().__new__(cls, name)
         if merge is not None:
+            # local import: merge policies load with the first key that has one (import time)
+            from .merge import merge_policy
+
             key.merge = merge_policy(merge)
         return key
 

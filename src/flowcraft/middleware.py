@@ -24,8 +24,6 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .awaitables import maybe_await
-
 if TYPE_CHECKING:
     from .node import AbstractNode, NodeArgs
 
@@ -52,7 +50,8 @@ def as_async_middleware(middleware: Middleware) -> AsyncMiddleware:
         return middleware
 
     async def adapted(args: NodeArgs[Any, Any], next: NextFn) -> Any:  # noqa: A002
-        return await maybe_await(middleware(args, next))
+        result = middleware(args, next)  # a sync middleware may return next's awaitable
+        return (await result) if inspect.isawaitable(result) else result
 
     adapted.__wrapped__ = middleware  # type: ignore[attr-defined]
     return adapted
