@@ -54,6 +54,7 @@ ON_DEMAND = (
     "flowcraft.topology",
     "flowcraft.functional",
     "flowcraft.merge",
+    "flowcraft.patterns",
     "flowcraft.awaitables",
     "flowcraft.executors.dry_run",
     "flowcraft.executors.joins",
@@ -156,6 +157,8 @@ def test_the_lazy_names_still_resolve() -> None:
     assert flowcraft.RetryPolicy.__module__ == "flowcraft.retry"
     assert flowcraft.WaitNode.__module__ == "flowcraft.waits"
     assert flowcraft.RunStarted.__module__ == "flowcraft.events"
+    assert flowcraft.ParallelFlow.__module__ == "flowcraft.patterns"
+    assert flowcraft.BatchFlow.__module__ == "flowcraft.patterns"
 
 
 RECORDS_PROBE = """
