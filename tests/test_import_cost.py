@@ -159,6 +159,9 @@ def test_the_lazy_names_still_resolve() -> None:
     assert flowcraft.RunStarted.__module__ == "flowcraft.events"
     assert flowcraft.ParallelFlow.__module__ == "flowcraft.patterns"
     assert flowcraft.BatchFlow.__module__ == "flowcraft.patterns"
+    # Submodules `import flowcraft` used to load stay attributes of the package.
+    probe = "import flowcraft; assert flowcraft.merge.append.name == 'append'; assert flowcraft.patterns.BatchFlow"
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
 
 
 RECORDS_PROBE = """

@@ -191,9 +191,16 @@ _LAZY: dict[str, str] = {
 }
 
 
+# Submodules `import flowcraft` loaded until they became lazy: `flowcraft.merge.append`
+# after a bare `import flowcraft` keeps working.
+_LAZY_SUBMODULES = ("merge", "patterns")
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
+        if name in _LAZY_SUBMODULES:
+            return importlib.import_module(f"flowcraft.{name}")
         raise AttributeError(f"module 'flowcraft' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"flowcraft.{module}"), name)
     globals()[name] = value
