@@ -411,22 +411,27 @@ async def io_bound(
     with worker processes when the jobs wait on I/O rather than compete for the CPU."""
     rows = []
     for workers in counts:
-        raws, rounds = [], []
+        raws, rounds, befores = [], [], []
         for _ in range(args.repeat):
             raw = await raw_bullmq(url, workers, args.width, False, env, wait_ms=io_ms)
             print(f"raw BullMQ, {args.width} jobs waiting {io_ms} ms, {workers} worker(s): "
-                  f"{raw['jobs_per_s']:.0f} jobs/s", flush=True)  # fmt: skip
-            ours = await flowcraft_run(
-                url, workers, fan_out(args.width, "wait"), args.width + 3, env, None, wait_ms=io_ms
-            )  # fmt: skip
-            print(
-                f"flowcraft fan-out {args.width} waiting {io_ms} ms, {workers} worker(s): "
-                f"{ours['jobs_per_s']:.0f} jobs/s ({ours['jobs_per_s'] / raw['jobs_per_s']:.2f} of raw)",
-                flush=True,
-            )
+                  f"{raw['jobs_per_s']:.0f} jobs/s, {raw['cpu_ms']:.2f} ms CPU/job", flush=True)  # fmt: skip
+            runs = [("before", args.baseline)] if args.baseline else []
+            for label, src in [*runs, ("flowcraft", None)]:
+                ours = await flowcraft_run(
+                    url, workers, fan_out(args.width, "wait"), args.width + 3, env, None, src, wait_ms=io_ms
+                )  # fmt: skip
+                print(
+                    f"{label} fan-out {args.width} waiting {io_ms} ms, {workers} worker(s): "
+                    f"{ours['jobs_per_s']:.0f} jobs/s ({ours['jobs_per_s'] / raw['jobs_per_s']:.2f} of raw), "
+                    f"{ours['cpu_ms']:.2f} ms CPU/job, {ours['commands']:.1f} commands/job",
+                    flush=True,
+                )
+                (befores if src is not None else rounds).append(ours)
             raws.append(raw)
-            rounds.append(ours)
         rows.append({"workers": workers, **summary(rounds, raws)})
+        if befores:
+            rows[-1]["baseline"] = summary(befores, raws)
     return rows
 
 
