@@ -200,9 +200,27 @@ async def transaction(client: aioredis.Redis, commands: Sequence[Sequence[Any]])
 
     Packed here in one pass: redis-py packs argument by argument, re-joining the buffer
     each time (about 30 µs of a worker's CPU per node job for its commit's MULTI, of
-    some 60 arguments; this: about 10 µs)."""
+    some 60 arguments; this: about 10 µs); answers read as below (50 commands: about
+    0.1 ms instead of 0.4)."""
     pool = client.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+
+    # hiredis' reader (inside redis-py's parser): the answers after the first are mostly
+    # received with it, taken here without redis-py's read path and its timer (about 5 µs
+    # each; a commit's MULTI has 6 answers); without hiredis, all through read_response
+    gets = getattr(getattr(getattr(connection, "_parser", None), "_reader", None), "gets", None)
+
+    async def answer() -> Any:
+        while gets is not None:
+            got = gets()
+            if got is False or type(got) is object:  # not received yet (hiredis' answer, or redis-py's sentinel)
+                break
+            if isinstance(got, ResponseError):
+                raise got
+            if isinstance(got, list) and type(got) is not list:  # a RESP3 push (none on these connections)
+                continue
+            return got
+        return await connection.read_response()
 
     async def run() -> list[Any]:
         encode = connection.encoder.encode
@@ -210,11 +228,11 @@ async def transaction(client: aioredis.Redis, commands: Sequence[Sequence[Any]])
         errors: list[tuple[int, ResponseError]] = []
         for i in range(len(commands) + 1):  # OK, then QUEUED (or why a command was refused)
             try:
-                await connection.read_response()
+                await answer()
             except ResponseError as error:
                 errors.append((i, error))
         try:
-            answers = await connection.read_response()
+            answers = await answer()
         except ExecAbortError as error:
             raise errors[-1][1] if errors else error from error
         if not isinstance(answers, list) or len(answers) != len(commands):
