@@ -205,26 +205,27 @@ async def transaction(client: aioredis.Redis, commands: Sequence[Sequence[Any]])
     pool = client.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call]
 
-    # hiredis' reader (inside redis-py's parser): the answers after the first are mostly
-    # received with it, taken here without redis-py's read path and its timer (about 5 µs
-    # each; a commit's MULTI has 6 answers); without hiredis, all through read_response
-    gets = getattr(getattr(getattr(connection, "_parser", None), "_reader", None), "gets", None)
-
-    async def answer() -> Any:
-        while gets is not None:
-            got = gets()
-            if got is False or type(got) is object:  # not received yet (hiredis' answer, or redis-py's sentinel)
-                break
-            if isinstance(got, ResponseError):
-                raise got
-            if isinstance(got, list) and type(got) is not list:  # a RESP3 push (none on these connections)
-                continue
-            return got
-        return await connection.read_response()
-
     async def run() -> list[Any]:
         encode = connection.encoder.encode
         await connection.send_packed_command(_pack([("MULTI",), *commands, ("EXEC",)], encode))
+        # hiredis' reader (inside redis-py's parser, of this connection as it is now): the
+        # answers after the first are mostly received with it, taken here without
+        # redis-py's read path and its timer (about 5 µs each; a commit's MULTI has 6
+        # answers); without hiredis, all through read_response
+        gets = getattr(getattr(getattr(connection, "_parser", None), "_reader", None), "gets", None)
+
+        async def answer() -> Any:
+            while gets is not None:
+                got = gets()
+                if got is False or type(got) is object:  # not received yet (hiredis', redis-py's sentinel)
+                    break
+                if isinstance(got, ResponseError):
+                    raise got
+                if isinstance(got, list) and type(got) is not list:  # a RESP3 push (none on these connections)
+                    continue
+                return got
+            return await connection.read_response()
+
         errors: list[tuple[int, ResponseError]] = []
         for i in range(len(commands) + 1):  # OK, then QUEUED (or why a command was refused)
             try:
