@@ -101,7 +101,7 @@ def mark(*_):
     where = os.environ.get("BENCH_PROFILE")
     if where and marks[0] == 1:
         import cProfile
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.process_time)  # CPU, not waits on the shared cores
         profile.enable()
     elif profile is not None:
         profile.disable()
@@ -193,6 +193,12 @@ def commands(stats: redis.Redis) -> int:
     return int(stats.info("stats")["total_commands_processed"])
 
 
+def server_cpu(stats: redis.Redis) -> float:
+    """redis-server's CPU time so far (seconds): it shares the cores with the workers."""
+    cpu = stats.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 async def raw_bullmq(
     url: str, workers: int, jobs: int, chain: bool, env: dict[str, str], warm: bool = False, wait_ms: int = 0
 ) -> dict[str, float]:
@@ -212,7 +218,7 @@ async def raw_bullmq(
             while await q.client.zcard(key) < jobs:  # noqa: ASYNC110 - polling another process's progress
                 await asyncio.sleep(0.002)
             done = jobs
-        before, marked = commands(stats), await counted.mark(1)
+        before, marked, server = commands(stats), await counted.mark(1), server_cpu(stats)
         started = time.perf_counter()
         if chain:
             await q.add("hop", {"n": 0}, {"jobId": "h0"})
@@ -223,11 +229,11 @@ async def raw_bullmq(
             await asyncio.sleep(0.002)
         elapsed = time.perf_counter() - started
         after = await counted.mark(2)
-        total = commands(stats) - before
+        total, server = commands(stats) - before, server_cpu(stats) - server
         trips = (after["ours"] + after["queue"] - marked["ours"] - marked["queue"]) / jobs
         cpu = (after["cpu"] - marked["cpu"]) * 1000 / jobs
         return {"s": elapsed, "jobs_per_s": jobs / elapsed, "round_trips": trips, "commands": total / jobs,
-                "cpu_ms": cpu}  # fmt: skip
+                "cpu_ms": cpu, "server_cpu_ms": server * 1000 / jobs}  # fmt: skip
     finally:
         stats.close()
         await q.close()
@@ -264,17 +270,18 @@ async def flowcraft_run(
         async with DistributedExecutor(url, queue=queue, poll_interval=0.05) as executor:
             if warm:  # the same graph once, unmeasured: the workers hydrate it then
                 await (await executor.start(blueprint)).result(timeout=600)
-            before, marked = commands(stats), await counted.mark(1)
+            before, marked, server = commands(stats), await counted.mark(1), server_cpu(stats)
             started = time.perf_counter()
             handle = await executor.start(blueprint)
             await handle.result(timeout=600)
             elapsed = time.perf_counter() - started
             after = await counted.mark(2)
-            total = commands(stats) - before
+            total, server = commands(stats) - before, server_cpu(stats) - server
         ours, queued = (after["ours"] - marked["ours"]) / jobs, (after["queue"] - marked["queue"]) / jobs
         cpu = (after["cpu"] - marked["cpu"]) * 1000 / jobs
         return {"s": elapsed, "jobs_per_s": jobs / elapsed, "round_trips": ours + queued, "ours": ours,
-                "queue": queued, "commands": total / jobs, "cpu_ms": cpu}  # fmt: skip
+                "queue": queued, "commands": total / jobs, "cpu_ms": cpu,
+                "server_cpu_ms": server * 1000 / jobs}  # fmt: skip
     finally:
         stats.close()
         counted.stop()
@@ -343,13 +350,14 @@ async def main() -> None:
     fanout_jobs = args.width + 3  # a, its parallel container, the branches, the join
     with private_redis(args.port) as url:
         print(f"{'workload':46} {'time s':>7} {'jobs/s':>7} {'vs raw':>6} {'RT/job':>7} {'ours':>5} {'cmd/job':>7} "
-              f"{'cpu ms/job':>10}")  # fmt: skip
+              f"{'cpu ms/job':>10} {'server ms':>10}")  # fmt: skip
 
         def show(label: str, r: dict[str, float], ratio: float | None) -> None:
             vs = f"{ratio:6.2f}" if ratio is not None else f"{'':6}"
             ours = f"{r['ours']:5.2f}" if "ours" in r else f"{'':5}"
             print(f"{label:46} {r['s']:7.3f} {r['jobs_per_s']:7.0f} {vs} {r['round_trips']:7.2f} {ours} "
-                  f"{r['commands']:7.1f} {r.get('cpu_ms', 0.0):10.2f}", flush=True)  # fmt: skip
+                  f"{r['commands']:7.1f} {r.get('cpu_ms', 0.0):10.2f} {r.get('server_cpu_ms', 0.0):10.2f}",
+                  flush=True)  # fmt: skip
 
         for workers in counts:
             raws, rounds, befores = [], [], []
@@ -411,22 +419,29 @@ async def io_bound(
     with worker processes when the jobs wait on I/O rather than compete for the CPU."""
     rows = []
     for workers in counts:
-        raws, rounds = [], []
+        raws, rounds, befores = [], [], []
         for _ in range(args.repeat):
             raw = await raw_bullmq(url, workers, args.width, False, env, wait_ms=io_ms)
             print(f"raw BullMQ, {args.width} jobs waiting {io_ms} ms, {workers} worker(s): "
-                  f"{raw['jobs_per_s']:.0f} jobs/s", flush=True)  # fmt: skip
-            ours = await flowcraft_run(
-                url, workers, fan_out(args.width, "wait"), args.width + 3, env, None, wait_ms=io_ms
-            )  # fmt: skip
-            print(
-                f"flowcraft fan-out {args.width} waiting {io_ms} ms, {workers} worker(s): "
-                f"{ours['jobs_per_s']:.0f} jobs/s ({ours['jobs_per_s'] / raw['jobs_per_s']:.2f} of raw)",
-                flush=True,
-            )
+                  f"{raw['jobs_per_s']:.0f} jobs/s, {raw['cpu_ms']:.2f} ms CPU/job, server {raw['server_cpu_ms']:.3f}",
+                  flush=True)  # fmt: skip
+            runs = [("before", args.baseline)] if args.baseline else []
+            for label, src in [*runs, ("flowcraft", None)]:
+                ours = await flowcraft_run(
+                    url, workers, fan_out(args.width, "wait"), args.width + 3, env, None, src, wait_ms=io_ms
+                )  # fmt: skip
+                print(
+                    f"{label} fan-out {args.width} waiting {io_ms} ms, {workers} worker(s): "
+                    f"{ours['jobs_per_s']:.0f} jobs/s ({ours['jobs_per_s'] / raw['jobs_per_s']:.2f} of raw), "
+                    f"{ours['cpu_ms']:.2f} ms CPU/job, server {ours['server_cpu_ms']:.3f}, "
+                    f"{ours['commands']:.1f} commands/job",
+                    flush=True,
+                )
+                (befores if src is not None else rounds).append(ours)
             raws.append(raw)
-            rounds.append(ours)
         rows.append({"workers": workers, **summary(rounds, raws)})
+        if befores:
+            rows[-1]["baseline"] = summary(befores, raws)
     return rows
 
 

@@ -68,6 +68,25 @@ class Unencodable(Base):
         await args.ctx.set("handle", object())
 
 
+class ForgetScripts(Mark):
+    """A ``Mark`` that first empties Redis' script cache (``data.url``) and loads BullMQ's
+    own scripts again, as another worker does after a Redis restart: the commit after it
+    finds BullMQ's completion script there, and its own missing."""
+
+    async def exec(self, args: NodeArgs) -> None:
+        import redis.asyncio as aioredis
+        from bullmq.redis_connection import SCRIPT_DEFINITIONS, loadScript
+
+        client = aioredis.Redis.from_url(self.data["url"])
+        try:
+            await client.script_flush()
+            for name in SCRIPT_DEFINITIONS.values():
+                await client.script_load(loadScript(name))
+        finally:
+            await client.aclose()
+        await super().exec(args)
+
+
 def touch(path: str) -> None:
     with open(path, "w") as fh:
         fh.write("x")
@@ -197,6 +216,7 @@ class Append(Base):
 REGISTRY = create_node_registry(
     {
         "mark": Mark,
+        "forget_scripts": ForgetScripts,
         "counter": Counter,
         "choose": Choose,
         "collect": Collect,

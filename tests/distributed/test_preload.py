@@ -19,7 +19,7 @@ import redis
 from flowcraft.distributed import Worker
 from flowcraft.distributed.keys import Keys, wire_job_id
 from flowcraft.distributed.loading import LOAD, LOAD_NEXT
-from flowcraft.distributed.queue import UNHOLD
+from flowcraft.distributed.queue import GUARD, UNHOLD
 from flowcraft.distributed.shards import ShardedJobQueue
 from flowcraft.distributed.store import COMPLETE, COMPLETE_HOLD
 
@@ -139,10 +139,11 @@ def _commit_args(rk: Any, job: str, node: str, arrivals: list[tuple[str, int]], 
 
 
 def test_complete_hold_commits_a_commit_without_successors_and_holds_any_other(space: Space) -> None:
-    """``COMPLETE_HOLD`` commits like ``COMPLETE`` when the commit decides no successor; a
-    commit that would release a join (or decide a successor, or is a redelivery's) changes
-    nothing but the job's lock, set to ``hold:<token>`` so that BullMQ's completion after it
-    fails; ``UNHOLD`` sets the lock back."""
+    """``COMPLETE_HOLD`` (sent after ``GUARD``, which sets the job's lock to ``hold:<token>``)
+    commits like ``COMPLETE`` when the commit decides no successor, and then sets the lock
+    back; a commit that would release a join (or decide a successor, or is a redelivery's)
+    changes nothing and leaves the lock held, so that BullMQ's completion after it fails;
+    ``UNHOLD`` sets the lock back."""
     client = redis.Redis.from_url(space.url, decode_responses=True)
     rk = Keys(space.prefix).run("r1")
     keys = [rk.meta, rk.ctx, rk.pending, rk.done, rk.visits, rk.open, rk.events, rk.stream]
@@ -153,10 +154,13 @@ def test_complete_hold_commits_a_commit_without_successors_and_holds_any_other(s
     hold = client.register_script(COMPLETE_HOLD)
 
     def commit(job: str, node: str, arrivals: list[tuple[str, int]]) -> Any:
+        client.eval(GUARD, 1, lock, "tok")
+        assert client.get(lock) == "hold:tok" and 0 < client.pttl(lock) <= 60_000
         return hold(keys=[*keys, lock], args=_commit_args(rk, job, node, arrivals))
 
     try:
         assert commit("r1:b1:1", "b1", [("join", 3)]) == ["ok", '"default"', ""]  # first arrival: committed
+        assert client.get(lock) == "tok" and 0 < client.pttl(lock) <= 60_000
         assert commit("r1:b2:1", "b2", [("join", 3)])[0] == "ok"
         assert client.smembers(rk.join("join", 1)) == {"b1", "b2"} and client.hget(rk.ctx, "k") == "1"
         assert client.get(lock) == "tok"
@@ -172,12 +176,88 @@ def test_complete_hold_commits_a_commit_without_successors_and_holds_any_other(s
         assert client.smembers(rk.join("join", 1)) == {"b1", "b2"}  # the holds changed nothing
         assert client.hkeys(rk.done) == ["r1:b1:1", "r1:b2:1"] and client.hlen(rk.pending) == 1
         assert client.eval(UNHOLD, 1, lock, "other") == 0 and client.get(lock) == "tok"  # not ours: untouched
+        client.set(lock, "other", px=60_000)
+        assert client.eval(GUARD, 1, lock, "tok") is None and client.get(lock) == "other"  # not ours: untouched
+        client.set(lock, "tok", px=60_000)
         # the same last arrival through COMPLETE itself releases the join
         done = client.register_script(COMPLETE)(keys=keys, args=_commit_args(rk, "r1:b3:1", "b3", [("join", 3)], 0))
         assert done == ["ok", '"default"', "", "join", "r1:join:1"]
     finally:
         client.delete(*keys, lock, rk.join("join", 1))
         client.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_fan_out_completes_when_redis_forgets_the_commit_script_but_not_bullmqs(space: Space) -> None:
+    """A branch's commit goes by sha in one MULTI with BullMQ's completion of its job. Each
+    branch here empties Redis' script cache and loads BullMQ's scripts again before its
+    commit (as another worker does after a restart): the commit finds its script missing
+    and BullMQ's completion present. The completion must then fail too (the job's lock is
+    held until the commit sets it back), else the job would be done with its commit lost
+    and the run would never end."""
+    space.start_workers(1, concurrency=2)
+    width = 12
+    graph = d.fan_out(width)
+    for branch in graph["nodes"][1 : width + 1]:
+        branch.update(type="forget_scripts", data={**branch["data"], "url": space.url})
+
+    async def main() -> tuple[Any, dict[str, Any]]:
+        async with space.executor() as executor:
+            handle = await executor.start(d.build(graph), {})
+            return await handle.result(timeout=60), await handle.context()
+
+    action, context = asyncio.run(main())
+    assert action == "finished"
+    assert context["total"] == width + 1 and context["collected"] == 1
+    assert all(context[f"mark:b{i}"] == 1 for i in range(width))
+
+
+@pytest.mark.timeout(120)
+def test_a_commit_whose_script_redis_forgot_never_lets_its_job_complete(
+    space: Space, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the MULTI of a commit with its job's completion, the commit's script goes by sha:
+    when Redis has forgotten it (but not BullMQ's, which another worker loaded again),
+    BullMQ's completion after it fails too, changing nothing (``GUARD`` held the lock), so
+    that a worker dying right then leaves the job to stalled-job recovery, never completed
+    with its commit lost. A worker in this process, its MULTIs' answers watched."""
+    import flowcraft.distributed.queue as queue_module
+
+    sent = queue_module.transaction
+    answers: list[list[Any]] = []
+
+    async def watched(client: Any, commands: Any) -> list[Any]:
+        result = await sent(client, commands)
+        if str(commands[0][0]) == "EVAL" and commands[0][1] == GUARD:
+            answers.append(result)
+        return result
+
+    monkeypatch.setattr(queue_module, "transaction", watched)
+    width = 6
+    graph = d.fan_out(width)
+    for branch in graph["nodes"][1 : width + 1]:
+        branch.update(type="forget_scripts", data={**branch["data"], "url": space.url})
+
+    async def main() -> tuple[Any, dict[str, Any]]:
+        worker = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, concurrency=1)
+        await worker.connect()
+        serving = asyncio.ensure_future(worker.run())
+        try:
+            async with space.executor() as executor:
+                handle = await executor.start(d.build(graph), {})
+                return await handle.result(timeout=60), await handle.context()
+        finally:
+            await worker.close()
+            await serving
+            await worker.aclose()
+
+    action, context = asyncio.run(main())
+    assert action == "finished" and context["total"] == width + 1
+    forgotten = [result for result in answers if isinstance(result[1], redis.exceptions.NoScriptError)]
+    assert forgotten, f"no commit found its script missing ({len(answers)} commits with their completion)"
+    for result in forgotten:
+        done = result[2]
+        assert isinstance(done, BaseException) or (isinstance(done, int) and done < 0), result
 
 
 def test_on_a_cluster_a_worker_takes_the_three_round_trips(cluster_space: Space) -> None:

@@ -33,7 +33,7 @@ from ..engine.errors import (
 )
 from ..engine.jobs import Job
 from ..engine.protocols import JobFailed, JobProcessor
-from .connection import PoolExhausted, connect_cluster
+from .connection import PoolExhausted, connect_cluster, transaction
 from .keys import engine_job_id, wire_job_id
 from .loading import LOAD_NEXT, preloaded
 
@@ -221,6 +221,13 @@ def finishing_queue() -> BullMQJobQueue | None:
     return owner
 
 
+# KEYS: lock  ARGV: token
+# First in the MULTI of a commit with its job's completion (`commit_and_finish`), by its text
+# (short; never NOSCRIPT): the job's lock becomes 'hold:' .. token, so that BullMQ's
+# completion after it fails, changing nothing, unless COMPLETE_HOLD (in store.py; by sha)
+# ran to its end and set the lock back.
+GUARD = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], 'hold:' .. ARGV[1], 'KEEPTTL') end"
+
 # Sets a held job's lock back (see COMPLETE_HOLD in store.py). KEYS: lock  ARGV: token
 UNHOLD = """
 if redis.call('GET', KEYS[1]) == 'hold:' .. ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') return 1 end
@@ -395,7 +402,7 @@ class BullMQJobQueue:
         self._releasing: asyncio.Future[None] | None = None
         self._add_keys: list[str] | None = None  # addStandardJob's keys (see _add_and_finish)
         self._preload: list[Any] | None = None  # see preload_states
-        self._hold_text: tuple[str, bytes] | None = None  # COMPLETE_HOLD, encoded (see commit_and_finish)
+        self._hold: tuple[str, str] | None = None  # COMPLETE_HOLD and its sha, once loaded (see commit_and_finish)
         self._kept: Any = None
         self._pooled: Any = None
         with map_backend_errors():
@@ -489,13 +496,13 @@ class BullMQJobQueue:
         client = worker.pooled or self._queue.client
         async with map_backend_errors_async():
             for attempt in (1, 2):
-                async with client.pipeline(transaction=True) as pipe:
-                    for add_args in adds:
-                        pipe.evalsha(add.sha, 9, *add_args)
-                    pipe.evalsha(finish.sha, len(keys), *keys, *args)
-                    if load:
-                        pipe.evalsha(worker.load_next.sha, 1, *load_args)
-                    results = await pipe.execute(raise_on_error=False)
+                # packed in one pass (`transaction`): a fan-out's 1,000 adds are packed in about
+                # 4 ms instead of 10 (redis-py's pipeline), while the other workers wait for them
+                commands: list[Sequence[Any]] = [("EVALSHA", add.sha, 9, *add_args) for add_args in adds]
+                commands.append(("EVALSHA", finish.sha, len(keys), *keys, *args))
+                if load:
+                    commands.append(("EVALSHA", worker.load_next.sha, 1, *load_args))
+                results = await transaction(client, commands)
                 state = results.pop() if load else None
                 if isinstance(state, redis_errors.NoScriptError):  # for the next completion
                     worker.load_next.sha = await client.script_load(worker.load_next.script)
@@ -538,33 +545,35 @@ class BullMQJobQueue:
         )
         load = fetch and worker.preload is not None
         client = worker.pooled or self._queue.client
-        text = self._hold_text
-        if text is None or text[0] is not script:
-            text = self._hold_text = (script, script.encode())
-        async with client.pipeline(transaction=True) as pipe:
-            # by its text, not its sha: the completion after it must never run without it (NOSCRIPT)
-            pipe.eval(text[1], len(keys) + 1, *keys, lock, *args)
-            pipe.evalsha(finish.sha, len(fkeys), *fkeys, *fargs)
-            if load:
-                pipe.evalsha(worker.load_next.sha, 1, *worker.load_next_args(token))
-            results = await pipe.execute(raise_on_error=False)
-        committed, done = results[0], results[1]
+        hold = self._hold
+        if hold is None or hold[0] is not script:
+            hold = self._hold = (script, await client.script_load(script))
+        commands: list[Sequence[Any]] = [
+            ("EVAL", GUARD, 1, lock, token),
+            ("EVALSHA", hold[1], len(keys) + 1, *keys, lock, *args),  # the lock back only if it ran
+            ("EVALSHA", finish.sha, len(fkeys), *fkeys, *fargs),
+        ]
+        if load:
+            commands.append(("EVALSHA", worker.load_next.sha, 1, *worker.load_next_args(token)))
+        results = await transaction(client, commands)
+        guarded, committed, done = results[:3]
         if isinstance(done, redis_errors.NoScriptError):  # Redis lost its scripts: BullMQ loads its own again
             finish.sha = await client.script_load(finish.script)
-        if isinstance(committed, BaseException):  # the job may be completed; the caller commits it
-            held.finished = not _failed(done)
-        elif isinstance(committed, list) and committed and str(committed[0]) == "hold":
+        if load and isinstance(results[3], redis_errors.NoScriptError):  # for the next completion
+            worker.load_next.sha = await client.script_load(worker.load_next.script)
+        if isinstance(committed, redis_errors.NoScriptError):  # its lock held (GUARD): nothing changed
+            self._hold = None  # loaded again at the next commit
+            committed = ["hold", "", ""]
+        failed = isinstance(guarded, BaseException) or isinstance(committed, BaseException)
+        if not failed and str(committed[0]) == "hold":
             await client.eval(UNHOLD, 1, lock, token)
             return None
-        else:
-            held.finished = not _failed(done)
-        if load and isinstance(results[2], redis_errors.NoScriptError):  # for the next completion
-            worker.load_next.sha = await client.script_load(worker.load_next.script)
+        held.finished = not _failed(done)  # after a failed commit, the job may be completed: the caller commits it
         if held.finished and fetch and isinstance(done, list):
             worker.keep_next(token, raw2NextJobData(done))
             if load:
-                worker.keep_state(token, results[2])
-        return None if isinstance(committed, BaseException) else committed
+                worker.keep_state(token, results[3])
+        return None if failed else committed
 
     async def missing(self, job_ids: Sequence[str], waits: Mapping[str, str] | None = None) -> list[str]:
         """Which of ``job_ids`` the queue does not hold (in any state), in one round trip;

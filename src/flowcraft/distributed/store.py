@@ -208,17 +208,16 @@ return result
 # KEYS: COMPLETE's, then the BullMQ lock of the job (<prefix>:<queue>:<queue id>:lock)
 # ARGV: COMPLETE's
 # COMPLETE for a commit sent in one MULTI/EXEC with BullMQ's completion of its job (a single
-# Redis only: the lock is in the queue's slot). A commit that decides no successor runs as
-# COMPLETE; one that may decide or release a successor (or is a redelivery's, or must
-# compare keys) changes nothing but the lock, which it sets to 'hold:' .. token (TTL kept),
-# so that the completion after it fails on the lock and changes nothing either; it returns
-# {'hold', '', ''}, and the worker sets the lock back and commits the usual way.
+# Redis only: the lock is in the queue's slot), by sha, right after ``GUARD`` (in
+# flowcraft.distributed.queue), which set the lock to 'hold:' .. token: BullMQ's completion
+# after it fails, changing nothing, unless this script sets the lock back, which it does
+# only when it ran to its end (so a NOSCRIPT, as after a Redis restart, never lets the
+# completion go without the commit). A commit that decides no successor runs as COMPLETE;
+# one that may decide or release a successor (or is a redelivery's, or must compare keys)
+# changes nothing (the lock stays held) and returns {'hold', '', ''}; the worker sets the
+# lock back and commits the usual way.
 _HOLD = """
-local function hold()
-  local token = redis.call('GET', KEYS[9])
-  if token then redis.call('SET', KEYS[9], 'hold:' .. token, 'KEEPTTL') end
-  return {'hold', '', ''}
-end
+local function hold() return {'hold', '', ''} end
 local st = redis.call('HGET', KEYS[1], 'status')
 if st == 'pending' or st == 'running' or st == 'awaiting' then
   if tonumber(ARGV[7]) > 0 or redis.call('HEXISTS', KEYS[4], ARGV[3]) == 1 then return hold() end
@@ -238,8 +237,16 @@ if st == 'pending' or st == 'running' or st == 'awaiting' then
     end
   end
 end
+local function commit()
 """
-COMPLETE_HOLD = _FINISH + _HOLD + COMPLETE[len(_FINISH) :]
+_UNHOLD_AFTER = """
+end
+local result = commit()
+local lock = redis.call('GET', KEYS[9])
+if lock and string.sub(lock, 1, 5) == 'hold:' then redis.call('SET', KEYS[9], string.sub(lock, 6), 'KEEPTTL') end
+return result
+"""
+COMPLETE_HOLD = _FINISH + _HOLD + COMPLETE[len(_FINISH) :] + _UNHOLD_AFTER
 
 # KEYS: meta waits events(channel) pending
 # ARGV: job_id wait_id record(json) now

@@ -24,7 +24,7 @@ from ..engine.worker import CRASH_ENV, GRAPH_CACHE_SIZE, JobWorker
 from ..errors import UnknownNodeTypeError
 from ..graph.registry import ensure_registry
 from ..loggers import Logger
-from .connection import MAX_CONNECTIONS
+from .connection import MAX_CONNECTIONS, open_connections
 from .keys import DEFAULT_PREFIX, DEFAULT_QUEUE, RUN_TTL, Keys, queue_names
 from .queue import LOCK_DURATION, STALLED_INTERVAL, BullMQJobQueue, JobDeferred
 from .shards import ShardedJobQueue, open_queue
@@ -143,6 +143,14 @@ class Worker(JobWorker):
         if not self.cluster:  # a completion also reads the state of the job it fetches (not on a cluster)
             queue.preload_states(f"{self.keys.prefix}:run:{{", store.inline_limit, self._kept, store.client)
         return store, queue
+
+    async def connect(self) -> None:
+        """Open the backends (``run()`` does it), and on a single Redis as many of the
+        store's pooled connections as jobs run at once: the first jobs of a run find them
+        open instead of each opening one (a connect and its handshake)."""
+        await super().connect()
+        if not self.cluster and isinstance(self._store, RedisRunStore):
+            await open_connections(self._store.client, self.concurrency)
 
     async def run(self) -> None:
         """Process jobs (and run the reconciler) until [`close`][flowcraft.engine.JobWorker.close]."""
