@@ -12,14 +12,18 @@ its specific errors.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from itertools import compress
-from typing import Any, NamedTuple
+from typing import Any
 
 from .internal_nodes import PARALLEL_CONTAINER_TYPE
 from .models import _NO_DATA, GraphEdge, GraphNode, WorkflowBlueprint, _edge, _node
 from .wiring import ROOT_PARALLEL_START_ID, add_start, parallel_groups
 
 __all__ = ["compile_plain_dict"]
+
+# A raw edge dict (``{"source", "target", "action"?}``), read in place.
+_RawEdge = dict[str, str]
+# A source's raw out edges: the one edge itself, or a list of several.
+_Out = dict[str, Any]
 
 
 def compile_plain_dict(raw: dict[str, Any], is_plain_type: Callable[[str], bool]) -> WorkflowBlueprint | None:
@@ -42,32 +46,27 @@ def compile_plain_dict(raw: dict[str, Any], is_plain_type: Callable[[str], bool]
     parsed = _plain_edges(raw_edges, index)
     if parsed is None:
         return None
-    out, acted = parsed
+    out, acted, single = parsed
     user_ids = list(index)
-    groups = _plain_containers(user_ids, raw_edges, out, acted, nodes, index)
-    if groups is None:
-        return None
-    wired = _plain_wiring(raw_edges, groups)
-    del parsed, out, groups  # their memory goes to the producer lists (fewer page faults)
+    wired = _plain_wiring(user_ids, raw_edges, out, acted, single, nodes, index)
+    del parsed, out
     if wired is None:
         return None
-    edges, predecessors, counts, owners = wired
-    starts = [node_id for node_id in user_ids if node_id not in predecessors]  # containers all have one
+    edges, preds, container_ids = wired
+    starts = [node_id for node_id in user_ids if node_id not in preds]  # containers all have one
     if not starts or (len(starts) > 1 and ROOT_PARALLEL_START_ID in index):
         return None
-    start_id = add_start(starts, nodes, edges, index, predecessors)
+    counts = {node_id: len(sources) for node_id, sources in preds.items()}
+    start_id = add_start(starts, nodes, edges, index, None)
     if len(starts) > 1:
         counts.update(dict.fromkeys(starts, 1))  # under the root container
     counts[start_id] = 0
-    root = ROOT_PARALLEL_START_ID if len(starts) > 1 else None
-    producers = _plain_producers(user_ids, predecessors, owners, root)
+    producers = _plain_producers(user_ids, preds, container_ids, acted)
     return WorkflowBlueprint(tuple(nodes), tuple(edges), start_id, counts, producers)
 
 
 _PLAIN_NODE_KEYS = ("id", "type", "data")
 _ACTION_EDGE_KEYS = ("source", "target", "action")
-# A parallel container to add: (owner id, container id, action, indexes of the edges it replaces).
-_Group = tuple[str, str, str | None, list[int]]
 
 
 def _plain_nodes(raw_nodes: list[Any], is_plain_type: Callable[[str], bool]) -> list[GraphNode] | None:
@@ -100,16 +99,17 @@ def _plain_nodes(raw_nodes: list[Any], is_plain_type: Callable[[str], bool]) -> 
     return nodes
 
 
-def _plain_edges(raw_edges: list[Any], index: Mapping[str, GraphNode]) -> tuple[dict[str, list[int]], bool] | None:
-    """Each source's edge indexes and whether any edge has an action, when every edge
-    is ``{"source", "target"}`` or ``{"source", "target", "action"}`` (a non-empty action
-    other than ``"default"``) between known nodes; ``None`` otherwise. No edge objects
-    yet: most are replaced by parallel containers (their key order, checked for the kept
-    ones by ``_plain_wiring``, does not matter). Read in place, no tuple per edge (-4%
-    instructions)."""
+def _plain_edges(raw_edges: list[Any], index: Mapping[str, GraphNode]) -> tuple[_Out, bool, bool] | None:
+    """Each source's raw out edges (the edge itself when it has one, else a list),
+    whether any edge has an action and whether any source has a single edge, when every
+    edge is ``{"source", "target"}`` or ``{"source", "target", "action"}`` (a non-empty
+    action other than ``"default"``) between known nodes; ``None`` otherwise. No edge
+    objects yet: most are replaced by parallel containers (their key order, checked for
+    the kept ones by ``_plain_wiring``, does not matter)."""
     acted = False
-    out: dict[str, list[int]] = {}
-    for i, raw in enumerate(raw_edges):
+    out: _Out = {}
+    several = 0
+    for raw in raw_edges:
         if type(raw) is not dict:
             return None
         source, target = raw.get("source"), raw.get("target")
@@ -123,123 +123,101 @@ def _plain_edges(raw_edges: list[Any], index: Mapping[str, GraphNode]) -> tuple[
             acted = True
         elif size != 2:
             return None
-        bucket = out.get(source)
-        if bucket is None:
-            out[source] = [i]
+        first = out.get(source)
+        if first is None:
+            out[source] = raw
+        elif type(first) is dict:
+            out[source] = [first, raw]
+            several += 1
         else:
-            bucket.append(i)
-    return out, acted
+            first.append(raw)
+    return out, acted, several < len(out)
 
 
-def _plain_containers(
+def _plain_wiring(
     user_ids: list[str],
-    raw_edges: list[dict[str, str]],
-    out: dict[str, list[int]],
+    raw_edges: list[_RawEdge],
+    out: _Out,
     acted: bool,
+    single: bool,
     nodes: list[GraphNode],
     index: dict[str, GraphNode],
-) -> list[_Group] | None:
-    """The parallel containers to add (named and placed as ``_insert_parallel_containers``
-    does), their nodes appended to ``nodes`` and ``index``; ``None`` when a generated id
-    is taken."""
-    groups: list[_Group] = []
-    for node_id in user_ids:
-        indexes = out.get(node_id)
-        if indexes is None or len(indexes) < 2:
-            continue
-        if acted:
-            planned = parallel_groups(node_id, indexes, [raw_edges[i].get("action") for i in indexes])
-            groups.extend((node_id, container_id, action, members) for container_id, action, members in planned)
-        else:  # no edge has an action: one default group (-2% instructions: no list or call per node)
-            groups.append((node_id, f"{node_id}__parallel_container", None, indexes))
-    for group in groups:
-        container_id = group[1]
+) -> tuple[list[GraphEdge], dict[str, list[str]], list[str]] | None:
+    """The final edges (the kept ones in input order, then each parallel container's),
+    each target's distinct predecessors (targets in order of first appearance) and the
+    containers' ids; the containers' nodes go to ``nodes`` and ``index``. ``None`` when a
+    generated id is taken or a kept edge's keys are not in the plain order.
+
+    Without actions, a container's owner stands in for it among its targets'
+    predecessors: each owner has one container and no kept edge, so the owners are as
+    distinct as their containers and the lists are the producer lists already."""
+    groups: list[tuple[str, str, str | None, list[_RawEdge]]] | None = None
+    replaced: set[int] = set()
+    if acted:
+        groups = []
+        for node_id in user_ids:
+            several = out.get(node_id)
+            if type(several) is list:
+                for container_id, action, members in parallel_groups(node_id, several, [e.get("action") for e in several]):
+                    groups.append((node_id, container_id, action, members))
+                    replaced.update(map(id, members))
+    edges: list[GraphEdge] = []
+    append = edges.append
+    preds: dict[str, list[str]] = {}
+    get = preds.get
+    if acted or single:
+        for raw in raw_edges:
+            source = raw["source"]
+            if (id(raw) in replaced) if acted else (out[source] is not raw):
+                continue
+            if next(iter(raw)) != "source" or (len(raw) == 3 and tuple(raw) != _ACTION_EDGE_KEYS):
+                return None
+            target = raw["target"]
+            append(_edge(source, target, raw.get("action")))
+            sources = get(target)
+            if sources is None:
+                preds[target] = [source]
+            elif source not in sources:
+                sources.append(source)
+    container_ids: list[str] = []
+    if groups is None:
+        groups = [
+            (node_id, f"{node_id}__parallel_container", None, several)
+            for node_id in user_ids
+            if type(several := out.get(node_id)) is list
+        ]
+    for owner, container_id, action, members in groups:
         if container_id in index:
             return None
         container = _node(container_id, PARALLEL_CONTAINER_TYPE, {})
         nodes.append(container)
         index[container_id] = container
-    return groups
-
-
-class _PlainWiring(NamedTuple):
-    """What ``_plain_wiring`` finds."""
-
-    edges: list[GraphEdge]  # the kept ones in input order, then each container's
-    predecessors: dict[str, dict[str, None]]  # of each user node (ordered dict keys)
-    counts: dict[str, int]  # distinct direct predecessors, by first appearance as a target
-    owners: dict[str, str]  # each container's owner, its one predecessor
-
-
-def _plain_wiring(raw_edges: list[dict[str, str]], groups: list[_Group]) -> _PlainWiring | None:
-    """The final edges and the predecessor maps, in the order the checked path finds
-    them; ``None`` when a kept edge's keys are not in the plain order. Containers'
-    predecessors need no dict each, a container has its owner only; counted on the way
-    (-7% instructions)."""
-    keep = bytearray(b"\x01") * len(raw_edges)
-    for group in groups:
-        for i in group[3]:
-            keep[i] = 0
-    edges: list[GraphEdge] = []
-    append = edges.append
-    predecessors: dict[str, dict[str, None]] = {}
-    counts: dict[str, int] = {}
-    for raw in compress(raw_edges, keep):
-        if next(iter(raw)) != "source" or (len(raw) == 3 and tuple(raw) != _ACTION_EDGE_KEYS):
-            return None
-        source, target = raw["source"], raw["target"]
-        append(_edge(source, target, raw.get("action")))
-        preds = predecessors.get(target)
-        if preds is None:
-            predecessors[target] = {source: None}
-            counts[target] = 1
-        else:
-            preds[source] = None
-            counts[target] = len(preds)
-    owners: dict[str, str] = {}
-    for owner, container_id, action, members in groups:
+        container_ids.append(container_id)
         append(_edge(owner, container_id, action))
-        counts[container_id] = 1
-        owners[container_id] = owner
-        for i in members:
-            target = raw_edges[i]["target"]
+        preds[container_id] = [owner]
+        pred = container_id if acted else owner
+        for raw in members:
+            target = raw["target"]
             append(_edge(container_id, target))
-            preds = predecessors.get(target)
-            if preds is None:
-                predecessors[target] = {container_id: None}
-                counts[target] = 1
-            else:
-                preds[container_id] = None
-                counts[target] = len(preds)
-    return _PlainWiring(edges, predecessors, counts, owners)
+            sources = get(target)
+            if sources is None:
+                preds[target] = [pred]
+            elif pred not in sources:
+                sources.append(pred)
+    return edges, preds, container_ids
 
 
 def _plain_producers(
-    user_ids: list[str],
-    predecessors: Mapping[str, Mapping[str, None]],
-    owners: Mapping[str, str],
-    root: str | None,
+    user_ids: list[str], preds: dict[str, list[str]], container_ids: list[str], acted: bool
 ) -> dict[str, list[str]]:
-    """``_original_producers`` of a plain graph: a user node stands for itself, a
-    parallel container for its owner, the ``root`` container (if any) for nobody; user
-    nodes first, then containers, in node order."""
-    originals: dict[str, list[str]] = {}
-    get_preds, stands_for = predecessors.get, owners.get
-    for node_id in user_ids:
-        preds = get_preds(node_id)
-        if preds is None:
-            continue
-        count = len(preds)
-        if count == 1:  # a node after one container (or one node), or a start under the root
-            (pred,) = preds
-            if pred != root:
-                originals[node_id] = [stands_for(pred, pred)]
-        elif count == 2:  # a fan-in of two (-8% instructions: no map, dict or call)
-            first, second = preds
-            first, second = stands_for(first, first), stands_for(second, second)
-            originals[node_id] = [first] if first == second else [first, second]
-        else:  # no root among several: a start has just the root
-            originals[node_id] = list(dict.fromkeys(map(stands_for, preds, preds)))
-    for container_id, owner in owners.items():
-        originals[container_id] = [owner]
-    return originals
+    """``_original_producers`` of a plain graph: user nodes first, then containers, in
+    node order. The predecessor lists become the producer lists: a container stands for
+    its owner (already in place without actions)."""
+    producers = {node_id: sources for node_id in user_ids if (sources := preds.get(node_id)) is not None}
+    if acted:
+        owners = {container_id: preds[container_id][0] for container_id in container_ids}
+        for sources in producers.values():
+            sources[:] = dict.fromkeys([owners.get(source, source) for source in sources])
+    for container_id in container_ids:
+        producers[container_id] = preds[container_id]
+    return producers
