@@ -32,7 +32,7 @@ def compile_plain_dict(raw: dict[str, Any], is_plain_type: Callable[[str], bool]
     internal type; no generated-id clash); ``None`` for anything else, which then takes
     the builder's checked path and gets its specific error. Same blueprint, byte for byte.
 
-    The layered DAG at V=5k builds in about two thirds of the checked path's time
+    The layered DAG at V=5k builds in about half of the checked path's time
     (benchmarks/floors.py, same run, alternating)."""
     raw_nodes, raw_edges = raw.get("nodes"), raw.get("edges")
     if type(raw_nodes) is not list or type(raw_edges) is not list:
