@@ -87,6 +87,56 @@ def test_random_plain_graphs_compile_as_the_checked_path_does(raw: dict[str, Any
     assert_same(plain, checked)
 
 
+@st.composite
+def larger_plain_graphs(draw: Any) -> dict[str, Any]:
+    """Random plain graphs with wider fan-ins and fan-outs, edges of one source apart
+    from each other, and node ids that the builder's generated ids may clash with."""
+    n = draw(st.integers(1, 30))
+    ids = [f"n{i}" for i in range(n)]
+    for i in draw(st.lists(st.integers(0, n - 1), max_size=2)):
+        ids[i] = f"n{draw(st.integers(0, n - 1))}__parallel_container" + draw(st.sampled_from(["", "__yes"]))
+    nodes = [{"id": node_id, "type": "task"} for node_id in dict.fromkeys(ids)]
+    ids = [node["id"] for node in nodes]
+    edges: list[dict[str, Any]] = []
+    for _ in range(draw(st.integers(0, 3 * len(ids)))):
+        source, target = draw(st.sampled_from(ids)), draw(st.sampled_from(ids))
+        edge: dict[str, Any] = {"source": source, "target": target}
+        action = draw(ACTIONS)
+        if action is not None:
+            edge["action"] = action
+        edges.append(edge)
+    return {"nodes": nodes, "edges": edges}
+
+
+@SETTINGS
+@given(larger_plain_graphs())
+def test_larger_random_plain_graphs_compile_as_the_checked_path_does(raw: dict[str, Any]) -> None:
+    builder = make_builder()
+    try:
+        checked = builder._compile_checked(WorkflowGraph.from_dict(copy.deepcopy(raw)))
+    except (NoStartNodeError, DuplicateNodeIdError):
+        assert builder._compile_plain_dict(copy.deepcopy(raw)) is None
+        return
+    assert_same(builder._compile_plain_dict(copy.deepcopy(raw)), checked)
+
+
+def test_two_generated_containers_with_one_id_are_left_to_the_checked_path() -> None:
+    owners = ("a", "a__parallel_container__x")  # a's "x__parallel_container__y" group, the other's "y" group
+    nodes = [{"id": node_id, "type": "task"} for node_id in (*owners, "b", "c")]
+    edges = [
+        {"source": owner, "target": target, "action": action}
+        for owner, second in zip(owners, ("x__parallel_container__y", "y"), strict=True)
+        for action in ("p", second)
+        for target in ("b", "c")
+    ]
+    edges.append({"source": "a", "target": "a__parallel_container__x"})
+    raw = {"nodes": nodes, "edges": edges}
+    builder = make_builder()
+    assert builder._compile_plain_dict(copy.deepcopy(raw)) is None
+    with pytest.raises(DuplicateNodeIdError, match="a__parallel_container__x__parallel_container__y"):
+        builder.build_blueprint(raw)
+
+
 def test_edge_key_order_matters_only_on_kept_edges() -> None:
     nodes = [{"id": i, "type": "task"} for i in "abcd"]
     fanned = [{"source": "a", "target": "b"}, {"target": "c", "source": "a", "action": "x"}]

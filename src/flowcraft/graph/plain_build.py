@@ -11,15 +11,19 @@ its specific errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from itertools import compress
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from .internal_nodes import PARALLEL_CONTAINER_TYPE
 from .models import _NO_DATA, GraphEdge, GraphNode, WorkflowBlueprint, _edge, _node
 from .wiring import ROOT_PARALLEL_START_ID, add_start, parallel_groups
 
 __all__ = ["compile_plain_dict"]
+
+# A raw edge dict (``{"source", "target", "action"?}``), read in place.
+_RawEdge = dict[str, str]
+# A source's targets: the one target itself, or a list of several.
+_Out = dict[str, Any]
 
 
 def compile_plain_dict(raw: dict[str, Any], is_plain_type: Callable[[str], bool]) -> WorkflowBlueprint | None:
@@ -28,53 +32,49 @@ def compile_plain_dict(raw: dict[str, Any], is_plain_type: Callable[[str], bool]
     internal type; no generated-id clash); ``None`` for anything else, which then takes
     the builder's checked path and gets its specific error. Same blueprint, byte for byte.
 
-    The layered DAG at V=5k builds in about two thirds of the checked path's time
+    The layered DAG at V=5k builds in about half of the checked path's time
     (benchmarks/floors.py, same run, alternating)."""
     raw_nodes, raw_edges = raw.get("nodes"), raw.get("edges")
     if type(raw_nodes) is not list or type(raw_edges) is not list:
         return None
-    nodes = _plain_nodes(raw_nodes, is_plain_type)
-    if nodes is None:
+    read = _plain_nodes(raw_nodes, is_plain_type)
+    if read is None:
         return None
-    index = {node.id: node for node in nodes}
+    nodes, index = read
     if len(index) < len(nodes):
         return None
     parsed = _plain_edges(raw_edges, index)
     if parsed is None:
         return None
-    out, acted = parsed
-    user_ids = list(index)
-    groups = _plain_containers(user_ids, raw_edges, out, acted, nodes, index)
-    if groups is None:
-        return None
-    wired = _plain_wiring(raw_edges, groups)
-    del parsed, out, groups  # their memory goes to the producer lists (fewer page faults)
+    out, acted, single = parsed
+    wired = _plain_wiring(raw_edges, out, acted, single, nodes, index)
+    del parsed, out
     if wired is None:
         return None
-    edges, predecessors, counts, owners = wired
-    starts = [node_id for node_id in user_ids if node_id not in predecessors]  # containers all have one
+    edges, preds, counts, container_ids = wired
+    producers, starts = _plain_producers(index, preds, container_ids, acted)
     if not starts or (len(starts) > 1 and ROOT_PARALLEL_START_ID in index):
         return None
-    start_id = add_start(starts, nodes, edges, index, predecessors)
+    start_id = add_start(starts, nodes, edges, index, None)
     if len(starts) > 1:
         counts.update(dict.fromkeys(starts, 1))  # under the root container
     counts[start_id] = 0
-    root = ROOT_PARALLEL_START_ID if len(starts) > 1 else None
-    producers = _plain_producers(user_ids, predecessors, owners, root)
     return WorkflowBlueprint(tuple(nodes), tuple(edges), start_id, counts, producers)
 
 
 _PLAIN_NODE_KEYS = ("id", "type", "data")
 _ACTION_EDGE_KEYS = ("source", "target", "action")
-# A parallel container to add: (owner id, container id, action, indexes of the edges it replaces).
-_Group = tuple[str, str, str | None, list[int]]
 
 
-def _plain_nodes(raw_nodes: list[Any], is_plain_type: Callable[[str], bool]) -> list[GraphNode] | None:
-    """The blueprint nodes of ``raw_nodes`` when each is ``{"id", "type"}`` or
-    ``{"id", "type", "data"}`` (in that order) of a plain type; ``None`` otherwise."""
+def _plain_nodes(
+    raw_nodes: list[Any], is_plain_type: Callable[[str], bool]
+) -> tuple[list[GraphNode], dict[str, GraphNode]] | None:
+    """The blueprint nodes of ``raw_nodes`` and the nodes by id (fewer than the nodes
+    when an id repeats), when each is ``{"id", "type"}`` or ``{"id", "type", "data"}``
+    (in that order) of a plain type; ``None`` otherwise."""
     nodes: list[GraphNode] = []
     append = nodes.append
+    index: dict[str, GraphNode] = {}
     plain_types: dict[str, bool] = {}
     for raw in raw_nodes:
         if type(raw) is not dict:
@@ -89,31 +89,37 @@ def _plain_nodes(raw_nodes: list[Any], is_plain_type: Callable[[str], bool]) -> 
             return None
         size = len(raw)
         if size == 2 and next(iter(raw)) == "id":
-            append(_node(node_id, node_type, {"originalId": node_id}, None, _NO_DATA))
+            node = _node(node_id, node_type, {"originalId": node_id}, None, _NO_DATA)
         elif size == 3 and tuple(raw) == _PLAIN_NODE_KEYS:
             data = raw["data"]
             if type(data) is not dict or "workflowId" in data:
                 return None
-            append(_node(node_id, node_type, {**data, "originalId": node_id}))
+            node = _node(node_id, node_type, {**data, "originalId": node_id})
         else:
             return None
-    return nodes
+        append(node)
+        index[node_id] = node
+    return nodes, index
 
 
-def _plain_edges(raw_edges: list[Any], index: Mapping[str, GraphNode]) -> tuple[dict[str, list[int]], bool] | None:
-    """Each source's edge indexes and whether any edge has an action, when every edge
-    is ``{"source", "target"}`` or ``{"source", "target", "action"}`` (a non-empty action
-    other than ``"default"``) between known nodes; ``None`` otherwise. No edge objects
-    yet: most are replaced by parallel containers (their key order, checked for the kept
-    ones by ``_plain_wiring``, does not matter). Read in place, no tuple per edge (-4%
-    instructions)."""
+def _plain_edges(raw_edges: list[Any], index: Mapping[str, GraphNode]) -> tuple[_Out, bool, bool] | None:
+    """Each source's targets (the target itself when it has one edge, else a list),
+    whether any edge has an action and whether any source has a single edge, when every
+    edge is ``{"source", "target"}`` or ``{"source", "target", "action"}`` (a non-empty
+    action other than ``"default"``) between known nodes; ``None`` otherwise. No edge
+    objects yet: most are replaced by parallel containers (their key order, checked for
+    the kept ones by ``_plain_wiring``, does not matter)."""
     acted = False
-    out: dict[str, list[int]] = {}
-    for i, raw in enumerate(raw_edges):
+    out: _Out = {}
+    several = 0
+    for raw in raw_edges:
         if type(raw) is not dict:
             return None
         source, target = raw.get("source"), raw.get("target")
-        if type(source) is not str or type(target) is not str or source not in index or target not in index:
+        if type(source) is not str or type(target) is not str:
+            return None
+        source_node, target_node = index.get(source), index.get(target)
+        if source_node is None or target_node is None:
             return None
         size = len(raw)
         if size == 3:
@@ -123,123 +129,156 @@ def _plain_edges(raw_edges: list[Any], index: Mapping[str, GraphNode]) -> tuple[
             acted = True
         elif size != 2:
             return None
+        # The nodes' own id strings from here on: later look-ups match them by identity and
+        # do not touch the edges' copies again (-2% at V=5k, -5% at V=10k).
+        source, target = source_node.id, target_node.id
         bucket = out.get(source)
         if bucket is None:
-            out[source] = [i]
+            out[source] = target
+        elif type(bucket) is str:
+            out[source] = [bucket, target]
+            several += 1
         else:
-            bucket.append(i)
-    return out, acted
+            bucket.append(target)
+    return out, acted, several < len(out)
 
 
-def _plain_containers(
-    user_ids: list[str],
-    raw_edges: list[dict[str, str]],
-    out: dict[str, list[int]],
+# Each target's distinct predecessors: the one itself, or a list of several. They become
+# the producer lists, and a list made with its second item holds two slots, not the eight
+# an appended one grows to (the DAG's blueprint at V=10k: 9.4 MB, not 9.9 MB).
+_Preds = dict[str, Any]
+# A parallel container to add: (owner id, container id, action, the targets it leads to).
+_Group = tuple[str, str, str | None, list[str]]
+
+
+def _acted_groups(raw_edges: list[_RawEdge], index: Mapping[str, GraphNode]) -> tuple[list[_Group], set[int]] | None:
+    """The parallel containers of a graph with actions, in node order, and the ``id`` of
+    each raw edge they replace; ``None`` when two would get the same id."""
+    out: dict[str, list[_RawEdge]] = {}
+    for raw in raw_edges:
+        out.setdefault(raw["source"], []).append(raw)
+    groups: list[_Group] = []
+    replaced: set[int] = set()
+    for node_id in index:
+        several = out.get(node_id)
+        if several is None or len(several) < 2:
+            continue
+        for container_id, action, members in parallel_groups(node_id, several, [e.get("action") for e in several]):
+            groups.append((node_id, container_id, action, [e["target"] for e in members]))
+            replaced.update(map(id, members))
+    if len({group[1] for group in groups}) < len(groups):
+        return None
+    return groups, replaced
+
+
+def _plain_wiring(
+    raw_edges: list[_RawEdge],
+    out: _Out,
     acted: bool,
+    single: bool,
     nodes: list[GraphNode],
     index: dict[str, GraphNode],
-) -> list[_Group] | None:
-    """The parallel containers to add (named and placed as ``_insert_parallel_containers``
-    does), their nodes appended to ``nodes`` and ``index``; ``None`` when a generated id
-    is taken."""
-    groups: list[_Group] = []
-    for node_id in user_ids:
-        indexes = out.get(node_id)
-        if indexes is None or len(indexes) < 2:
-            continue
-        if acted:
-            planned = parallel_groups(node_id, indexes, [raw_edges[i].get("action") for i in indexes])
-            groups.extend((node_id, container_id, action, members) for container_id, action, members in planned)
-        else:  # no edge has an action: one default group (-2% instructions: no list or call per node)
-            groups.append((node_id, f"{node_id}__parallel_container", None, indexes))
-    for group in groups:
-        container_id = group[1]
-        if container_id in index:
+) -> tuple[list[GraphEdge], _Preds, dict[str, int], list[str]] | None:
+    """The final edges (the kept ones in input order, then each parallel container's),
+    each target's distinct predecessors and their number (targets in order of first
+    appearance; counted here, while they are at hand, and not in a pass over the
+    predecessors after: -2% at V=10k) and the containers' ids, their nodes appended to
+    ``nodes``. ``None`` when a generated id is taken or a kept edge's keys are not in the
+    plain order.
+
+    Without actions, a container's owner stands in for it among its targets'
+    predecessors: each owner has one container and no kept edge, so the owners are as
+    distinct as their containers and the lists are the producer lists already."""
+    replaced: set[int] = set()
+    groups: Iterable[_Group]
+    if acted:
+        planned = _acted_groups(raw_edges, index)
+        if planned is None:
             return None
-        container = _node(container_id, PARALLEL_CONTAINER_TYPE, {})
-        nodes.append(container)
-        index[container_id] = container
-    return groups
-
-
-class _PlainWiring(NamedTuple):
-    """What ``_plain_wiring`` finds."""
-
-    edges: list[GraphEdge]  # the kept ones in input order, then each container's
-    predecessors: dict[str, dict[str, None]]  # of each user node (ordered dict keys)
-    counts: dict[str, int]  # distinct direct predecessors, by first appearance as a target
-    owners: dict[str, str]  # each container's owner, its one predecessor
-
-
-def _plain_wiring(raw_edges: list[dict[str, str]], groups: list[_Group]) -> _PlainWiring | None:
-    """The final edges and the predecessor maps, in the order the checked path finds
-    them; ``None`` when a kept edge's keys are not in the plain order. Containers'
-    predecessors need no dict each, a container has its owner only; counted on the way
-    (-7% instructions)."""
-    keep = bytearray(b"\x01") * len(raw_edges)
-    for group in groups:
-        for i in group[3]:
-            keep[i] = 0
+        groups, replaced = planned
+    else:  # one default container per node with several edges (its ids differ: no clash among them)
+        groups = (
+            (node_id, f"{node_id}__parallel_container", None, targets)
+            for node_id in index
+            if type(targets := out.get(node_id)) is list
+        )
     edges: list[GraphEdge] = []
     append = edges.append
-    predecessors: dict[str, dict[str, None]] = {}
+    preds: _Preds = {}
+    get = preds.get
     counts: dict[str, int] = {}
-    for raw in compress(raw_edges, keep):
-        if next(iter(raw)) != "source" or (len(raw) == 3 and tuple(raw) != _ACTION_EDGE_KEYS):
-            return None
-        source, target = raw["source"], raw["target"]
-        append(_edge(source, target, raw.get("action")))
-        preds = predecessors.get(target)
-        if preds is None:
-            predecessors[target] = {source: None}
-            counts[target] = 1
-        else:
-            preds[source] = None
-            counts[target] = len(preds)
-    owners: dict[str, str] = {}
-    for owner, container_id, action, members in groups:
-        append(_edge(owner, container_id, action))
-        counts[container_id] = 1
-        owners[container_id] = owner
-        for i in members:
-            target = raw_edges[i]["target"]
-            append(_edge(container_id, target))
-            preds = predecessors.get(target)
-            if preds is None:
-                predecessors[target] = {container_id: None}
-                counts[target] = 1
+    if acted or single:
+        for raw in raw_edges:
+            source = raw["source"]
+            if acted:
+                if id(raw) in replaced:
+                    continue
+                target = raw["target"]
             else:
-                preds[container_id] = None
-                counts[target] = len(preds)
-    return _PlainWiring(edges, predecessors, counts, owners)
+                target = out[source]  # the node's own id string when the edge is kept
+                if type(target) is not str:
+                    continue
+            if next(iter(raw)) != "source" or (len(raw) == 3 and tuple(raw) != _ACTION_EDGE_KEYS):
+                return None
+            append(_edge(source, target, raw.get("action")))
+            sources = get(target)
+            if sources is None:
+                preds[target] = source
+                counts[target] = 1
+            elif type(sources) is str:
+                if sources != source:
+                    preds[target] = [sources, source]
+                    counts[target] = 2
+            elif source not in sources:
+                sources.append(source)
+                counts[target] = len(sources)
+    container_ids: list[str] = []
+    add_node, add_id = nodes.append, container_ids.append
+    for owner, container_id, action, targets in groups:
+        if container_id in index:
+            return None
+        add_node(_node(container_id, PARALLEL_CONTAINER_TYPE, {}))
+        add_id(container_id)
+        append(_edge(owner, container_id, action))
+        preds[container_id] = owner
+        counts[container_id] = 1
+        pred = container_id if acted else owner
+        for target in targets:
+            append(_edge(container_id, target))
+            sources = get(target)
+            if sources is None:
+                preds[target] = pred
+                counts[target] = 1
+            elif type(sources) is str:
+                if sources != pred:
+                    preds[target] = [sources, pred]
+                    counts[target] = 2
+            elif pred not in sources:
+                sources.append(pred)
+                counts[target] = len(sources)
+    return edges, preds, counts, container_ids
 
 
 def _plain_producers(
-    user_ids: list[str],
-    predecessors: Mapping[str, Mapping[str, None]],
-    owners: Mapping[str, str],
-    root: str | None,
-) -> dict[str, list[str]]:
-    """``_original_producers`` of a plain graph: a user node stands for itself, a
-    parallel container for its owner, the ``root`` container (if any) for nobody; user
-    nodes first, then containers, in node order."""
-    originals: dict[str, list[str]] = {}
-    get_preds, stands_for = predecessors.get, owners.get
+    user_ids: Iterable[str], preds: _Preds, container_ids: list[str], acted: bool
+) -> tuple[dict[str, list[str]], list[str]]:
+    """``_original_producers`` of a plain graph (user nodes first, then containers, in
+    node order) and the user nodes without predecessors (the starts). The predecessor
+    lists become the producer lists: a container stands for its owner (already in place
+    without actions)."""
+    producers: dict[str, list[str]] = {}
+    starts: list[str] = []
+    get = preds.get
     for node_id in user_ids:
-        preds = get_preds(node_id)
-        if preds is None:
-            continue
-        count = len(preds)
-        if count == 1:  # a node after one container (or one node), or a start under the root
-            (pred,) = preds
-            if pred != root:
-                originals[node_id] = [stands_for(pred, pred)]
-        elif count == 2:  # a fan-in of two (-8% instructions: no map, dict or call)
-            first, second = preds
-            first, second = stands_for(first, first), stands_for(second, second)
-            originals[node_id] = [first] if first == second else [first, second]
-        else:  # no root among several: a start has just the root
-            originals[node_id] = list(dict.fromkeys(map(stands_for, preds, preds)))
-    for container_id, owner in owners.items():
-        originals[container_id] = [owner]
-    return originals
+        sources = get(node_id)
+        if sources is None:
+            starts.append(node_id)
+        else:
+            producers[node_id] = [sources] if type(sources) is str else sources
+    if acted:
+        owners = {container_id: preds[container_id] for container_id in container_ids}
+        for producer_ids in producers.values():
+            producer_ids[:] = dict.fromkeys([owners.get(source, source) for source in producer_ids])
+    for container_id in container_ids:
+        producers[container_id] = [preds[container_id]]  # its owner
+    return producers, starts

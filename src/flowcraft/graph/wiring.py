@@ -4,12 +4,15 @@ generated containers and the start node, and the check that a generated id is fr
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 from ..errors import DuplicateNodeIdError
 from .internal_nodes import PARALLEL_CONTAINER_TYPE
 from .models import GraphEdge, GraphNode, _edge, _node
 
 __all__ = ["ROOT_PARALLEL_START_ID", "add_container", "add_start", "claim_id", "parallel_groups"]
+
+_Edge = TypeVar("_Edge")  # how a caller names an edge (an index, a raw dict)
 
 ROOT_PARALLEL_START_ID = "__root_parallel_start"
 """The id of the container put in front of a graph's several start nodes."""
@@ -52,10 +55,10 @@ def add_start(
     nodes: list[GraphNode],
     edges: list[GraphEdge],
     index: dict[str, GraphNode],
-    predecessors: dict[str, dict[str, None]],
+    predecessors: dict[str, dict[str, None]] | None,
 ) -> str:
     """The start node's id among ``starts`` (the nodes without predecessors); several get a
-    root container (its edges added to ``edges`` and ``predecessors``)."""
+    root container (its edges added to ``edges`` and, when given, ``predecessors``)."""
     if len(starts) == 1:
         return starts[0]
     claim_id(index, ROOT_PARALLEL_START_ID, starts[0])
@@ -64,23 +67,24 @@ def add_start(
     index[ROOT_PARALLEL_START_ID] = root
     for start in starts:
         edges.append(_edge(ROOT_PARALLEL_START_ID, start))
-        predecessors[start] = {ROOT_PARALLEL_START_ID: None}
+        if predecessors is not None:
+            predecessors[start] = {ROOT_PARALLEL_START_ID: None}
     return ROOT_PARALLEL_START_ID
 
 
 def parallel_groups(
-    node_id: str, indexes: list[int], actions: list[str | None]
-) -> list[tuple[str, str | None, list[int]]]:
-    """The parallel containers ``node_id`` needs for its out edges ``indexes`` (with
+    node_id: str, out_edges: list[_Edge], actions: list[str | None]
+) -> list[tuple[str, str | None, list[_Edge]]]:
+    """The parallel containers ``node_id`` needs for its out edges ``out_edges`` (with
     ``actions``): (container id, action, the edges it replaces), one per action with
     several edges. The default action's group (else the first such group) gets the plain
     name ``<id>__parallel_container``; every other is named after its action, so the
     literal action "default" gets ``__default`` apart from the default action's group."""
     first = actions[0]
     if actions.count(first) == len(actions):  # the common case: one group
-        return [(f"{node_id}__parallel_container", first, indexes)]
-    by_action: dict[str | None, list[int]] = {}
-    for i, action in zip(indexes, actions, strict=True):
+        return [(f"{node_id}__parallel_container", first, out_edges)]
+    by_action: dict[str | None, list[_Edge]] = {}
+    for i, action in zip(out_edges, actions, strict=True):
         by_action.setdefault(action, []).append(i)
     multi = [action for action, group in by_action.items() if len(group) >= 2]
     if not multi:
