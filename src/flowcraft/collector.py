@@ -3,6 +3,9 @@
 Building a graph allocates several objects per node and frees none until it is done, so
 each collector pass that the allocations set off walks everything built so far: wall time
 grows faster than the graph. Internal: the graph builder and the job workers use it.
+Measured, same run: the layered DAG of W4 builds ~5-10% faster at V=10k
+(benchmarks/floors.py); a worker's first hydration of a 1,000-node graph takes ~13 ms of
+CPU instead of ~27.
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ checked passes above and gets their specific errors.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +43,7 @@ from dataclasses import dataclass
 from itertools import compress
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..collector import CollectorPaused
 from ..errors import (
     DanglingEdgeError,
     DuplicateNodeIdError,
@@ -184,7 +184,7 @@ class GraphBuilder:
                 sub-workflow that includes itself.
             NoStartNodeError: every node has a predecessor.
         """
-        with _CollectorPaused():
+        with CollectorPaused():
             return BlueprintBuildResult(self._compile(graph))
 
     def build(self, graph: WorkflowGraph | Mapping[str, Any]) -> BuildResult:
@@ -192,7 +192,7 @@ class GraphBuilder:
         [`build_blueprint`][flowcraft.graph.GraphBuilder.build_blueprint], plus
         [`GraphError`][flowcraft.GraphError] for a node class
         that cannot be constructed)."""
-        with _CollectorPaused():
+        with CollectorPaused():
             blueprint = self._compile(graph)
             predecessors = _direct_predecessors(blueprint.edges)
             predecessor_ids = {node.id: list(predecessors.get(node.id, ())) for node in blueprint.nodes}
@@ -522,25 +522,6 @@ class GraphBuilder:
                 node_id=nodes[0].id,
             )
         return add_start(starts, nodes, edges, index, predecessors)
-
-
-class _CollectorPaused:
-    """Pauses the garbage collector for a build (restores its state after, error or not).
-
-    A build allocates several objects per node and frees none until it returns, so each
-    collector pass walks the whole graph built so far. Measured on the layered DAG
-    (benchmarks/floors.py, same run): ~5-10% less at V=10k, within the noise at V=5k.
-    """
-
-    __slots__ = ("enabled",)
-
-    def __enter__(self) -> None:
-        self.enabled = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            gc.enable()
 
 
 def _direct_predecessors(edges: Iterable[GraphEdge]) -> dict[str, dict[str, None]]:
