@@ -28,6 +28,7 @@ can cache what they derive from a graph and check it in one cheap pass.
 from __future__ import annotations
 
 import dataclasses
+from operator import attrgetter
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -49,10 +50,13 @@ __all__ = [
 
 K = TypeVar("K", bound=Hashable)
 
+_WIRING = attrgetter("_wiring")
+
 
 def wiring_stamp(nodes: Iterable[AbstractNode]) -> int:
     """A number that changes whenever any of ``nodes`` is rewired."""
-    return sum(node._wiring for node in nodes)
+    # summed in C (no generator): a parallel block checks it on every run, ~7 bytecodes less per node
+    return sum(map(_WIRING, nodes))
 
 
 def linked_nodes(node: AbstractNode) -> Iterator[AbstractNode]:
