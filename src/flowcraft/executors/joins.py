@@ -163,7 +163,7 @@ class Activation:
     per branch), and a direct branch counts itself inline (`_advance`). With the generic
     alias ``cast`` once built per branch in `_launch` gone too (issue 18, round three),
     CPU instructions per K=10k run with the fan-in join (callgrind, same harness):
-    1078M → 1046M, ``gather`` 1000M; collector paused, 907M → 875M, ``gather`` 853M.
+    1078M → 1046-1048M, ``gather`` 1000M; collector paused, 907M → 880M, ``gather`` 853M.
     """
 
     __slots__ = (
