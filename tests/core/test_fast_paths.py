@@ -89,6 +89,26 @@ def test_direct_branches_pass_their_action_params_and_join_once():
     assert result == DEFAULT_ACTION
 
 
+class Walked(Direct):
+    """Off the fast path (a ``prep``): its walk counts it at the join (``JoinGate.arrive``)."""
+
+    def prep(self, args):
+        return None
+
+
+@pytest.mark.parametrize("kind", [Direct, Walked])
+def test_a_node_arriving_twice_at_a_join_counts_once(kind):
+    # ``twice`` is listed twice in the block: both of its runs arrive at the join, which
+    # waits for its two distinct predecessors, so it runs once, after ``slow`` arrived.
+    twice, slow = kind("twice"), kind("slow", delay=0.01)
+    join = SyncExec("join")
+    twice.next(join)
+    slow.next(join)
+    ctx = trail_ctx()
+    run(Flow(ParallelFlow([twice, twice, slow])).run(ctx))
+    assert [step[0] for step in ctx.to_dict()["trail"]] == ["twice", "twice", "slow", "join"]
+
+
 def test_a_direct_branch_whose_exec_fails_uses_its_fallback_then_walks_on():
     class Fallback(Direct):
         def exec_fallback(self, args):
