@@ -48,6 +48,21 @@ class Choose(Base):
         return await args.ctx.get("route")
 
 
+class FlushScripts(Mark):
+    """A ``Mark`` that first empties Redis' script cache (``data.url``), BullMQ's scripts
+    included, as a Redis restart does: every script its job's commit sends is missing."""
+
+    async def exec(self, args: NodeArgs) -> None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(self.data["url"])
+        try:
+            await client.script_flush()
+        finally:
+            await client.aclose()
+        await super().exec(args)
+
+
 class Collect(Base):
     """Sums every ``mark:*`` value into ``total`` (a fan-in)."""
 
@@ -217,6 +232,7 @@ REGISTRY = create_node_registry(
     {
         "mark": Mark,
         "forget_scripts": ForgetScripts,
+        "flush_scripts": FlushScripts,
         "counter": Counter,
         "choose": Choose,
         "collect": Collect,

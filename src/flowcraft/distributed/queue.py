@@ -127,6 +127,8 @@ STALLED_INTERVAL = 5.0
 """Default seconds between checks for jobs whose worker died. A job held by a dead worker
 (``kill -9``) goes to another one after at most about ``LOCK_DURATION + STALLED_INTERVAL``
 (13 s; about 9 s on average)."""
+ADD_CHUNK = 128
+"""Successors added per MULTI ahead of a wide fan-out's completion (see ``_add_leading``)."""
 
 
 def _connection(redis_url: str, cluster: bool = False) -> Any:
@@ -439,8 +441,9 @@ class BullMQJobQueue:
         """Add ``jobs`` in one round trip.
 
         Called by a job's processor (a node job enqueuing its successors), the same
-        round trip also completes that job, in one transaction: the successors are in the
-        queue exactly when the job that decided them is done.
+        round trip also completes that job, in one transaction: the successors are all in
+        the queue when the job that decided them is done (more than ``ADD_CHUNK`` of them:
+        all but the last ``ADD_CHUNK`` go ahead, see ``_add_leading``).
         """
         if not jobs:
             return
@@ -477,15 +480,6 @@ class BullMQJobQueue:
         keys, args = self._worker.scripts.moveToCompletedArgs(
             job, None, job.opts.get("removeOnComplete", False), token, fetch
         )  # fmt: skip
-        add_keys = self._add_keys
-        if add_keys is None:  # the same for every job of the queue
-            add_keys = self._add_keys = self._queue.scripts.getKeys(
-                ["wait", "paused", "meta", "id", "completed", "delayed", "active", "events", "marker"]
-            )  # fmt: skip
-        adds = []
-        for item in jobs:
-            queued = bullmq.Job(self._queue, "node", item.to_data(), {**self._queue.jobsOpts, **self._opts(item)})
-            adds.append([*add_keys, *self._queue.scripts.addJobArgs(queued), queued.timestamp])
         worker = self._worker
         load = fetch and worker.preload is not None  # and read the next job's state (LOAD_NEXT)
         load_args: list[Any] = []
@@ -495,6 +489,8 @@ class BullMQJobQueue:
             load_args = worker.load_next_args(token, skip)
         client = worker.pooled or self._queue.client
         async with map_backend_errors_async():
+            jobs = await self._add_leading(client, add, jobs)  # those left go with the completion
+            adds = self._add_args(jobs)
             for attempt in (1, 2):
                 # packed in one pass (`transaction`): a fan-out's 1,000 adds are packed in about
                 # 4 ms instead of 10 (redis-py's pipeline), while the other workers wait for them
@@ -525,6 +521,39 @@ class BullMQJobQueue:
         for result in results[:-1]:
             if isinstance(result, BaseException):
                 raise map_backend_error(result) from result
+
+    def _add_args(self, jobs: Sequence[Job]) -> list[list[Any]]:
+        """``addStandardJob``'s keys and arguments for each of ``jobs``."""
+        add_keys = self._add_keys
+        if add_keys is None:  # the same for every job of the queue
+            add_keys = self._add_keys = self._queue.scripts.getKeys(
+                ["wait", "paused", "meta", "id", "completed", "delayed", "active", "events", "marker"]
+            )  # fmt: skip
+        adds = []
+        for item in jobs:
+            queued = bullmq.Job(self._queue, "node", item.to_data(), {**self._queue.jobsOpts, **self._opts(item)})
+            adds.append([*add_keys, *self._queue.scripts.addJobArgs(queued), queued.timestamp])
+        return adds
+
+    async def _add_leading(self, client: Any, add: Any, jobs: Sequence[Job]) -> Sequence[Job]:
+        """Add all but the last ``ADD_CHUNK`` of a wide fan-out's ``jobs`` ahead, ``ADD_CHUNK``
+        per MULTI, each packed as it goes; the rest (returned) go with the held job's
+        completion. Other workers start on the first successors while the rest are
+        packed and added: a fan-out of 1,000 has its first branch running about 40 ms
+        sooner. The job is still completed only with its last successors, so a successor
+        is missing from the queue only while the job that decided it is not done (a
+        crash re-runs it, and it adds them again: BullMQ ignores an id it holds)."""
+        while len(jobs) > ADD_CHUNK:
+            commands = [("EVALSHA", add.sha, 9, *args) for args in self._add_args(jobs[:ADD_CHUNK])]
+            jobs = jobs[ADD_CHUNK:]
+            results = await transaction(client, commands)
+            if any(isinstance(r, redis_errors.NoScriptError) for r in results):  # Redis lost its scripts
+                add.sha = await client.script_load(add.script)
+                results = await transaction(client, [("EVALSHA", add.sha, *command[2:]) for command in commands])
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise map_backend_error(result) from result
+        return jobs
 
     async def commit_and_finish(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """The held job's commit (``script``: ``COMPLETE_HOLD``, with ``keys`` and ``args``
