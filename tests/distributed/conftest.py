@@ -132,6 +132,28 @@ class Space:
             proc.wait_ready()
         return procs
 
+    def run_in_process(self, graph: dict[str, Any], *, concurrency: int) -> tuple[Any, dict[str, Any]]:
+        """Run ``graph`` (a description, built with the test registry) on a worker in this
+        process (so that a test can watch what it sends); its final action and context."""
+        import dist_nodes as d
+
+        from flowcraft.distributed import Worker
+
+        async def main() -> tuple[Any, dict[str, Any]]:
+            worker = Worker(d.REGISTRY, self.url, queue=self.queue, prefix=self.prefix, concurrency=concurrency)
+            await worker.connect()
+            serving = asyncio.ensure_future(worker.run())
+            try:
+                async with self.executor() as executor:
+                    handle = await executor.start(d.build(graph), {})
+                    return await handle.result(timeout=60), await handle.context()
+            finally:
+                await worker.close()
+                await serving
+                await worker.aclose()
+
+        return asyncio.run(main())
+
     def close(self) -> None:
         for proc in self.workers:
             proc.stop()

@@ -238,20 +238,7 @@ def test_a_commit_whose_script_redis_forgot_never_lets_its_job_complete(
     for branch in graph["nodes"][1 : width + 1]:
         branch.update(type="forget_scripts", data={**branch["data"], "url": space.url})
 
-    async def main() -> tuple[Any, dict[str, Any]]:
-        worker = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, concurrency=1)
-        await worker.connect()
-        serving = asyncio.ensure_future(worker.run())
-        try:
-            async with space.executor() as executor:
-                handle = await executor.start(d.build(graph), {})
-                return await handle.result(timeout=60), await handle.context()
-        finally:
-            await worker.close()
-            await serving
-            await worker.aclose()
-
-    action, context = asyncio.run(main())
+    action, context = space.run_in_process(graph, concurrency=1)
     assert action == "finished" and context["total"] == width + 1
     forgotten = [result for result in answers if isinstance(result[1], redis.exceptions.NoScriptError)]
     assert forgotten, f"no commit found its script missing ({len(answers)} commits with their completion)"

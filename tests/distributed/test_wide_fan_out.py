@@ -11,7 +11,6 @@ from typing import Any
 import dist_nodes as d
 import pytest
 
-from flowcraft.distributed import Worker
 from flowcraft.distributed.queue import ADD_CHUNK
 
 from .conftest import Space
@@ -39,20 +38,7 @@ def test_a_wide_fan_out_adds_its_first_successors_ahead_of_its_completion(
     monkeypatch.setattr(queue_module, "transaction", watched)
     width = 2 * ADD_CHUNK + 44
 
-    async def main() -> tuple[Any, dict[str, Any]]:
-        worker = Worker(d.REGISTRY, space.url, queue=space.queue, prefix=space.prefix, concurrency=4)
-        await worker.connect()
-        serving = asyncio.ensure_future(worker.run())
-        try:
-            async with space.executor() as executor:
-                handle = await executor.start(d.build(d.fan_out(width)), {})
-                return await handle.result(timeout=60), await handle.context()
-        finally:
-            await worker.close()
-            await serving
-            await worker.aclose()
-
-    action, context = asyncio.run(main())
+    action, context = space.run_in_process(d.fan_out(width), concurrency=4)
     assert action == "finished"
     assert context["total"] == width + 1 and context["collected"] == 1
     assert all(context[f"mark:b{i}"] == 1 for i in range(width))
