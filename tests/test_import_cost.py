@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,8 +70,16 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 """
 
 
+def _without_coverage() -> dict[str, str]:
+    """The environment without pytest-cov's subprocess hook (its variables): coverage
+    itself imports modules (``dataclasses``) that ``import flowcraft`` must not."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
+
+
 def _loaded_by_import() -> list[str]:
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60, env=_without_coverage()
+    )
     loaded: list[str] = json.loads(done.stdout)
     return loaded
 
@@ -207,7 +216,8 @@ def test_the_core_records_are_dataclasses_to_the_dataclasses_module() -> None:
     need not import ``dataclasses``), yet `dataclasses.fields`, `replace` and
     `is_dataclass` treat them as the dataclasses they were, defaults included."""
     done = subprocess.run(
-        [sys.executable, "-c", RECORDS_PROBE], capture_output=True, text=True, check=False, timeout=60
-    )
+        [sys.executable, "-c", RECORDS_PROBE],
+        capture_output=True, text=True, check=False, timeout=60, env=_without_coverage(),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
