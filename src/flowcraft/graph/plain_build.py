@@ -245,6 +245,7 @@ def _plain_wiring(
         pred = container_id if acted else owner
         for target in targets:
             append(_edge(container_id, target))
+            # the predecessor update of the loop above, inlined again: it runs per edge
             sources = get(target)
             if sources is None:
                 preds[target] = pred
