@@ -34,19 +34,6 @@ NewE = TypeVar("NewE")
 T = TypeVar("T")
 
 
-def record_repr(record: Any) -> str:
-    """``Name(field=value, ...)``, as a dataclass's generated ``__repr__`` writes it."""
-    fields = ", ".join(f"{name}={getattr(record, name)!r}" for name in record.__match_args__)
-    return f"{type(record).__qualname__}({fields})"
-
-
-def record_eq(record: Any, other: Any) -> Any:
-    """A dataclass's generated ``__eq__``: same class and equal fields."""
-    if other.__class__ is not record.__class__:
-        return NotImplemented
-    return all(getattr(record, name) == getattr(other, name) for name in record.__match_args__)
-
-
 def record_replace(record: Any, changes: dict[str, Any]) -> Any:
     """``dataclasses.replace(record, **changes)``: a new record, ``changes`` over its fields."""
     for name in record.__match_args__:
@@ -56,32 +43,51 @@ def record_replace(record: Any, changes: dict[str, Any]) -> Any:
 
 
 class DataclassInfo:
-    """``__dataclass_fields__`` / ``__dataclass_params__`` of a core record, built on first
-    read: the records are plain slotted classes (``__init__``, ``__repr__``, ``__eq__``
-    written out, fields in ``__match_args__``) that still work with `dataclasses.fields`,
-    `dataclasses.replace` and `dataclasses.is_dataclass`, without `import flowcraft`
-    importing `dataclasses` or running the decorator (~1 ms of the import's ~5.5 ms)."""
+    """``__dataclass_fields__`` / ``__dataclass_params__`` of a ``Record``
+    subclass, built on first read (then kept on that class): the records still work with
+    `dataclasses.fields`, `dataclasses.replace` and `dataclasses.is_dataclass`, without
+    `import flowcraft` importing `dataclasses` or running the decorator (~1 ms of the
+    import's ~5.5 ms)."""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.owner = owner
         self.attribute = name
 
     def __get__(self, instance: object, cls: type | None = None) -> Any:
         import dataclasses  # local import: only code that asks for dataclass fields needs it
 
-        owner = self.owner
-        init = owner.__init__  # type: ignore[misc]  # the record's own, as written
-        defaults = init.__defaults__ or ()
-        names = owner.__match_args__  # type: ignore[attr-defined]
+        owner: Any = cls if cls is not None else type(instance)
+        defaults = owner.__init__.__defaults__ or ()  # the record's own __init__, as written
+        names = owner.__match_args__
         namespace: dict[str, Any] = dict(zip(names[len(names) - len(defaults) :], defaults, strict=True))
         namespace.update(__annotations__=owner.__annotations__, __module__=owner.__module__)
         shadow: Any = dataclasses.dataclass(init=False, repr=False, eq=False)(type(owner.__name__, (), namespace))
-        owner.__dataclass_fields__ = shadow.__dataclass_fields__  # type: ignore[attr-defined]
-        owner.__dataclass_params__ = shadow.__dataclass_params__  # type: ignore[attr-defined]
+        owner.__dataclass_fields__ = shadow.__dataclass_fields__
+        owner.__dataclass_params__ = shadow.__dataclass_params__
         return getattr(owner, self.attribute)
 
 
-class NodeArgs(Generic[P, E]):
+class Record:
+    """Base of the core's records (`NodeArgs`, `RunOptions`, `WalkScope`): plain slotted
+    classes, their fields in ``__match_args__`` (also their ``__slots__``) and their
+    ``__init__`` written out, with a dataclass's ``__repr__`` and ``__eq__``, that
+    `dataclasses` functions accept (see ``DataclassInfo``)."""
+
+    __slots__ = ()
+    __match_args__: tuple[str, ...] = ()
+    __dataclass_fields__ = DataclassInfo()
+    __dataclass_params__ = DataclassInfo()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__match_args__)
+
+
+class NodeArgs(Record, Generic[P, E]):
     """What lifecycle methods and middleware receive.
 
     One ``NodeArgs`` belongs to one run of one node: the lifecycle fills in ``prep_res``,
@@ -126,8 +132,6 @@ class NodeArgs(Generic[P, E]):
         "incoming_action",
     )  # the fields, in order
     __slots__ = __match_args__
-    __dataclass_fields__ = DataclassInfo()
-    __dataclass_params__ = DataclassInfo()
 
     def __init__(
         self,
@@ -156,9 +160,6 @@ class NodeArgs(Generic[P, E]):
         self.node = node
         self.scope = scope
         self.incoming_action = incoming_action
-
-    __repr__ = record_repr
-    __eq__ = record_eq
 
     def replace(self, **changes: Any) -> NodeArgs[P, E]:
         """A copy with ``changes`` applied (same as `dataclasses.replace`)."""

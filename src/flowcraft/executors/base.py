@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ..abort import NEVER_ABORTED, AbortController, AbortSignal
 from ..loggers import Logger, NullLogger
 from ..middleware import Middleware, NextFn
-from ..node import DataclassInfo, record_eq, record_repr
+from ..node import Record
 
 if TYPE_CHECKING:
     from ..budget import Budget, BudgetMeter
@@ -57,8 +57,7 @@ PARKED: Any = _Parked()
 `flowcraft.executors.joins`)."""
 
 
-# A plain slotted class that `dataclasses` functions accept: see node.DataclassInfo.
-class RunOptions:
+class RunOptions(Record):
     """Options of one run: ``params``, ``logger``, ``signal``, ``controller``, ``executor``,
     ``on_event``, ``budget``.
 
@@ -83,8 +82,6 @@ class RunOptions:
         "budget",
     )  # the fields, in order
     __slots__ = __match_args__
-    __dataclass_fields__ = DataclassInfo()
-    __dataclass_params__ = DataclassInfo()
 
     def __init__(
         self,
@@ -103,9 +100,6 @@ class RunOptions:
         self.executor = executor
         self.on_event = on_event
         self.budget = budget
-
-    __repr__ = record_repr
-    __eq__ = record_eq
 
 
 class BatchOutcome(tuple[int, Mapping[str, Any], Any, "BaseException | None"]):
@@ -244,8 +238,7 @@ class NodeJob(Protocol):
         ...
 
 
-# A plain slotted class that `dataclasses` functions accept: see node.DataclassInfo.
-class WalkScope:
+class WalkScope(Record):
     """Everything the nodes of one walk share: the run's context and signal, the
     params they inherit, the middleware that wraps them, and fan-in bookkeeping.
 
@@ -284,8 +277,6 @@ class WalkScope:
         "job",
     )  # the fields, in order
     __slots__ = __match_args__
-    __dataclass_fields__ = DataclassInfo()
-    __dataclass_params__ = DataclassInfo()
 
     def __init__(
         self,
@@ -314,9 +305,6 @@ class WalkScope:
         self.events = events
         self.budget = budget
         self.job = job
-
-    __repr__ = record_repr
-    __eq__ = record_eq
 
 
 def resolve_options(flow: Flow, options: RunOptions | None) -> tuple[dict[str, Any], AbortSignal, Logger]:
