@@ -132,9 +132,20 @@ class Space:
             proc.wait_ready()
         return procs
 
+    async def _run(self, graph: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        import dist_nodes as d
+
+        async with self.executor() as executor:
+            handle = await executor.start(d.build(graph), {})
+            return await handle.result(timeout=60), await handle.context()
+
+    def run(self, graph: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Run ``graph`` (a description, built with the test registry) on this space's
+        workers (started already); its final action and context."""
+        return asyncio.run(self._run(graph))
+
     def run_in_process(self, graph: dict[str, Any], *, concurrency: int) -> tuple[Any, dict[str, Any]]:
-        """Run ``graph`` (a description, built with the test registry) on a worker in this
-        process (so that a test can watch what it sends); its final action and context."""
+        """``run``, on a worker in this process (so that a test can watch what it sends)."""
         import dist_nodes as d
 
         from flowcraft.distributed import Worker
@@ -144,9 +155,7 @@ class Space:
             await worker.connect()
             serving = asyncio.ensure_future(worker.run())
             try:
-                async with self.executor() as executor:
-                    handle = await executor.start(d.build(graph), {})
-                    return await handle.result(timeout=60), await handle.context()
+                return await self._run(graph)
             finally:
                 await worker.close()
                 await serving

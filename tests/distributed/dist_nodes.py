@@ -316,6 +316,13 @@ def fan_out(width: int, delay: float = 0.0) -> dict[str, Any]:
     }
 
 
+def check_fan_out(action: Any, context: dict[str, Any], width: int) -> None:
+    """``fan_out(width)`` ended as in memory: every branch ran once, the join once."""
+    assert action == "finished"
+    assert context["total"] == width + 1 and context["collected"] == 1
+    assert all(context[f"mark:b{i}"] == 1 for i in range(width))
+
+
 GRAPHS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "linear": (
         {"nodes": [node("a"), node("b"), node("c", action="end")], "edges": [edge("a", "b"), edge("b", "c")]},

@@ -62,15 +62,8 @@ def test_fan_out_jobs_a_completion_fetched_come_with_their_state(space: Space, s
     Before ``LOAD_NEXT``, every job read its state (26 ``LOAD`` calls)."""
     space.start_workers(1, concurrency=2)
 
-    async def main() -> tuple[Any, dict[str, Any]]:
-        async with space.executor() as executor:
-            handle = await executor.start(d.build(d.fan_out(24)), {})
-            return await handle.result(timeout=60), await handle.context()
-
-    action, context = asyncio.run(main())
-    assert action == "finished"
-    assert context["total"] == 25 and context["collected"] == 1
-    assert all(context[f"mark:b{i}"] == 1 for i in range(24))
+    action, context = space.run(d.fan_out(24))
+    d.check_fan_out(action, context, 24)
     loads, preloads = script_calls(LOAD), script_calls(LOAD_NEXT)
     assert loads <= 26 // 2, f"{loads} of 26 jobs read their state on their own ({preloads} LOAD_NEXT)"
     assert preloads >= 26 - loads
@@ -201,15 +194,8 @@ def test_a_fan_out_completes_when_redis_forgets_the_commit_script_but_not_bullmq
     for branch in graph["nodes"][1 : width + 1]:
         branch.update(type="forget_scripts", data={**branch["data"], "url": space.url})
 
-    async def main() -> tuple[Any, dict[str, Any]]:
-        async with space.executor() as executor:
-            handle = await executor.start(d.build(graph), {})
-            return await handle.result(timeout=60), await handle.context()
-
-    action, context = asyncio.run(main())
-    assert action == "finished"
-    assert context["total"] == width + 1 and context["collected"] == 1
-    assert all(context[f"mark:b{i}"] == 1 for i in range(width))
+    action, context = space.run(graph)
+    d.check_fan_out(action, context, width)
 
 
 @pytest.mark.timeout(120)
