@@ -128,6 +128,45 @@ def test_a_direct_branch_whose_exec_fails_uses_its_fallback_then_walks_on():
     assert ("after", "go", None) in ctx.to_dict()["trail"]
 
 
+class Results(ParallelFlow):
+    """A parallel block that keeps its branches' final actions (its ``exec_res``)."""
+
+    def post(self, args):
+        self.results = args.exec_res
+
+
+def test_a_direct_branch_with_an_unhashable_action_ends_with_it():
+    class Listing(Direct):
+        def post(self, args):
+            return ["x", "y"]  # a collection helper's kind of action: no successor can match it
+
+    a = Listing("a")
+    a.next(SyncExec("never"), "x")
+    block = Results([a, Direct("b")])
+    ctx = trail_ctx()
+    run(Flow(block).run(ctx))
+    assert sorted(block.results, key=str) == [DEFAULT_ACTION, ["x", "y"]]
+    assert "never" not in [step[0] for step in ctx.to_dict()["trail"]]
+
+
+def test_a_direct_branch_recovered_by_its_fallback_counts_at_the_join_or_ends():
+    class Fallback(Direct):
+        def exec_fallback(self, args):
+            return "recovered"
+
+    # "a" fails, its fallback runs, and it arrives at the join with "b"; "c" fails and ends
+    a, b, c = Fallback("a", fail="exec"), Direct("b", delay=0.01), Fallback("c", fail="exec")
+    join = SyncExec("join")
+    a.next(join)
+    b.next(join)
+    block = Results([a, b, c])
+    ctx = trail_ctx()
+    run(Flow(block).run(ctx))
+    assert [step[0] for step in ctx.to_dict()["trail"]].count("join") == 1
+    # two walks ended: "c"'s, and the one that went on from the last arrival through the join
+    assert block.results == [DEFAULT_ACTION, DEFAULT_ACTION]
+
+
 def test_a_direct_branch_failing_in_exec_fails_fast_with_the_node_named():
     logger = RecordingLogger()
     slow = Direct("slow", delay=5)
