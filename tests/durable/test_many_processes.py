@@ -1,19 +1,24 @@
 """Four processes start and run durable runs on one SQLite file at once, while one of
 them is killed midway: no "database is locked" reaches anyone, the survivors take over
-the dead process's runs, and every run completes with the right context."""
+the dead process's runs, and every run completes with the right context. A store opened
+while another process holds the new file's write lock waits for it."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from flowcraft.durable import DurableExecutor
+from flowcraft.durable.sqlite_schema import open_database
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -60,3 +65,23 @@ def test_four_processes_one_file_one_killed(tmp_path: Path) -> None:
     for run_id, state, context in runs:
         assert state == "completed", run_id
         assert context == {"n:m1": 1, "n:m2": 1, "n:m3": 1, "n:m4": 1}, run_id
+
+
+def test_a_store_opened_while_another_process_creates_it_waits_for_its_lock(tmp_path: Path) -> None:
+    # Another process holds the write lock of a new store's file (it is creating the
+    # tables, before the file is in WAL mode). SQLite fails the switch to WAL mode at once,
+    # without its busy handler: opening waits for the lock as busy_timeout says.
+    db = str(tmp_path / "runs.db")
+    creator = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    creator.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(0.3, lambda: creator.execute("COMMIT"))
+    releaser.start()
+    started = time.monotonic()
+    try:
+        connection = open_database(db, synchronous="NORMAL", busy_timeout=5.0)
+    finally:
+        releaser.join()
+        creator.close()
+    assert time.monotonic() - started >= 0.25  # it waited for the lock, and did not fail
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()

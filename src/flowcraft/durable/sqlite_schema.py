@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 
 from ..engine.errors import StoreError
 
@@ -139,7 +140,7 @@ def _prepare(connection: sqlite3.Connection, path: str, synchronous: str, busy_t
                 f"up to {SCHEMA_VERSION}); upgrade flowcraft-py to use it",
                 path=path,
             )
-        connection.execute("PRAGMA journal_mode = WAL")
+        _use_wal(connection, path, busy_timeout)
         connection.execute(f"PRAGMA synchronous = {synchronous}")
         if version == 0:
             _create(connection, path)
@@ -154,6 +155,36 @@ def _prepare(connection: sqlite3.Connection, path: str, synchronous: str, busy_t
         if "readonly" in message or "unable to open" in message:
             raise StoreError(f"Cannot write the run store {path!r}: {message}", path=path) from error
         raise StoreError(f"Cannot open the run store {path!r}: {message}", path=path) from error
+
+
+def _use_wal(connection: sqlite3.Connection, path: str, busy_timeout: float) -> None:
+    """Put the file in WAL mode, waiting up to ``busy_timeout`` seconds for another
+    connection's lock.
+
+    SQLite does not call the busy handler for this switch: while another process holds a
+    write lock on a file not yet in WAL mode (it is creating the tables of a new store),
+    the pragma fails at once with "database is locked", whatever ``busy_timeout`` says. So
+    it is retried here, as the busy handler would.
+    """
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.001
+    while True:
+        try:
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        else:
+            if mode in ("wal", "memory"):  # ("memory": an in-memory database keeps its own)
+                return
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"Cannot put the run store {path!r} in WAL mode (it stayed in {mode!r} mode for "
+                    f"{busy_timeout} s; another process keeps it locked, or the file system lacks shared memory)",
+                    path=path,
+                )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _identity(connection: sqlite3.Connection) -> tuple[int, int]:
