@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from .actions import DEFAULT_ACTION
 from .executors.base import BatchOutcome
 from .flow import Flow, executor_of
-from .node import AbstractNode, NodeArgs
+from .node import _DEFAULTS_UNOBSERVED, AbstractNode, NodeArgs
 
 __all__ = ["BatchFlow", "ParallelBatchFlow", "ParallelFlow", "SequenceFlow"]
 
@@ -31,6 +31,9 @@ class _Bounded(Flow):
         if name == "concurrency":
             value = _check_concurrency(self, value)
         super().__setattr__(name, value)
+
+
+_DEFAULTS_UNOBSERVED.add(_Bounded.__setattr__)  # it checks `concurrency` only
 
 
 class SequenceFlow(Flow):
@@ -83,7 +86,7 @@ class ParallelFlow(_Bounded):
             if not isinstance(node, AbstractNode):
                 raise TypeError(f"{type(self).__name__} branch {i} is not a node: {type(node).__name__}: {node!r}")
         object.__setattr__(self, "_nodes_to_run", branches)
-        self._wiring += 1
+        object.__setattr__(self, "_wiring", self._wiring + 1)  # bookkeeping: no __setattr__ needs to see it
 
     @property
     def branches(self) -> tuple[AbstractNode, ...]:

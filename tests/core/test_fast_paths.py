@@ -393,3 +393,22 @@ def test_a_nodes_walk_plan_follows_its_retry_options():
     assert node._walk_plan == Direct._walk_plan
     node.timeout = 5.0
     assert not node._walk_plan[1]
+
+
+@pytest.mark.parametrize(("kind", "arguments"), [(Node, ()), (Direct, ("d",)), (Flow, ()), (ParallelFlow, ([],))])
+def test_a_node_with_default_options_has_the_fields_of_the_checked_path(kind, arguments):
+    # Node() with its default options sets its fields without the checks (they need none).
+    # A subclass with a __setattr__ of its own sees every field set the checked way: both
+    # nodes have the same fields, in the same order (instances share their keys).
+    def observe(self, name, value):
+        Node.__setattr__(self, name, value)
+
+    observed_kind = type(f"Observed{kind.__name__}", (kind,), {"__setattr__": observe})
+    fast, checked = kind(*arguments), observed_kind(*arguments)
+    fast_fields, checked_fields = vars(fast), vars(checked)
+    assert list(fast_fields) == list(checked_fields)
+    for name, value in fast_fields.items():
+        if name == "_walk_plan":  # each its class's plan (single attempt, no timeout)
+            assert (value, checked_fields[name]) == (kind._walk_plan, observed_kind._walk_plan)
+        else:
+            assert value == checked_fields[name], name
