@@ -205,7 +205,6 @@ def _plain_wiring(
     edges: list[GraphEdge] = []
     append = edges.append
     preds: _Preds = {}
-    get = preds.get
     counts: dict[str, int] = {}
     if acted or single:
         for raw in raw_edges:
@@ -221,17 +220,7 @@ def _plain_wiring(
             if next(iter(raw)) != "source" or (len(raw) == 3 and tuple(raw) != _ACTION_EDGE_KEYS):
                 return None
             append(_edge(source, target, raw.get("action")))
-            sources = get(target)
-            if sources is None:
-                preds[target] = source
-                counts[target] = 1
-            elif type(sources) is str:
-                if sources != source:
-                    preds[target] = [sources, source]
-                    counts[target] = 2
-            elif source not in sources:
-                sources.append(source)
-                counts[target] = len(sources)
+            _add_predecessor(preds, counts, target, source)
     container_ids: list[str] = []
     add_node, add_id = nodes.append, container_ids.append
     for owner, container_id, action, targets in groups:
@@ -245,19 +234,23 @@ def _plain_wiring(
         pred = container_id if acted else owner
         for target in targets:
             append(_edge(container_id, target))
-            # the predecessor update of the loop above, inlined again: it runs per edge
-            sources = get(target)
-            if sources is None:
-                preds[target] = pred
-                counts[target] = 1
-            elif type(sources) is str:
-                if sources != pred:
-                    preds[target] = [sources, pred]
-                    counts[target] = 2
-            elif pred not in sources:
-                sources.append(pred)
-                counts[target] = len(sources)
+            _add_predecessor(preds, counts, target, pred)
     return edges, preds, counts, container_ids
+
+
+def _add_predecessor(preds: _Preds, counts: dict[str, int], target: str, source: str) -> None:
+    """Record ``source`` among ``target``'s distinct predecessors, and their number."""
+    sources = preds.get(target)
+    if sources is None:
+        preds[target] = source
+        counts[target] = 1
+    elif type(sources) is str:
+        if sources != source:
+            preds[target] = [sources, source]
+            counts[target] = 2
+    elif source not in sources:
+        sources.append(source)
+        counts[target] = len(sources)
 
 
 def _plain_producers(
