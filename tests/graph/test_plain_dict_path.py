@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from flowcraft import DanglingEdgeError, DuplicateNodeIdError, InvalidGraphError, NoStartNodeError
 from flowcraft.errors import UnknownNodeTypeError
-from flowcraft.graph import GraphBuilder, WorkflowGraph
+from flowcraft.graph import GraphBuilder, WorkflowBlueprint, WorkflowGraph
 
 from .conftest import DictResolver, Recorder
 
@@ -73,18 +73,30 @@ def plain_graphs(draw: Any) -> dict[str, Any]:
 @SETTINGS
 @given(plain_graphs())
 def test_random_plain_graphs_compile_as_the_checked_path_does(raw: dict[str, Any]) -> None:
-    builder = make_builder()
-    try:
-        checked = builder._compile_checked(WorkflowGraph.from_dict(copy.deepcopy(raw)))
-    except NoStartNodeError:
-        assert builder._compile_plain_dict(copy.deepcopy(raw)) is None
+    compiled = compile_both_ways(raw, NoStartNodeError)
+    if compiled is None:
         return
-    plain = builder._compile_plain_dict(copy.deepcopy(raw))
+    builder, plain, checked = compiled
     if plain is None:  # stepped aside (a kept edge with its keys in another order)
         assert any(next(iter(edge)) != "source" for edge in raw["edges"])
         assert builder.build_blueprint(copy.deepcopy(raw)).blueprint.to_json() == checked.to_json()
         return
     assert_same(plain, checked)
+
+
+def compile_both_ways(
+    raw: dict[str, Any], *refused: type[Exception]
+) -> tuple[Any, WorkflowBlueprint | None, WorkflowBlueprint] | None:
+    """``raw`` through the plain path and the checked path, each on its own copy: the
+    builder and both blueprints; ``None`` when the checked path refused it with one of
+    ``refused`` (and the plain path stepped aside, asserted here)."""
+    builder = make_builder()
+    try:
+        checked = builder._compile_checked(WorkflowGraph.from_dict(copy.deepcopy(raw)))
+    except refused:
+        assert builder._compile_plain_dict(copy.deepcopy(raw)) is None
+        return None
+    return builder, builder._compile_plain_dict(copy.deepcopy(raw)), checked
 
 
 @st.composite
@@ -111,13 +123,10 @@ def larger_plain_graphs(draw: Any) -> dict[str, Any]:
 @SETTINGS
 @given(larger_plain_graphs())
 def test_larger_random_plain_graphs_compile_as_the_checked_path_does(raw: dict[str, Any]) -> None:
-    builder = make_builder()
-    try:
-        checked = builder._compile_checked(WorkflowGraph.from_dict(copy.deepcopy(raw)))
-    except (NoStartNodeError, DuplicateNodeIdError):
-        assert builder._compile_plain_dict(copy.deepcopy(raw)) is None
-        return
-    assert_same(builder._compile_plain_dict(copy.deepcopy(raw)), checked)
+    compiled = compile_both_ways(raw, NoStartNodeError, DuplicateNodeIdError)
+    if compiled is not None:
+        _, plain, checked = compiled
+        assert_same(plain, checked)
 
 
 def test_two_generated_containers_with_one_id_are_left_to_the_checked_path() -> None:
