@@ -80,7 +80,7 @@ class Flow(Node[Any, Any, Any]):
         if not isinstance(node, AbstractNode):
             raise TypeError(f"{type(self).__name__}.start() expects a node, got {type(node).__name__}: {node!r}")
         self.start_node = node
-        object.__setattr__(self, "_wiring", self._wiring + 1)  # bookkeeping: no __setattr__ needs to see it
+        self._rewired()
         return node
 
     def use(self, middleware: Middleware, *, inherit: bool = False) -> Flow:

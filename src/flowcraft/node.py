@@ -366,8 +366,13 @@ class AbstractNode:
             self.successors = _shared_map(self, action, bucket[0])
         else:
             self.successors = {**current, action: bucket}
-        object.__setattr__(self, "_wiring", self._wiring + 1)  # bookkeeping: no __setattr__ needs to see it
+        self._rewired()
         return nodes[0]
+
+    def _rewired(self) -> None:
+        """Count a change of this node's wiring (`_wiring`): private bookkeeping, set
+        without ``__setattr__``, which no node class needs to see it through."""
+        object.__setattr__(self, "_wiring", self._wiring + 1)
 
     async def run_lifecycle(self, args: NodeArgs[Any, Any], *, skip_exec: bool = False) -> Any:
         """Run this node's whole lifecycle once with ``args`` and return its action.

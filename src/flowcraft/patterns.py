@@ -86,7 +86,7 @@ class ParallelFlow(_Bounded):
             if not isinstance(node, AbstractNode):
                 raise TypeError(f"{type(self).__name__} branch {i} is not a node: {type(node).__name__}: {node!r}")
         object.__setattr__(self, "_nodes_to_run", branches)
-        object.__setattr__(self, "_wiring", self._wiring + 1)  # bookkeeping: no __setattr__ needs to see it
+        self._rewired()
 
     @property
     def branches(self) -> tuple[AbstractNode, ...]:
